@@ -1,0 +1,209 @@
+"""What both emulators share: the call log, fault injection and the server thread."""
+
+from __future__ import annotations
+
+import random
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+@dataclass(frozen=True)
+class LoggedCall:
+    method: str
+    path: str
+    kind: str  # e.g. "query_page", "composite_write", "deal_search", "batch_update"
+    status: int
+    records: int = 0  # records read or written by this call, where that means something
+
+
+class CallLog:
+    """A thread-safe request log with per-kind counters, for tests and benchmarks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: list[LoggedCall] = []
+
+    def record(self, call: LoggedCall) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def calls(self, kind: str | None = None) -> list[LoggedCall]:
+        with self._lock:
+            return [c for c in self._calls if kind is None or c.kind == kind]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(Counter(c.kind for c in self._calls).items()))
+
+    def total(self) -> int:
+        with self._lock:
+            return len(self._calls)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+    def as_json(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": len(self._calls),
+                "counts": dict(sorted(Counter(c.kind for c in self._calls).items())),
+                "calls": [c.__dict__ for c in self._calls[-1000:]],
+            }
+
+
+@dataclass
+class Faults:
+    """Failures to inject, settable from Python and from each emulator's admin endpoint.
+
+    ``rate_limit``: requests allowed per ``rate_window_s`` (HubSpot's 10-second
+    window); ``daily_limit``: API calls allowed in total (Salesforce's daily
+    budget); ``error_rate``: share of calls answered 503, drawn from a seeded
+    generator so runs repeat; ``locked_ids``: records whose writes fail with
+    ``UNABLE_TO_LOCK_ROW`` (Salesforce) or an error in a 207 (HubSpot), each
+    for ``lock_failures`` attempts; ``latency_ms``: delay added to every call.
+    """
+
+    rate_limit: int | None = None
+    rate_window_s: float = 10.0
+    daily_limit: int | None = None
+    error_rate: float = 0.0
+    locked_ids: set[str] = field(default_factory=set)
+    lock_failures: int = 1
+    latency_ms: int = 0
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+    _window: list[float] = field(init=False, repr=False, default_factory=list)
+    _lock_hits: Counter[str] = field(init=False, repr=False, default_factory=Counter)
+    _guard: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def update(self, settings: dict[str, Any]) -> None:
+        """Apply settings from the admin endpoint (unknown names are refused)."""
+        allowed = {
+            "rate_limit",
+            "rate_window_s",
+            "daily_limit",
+            "error_rate",
+            "locked_ids",
+            "lock_failures",
+            "latency_ms",
+            "seed",
+        }
+        unknown = set(settings) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
+        with self._guard:
+            for name, value in settings.items():
+                if name == "locked_ids":
+                    value = set(value)
+                setattr(self, name, value)
+            if "seed" in settings:
+                self._rng = random.Random(self.seed)
+            if "locked_ids" in settings:
+                self._lock_hits.clear()
+
+    def delay(self) -> None:
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+
+    def should_fail(self) -> bool:
+        with self._guard:
+            return self.error_rate > 0 and self._rng.random() < self.error_rate
+
+    def rate_limited(self, now: float | None = None) -> tuple[bool, int, float]:
+        """Count this call in the rolling window: (over the limit?, remaining, seconds to wait)."""
+        if self.rate_limit is None:
+            return False, -1, 0.0
+        now = time.monotonic() if now is None else now
+        with self._guard:
+            self._window = [t for t in self._window if now - t < self.rate_window_s]
+            if len(self._window) >= self.rate_limit:
+                wait = self.rate_window_s - (now - self._window[0])
+                return True, 0, max(wait, 0.0)
+            self._window.append(now)
+            return False, self.rate_limit - len(self._window), 0.0
+
+    def lock_fails(self, record_id: str) -> bool:
+        """True when a write to this record should fail as locked this time."""
+        with self._guard:
+            if record_id not in self.locked_ids:
+                return False
+            if self._lock_hits[record_id] >= self.lock_failures:
+                return False
+            self._lock_hits[record_id] += 1
+            return True
+
+
+class ServerThread:
+    """A WSGI app served on loopback from a daemon thread, optionally over TLS."""
+
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, ssl_context=ssl_context
+        )
+        self.host = host
+        self.port = self._server.server_port
+        self.scheme = "https" if ssl_context else "http"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name=f"sandbox-{self.port}"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class LocalTLS:
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost."""
+
+    ca_path: Path
+    context: ssl.SSLContext
+
+
+def local_tls(ca_path: Path) -> LocalTLS:
+    import trustme
+
+    ca = trustme.CA(organization_name="spm-connector sandbox")
+    cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(context)
+    ca_path.parent.mkdir(parents=True, exist_ok=True)
+    ca.cert_pem.write_to_path(str(ca_path))
+    return LocalTLS(ca_path=ca_path, context=context)
+
+
+@contextmanager
+def serving(app: Any, ssl_context: ssl.SSLContext | None = None) -> Iterator[ServerThread]:
+    server = ServerThread(app, ssl_context=ssl_context).start()
+    try:
+        yield server
+    finally:
+        server.stop()

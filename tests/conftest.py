@@ -1,0 +1,6 @@
+"""Shared pytest configuration: fixtures live in plugin modules, one per concern."""
+
+pytest_plugins = [
+    "tests.fixtures.salesforce_sandbox",
+    "tests.fixtures.hubspot_sandbox",
+]
