@@ -1,0 +1,93 @@
+"""Exact money: Decimal from text, rounding named at every step, fixed formats out.
+
+Money never passes through ``float``: values come from strings, ints or
+Decimals, and each rounding names ``ROUND_HALF_UP`` (half away from zero on the
+absolute value, so ``-0.005`` becomes ``-0.01``) instead of trusting whatever the
+ambient Decimal context says.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
+
+CENT = Decimal("0.01")
+FRACTION_PLACES = Decimal("0.0001")
+ZERO = Decimal(0)
+ONE = Decimal(1)
+HUNDRED = Decimal(100)
+
+
+class MoneyError(ValueError):
+    """A value that is not an exact decimal number."""
+
+
+def parse_decimal(value: object) -> Decimal:
+    """Read a decimal from text, an int or a Decimal; refuse floats and junk.
+
+    Floats are refused because their binary value is not the number the user
+    wrote (``0.1`` is 0.1000000000000000055…).
+    """
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, bool):
+        raise MoneyError(f"{value!r} is not a number")
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            result = Decimal(text)
+        except InvalidOperation:
+            raise MoneyError(f"{value!r} is not a number") from None
+    elif isinstance(value, float):
+        raise MoneyError(f"{value!r} is a binary float; give the number as text")
+    else:
+        raise MoneyError(f"{value!r} is not a number")
+    if not result.is_finite():
+        raise MoneyError(f"{value!r} is not a finite number")
+    return result
+
+
+def round_cents(value: Decimal) -> Decimal:
+    """Round half away from zero to the cent; never returns ``-0.00``."""
+    rounded = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return rounded if rounded else CENT * 0
+
+
+def round_fraction(value: Decimal) -> Decimal:
+    rounded = value.quantize(FRACTION_PLACES, rounding=ROUND_HALF_UP)
+    return rounded if rounded else FRACTION_PLACES * 0
+
+
+def ratio(numerator: Decimal, denominator: Decimal, places: Decimal = FRACTION_PLACES) -> Decimal:
+    """``numerator / denominator`` rounded half-up to ``places``, computed exactly.
+
+    Decimal division rounds to the context precision first; rounding that again
+    could round twice. Going through ``Fraction`` keeps the quotient exact
+    until the one rounding we name.
+    """
+    exact = Fraction(numerator) / Fraction(denominator)
+    scale = 1 / Fraction(places)
+    scaled = abs(exact) * scale
+    whole, rest = divmod(scaled.numerator, scaled.denominator)
+    if 2 * rest >= scaled.denominator:
+        whole += 1
+    result = (Decimal(whole) * places).quantize(places)
+    if exact < 0 and whole:
+        result = -result
+    return result
+
+
+def is_whole_cents(value: Decimal) -> bool:
+    return value == value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def format_money(value: Decimal) -> str:
+    """``"1234.50"``: exactly two decimals, never ``-0.00``."""
+    return f"{round_cents(value):.2f}"
+
+
+def format_fraction(value: Decimal) -> str:
+    """``"0.8550"``: exactly four decimals, never ``-0.0000``."""
+    return f"{round_fraction(value):.4f}"
