@@ -60,7 +60,7 @@ class Deal:
     cancel_date: date | None = None
     type: str | None = None
     # Every other column / CRM property as text, for SPIFF filters.
-    properties: Mapping[str, str] = field(default=_NO_PROPERTIES)
+    properties: Mapping[str, str] = field(default_factory=lambda: _NO_PROPERTIES)
     splits: tuple[Split, ...] = ()
 
 
