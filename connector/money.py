@@ -8,8 +8,7 @@ ambient Decimal context says.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from fractions import Fraction
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 CENT = Decimal("0.01")
 FRACTION_PLACES = Decimal("0.0001")
@@ -63,18 +62,18 @@ def round_fraction(value: Decimal) -> Decimal:
 def ratio(numerator: Decimal, denominator: Decimal, places: Decimal = FRACTION_PLACES) -> Decimal:
     """``numerator / denominator`` rounded half-up to ``places``, computed exactly.
 
-    Decimal division rounds to the context precision first; rounding that again
-    could round twice. Going through ``Fraction`` keeps the quotient exact
-    until the one rounding we name.
+    Plain Decimal division rounds to the context precision first, and rounding
+    that again could round twice. Instead, take the integer quotient and
+    remainder of the scaled division (both exact) and round once, by hand.
     """
-    exact = Fraction(numerator) / Fraction(denominator)
-    scale = 1 / Fraction(places)
-    scaled = abs(exact) * scale
-    whole, rest = divmod(scaled.numerator, scaled.denominator)
-    if 2 * rest >= scaled.denominator:
-        whole += 1
-    result = (Decimal(whole) * places).quantize(places)
-    if exact < 0 and whole:
+    with localcontext() as context:
+        context.prec = 60  # wide enough that divmod of money-sized operands is exact
+        scaled = numerator.copy_abs() / places
+        whole, rest = divmod(scaled, denominator.copy_abs())
+        if 2 * rest >= denominator.copy_abs():
+            whole += 1
+        result = (whole * places).quantize(places)
+    if (numerator < 0) != (denominator < 0) and whole:
         result = -result
     return result
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from connector.models import Deal, Line, LineKind
 from connector.money import HUNDRED, ZERO, format_money, ratio, round_cents
@@ -21,8 +22,7 @@ from connector.plans import Bonus, Commission, Method, Spiff, TiersOn
 _COMMISSION = LineKind.COMMISSION
 
 
-@dataclass(frozen=True, slots=True)
-class Credit:
+class Credit(NamedTuple):
     """A rep's share of a credited deal."""
 
     deal: Deal
@@ -106,15 +106,11 @@ class Schedule:
             first += 1
         return first, last
 
-    def integral(self, x: Decimal) -> Decimal:
-        """``F(x)``: commission on the first ``x`` of bookings under marginal tiers."""
-        bounds = self.bounds
-        if not bounds or x <= bounds[0]:
+    def integral(self, x: Decimal, tier: int) -> Decimal:
+        """``F(x)``: commission on the first ``x`` of bookings, ``x`` being in ``tier``."""
+        if tier == 0:
             return self.rates[0] * x
-        for index in range(1, len(bounds)):
-            if x <= bounds[index]:
-                return self.at_bounds[index - 1] + self.rates[index] * (x - bounds[index - 1])
-        return self.at_bounds[-1] + self.rates[-1] * (x - bounds[-1])
+        return self.at_bounds[tier - 1] + self.rates[tier] * (x - self.bounds[tier - 1])
 
 
 def commission_lines(credits: Sequence[Credit], schedule: Schedule) -> list[Line]:
@@ -128,21 +124,27 @@ def commission_lines(credits: Sequence[Credit], schedule: Schedule) -> list[Line
 
 def _marginal(credits: Sequence[Credit], schedule: Schedule) -> list[Line]:
     lines: list[Line] = []
+    tier_of, integral = schedule.tier_of, schedule.integral
+    rates, labels = schedule.rates, schedule.labels
     cumulative = ZERO
+    tier = tier_of(cumulative)
     before = ZERO  # F(cumulative)
     for credit in credits:
-        start = cumulative
-        cumulative += credit.amount
-        after = schedule.integral(cumulative)
+        start, start_tier = cumulative, tier
+        cumulative = start + credit.amount
+        tier = tier_of(cumulative)
+        after = integral(cumulative, tier)
         exact = after - before
         before = after
-        first, last = schedule.tiers_spanned(start, cumulative)
-        if first == last:
-            rate = schedule.rates[first]
-            rule = schedule.labels[first]
+        if tier == start_tier:  # the whole slice lies in one tier
+            rate, rule = rates[tier], labels[tier]
         else:
-            rate = ratio(exact, credit.amount)
-            rule = f"tiers {first + 1}-{last + 1} blended (marginal)"
+            first, last = schedule.tiers_spanned(start, cumulative)
+            if first == last:
+                rate, rule = rates[first], labels[first]
+            else:
+                rate = ratio(exact, credit.amount)
+                rule = f"tiers {first + 1}-{last + 1} blended (marginal)"
         lines.append(Line(_COMMISSION, credit.deal.id, round_cents(exact), rate, rule))
     return lines
 
@@ -196,26 +198,43 @@ def deal_value(deal: Deal, key: str) -> str | None:
     return None
 
 
+def _spiff_rule(spiff: Spiff) -> str:
+    if spiff.rate is not None:
+        return f"SPIFF {spiff.name}: {_percent(spiff.rate)} of credit"
+    assert spiff.amount is not None  # the plan schema requires amount or rate
+    return f"SPIFF {spiff.name}: {format_money(spiff.amount)} per deal"
+
+
 def spiff_lines(credits: Sequence[Credit], spiffs: Sequence[Spiff]) -> list[Line]:
     """SPIFF lines, deal by deal in credit order, then in the plan's SPIFF order."""
     lines: list[Line] = []
     if not spiffs:
         return lines
+    prepared = [(spiff, tuple(spiff.when.items()), _spiff_rule(spiff)) for spiff in spiffs]
     for credit in credits:
         deal = credit.deal
-        for spiff in spiffs:
-            if any(deal_value(deal, key) != value for key, value in spiff.when.items()):
+        properties = deal.properties
+        for spiff, conditions, rule in prepared:
+            matched = True
+            for key, value in conditions:
+                found = properties.get(key)
+                if found is None:
+                    found = deal_value(deal, key)
+                if found != value:
+                    matched = False
+                    break
+            if not matched:
                 continue
             if spiff.rate is not None:
                 amount = round_cents(credit.amount * spiff.rate)
-                rule = f"SPIFF {spiff.name}: {_percent(spiff.rate)} of credit"
                 lines.append(Line(LineKind.SPIFF, deal.id, amount, spiff.rate, rule))
             elif spiff.amount is not None and credit.amount > 0:
                 amount = round_cents(spiff.amount * credit.share)
-                rule = f"SPIFF {spiff.name}: {format_money(spiff.amount)} per deal"
                 if credit.share != 1:
-                    rule += f" × {_percent(credit.share)} split"
-                lines.append(Line(LineKind.SPIFF, deal.id, amount, None, rule))
+                    share_rule = f"{rule} × {_percent(credit.share)} split"
+                    lines.append(Line(LineKind.SPIFF, deal.id, amount, None, share_rule))
+                else:
+                    lines.append(Line(LineKind.SPIFF, deal.id, amount, None, rule))
     return lines
 
 

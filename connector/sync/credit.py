@@ -81,15 +81,26 @@ def activity_by_rep(
 ) -> dict[str, RepActivity]:
     """Bucket every deal's effect by rep and period; non-members are ignored."""
     activity: dict[str, RepActivity] = {rep_id: RepActivity() for rep_id in members}
+    monthly = kind is PeriodKind.MONTH
     for deal in deals:
         status = deal.status
-        period = period_of(deal.close_date, kind)
+        close = deal.close_date
+        # Inlined period_of for months: this loop runs once per deal of the org.
+        period = close.year * 12 + close.month - 1 if monthly else period_of(close, kind)
         if status is _CANCELLED:
             assert deal.cancel_date is not None  # validate_deals guarantees it
             cancel_period = period_of(deal.cancel_date, kind)
             if cancel_period == period:
                 status = _LOST
         if status is _WON or status is _CANCELLED:
+            if not deal.splits:
+                rep = activity.get(deal.owner_id)
+                if rep is None:
+                    continue
+                rep.credits.setdefault(period, []).append(Credit(deal, deal.amount, ONE))
+                if status is _CANCELLED:
+                    rep.reversals.append(Reversal(deal, period, cancel_period))
+                continue
             for rep_id, amount, share in _shares(deal):
                 rep = activity.get(rep_id)
                 if rep is None:
@@ -111,8 +122,6 @@ def activity_by_rep(
 
 
 def _shares(deal: Deal) -> list[tuple[str, Decimal, Decimal]]:
-    if not deal.splits:
-        return [(deal.owner_id, deal.amount, ONE)]
     return [
         (split.rep_id, deal.amount * split.percent / HUNDRED, split.percent / HUNDRED)
         for split in deal.splits

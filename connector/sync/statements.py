@@ -90,11 +90,13 @@ def calculate(
     activity = activity_by_rep(deals, by_rep.keys(), period_kind)
 
     statements: list[Statement] = []
+    # Most periods share a quota, so tier bounds are resolved once per (plan, quota).
+    schedules: dict[tuple[int, Decimal | None], Schedule] = {}
     for rep_id in sorted(by_rep):
         rep_ledgers = sorted(by_rep[rep_id], key=lambda ledger: (ledger.start_day, ledger.plan.id))
         rep_activity = activity[rep_id]
         for ledger in rep_ledgers:
-            _earn(ledger, rep_activity, rep_ledgers, period_kind)
+            _earn(ledger, rep_activity, rep_ledgers, period_kind, schedules)
         _claw_back(rep_ledgers, rep_activity, period_kind, warnings)
         for ledger in rep_ledgers:
             statements.extend(_settle(ledger, period_kind, as_of))
@@ -188,7 +190,11 @@ def _quota(ledger: _Ledger, k: int, period: int, kind: PeriodKind) -> Decimal | 
 
 
 def _earn(
-    ledger: _Ledger, activity: RepActivity, rep_ledgers: Sequence[_Ledger], kind: PeriodKind
+    ledger: _Ledger,
+    activity: RepActivity,
+    rep_ledgers: Sequence[_Ledger],
+    kind: PeriodKind,
+    schedules: dict[tuple[int, Decimal | None], Schedule],
 ) -> None:
     """Pass 1: commission, SPIFF and bonus lines for each of the ledger's periods."""
     plan = ledger.plan
@@ -202,7 +208,9 @@ def _earn(
             credits = [c for c in credits if _counts_in(ledger, rep_ledgers, period, c.deal)]
             lost = [d for d in lost if _counts_in(ledger, rep_ledgers, period, d)]
             open_deals = [d for d in open_deals if _counts_in(ledger, rep_ledgers, period, d)]
-        schedule = Schedule.build(plan.commission, quota)
+        schedule = schedules.get((id(plan), quota))
+        if schedule is None:
+            schedule = schedules[id(plan), quota] = Schedule.build(plan.commission, quota)
         lines = commission_lines(credits, schedule)
         lines += spiff_lines(credits, plan.spiffs)
         bookings = sum((credit.amount for credit in credits), ZERO)
