@@ -1,0 +1,182 @@
+"""The custom CRM fields we own (crm-fields.md), keyed by meaning.
+
+Each field has a stable *key* (``commission``, ``payout_ytd``, …) used by the
+sync engine and the store; the CRM-specific names and types live here and can
+be renamed in spm.yaml under ``fields:`` (by key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class RecordKind(StrEnum):
+    DEAL = "deal"
+    REP = "rep"
+
+
+class ValueKind(StrEnum):
+    MONEY = "money"  # Decimal, two places
+    FRACTION = "fraction"  # Decimal fraction: 0.125 = 12.5 %
+    TEXT = "text"
+    DATETIME = "datetime"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    key: str
+    record: RecordKind
+    value: ValueKind
+    label: str
+    description: str
+    salesforce: str
+    hubspot: str
+    # Salesforce Percent(7,4) for a deal's rate, Percent(7,2) for attainment.
+    percent_scale: int = 2
+
+
+_DEAL, _REP = RecordKind.DEAL, RecordKind.REP
+_M, _F, _T, _DT = ValueKind.MONEY, ValueKind.FRACTION, ValueKind.TEXT, ValueKind.DATETIME
+
+CATALOGUE: tuple[FieldSpec, ...] = (
+    FieldSpec(
+        "commission",
+        _DEAL,
+        _M,
+        "SPM Commission",
+        "Commission this deal earned (all split reps together)",
+        "SPM_Commission__c",
+        "spm_commission",
+    ),
+    FieldSpec(
+        "commission_rate",
+        _DEAL,
+        _F,
+        "SPM Commission Rate",
+        "Effective commission rate: commission divided by credit",
+        "SPM_Commission_Rate__c",
+        "spm_commission_rate",
+        percent_scale=4,
+    ),
+    FieldSpec(
+        "commission_period",
+        _DEAL,
+        _T,
+        "SPM Commission Period",
+        "Period the deal was credited in",
+        "SPM_Commission_Period__c",
+        "spm_commission_period",
+    ),
+    FieldSpec(
+        "clawback",
+        _DEAL,
+        _M,
+        "SPM Clawback",
+        "Commission clawed back (0 or negative)",
+        "SPM_Clawback__c",
+        "spm_clawback",
+    ),
+    FieldSpec(
+        "period", _REP, _T, "SPM Period", "Current commission period", "SPM_Period__c", "spm_period"
+    ),
+    FieldSpec(
+        "quota", _REP, _M, "SPM Quota", "Quota for the current period", "SPM_Quota__c", "spm_quota"
+    ),
+    FieldSpec(
+        "bookings",
+        _REP,
+        _M,
+        "SPM Bookings",
+        "Bookings credited this period",
+        "SPM_Bookings__c",
+        "spm_bookings",
+    ),
+    FieldSpec(
+        "attainment",
+        _REP,
+        _F,
+        "SPM Attainment",
+        "Quota attainment this period",
+        "SPM_Attainment__c",
+        "spm_attainment",
+    ),
+    FieldSpec(
+        "earnings",
+        _REP,
+        _M,
+        "SPM Earnings",
+        "Commission, SPIFFs, bonuses and clawbacks this period",
+        "SPM_Earnings__c",
+        "spm_earnings",
+    ),
+    FieldSpec(
+        "draw_paid",
+        _REP,
+        _M,
+        "SPM Draw Paid",
+        "Draw paid this period",
+        "SPM_Draw_Paid__c",
+        "spm_draw_paid",
+    ),
+    FieldSpec(
+        "draw_recovered",
+        _REP,
+        _M,
+        "SPM Draw Recovered",
+        "Draw recovered this period",
+        "SPM_Draw_Recovered__c",
+        "spm_draw_recovered",
+    ),
+    FieldSpec(
+        "draw_balance",
+        _REP,
+        _M,
+        "SPM Draw Balance",
+        "Draw balance owed",
+        "SPM_Draw_Balance__c",
+        "spm_draw_balance",
+    ),
+    FieldSpec(
+        "payout", _REP, _M, "SPM Payout", "Payout this period", "SPM_Payout__c", "spm_payout"
+    ),
+    FieldSpec(
+        "payout_ytd",
+        _REP,
+        _M,
+        "SPM Payout YTD",
+        "Payout year to date",
+        "SPM_Payout_YTD__c",
+        "spm_payout_ytd",
+    ),
+    FieldSpec(
+        "updated_at",
+        _REP,
+        _DT,
+        "SPM Updated At",
+        "When these figures were computed",
+        "SPM_Updated_At__c",
+        "spm_updated_at",
+    ),
+)
+
+KEYS = frozenset(spec.key for spec in CATALOGUE)
+
+
+def catalogue(
+    overrides: Mapping[str, str] | None = None, crm: str = "salesforce"
+) -> tuple[FieldSpec, ...]:
+    """The field specs with spm.yaml's ``fields:`` renames applied for ``crm``."""
+    if not overrides:
+        return CATALOGUE
+    renamed: list[FieldSpec] = []
+    for spec in CATALOGUE:
+        name = overrides.get(spec.key)
+        if name is None:
+            renamed.append(spec)
+        elif crm == "salesforce":
+            renamed.append(replace(spec, salesforce=name))
+        else:
+            renamed.append(replace(spec, hubspot=name))
+    return tuple(renamed)
