@@ -75,6 +75,8 @@ class Line(NamedTuple):
     rule: str
     # For clawbacks: the period the reversed deal was paid in.
     paid_period: str | None = None
+    # For commission lines: the rep's credit on the deal (the line's base).
+    credit: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,7 +145,9 @@ def _marginal(credits: Sequence[Credit], schedule: Schedule) -> list[Line]:
             else:
                 rate = ratio(exact, credit.amount)
                 rule = f"tiers {first + 1}-{last + 1} blended (marginal)"
-        lines.append(Line(_COMMISSION, credit.deal.id, round_cents(exact), rate, rule))
+        lines.append(
+            Line(_COMMISSION, credit.deal.id, round_cents(exact), rate, rule, None, credit.amount)
+        )
     return lines
 
 
@@ -155,7 +157,15 @@ def _retroactive(credits: Sequence[Credit], schedule: Schedule) -> list[Line]:
     rate = schedule.rates[tier]
     rule = f"{schedule.labels[tier]} on all bookings (retroactive)"
     return [
-        Line(_COMMISSION, credit.deal.id, round_cents(credit.amount * rate), rate, rule)
+        Line(
+            _COMMISSION,
+            credit.deal.id,
+            round_cents(credit.amount * rate),
+            rate,
+            rule,
+            None,
+            credit.amount,
+        )
         for credit in credits
     ]
 
@@ -168,12 +178,9 @@ def _capped(lines: list[Line], cap: Decimal) -> list[Line]:
         amount = line.amount
         if amount > 0 and amount > cap - paid:
             amount = max(cap - paid, ZERO)
-            line = Line(
-                line.kind,
-                line.deal_id,
-                round_cents(amount),
-                line.rate,
-                f"{line.rule}; cut by the period cap of {cap_text}",
+            line = line._replace(
+                amount=round_cents(amount),
+                rule=f"{line.rule}; cut by the period cap of {cap_text}",
             )
         paid += amount
         result.append(line)

@@ -15,7 +15,7 @@ periods and draws need every period's earnings:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -75,8 +75,13 @@ def calculate(
     *,
     period_kind: PeriodKind,
     as_of: date,
+    rep_ids: Collection[str] | None = None,
 ) -> Calculation:
     """Every statement of every plan member, from their first period to the as-of period.
+
+    With ``rep_ids``, only those members' statements are computed (an
+    incremental sync recomputes the reps whose deals changed); ``deals`` must
+    then hold at least every deal credited to them.
 
     Raises :class:`connector.errors.CalculationError` naming the record for
     inputs that cannot be computed.
@@ -84,6 +89,9 @@ def calculate(
     validate_deals(deals)
     warnings: list[CalcWarning] = []
     ledgers = _ledgers(plans, reps, as_of, period_kind, warnings)
+    if rep_ids is not None:
+        wanted = set(rep_ids)
+        ledgers = [ledger for ledger in ledgers if ledger.rep.id in wanted]
     by_rep: dict[str, list[_Ledger]] = {}
     for ledger in ledgers:
         by_rep.setdefault(ledger.rep.id, []).append(ledger)
