@@ -1,0 +1,660 @@
+"""Salesforce behind the adapter protocol, on simple-salesforce.
+
+- Reads page through SOQL ``queryAll`` one page per call (2,000 records), each
+  page fetched through the shared retry policy; numbers are parsed as Decimal
+  (simple-salesforce's ``parse_float``), never float.
+- Writes go through sObject Collections (``composite/sobjects``), 200 records
+  a call, ``allOrNone: false``; records failing with ``UNABLE_TO_LOCK_ROW`` are
+  sent again, the rest are reported with Salesforce's message.
+- Vendor exceptions are mapped to ours in one function, :func:`_mapped`.
+
+TLS: requests ignores ``session.verify`` when ``REQUESTS_CA_BUNDLE`` or
+``CURL_CA_BUNDLE`` is set, so with a ``ca_bundle`` the session stops reading
+the environment (``trust_env = False``) and takes its proxies explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+from urllib.request import getproxies
+
+import requests
+from pydantic import SecretStr
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+
+from connector.adapters.base import (
+    ApiUsage,
+    CrmDeal,
+    CrmSplit,
+    CrmUser,
+    FieldStatus,
+    FieldValue,
+    Outcome,
+    RecordUpdate,
+    WriteResult,
+)
+from connector.errors import (
+    ConfigError,
+    CrmAuthError,
+    CrmError,
+    CrmLimitError,
+    CrmUnavailableError,
+    RetryableError,
+)
+from connector.fields import CATALOGUE, FieldSpec, RecordKind, ValueKind
+from connector.retry import RetryPolicy, is_retryable
+from connector.sync.diff import canonical
+
+T = TypeVar("T")
+
+BATCH_SIZE = 200  # sObject Collections' limit per call
+SPLIT_QUERY_CHUNK = 300  # ids per OpportunitySplit query, well under SOQL's length limit
+PERMISSION_SET = "SPM_Payout_Fields"
+_LOCKED = "UNABLE_TO_LOCK_ROW"
+_OBJECT = {RecordKind.DEAL: "Opportunity", RecordKind.REP: "User"}
+_SF_TYPE = {
+    ValueKind.MONEY: "currency",
+    ValueKind.FRACTION: "percent",
+    ValueKind.TEXT: "string",
+    ValueKind.DATETIME: "datetime",
+}
+_ID = re.compile(r"^[A-Za-z0-9]{15,18}$")
+
+
+@dataclass(frozen=True)
+class SalesforceCredentials:
+    """One of: an access token; username + password (+ security token); client credentials."""
+
+    access_token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    security_token: SecretStr | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+
+@dataclass(frozen=True)
+class SalesforceSettings:
+    instance_url: str
+    api_version: str = "62.0"
+    won_stages: tuple[str, ...] | None = None
+    ca_bundle: Path | None = None
+    timeout_s: float = 30.0
+    fields: tuple[FieldSpec, ...] = CATALOGUE
+
+
+def _value_text(spec: FieldSpec, raw: Any) -> str | None:
+    """A field value as read from Salesforce → canonical text (percent fields → fraction)."""
+    if raw is None or raw == "":
+        return None
+    if spec.value is ValueKind.FRACTION:
+        return canonical(spec.key, Decimal(str(raw)) / 100)
+    if spec.value is ValueKind.DATETIME:
+        return canonical(spec.key, _datetime(str(raw)))
+    return canonical(spec.key, raw)
+
+
+def _datetime(text: str) -> datetime:
+    """Salesforce's ``2026-03-19T08:58:32.000+0000`` (and ISO variants) → aware datetime."""
+    cleaned = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(cleaned)
+
+
+def _soql_datetime(moment: datetime) -> str:
+    """A SOQL datetime literal (unquoted, UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json(payload: Any) -> str:
+    """Dump ``payload`` with Decimals as exact JSON numbers, not floats."""
+    marker = "\u0000N:"
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return f"{marker}{value:f}"
+        if isinstance(value, dict):
+            return {k: encode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [encode(v) for v in value]
+        return value
+
+    text = json.dumps(encode(payload), separators=(",", ":"))
+    return re.sub(r'"\\u0000N:(-?[0-9.]+)"', r"\1", text)
+
+
+class SalesforceAdapter:
+    name = "salesforce"
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        credentials: SalesforceCredentials,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.settings = settings
+        self._credentials = credentials
+        self._retry = retry or RetryPolicy()
+        self._session = session or self._new_session()
+        self._calls = 0
+        self._sf: Salesforce | None = None
+        self._describe: dict[str, set[str]] = {}
+        self._specs = {spec.key: spec for spec in settings.fields}
+
+    # -- connection ---------------------------------------------------------------------
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        if self.settings.ca_bundle is not None:
+            session.trust_env = False
+            session.proxies.update(getproxies())
+            session.verify = str(self.settings.ca_bundle)
+        return session
+
+    @property
+    def sf(self) -> Salesforce:
+        if self._sf is None:
+            self._sf = self._call(self._connect)
+        return self._sf
+
+    def _connect(self) -> Salesforce:
+        creds, url = self._credentials, self.settings.instance_url
+        common: dict[str, Any] = {
+            "session": self._session,
+            "version": self.settings.api_version,
+            "parse_float": Decimal,
+        }
+        if creds.access_token is not None:
+            return Salesforce(
+                instance_url=url, session_id=creds.access_token.get_secret_value(), **common
+            )
+        host = urlparse(url).hostname or ""
+        domain = host.removesuffix(".salesforce.com") if host.endswith(".salesforce.com") else None
+        if creds.username and creds.password is not None:
+            return Salesforce(
+                username=creds.username,
+                password=creds.password.get_secret_value(),
+                security_token=(
+                    creds.security_token.get_secret_value() if creds.security_token else ""
+                ),
+                domain=domain or "login",
+                **common,
+            )
+        if creds.client_id and creds.client_secret is not None and domain:
+            return Salesforce(
+                consumer_key=creds.client_id,
+                consumer_secret=creds.client_secret.get_secret_value(),
+                domain=domain,
+                **common,
+            )
+        raise ConfigError(
+            "no Salesforce credentials: set SPM_SALESFORCE_ACCESS_TOKEN, or "
+            "SPM_SALESFORCE_USERNAME and SPM_SALESFORCE_PASSWORD, or SPM_SALESFORCE_CLIENT_ID "
+            "and SPM_SALESFORCE_CLIENT_SECRET (with a *.my.salesforce.com instance_url)"
+        )
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        """One API call: counted, retried when transient, errors mapped to ours."""
+
+        def attempt() -> T:
+            self._calls += 1
+            try:
+                return operation()
+            except SalesforceError as error:
+                raise _mapped(error, self.settings.instance_url) from None
+            except requests.RequestException as error:
+                if is_retryable(error):
+                    raise
+                raise CrmUnavailableError(
+                    f"could not reach Salesforce at {self.settings.instance_url}: "
+                    f"{type(error).__name__}"
+                ) from None
+
+        try:
+            return self._retry.call(attempt)
+        except RetryableError as error:
+            raise CrmUnavailableError(
+                f"Salesforce at {self.settings.instance_url} kept failing after "
+                f"{self._retry.attempts} attempts: {error}"
+            ) from None
+        except (requests.ConnectionError, requests.Timeout, OSError) as error:
+            raise CrmUnavailableError(
+                f"could not reach Salesforce at {self.settings.instance_url} "
+                f"({type(error).__name__}); check instance_url and the network"
+            ) from None
+
+    def _rest(self, path: str, method: str = "GET", body: str | None = None) -> Any:
+        """One REST call through :meth:`_call`; the JSON answer (None for 204)."""
+
+        def request() -> Any:
+            return self.sf.restful(path, method=method, data=body)
+
+        return self._call(request)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _fields_of(self, sobject: str) -> set[str]:
+        if sobject not in self._describe:
+            described = self._rest(f"sobjects/{sobject}/describe")
+            self._describe[sobject] = {f["name"] for f in described["fields"]}
+        return self._describe[sobject]
+
+    def _ours(self, record: RecordKind) -> list[FieldSpec]:
+        return [spec for spec in self.settings.fields if spec.record is record]
+
+    def _require_fields(self, sobject: str, specs: Sequence[FieldSpec]) -> None:
+        missing = [
+            spec.salesforce for spec in specs if spec.salesforce not in self._fields_of(sobject)
+        ]
+        if missing:
+            raise ConfigError(
+                f"{sobject} has no field {', '.join(missing)}: run `spm-connector install` first"
+            )
+
+    def _query(self, soql: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
+        """Every record of a SOQL query, one page (one API call) at a time."""
+
+        def first() -> Any:
+            return self.sf.query(soql, include_deleted=include_deleted)
+
+        page: Any = self._call(first)
+        while True:
+            yield from page["records"]
+            next_url: str | None = page.get("nextRecordsUrl")
+            if page.get("done", True) or not next_url:
+                return
+
+            def more(url: str = next_url) -> Any:
+                return self.sf.query_more(url, identifier_is_url=True)
+
+            page = self._call(more)
+
+    def read_users(self) -> Iterator[CrmUser]:
+        specs = self._ours(RecordKind.REP)
+        self._require_fields("User", specs)
+        columns = ["Id", "Name", "Email", "IsActive", "ManagerId", *(s.salesforce for s in specs)]
+        for row in self._query(f"SELECT {', '.join(columns)} FROM User"):
+            yield CrmUser(
+                id=row["Id"],
+                name=row.get("Name") or "",
+                email=row.get("Email") or "",
+                active=bool(row.get("IsActive")),
+                manager_id=row.get("ManagerId"),
+                fields={s.key: _value_text(s, row.get(s.salesforce)) for s in specs},
+            )
+
+    def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:
+        specs = self._ours(RecordKind.DEAL)
+        self._require_fields("Opportunity", specs)
+        columns = [
+            "Id",
+            "Name",
+            "OwnerId",
+            "Amount",
+            "CloseDate",
+            "StageName",
+            "IsWon",
+            "IsClosed",
+            "Type",
+            "SystemModstamp",
+            "IsDeleted",
+        ]
+        if "CurrencyIsoCode" in self._fields_of("Opportunity"):
+            columns.append("CurrencyIsoCode")  # multi-currency orgs only
+        columns += [s.salesforce for s in specs]
+        soql = f"SELECT {', '.join(columns)} FROM Opportunity"
+        if since is not None:
+            # Inclusive: a record stamped in the same second as the cursor is read again
+            # rather than missed; re-reading an unchanged deal changes nothing.
+            soql += f" WHERE SystemModstamp >= {_soql_datetime(since)}"
+        soql += " ORDER BY SystemModstamp, Id"
+        for row in self._query(soql, include_deleted=True):
+            yield self._deal(row, specs)
+
+    def _deal(self, row: Mapping[str, Any], specs: Sequence[FieldSpec]) -> CrmDeal:
+        stage = row.get("StageName") or ""
+        won_stages = self.settings.won_stages
+        if won_stages is not None:
+            won = stage in won_stages
+            outcome = Outcome.WON if won else Outcome.LOST if row.get("IsClosed") else Outcome.OPEN
+        else:
+            outcome = (
+                Outcome.WON
+                if row.get("IsWon")
+                else Outcome.LOST
+                if row.get("IsClosed")
+                else Outcome.OPEN
+            )
+        amount = row.get("Amount")
+        close = row.get("CloseDate")
+        properties = {
+            key: str(row[key]) for key in ("Name", "StageName", "Type") if row.get(key) is not None
+        }
+        return CrmDeal(
+            id=row["Id"],
+            owner_id=row.get("OwnerId") or "",
+            amount=Decimal(str(amount)) if amount is not None else None,
+            close_date=date.fromisoformat(close) if close else None,
+            outcome=outcome,
+            modified_at=_datetime(row["SystemModstamp"]),
+            currency=row.get("CurrencyIsoCode"),
+            type=row.get("Type"),
+            name=row.get("Name") or "",
+            deleted=bool(row.get("IsDeleted")),
+            properties=properties,
+            fields={s.key: _value_text(s, row.get(s.salesforce)) for s in specs},
+        )
+
+    def read_splits(self, deal_ids: Collection[str]) -> Iterator[CrmSplit] | None:
+        ids = sorted(deal_id for deal_id in deal_ids if _ID.match(deal_id))
+        try:
+            first = list(self._splits(ids[:SPLIT_QUERY_CHUNK])) if ids else []
+        except CrmError as error:
+            if "INVALID_TYPE" in str(error):
+                return None  # splits are not enabled in this org
+            raise
+
+        def every() -> Iterator[CrmSplit]:
+            yield from first
+            for start in range(SPLIT_QUERY_CHUNK, len(ids), SPLIT_QUERY_CHUNK):
+                yield from self._splits(ids[start : start + SPLIT_QUERY_CHUNK])
+
+        return every()
+
+    def _splits(self, ids: Sequence[str]) -> Iterator[CrmSplit]:
+        if not ids:
+            return
+        quoted = ", ".join(f"'{deal_id}'" for deal_id in ids)
+        soql = (
+            "SELECT OpportunityId, SplitOwnerId, SplitPercentage FROM OpportunitySplit "
+            f"WHERE OpportunityId IN ({quoted})"
+        )
+        for row in self._query(soql):
+            yield CrmSplit(
+                deal_id=row["OpportunityId"],
+                rep_id=row["SplitOwnerId"],
+                percent=Decimal(str(row["SplitPercentage"])),
+            )
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        sobject = _OBJECT[record]
+        results: dict[str, WriteResult] = {}
+        for start in range(0, len(updates), BATCH_SIZE):
+            batch = updates[start : start + BATCH_SIZE]
+            results.update(self._write_batch(sobject, batch))
+        return [results[update.record_id] for update in updates]
+
+    def _write_batch(self, sobject: str, batch: Sequence[RecordUpdate]) -> dict[str, WriteResult]:
+        """One composite call; locked records are sent again through the retry policy."""
+        results: dict[str, WriteResult] = {}
+        remaining = list(batch)
+
+        def send() -> None:
+            nonlocal remaining
+            body = {
+                "allOrNone": False,
+                "records": [self._record(sobject, update) for update in remaining],
+            }
+            self._calls += 1
+            try:
+                answer = self.sf.restful("composite/sobjects", method="PATCH", data=_json(body))
+            except SalesforceError as error:
+                raise _mapped(error, self.settings.instance_url) from None
+            locked: list[RecordUpdate] = []
+            for update, outcome in zip(remaining, answer or [], strict=True):
+                if outcome.get("success"):
+                    results[update.record_id] = WriteResult(update.record_id, True)
+                    continue
+                errors = outcome.get("errors") or [{}]
+                code = str(errors[0].get("statusCode", "UNKNOWN"))
+                message = "; ".join(str(e.get("message", "")) for e in errors)
+                results[update.record_id] = WriteResult(update.record_id, False, code, message)
+                if code == _LOCKED:
+                    locked.append(update)
+            remaining = locked
+            if locked:
+                raise RetryableError(f"{len(locked)} record(s) locked ({_LOCKED})")
+
+        try:
+            self._retry.call(send)
+        except RetryableError:
+            pass  # still locked after every attempt: reported per record, retried next sync
+        except (requests.ConnectionError, requests.Timeout, OSError) as error:
+            raise CrmUnavailableError(
+                f"could not reach Salesforce at {self.settings.instance_url} "
+                f"({type(error).__name__})"
+            ) from None
+        for update in batch:
+            results.setdefault(
+                update.record_id,
+                WriteResult(update.record_id, False, "NOT_SENT", "the write was not attempted"),
+            )
+        return results
+
+    def _record(self, sobject: str, update: RecordUpdate) -> dict[str, Any]:
+        record: dict[str, Any] = {"attributes": {"type": sobject}, "id": update.record_id}
+        for key, value in update.values.items():
+            spec = self._specs[key]
+            record[spec.salesforce] = _outgoing(spec, value)
+        return record
+
+    # -- install ------------------------------------------------------------------------------
+
+    def ensure_fields(
+        self, specs: Sequence[FieldSpec], *, dry_run: bool, assign_to: Collection[str] = ()
+    ) -> list[FieldStatus]:
+        report: list[FieldStatus] = []
+        for sobject, record in (("Opportunity", RecordKind.DEAL), ("User", RecordKind.REP)):
+            described = self._rest(f"sobjects/{sobject}/describe")
+            existing = {f["name"]: f for f in described["fields"]}
+            for spec in (s for s in specs if s.record is record):
+                full_name = f"{sobject}.{spec.salesforce}"
+                field = existing.get(spec.salesforce)
+                if field is not None:
+                    expected = _SF_TYPE[spec.value]
+                    if field.get("type") != expected:
+                        raise ConfigError(
+                            f"{full_name} exists as a {field.get('type')} field, not {expected}: "
+                            "rename ours under `fields:` in spm.yaml or remove theirs"
+                        )
+                    report.append(FieldStatus(full_name, "exists"))
+                    continue
+                if dry_run:
+                    report.append(FieldStatus(full_name, "would create", _SF_TYPE[spec.value]))
+                    continue
+                self._tooling_create(_field_metadata(full_name, spec))
+                report.append(FieldStatus(full_name, "created", _SF_TYPE[spec.value]))
+            self._describe.pop(sobject, None)
+        report += self._permission_set(specs, dry_run=dry_run, assign_to=assign_to)
+        return report
+
+    def _tooling_create(self, body: dict[str, Any]) -> None:
+        def request() -> Any:
+            return self.sf.toolingexecute("sobjects/CustomField", method="POST", data=body)
+
+        self._call(request)
+
+    def _permission_set(
+        self, specs: Sequence[FieldSpec], *, dry_run: bool, assign_to: Collection[str]
+    ) -> list[FieldStatus]:
+        report: list[FieldStatus] = []
+        found = list(self._query(f"SELECT Id FROM PermissionSet WHERE Name = '{PERMISSION_SET}'"))
+        if found:
+            permission_set_id = found[0]["Id"]
+            report.append(FieldStatus(f"PermissionSet {PERMISSION_SET}", "exists"))
+        elif dry_run:
+            report.append(FieldStatus(f"PermissionSet {PERMISSION_SET}", "would create"))
+            permission_set_id = None
+        else:
+            created = self._rest(
+                "sobjects/PermissionSet",
+                "POST",
+                json.dumps(
+                    {
+                        "Name": PERMISSION_SET,
+                        "Label": "SPM Payout Fields",
+                        "Description": "Read access to spm-connector payout fields",
+                    }
+                ),
+            )
+            permission_set_id = created["id"]
+            report.append(FieldStatus(f"PermissionSet {PERMISSION_SET}", "created"))
+
+        granted: set[str] = set()
+        assigned: set[str] = set()
+        if permission_set_id is not None:
+            granted = {
+                row["Field"]
+                for row in self._query(
+                    f"SELECT Field FROM FieldPermissions WHERE ParentId = '{permission_set_id}'"
+                )
+            }
+            assigned = {
+                row["AssigneeId"]
+                for row in self._query(
+                    "SELECT AssigneeId FROM PermissionSetAssignment "
+                    f"WHERE PermissionSetId = '{permission_set_id}'"
+                )
+            }
+        grants = []
+        for spec in specs:
+            full_name = f"{_OBJECT[spec.record]}.{spec.salesforce}"
+            if full_name in granted:
+                continue
+            grants.append(
+                {
+                    "attributes": {"type": "FieldPermissions"},
+                    "ParentId": permission_set_id,
+                    "SobjectType": _OBJECT[spec.record],
+                    "Field": full_name,
+                    "PermissionsRead": True,
+                    "PermissionsEdit": False,
+                }
+            )
+            report.append(
+                FieldStatus(f"read access to {full_name}", "would grant" if dry_run else "granted")
+            )
+        assignments = [
+            {
+                "attributes": {"type": "PermissionSetAssignment"},
+                "PermissionSetId": permission_set_id,
+                "AssigneeId": user_id,
+            }
+            for user_id in sorted(set(assign_to) - assigned)
+        ]
+        report += [
+            FieldStatus(
+                f"{PERMISSION_SET} for user {a['AssigneeId']}",
+                "would assign" if dry_run else "assigned",
+            )
+            for a in assignments
+        ]
+        if not dry_run:
+            for rows in (grants, assignments):
+                self._create(rows)
+        return report
+
+    def _create(self, rows: Sequence[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), BATCH_SIZE):
+            chunk = list(rows[start : start + BATCH_SIZE])
+            answer = self._rest(
+                "composite/sobjects", "POST", json.dumps({"allOrNone": False, "records": chunk})
+            )
+            failed = [
+                f"{row.get('Field') or row.get('AssigneeId')}: "
+                f"{(outcome.get('errors') or [{}])[0].get('message', 'failed')}"
+                for row, outcome in zip(chunk, answer or [], strict=True)
+                if not outcome.get("success")
+            ]
+            if failed:
+                raise CrmError("Salesforce refused part of the install: " + "; ".join(failed))
+
+    def usage(self) -> ApiUsage:
+        used = limit = None
+        if self._sf is not None:
+            usage = self._sf.api_usage.get("api-usage")
+            if usage is not None:
+                used, limit = usage.used, usage.total
+        return ApiUsage(calls=self._calls, used=used, limit=limit, waited_s=self._retry.waited)
+
+
+def _outgoing(spec: FieldSpec, value: FieldValue) -> Any:
+    """Canonical text → what Salesforce expects in the field."""
+    if value is None:
+        return None
+    if spec.value is ValueKind.MONEY:
+        return Decimal(str(value))
+    if spec.value is ValueKind.FRACTION:
+        return Decimal(str(value)) * 100  # Salesforce Percent fields hold 12.5 for 12.5 %
+    return str(value)
+
+
+def _field_metadata(full_name: str, spec: FieldSpec) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "label": spec.label,
+        "description": spec.description,
+        "inlineHelpText": f"Maintained by spm-connector: {spec.description.lower()}.",
+    }
+    if spec.value is ValueKind.MONEY:
+        metadata.update(type="Currency", precision=16, scale=2)
+    elif spec.value is ValueKind.FRACTION:
+        metadata.update(type="Percent", precision=7, scale=spec.percent_scale)
+    elif spec.value is ValueKind.TEXT:
+        metadata.update(type="Text", length=10)
+    else:
+        metadata.update(type="DateTime")
+    return {"FullName": full_name, "Metadata": metadata}
+
+
+def _mapped(error: SalesforceError, instance_url: str) -> Exception:
+    """Every simple-salesforce error as one of ours, grouped by what to do next."""
+    content = error.content
+    first: Any = content[0] if isinstance(content, list) and content else {}
+    code = str(first.get("errorCode", "")) if isinstance(first, dict) else ""
+    message = str(first.get("message", "")) if isinstance(first, dict) else str(content)[:300]
+    detail = f"{code}: {message}" if code else message
+    if isinstance(error, SalesforceAuthenticationFailed):
+        return CrmAuthError(f"Salesforce login failed: {error.message}")
+    if isinstance(error, SalesforceExpiredSession):
+        return CrmAuthError(
+            f"Salesforce at {instance_url} refused the credentials ({detail}); "
+            "get a new access token or check the login settings"
+        )
+    if code == "REQUEST_LIMIT_EXCEEDED":
+        return CrmLimitError(
+            f"Salesforce's daily API limit is used up ({message}); nothing more was written. "
+            "Run sync again after the limit resets: it picks up where this one stopped"
+        )
+    if code == _LOCKED:
+        return RetryableError(detail)
+    if isinstance(error, SalesforceRefusedRequest):
+        return CrmAuthError(
+            f"Salesforce refused the request ({detail}); check the user's permissions"
+        )
+    if isinstance(error, SalesforceMalformedRequest):
+        if code == "INVALID_FIELD":
+            return ConfigError(f"Salesforce: {message}. Run `spm-connector install` first")
+        return CrmError(f"Salesforce rejected a request ({detail})")
+    if isinstance(error, SalesforceResourceNotFound):
+        return CrmError(f"Salesforce: not found ({detail})")
+    if error.status in (500, 502, 503, 504):
+        return RetryableError(f"Salesforce answered {error.status} ({detail or 'unavailable'})")
+    return CrmError(f"Salesforce answered {error.status} ({detail})")
