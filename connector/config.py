@@ -1,0 +1,439 @@
+"""spm.yaml and the environment → validated, frozen settings.
+
+The YAML is read with a loader that keeps every float scalar as a ``Decimal``
+made from its source text (``rate: 0.1`` is exactly one tenth, never the binary
+float 0.1000000000000000055…) and refuses duplicate keys, which YAML itself
+would silently resolve to the last one. Every mistake becomes one line of a
+:class:`~connector.errors.ConfigError`, in the form
+``spm.yaml: plans[0].commission.tiers[1].rate: must be between 0 and 1``.
+
+Secrets never live in the file: :func:`load_secrets` reads them from the
+environment and a ``.env`` file, into ``SecretStr`` fields that print as stars.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from connector.errors import ConfigError
+from connector.fields import KEYS as FIELD_KEYS
+from connector.plans import Plan, membership_overlaps
+from connector.sync.periods import PeriodKind
+
+DEFAULT_CONFIG = "spm.yaml"
+CONFIG_ENV = "SPM_CONFIG"
+DEFAULT_STORE = "sqlite:///spm.db"
+HUBSPOT_REP_OBJECT = "hubspot_rep_object"
+
+
+# --- YAML ------------------------------------------------------------------
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """SafeLoader with exact decimals and no duplicate keys.
+
+    Dates (``2026-01-01``) stay ``datetime.date`` as in SafeLoader; integers
+    stay ``int`` (already exact).
+    """
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Decimal:  # type: ignore[override]
+        text = str(self.construct_scalar(node)).replace("_", "")
+        if ":" in text or text.lower().lstrip("+-") in (".inf", ".nan"):
+            # Base-60 floats (1:30.5) and infinities are YAML curiosities, never a plan's number.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value} is not a finite decimal number", node.start_mark
+            )
+        return Decimal(text)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> object:  # type: ignore[override]
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as error:  # 2026-13-01 matches YAML's pattern, then fails
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value} is not a valid date ({error})", node.start_mark
+            ) from None
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merged keys may legitimately be overridden
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key; SafeLoader reports it below
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first given on line {first.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+ConfigLoader.add_constructor("tag:yaml.org,2002:float", ConfigLoader.construct_yaml_float)
+ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", ConfigLoader.construct_yaml_timestamp)
+
+
+def _load_yaml(text: str, name: str) -> object:
+    try:
+        return yaml.load(text, Loader=ConfigLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        problem = error.problem or error.context or "not valid YAML"
+        if error.context and error.problem and error.context_mark:
+            problem += f" ({error.context} at line {error.context_mark.line + 1})"
+        raise ConfigError(f"{where}: {problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{name}: not valid YAML ({error})") from None
+
+
+# --- the settings ----------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _text(value: object) -> object:
+    """A YAML number where text is meant (``api_version: 62.0``) → its text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+
+
+class CrmType(StrEnum):
+    SALESFORCE = "salesforce"
+    HUBSPOT = "hubspot"
+
+
+_SALESFORCE_KEYS = ("instance_url", "api_version", "won_stages")
+_HUBSPOT_KEYS = ("base_url", "pipelines")
+
+
+def _refuse_other_crm(data: object, other_keys: tuple[str, ...], other: str, this: str) -> object:
+    """Keys of the other CRM: null is harmless (the documented template lists
+    both), a value is a mistake the admin would want to hear about."""
+    if not isinstance(data, dict):
+        return data
+    for key in other_keys:
+        if key in data and data[key] is not None:
+            raise ValueError(f"{key}: is a {other} setting; remove it (crm.type is {this})")
+    return {key: value for key, value in data.items() if key not in other_keys}
+
+
+class SalesforceCrm(_Model):
+    type: Literal[CrmType.SALESFORCE]
+    instance_url: str = Field(pattern=r"^https://[^\s/]+", min_length=9)
+    api_version: Text = Field(default="62.0", pattern=r"^\d+\.\d$")
+    won_stages: tuple[Text, ...] | None = None
+    ca_bundle: Path | None = None
+    timeout_s: float = Field(default=30, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_salesforce(cls, data: object) -> object:
+        return _refuse_other_crm(data, _HUBSPOT_KEYS, "HubSpot", "salesforce")
+
+
+class HubspotCrm(_Model):
+    type: Literal[CrmType.HUBSPOT]
+    base_url: str = Field(default="https://api.hubapi.com", pattern=r"^https?://[^\s/]+")
+    pipelines: tuple[Text, ...] | None = None
+    ca_bundle: Path | None = None
+    timeout_s: float = Field(default=30, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_hubspot(cls, data: object) -> object:
+        return _refuse_other_crm(data, _SALESFORCE_KEYS, "Salesforce", "hubspot")
+
+
+CrmSettings = Annotated[SalesforceCrm | HubspotCrm, Field(discriminator="type")]
+
+
+class Webhooks(_Model):
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+")
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+
+
+class Config(_Model):
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    period: PeriodKind
+    timezone: str = "UTC"
+    crm: CrmSettings | None = None  # calc works offline; install/sync require it
+    store: str = Field(default=DEFAULT_STORE, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://")
+    fields: dict[str, str] = Field(default_factory=dict)
+    webhooks: Webhooks = Webhooks()
+    plans: tuple[Plan, ...] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone (like UTC or America/New_York)"
+            ) from None
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, name in value.items():
+            if key not in FIELD_KEYS and key != HUBSPOT_REP_OBJECT:
+                known = ", ".join(sorted([*FIELD_KEYS, HUBSPOT_REP_OBJECT]))
+                raise ValueError(f"{key}: not a field key; known keys: {known}")
+            if not name.strip():
+                raise ValueError(f"{key}: the name must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _plans_consistent(self) -> Self:
+        first_index: dict[str, int] = {}
+        for index, plan in enumerate(self.plans):
+            if plan.id in first_index:
+                first = first_index[plan.id]
+                raise ValueError(
+                    f"plans[{index}].id: {plan.id!r} is already the id of plans[{first}]"
+                )
+            first_index[plan.id] = index
+        overlaps = membership_overlaps(self.plans)
+        if overlaps:
+            raise ValueError("plans: " + "; ".join(overlaps))
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def field_names(self) -> dict[str, str]:
+        """The ``fields:`` renames of CRM fields, by key (see connector.fields)."""
+        return {key: name for key, name in self.fields.items() if key != HUBSPOT_REP_OBJECT}
+
+    @property
+    def hubspot_rep_object(self) -> str | None:
+        return self.fields.get(HUBSPOT_REP_OBJECT)
+
+
+def resolve_config_path(option: str | None, environ: Mapping[str, str]) -> str:
+    """``--config``, else ``$SPM_CONFIG``, else ``./spm.yaml`` — as the user spelled it."""
+    if option:
+        return option
+    return environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the config file; every problem is one line of a ConfigError."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{name}: no such file (give --config PATH or set {CONFIG_ENV})"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}: not UTF-8 text") from None
+    except OSError as error:
+        raise ConfigError(f"{name}: cannot be read ({error.strerror})") from None
+    data = _load_yaml(text, name)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: expected a mapping of settings (currency:, period:, plans:, …)")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError("\n".join(_messages(name, error.errors(include_url=False)))) from None
+
+
+# --- turning pydantic's errors into one line each ---------------------------
+
+# A validator message that starts with a path (``tiers[1].up_to: …``) is about
+# that sub-field: fold it into the location instead of repeating a colon.
+_LEADING_PATH = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[^\s:]+)*): (.+)$", re.DOTALL)
+_CRM_TAGS = frozenset(CrmType)
+
+
+def _messages(name: str, errors: Iterable[ErrorDetails]) -> list[str]:
+    errors = list(errors)
+    lines: list[str] = []
+    for error in errors:
+        if error["type"] == "too_short" and _has_inner_error(error, errors):
+            continue  # "at least 1 item" only because that item was itself wrong
+        path = _path(error["loc"])
+        message = _message(error)
+        match = _LEADING_PATH.match(message)
+        if match:
+            path = f"{path}.{match.group(1)}" if path else match.group(1)
+            message = match.group(2)
+        line = f"{name}: {path}: {message}" if path else f"{name}: {message}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _has_inner_error(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
+    loc = error["loc"]
+    return any(len(other["loc"]) > len(loc) and other["loc"][: len(loc)] == loc for other in errors)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    previous: int | str | None = None
+    for part in loc:
+        if previous == "crm" and part in _CRM_TAGS:
+            pass  # pydantic names the union member chosen by `type`; users never wrote it
+        elif isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+        previous = part
+    return text
+
+
+_PATTERN_HINTS = {
+    "currency": "must be a three-letter ISO currency code like USD",
+    "store": "must be a SQLAlchemy URL like sqlite:///spm.db",
+    "instance_url": "must be an https:// URL like https://acme.my.salesforce.com",
+    "base_url": "must be a URL like https://api.hubapi.com",
+    "public_url": "must be a URL like https://spm.example.com",
+    "api_version": 'must be an API version like "62.0"',
+}
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    context = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "is required"
+    if kind == "union_tag_not_found":
+        return "type: is required (salesforce or hubspot)"
+    if kind == "union_tag_invalid":
+        return f"type: must be salesforce or hubspot, not {context.get('tag')!r}"
+    if kind == "string_pattern_mismatch":
+        field = error["loc"][-1] if error["loc"] else ""
+        hint = _PATTERN_HINTS.get(str(field), "is not in the expected form")
+        return f"{hint}, not {error['input']!r}"
+    if kind == "string_type" and isinstance(error["input"], int | Decimal):
+        # HubSpot ids are digits, which YAML reads as a number.
+        return f"must be text; put the number in quotes: '{error['input']}'"
+    if kind == "too_short":
+        return f"needs at least {context.get('min_length', 1)} item(s)"
+    message = error["msg"]
+    if kind in ("value_error", "assertion_error"):
+        # Our validators' own words, minus pydantic's label.
+        return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    # pydantic's messages are capitalised sentences; ours read "field: what is wrong".
+    message = message.replace("Input should be", "must be", 1)
+    return message[:1].lower() + message[1:]
+
+
+# --- secrets -----------------------------------------------------------------
+
+
+class Secrets(_Model):
+    """Credentials from ``SPM_*`` environment variables (and ``.env``); never printed."""
+
+    salesforce_access_token: SecretStr | None = None
+    salesforce_username: str | None = None
+    salesforce_password: SecretStr | None = None
+    salesforce_security_token: SecretStr | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_org_id: str | None = None
+    hubspot_access_token: SecretStr | None = None
+    hubspot_client_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+
+
+_SECRET_PREFIX = "SPM_"
+_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+
+
+def load_secrets(environ: Mapping[str, str], cwd: Path) -> Secrets:
+    """Secrets from the environment, then from ``cwd/.env`` for what the environment lacks.
+
+    The environment wins, as with every dotenv tool: a deployment can always
+    override a developer's file.
+    """
+    values = read_dotenv(cwd / ".env")
+    values.update({key: value for key, value in environ.items() if key.startswith(_SECRET_PREFIX)})
+    found: dict[str, str] = {}
+    for field in Secrets.model_fields:
+        value = values.get(_SECRET_PREFIX + field.upper(), "")
+        if value:
+            found[field] = value
+    return Secrets.model_validate(found)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """A ``.env`` file's ``NAME=value`` lines (missing file: nothing).
+
+    Deliberately small: ``export`` prefixes, ``#`` comments, blank lines and
+    single- or double-quoted values. Errors name the line but never echo it:
+    it may hold a secret.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{path}: cannot be read as UTF-8 text") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _DOTENV_LINE.match(line)
+        if match is None:
+            raise ConfigError(f"{path}:{number}: expected NAME=value")
+        key, raw = match.groups()
+        values[key] = _dotenv_value(raw, path, number)
+    return values
+
+
+def _dotenv_value(raw: str, path: Path, number: int) -> str:
+    if raw[:1] in ("'", '"'):
+        quote = raw[0]
+        end = raw.find(quote, 1)
+        while quote == '"' and end > 0 and raw[end - 1] == "\\":
+            end = raw.find(quote, end + 1)
+        if end < 0 or raw[end + 1 :].strip()[:1] not in ("", "#"):
+            raise ConfigError(f"{path}:{number}: unbalanced quotes")
+        inner = raw[1:end]
+        if quote == '"':
+            inner = inner.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+        return inner
+    # An unquoted value ends at " #", as in shells and python-dotenv.
+    return re.split(r"\s+#", raw, maxsplit=1)[0]
