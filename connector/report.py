@@ -1,0 +1,241 @@
+"""Statements → what ``calc`` prints: the JSON document of cli.md, a table, or CSV.
+
+JSON and CSV are for programs and spreadsheets and must stay fast for a large
+org (a hundred thousand statements, a million lines), so they are written
+straight from the records as text: field order fixed by the tuples below,
+money as two-decimal strings, fractions as four-decimal strings, ``null`` for
+figures that do not exist (no quota, no closed deals). The same statements
+always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from connector.models import Line, LineKind, Statement
+from connector.money import ZERO, format_fraction, format_money
+
+# The documented order of a statement's fields (cli.md), lines last.
+MONEY_FIELDS = frozenset(
+    {
+        "quota",
+        "bookings",
+        "commission",
+        "spiffs",
+        "bonuses",
+        "clawbacks",
+        "earnings",
+        "draw",
+        "draw_paid",
+        "draw_recovered",
+        "draw_balance",
+        "draw_forgiven",
+        "payout",
+        "average_deal_size",
+        "open_pipeline",
+    }
+)
+FRACTION_FIELDS = frozenset({"attainment", "win_rate"})
+STATEMENT_FIELDS = (
+    "rep_id",
+    "plan_id",
+    "period",
+    "quota",
+    "bookings",
+    "attainment",
+    "commission",
+    "spiffs",
+    "bonuses",
+    "clawbacks",
+    "earnings",
+    "draw",
+    "draw_paid",
+    "draw_recovered",
+    "draw_balance",
+    "draw_forgiven",
+    "payout",
+    "won_count",
+    "lost_count",
+    "win_rate",
+    "average_deal_size",
+    "open_pipeline",
+)
+LINE_FIELDS = ("kind", "deal_id", "amount", "rate", "rule")  # + paid_period on clawbacks
+
+_text = json.encoder.encode_basestring  # a JSON string literal; C-accelerated
+
+
+def ordered(statements: Iterable[Statement]) -> list[Statement]:
+    """By rep id, then period, then plan id: the documented order, whatever the input order."""
+    return sorted(statements, key=lambda s: (s.rep_id, s.period, s.plan_id))
+
+
+def scalar_text(statement: Statement) -> list[str | None]:
+    """A statement's scalar fields as output text, in STATEMENT_FIELDS order (None: no value)."""
+    s = statement
+    return [
+        s.rep_id,
+        s.plan_id,
+        s.period,
+        _money(s.quota),
+        format_money(s.bookings),
+        _fraction(s.attainment),
+        format_money(s.commission),
+        format_money(s.spiffs),
+        format_money(s.bonuses),
+        format_money(s.clawbacks),
+        format_money(s.earnings),
+        format_money(s.draw),
+        format_money(s.draw_paid),
+        format_money(s.draw_recovered),
+        format_money(s.draw_balance),
+        format_money(s.draw_forgiven),
+        format_money(s.payout),
+        str(s.won_count),
+        str(s.lost_count),
+        _fraction(s.win_rate),
+        _money(s.average_deal_size),
+        format_money(s.open_pipeline),
+    ]
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format_money(value)
+
+
+def _fraction(value: Decimal | None) -> str | None:
+    return None if value is None else format_fraction(value)
+
+
+# --- JSON --------------------------------------------------------------------
+
+_COUNTS = frozenset({"won_count", "lost_count"})
+
+
+def write_json(out: TextIO, statements: Sequence[Statement], *, currency: str, as_of: date) -> None:
+    """The cli.md document: one statement's figures per line, then one line per line item.
+
+    Hand-written rather than ``json.dumps(indent=…)`` because the indenting
+    encoder is pure Python and takes many seconds on a million lines; every
+    string still goes through json's own escaping, so the result is valid JSON.
+    """
+    out.write(f'{{\n  "currency": {_text(currency)},\n  "as_of": "{as_of.isoformat()}",\n')
+    out.write('  "statements": [')
+    for index, statement in enumerate(ordered(statements)):
+        out.write(",\n    {" if index else "\n    {")
+        fields = []
+        for name, value in zip(STATEMENT_FIELDS, scalar_text(statement), strict=True):
+            if value is None:
+                fields.append(f'"{name}": null')
+            elif name in _COUNTS:
+                fields.append(f'"{name}": {value}')
+            else:
+                fields.append(f'"{name}": {_text(value)}')
+        out.write(", ".join(fields))
+        if statement.lines:
+            out.write(', "lines": [\n      ')
+            out.write(",\n      ".join(_json_line(line) for line in statement.lines))
+            out.write("\n    ]}")
+        else:
+            out.write(', "lines": []}')
+    out.write("\n  ]\n}\n" if statements else "]\n}\n")
+
+
+def _json_line(line: Line) -> str:
+    deal_id = "null" if line.deal_id is None else _text(line.deal_id)
+    rate = "null" if line.rate is None else f'"{format_fraction(line.rate)}"'
+    text = (
+        f'{{"kind": "{line.kind.value}", "deal_id": {deal_id}, '
+        f'"amount": "{format_money(line.amount)}", "rate": {rate}, "rule": {_text(line.rule)}'
+    )
+    if line.kind is LineKind.CLAWBACK:
+        paid = "null" if line.paid_period is None else _text(line.paid_period)
+        return f'{text}, "paid_period": {paid}}}'
+    return text + "}"
+
+
+# --- CSV ---------------------------------------------------------------------
+
+
+def write_csv(out: TextIO, statements: Sequence[Statement]) -> None:
+    """One row per statement, every scalar field, empty cells for missing figures."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow((*STATEMENT_FIELDS, "lines"))
+    for statement in ordered(statements):
+        writer.writerow((*scalar_text(statement), len(statement.lines)))
+
+
+# --- table -------------------------------------------------------------------
+
+_TABLE_COLUMNS = (
+    ("Rep", "rep_id"),
+    ("Plan", "plan_id"),
+    ("Period", "period"),
+    ("Quota", "quota"),
+    ("Bookings", "bookings"),
+    ("Attain.", "attainment"),
+    ("Commission", "commission"),
+    ("SPIFFs", "spiffs"),
+    ("Bonuses", "bonuses"),
+    ("Clawbacks", "clawbacks"),
+    ("Draw paid", "draw_paid"),
+    ("Recovered", "draw_recovered"),
+    ("Balance", "draw_balance"),
+    ("Payout", "payout"),
+)
+_TOTALLED = (
+    "bookings",
+    "commission",
+    "spiffs",
+    "bonuses",
+    "clawbacks",
+    "draw_paid",
+    "draw_recovered",
+    "payout",
+)
+
+
+def write_table(
+    out: TextIO, statements: Sequence[Statement], *, currency: str, as_of: date
+) -> None:
+    """A table for a person: one row per statement and a totals row."""
+    rows = ordered(statements)
+    table = Table(
+        title=f"Statements as of {as_of.isoformat()} ({currency})",
+        show_footer=bool(rows),
+        header_style="bold",
+    )
+    totals = {name: sum((getattr(s, name) for s in rows), ZERO) for name in _TOTALLED}
+    for heading, name in _TABLE_COLUMNS:
+        numeric = name not in ("rep_id", "plan_id", "period")
+        if name in totals:
+            footer = format_money(totals[name])
+        else:
+            footer = "Total" if name == "rep_id" else ""
+        table.add_column(heading, justify="right" if numeric else "left", footer=footer)
+    for statement in rows:
+        table.add_row(*(_cell(statement, name) for _, name in _TABLE_COLUMNS))
+    # A file or pipe has no width of its own; give the table room instead of wrapping cells.
+    console = Console(file=out, width=None if out.isatty() else 200, highlight=False)
+    console.print(table)
+    if not rows:
+        console.print("No statements.")
+
+
+def _cell(statement: Statement, name: str) -> str:
+    value = getattr(statement, name)
+    if value is None:
+        return "—"
+    if name == "attainment":
+        return f"{format_money(value * 100)}%"  # exact attainment, rounded once: 85.50%
+    if isinstance(value, Decimal):
+        return format_money(value)
+    return str(value)
