@@ -147,7 +147,10 @@ def _refuse_other_crm(data: object, other_keys: tuple[str, ...], other: str, thi
     for key in other_keys:
         if key in data and data[key] is not None:
             raise ValueError(f"{key}: is a {other} setting; remove it (crm.type is {this})")
-    return {key: value for key, value in data.items() if key not in other_keys}
+    # null means "the default" for every key (the template writes `won_stages: null`).
+    return {
+        key: value for key, value in data.items() if key not in other_keys and value is not None
+    }
 
 
 class SalesforceCrm(_Model):

@@ -101,6 +101,7 @@ def read_reps(path: str | Path) -> list[Rep]:
                     raise _BadValue("end_date", f"{end_date} is before start_date {start_date}")
                 if rep_id in first_line:
                     raise _BadValue("id", f"rep {rep_id} is also on line {first_line[rep_id]}")
+                is_active = _active(active)
             except _BadValue as problem:
                 _note(errors, name, reader.line_num, problem)
                 continue
@@ -110,7 +111,7 @@ def read_reps(path: str | Path) -> list[Rep]:
                     id=rep_id,
                     name=rep_name,
                     email=email.strip(),
-                    active=_active(active),
+                    active=is_active,
                     start_date=start_date,
                     end_date=end_date,
                     manager_id=manager or None,
