@@ -129,6 +129,7 @@ def write_json(out: TextIO, statements: Sequence[Statement], *, currency: str, a
     """
     out.write(f'{{\n  "currency": {_text(currency)},\n  "as_of": "{as_of.isoformat()}",\n')
     out.write('  "statements": [')
+    rates: dict[Decimal, str] = {}
     for index, statement in enumerate(ordered(statements)):
         out.write(",\n    {" if index else "\n    {")
         fields = []
@@ -142,19 +143,25 @@ def write_json(out: TextIO, statements: Sequence[Statement], *, currency: str, a
         out.write(", ".join(fields))
         if statement.lines:
             out.write(', "lines": [\n      ')
-            out.write(",\n      ".join(_json_line(line) for line in statement.lines))
+            out.write(",\n      ".join([_json_line(line, rates) for line in statement.lines]))
             out.write("\n    ]}")
         else:
             out.write(', "lines": []}')
     out.write("\n  ]\n}\n" if statements else "]\n}\n")
 
 
-def _json_line(line: Line) -> str:
+def _json_line(line: Line, rates: dict[Decimal, str]) -> str:
     deal_id = "null" if line.deal_id is None else _text(line.deal_id)
-    rate = "null" if line.rate is None else f'"{format_fraction(line.rate)}"'
+    rate = line.rate
+    if rate is None:
+        rate_text = "null"
+    else:
+        # A plan has a handful of distinct rates; formatting each once saves a
+        # quantize per line on a million lines.
+        rate_text = rates.get(rate) or rates.setdefault(rate, f'"{format_fraction(rate)}"')
     text = (
         f'{{"kind": "{line.kind.value}", "deal_id": {deal_id}, '
-        f'"amount": "{format_money(line.amount)}", "rate": {rate}, "rule": {_text(line.rule)}'
+        f'"amount": "{format_money(line.amount)}", "rate": {rate_text}, "rule": {_text(line.rule)}'
     )
     if line.kind is LineKind.CLAWBACK:
         paid = "null" if line.paid_period is None else _text(line.paid_period)
