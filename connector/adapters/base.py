@@ -100,8 +100,11 @@ class CrmAdapter(Protocol):
 
     name: str
 
-    def read_users(self) -> Iterator[CrmUser]:
-        """Every user / owner, with the current values of our rep fields."""
+    def read_users(self, include_fields: bool = True) -> Iterator[CrmUser]:
+        """Every user / owner, with the current values of our rep fields.
+
+        ``include_fields=False`` reads them before our fields exist (install).
+        """
         ...
 
     def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:

@@ -259,6 +259,8 @@ class SalesforceAdapter:
         return [spec for spec in self.settings.fields if spec.record is record]
 
     def _require_fields(self, sobject: str, specs: Sequence[FieldSpec]) -> None:
+        if not specs:
+            return
         missing = [
             spec.salesforce for spec in specs if spec.salesforce not in self._fields_of(sobject)
         ]
@@ -285,8 +287,8 @@ class SalesforceAdapter:
 
             page = self._call(more)
 
-    def read_users(self) -> Iterator[CrmUser]:
-        specs = self._ours(RecordKind.REP)
+    def read_users(self, include_fields: bool = True) -> Iterator[CrmUser]:
+        specs = self._ours(RecordKind.REP) if include_fields else []
         self._require_fields("User", specs)
         columns = ["Id", "Name", "Email", "IsActive", "ManagerId", *(s.salesforce for s in specs)]
         for row in self._query(f"SELECT {', '.join(columns)} FROM User"):

@@ -1,0 +1,67 @@
+"""Wiring: validated settings → the adapter, store and engine a command runs with.
+
+The one place that knows which adapter class goes with which ``crm.type``, and
+that turns environment secrets into credentials.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from connector.adapters.base import CrmAdapter
+from connector.adapters.salesforce import (
+    SalesforceAdapter,
+    SalesforceCredentials,
+    SalesforceSettings,
+)
+from connector.config import Config, CrmType, SalesforceCrm, Secrets
+from connector.errors import ConfigError
+from connector.fields import FieldSpec, catalogue
+from connector.retry import RetryPolicy
+from connector.sync.engine import SyncSettings
+
+
+def field_specs(config: Config) -> tuple[FieldSpec, ...]:
+    crm = config.crm.type.value if config.crm is not None else "salesforce"
+    overrides = {key: name for key, name in config.fields.items() if key != "hubspot_rep_object"}
+    return catalogue(overrides, crm)
+
+
+def sync_settings(config: Config) -> SyncSettings:
+    return SyncSettings(
+        plans=config.plans,
+        currency=config.currency,
+        period_kind=config.period,
+        timezone=ZoneInfo(config.timezone),
+    )
+
+
+def adapter_for(config: Config, secrets: Secrets, retry: RetryPolicy | None = None) -> CrmAdapter:
+    crm = config.crm
+    if crm is None:
+        raise ConfigError("spm.yaml: crm: is required by install and sync")
+    if isinstance(crm, SalesforceCrm):
+        return SalesforceAdapter(
+            SalesforceSettings(
+                instance_url=crm.instance_url,
+                api_version=crm.api_version,
+                won_stages=crm.won_stages,
+                ca_bundle=crm.ca_bundle,
+                timeout_s=crm.timeout_s,
+                fields=field_specs(config),
+            ),
+            SalesforceCredentials(
+                access_token=secrets.salesforce_access_token,
+                username=secrets.salesforce_username,
+                password=secrets.salesforce_password,
+                security_token=secrets.salesforce_security_token,
+                client_id=secrets.salesforce_client_id,
+                client_secret=secrets.salesforce_client_secret,
+            ),
+            retry=retry,
+        )
+    assert crm.type is CrmType.HUBSPOT
+    raise ConfigError(
+        "crm.type hubspot: this version of spm-connector syncs Salesforce only; "
+        "use `calc` for HubSpot exports until the HubSpot connector ships"
+    )

@@ -1,0 +1,192 @@
+"""``install`` and ``sync``: the commands that talk to a CRM.
+
+Kept apart from ``cli.py`` so that ``calc`` never imports the CRM clients.
+Progress goes to stderr: a rich progress display on a terminal, plain lines
+otherwise (cron logs, CI). Every run ends with a one-screen summary.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.status import Status
+
+from connector.config import Config, load_config, load_secrets, resolve_config_path
+from connector.connect import adapter_for, field_specs, sync_settings
+from connector.errors import InputError
+from connector.fields import RecordKind
+from connector.sync.engine import SyncEngine, SyncOptions, SyncSummary
+from connector.sync.store import Store
+
+
+def _config(ctx: click.Context) -> Config:
+    option = getattr(ctx.obj, "config_option", None)
+    return load_config(resolve_config_path(option, os.environ))
+
+
+def _console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Progress:
+    """Stage counters: a live status line on a terminal, a plain line per step otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self._status: Status | None = None
+        self._last: dict[str, int] = {}
+
+    def __call__(self, stage: str, count: int) -> None:
+        if self.live:
+            text = f"{stage}: {count:,}"
+            if self._status is None:
+                self._status = self.console.status(text)
+                self._status.start()
+            else:
+                self._status.update(text)
+        elif self._last.get(stage) != count:
+            self.console.print(f"{stage}: {count:,}")
+        self._last[stage] = count
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Show what would be created; change nothing.")
+@click.option("--no-assign", is_flag=True, help="Do not assign the permission set to members.")
+@click.pass_context
+def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
+    """Create the custom fields (and the read-only permission set) in the CRM."""
+    config = _config(ctx)
+    adapter = adapter_for(config, load_secrets(os.environ, Path.cwd()))
+    console = _console()
+    members: set[str] = set()
+    if not no_assign:
+        users = {user.email.lower(): user.id for user in adapter.read_users(include_fields=False)}
+        ids = set(users.values())
+        for plan in config.plans:
+            for member in plan.members:
+                found = (
+                    users.get(member.lower())
+                    if "@" in member
+                    else (member if member in ids else None)
+                )
+                if found is None:
+                    raise InputError(f"plan {plan.id}: member {member} matches no CRM user")
+                members.add(found)
+    report = adapter.ensure_fields(field_specs(config), dry_run=dry_run, assign_to=members)
+    counts = Counter(item.action for item in report)
+    for item in report:
+        detail = f" ({item.detail})" if item.detail else ""
+        console.print(f"{item.action:>13}  {item.name}{detail}")
+    usage = adapter.usage()
+    console.print(
+        ("dry run: nothing was changed; " if dry_run else "install: ")
+        + ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+        + f"; {usage.calls} API calls"
+    )
+
+
+@click.command()
+@click.option("--full", is_flag=True, help="Re-read everything, not just what changed.")
+@click.option("--dry-run", is_flag=True, help="Print the planned writes; write nothing.")
+@click.option("--as-of", "as_of_text", metavar="DATE", help="Fix 'today' (YYYY-MM-DD).")
+@click.pass_context
+def sync(ctx: click.Context, full: bool, dry_run: bool, as_of_text: str | None) -> None:
+    """Pull changes, recompute affected reps, write back only what differs."""
+    config = _config(ctx)
+    as_of = _as_of(as_of_text, config)
+    adapter = adapter_for(config, load_secrets(os.environ, Path.cwd()))
+    console = _console()
+    progress = _Progress(console)
+    with Store.open(config.store) as store:
+        engine = SyncEngine(
+            sync_settings(config),
+            adapter,
+            store,
+            clock=lambda: datetime.now(UTC),
+            progress=progress,
+        )
+        try:
+            summary = engine.run(SyncOptions(as_of=as_of, full=full, dry_run=dry_run))
+        finally:
+            progress.close()
+    if dry_run:
+        _print_plan(console, summary, config)
+    _print_summary(console, summary, dry_run)
+    ctx.exit(summary.exit_code)
+
+
+def _as_of(text: str | None, config: Config) -> date:
+    if text is None:
+        return datetime.now(config.zone).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--as-of: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _print_plan(console: Console, summary: SyncSummary, config: Config) -> None:
+    names = {spec.key: spec for spec in field_specs(config)}
+    crm = config.crm.type.value if config.crm is not None else "salesforce"
+    out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    for change in summary.planned:
+        spec = names[change.key]
+        field = spec.salesforce if crm == "salesforce" else spec.hubspot
+        what = "deal" if change.record is RecordKind.DEAL else "rep"
+        out.print(
+            f"{what} {change.record_id}  {field}: {change.before or '(empty)'} -> "
+            f"{change.after or '(empty)'}"
+        )
+
+
+def _print_summary(console: Console, summary: SyncSummary, dry_run: bool) -> None:
+    usage = summary.usage
+    lines: list[str] = [
+        f"read: {summary.users_read:,} users, {summary.deals_read:,} deals "
+        f"({summary.deals_changed:,} changed)",
+        f"computed: {summary.reps_recomputed:,} reps, {summary.statements:,} rep-periods",
+    ]
+    if dry_run:
+        records = len({(c.record, c.record_id) for c in summary.planned})
+        lines.append(
+            f"would write: {len(summary.planned):,} fields on {records:,} records "
+            "(dry run: nothing was written)"
+        )
+    else:
+        lines.append(
+            f"written: {summary.fields_written:,} fields on {summary.records_written:,} records"
+        )
+    if usage is not None:
+        api = f"API calls: {usage.calls:,}"
+        if usage.used is not None and usage.limit is not None:
+            api += f" (org usage today {usage.used:,}/{usage.limit:,})"
+        if usage.waited_s:
+            api += f"; waited {usage.waited_s:.1f} s on retries and rate limits"
+        lines.append(api)
+    for warning in summary.warnings:
+        lines.append(f"warning: {warning}")
+    if summary.failures:
+        by_code = Counter(f.code for f in summary.failures)
+        lines.append(
+            f"not written: {len(summary.failures):,} records ("
+            + ", ".join(f"{n} {code}" for code, n in sorted(by_code.items()))
+            + "); the next sync retries them"
+        )
+        for failure in summary.failures[:50]:
+            lines.append(
+                f"  {failure.record.value} {failure.record_id}: {failure.code}: {failure.message}"
+            )
+        if len(summary.failures) > 50:
+            lines.append(f"  … and {len(summary.failures) - 50:,} more")
+    for line in lines:
+        console.print(line)
