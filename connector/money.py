@@ -84,7 +84,10 @@ def is_whole_cents(value: Decimal) -> bool:
 
 def format_money(value: Decimal) -> str:
     """``"1234.50"``: exactly two decimals, never ``-0.00``."""
-    return f"{round_cents(value):.2f}"
+    # str() of a quantized Decimal is already "1234.50"; this runs once per
+    # output line, so it skips the f-string formatting machinery.
+    rounded = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return str(rounded) if rounded else "0.00"
 
 
 def format_fraction(value: Decimal) -> str:

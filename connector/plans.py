@@ -47,7 +47,9 @@ Rate = Annotated[Decimal, BeforeValidator(_rate)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Numbers become text where text is expected: HubSpot owner ids are digits,
+    # and `members: [12345]` must not be refused for want of quotes.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class Method(StrEnum):
