@@ -10,7 +10,7 @@ notes), with no slicing loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -205,6 +205,20 @@ def deal_value(deal: Deal, key: str) -> str | None:
     return None
 
 
+_ATTRIBUTES = {"type", "status", "currency", "owner_id", "id"}
+
+
+def _matcher(when: Mapping[str, str]) -> Callable[[Deal], bool]:
+    """A predicate for a SPIFF's ``when``; a single ``type`` condition, the common one,
+    compares the attribute directly (this runs once per credited deal)."""
+    if len(when) == 1:
+        ((key, value),) = when.items()
+        if key == "type":
+            return lambda deal: deal.type == value or deal.properties.get("type") == value
+    conditions = tuple(when.items())
+    return lambda deal: all(deal_value(deal, key) == value for key, value in conditions)
+
+
 def _spiff_rule(spiff: Spiff) -> str:
     if spiff.rate is not None:
         return f"SPIFF {spiff.name}: {_percent(spiff.rate)} of credit"
@@ -217,20 +231,11 @@ def spiff_lines(credits: Sequence[Credit], spiffs: Sequence[Spiff]) -> list[Line
     lines: list[Line] = []
     if not spiffs:
         return lines
-    prepared = [(spiff, tuple(spiff.when.items()), _spiff_rule(spiff)) for spiff in spiffs]
+    prepared = [(spiff, _matcher(spiff.when), _spiff_rule(spiff)) for spiff in spiffs]
     for credit in credits:
         deal = credit.deal
-        properties = deal.properties
-        for spiff, conditions, rule in prepared:
-            matched = True
-            for key, value in conditions:
-                found = properties.get(key)
-                if found is None:
-                    found = deal_value(deal, key)
-                if found != value:
-                    matched = False
-                    break
-            if not matched:
+        for spiff, matches, rule in prepared:
+            if not matches(deal):
                 continue
             if spiff.rate is not None:
                 amount = round_cents(credit.amount * spiff.rate)

@@ -9,7 +9,7 @@ count for the owner only (KPIs).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -53,15 +53,20 @@ def _credit_order(credit: Credit) -> tuple[object, str]:
     return credit.deal.close_date, credit.deal.id
 
 
-def validate_deals(deals: Iterable[Deal]) -> None:
+def validate_deals(deals: Sequence[Deal]) -> None:
     """Refuse deals no statement can be computed from, naming the deal."""
-    seen: set[str] = set()
+    ids = [deal.id for deal in deals]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        for deal_id in ids:
+            if deal_id in seen:
+                raise CalculationError(f"deal {deal_id}: the id appears twice")
+            seen.add(deal_id)
     for deal in deals:
-        if deal.id in seen:
-            raise CalculationError(f"deal {deal.id}: the id appears twice")
-        seen.add(deal.id)
-        if deal.status is _CANCELLED and deal.cancel_date is None:
-            raise CalculationError(f"deal {deal.id}: a cancelled deal needs a cancel_date")
+        if deal.cancel_date is None and not deal.splits:
+            if deal.status is _CANCELLED:
+                raise CalculationError(f"deal {deal.id}: a cancelled deal needs a cancel_date")
+            continue  # the common case: nothing more to check
         if deal.cancel_date is not None and deal.cancel_date < deal.close_date:
             raise CalculationError(
                 f"deal {deal.id}: cancel_date {deal.cancel_date} is before "

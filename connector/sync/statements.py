@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 
 from connector.errors import CalculationError
 from connector.models import CalcWarning, Deal, Line, LineKind, Rep, Statement
@@ -329,14 +330,30 @@ def _settle(ledger: _Ledger, kind: PeriodKind, as_of: date) -> list[Statement]:
                 payout=step.payout,
                 won_count=won,
                 lost_count=lost,
-                win_rate=ratio(Decimal(won), Decimal(won + lost)) if won + lost else None,
-                average_deal_size=ratio(bookings, Decimal(won), CENT) if won else None,
+                win_rate=_win_rate(won, lost),
+                average_deal_size=_average(bookings, won) if won else None,
                 open_pipeline=work.open_pipeline,
                 lines=tuple(lines),
                 draw_advanced=step.advanced,
             )
         )
     return statements
+
+
+@cache
+def _win_rate(won: int, lost: int) -> Decimal | None:
+    return ratio(Decimal(won), Decimal(won + lost)) if won + lost else None
+
+
+def _average(bookings: Decimal, count: int) -> Decimal:
+    """``bookings / count`` to the cent, rounded once.
+
+    One Decimal division then a quantize rounds once in effect: a quotient of a
+    d-decimal amount by a count c that is not exactly a half cent lies at least
+    10^-max(d, 3) / c away from one, far more than the 28-digit division's
+    error for any amount with a dozen decimals or fewer (split credits have 6).
+    """
+    return (bookings / count).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _forgives(ledger: _Ledger, as_of: date) -> bool:
