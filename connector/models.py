@@ -88,7 +88,7 @@ class Statement:
     period: str
     quota: Decimal | None
     bookings: Decimal
-    attainment: Decimal | None  # exact; formatted to 4 places on output
+    attainment: Decimal | None  # rounded half-up to 4 places (thresholds use exact figures)
     commission: Decimal
     spiffs: Decimal
     bonuses: Decimal

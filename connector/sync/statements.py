@@ -51,6 +51,7 @@ class _Period:
     k: int
     quota: Decimal | None
     credits: list[Credit]
+    bookings: Decimal
     lines: list[Line]
     lost_count: int
     open_pipeline: Decimal
@@ -225,7 +226,9 @@ def _earn(
         bookings = sum((credit.amount for credit in credits), ZERO)
         lines += bonus_lines(bookings, quota, plan.bonuses)
         open_pipeline = sum((deal.amount for deal in open_deals), ZERO)
-        ledger.periods[period] = _Period(period, k, quota, credits, lines, len(lost), open_pipeline)
+        ledger.periods[period] = _Period(
+            period, k, quota, credits, bookings, lines, len(lost), open_pipeline
+        )
 
 
 def _counts_in(ledger: _Ledger, rep_ledgers: Sequence[_Ledger], period: int, deal: Deal) -> bool:
@@ -306,7 +309,7 @@ def _settle(ledger: _Ledger, kind: PeriodKind, as_of: date) -> list[Statement]:
         forgiven = ZERO
         if period == ledger.last and forgive_at_end:
             forgiven, balance = balance, ZERO
-        bookings = sum((credit.amount for credit in work.credits), ZERO)
+        bookings = work.bookings
         won = len(work.credits)
         lost = work.lost_count
         statements.append(
@@ -316,7 +319,8 @@ def _settle(ledger: _Ledger, kind: PeriodKind, as_of: date) -> list[Statement]:
                 period=label(period, kind),
                 quota=work.quota,
                 bookings=bookings,
-                attainment=bookings / work.quota if work.quota is not None else None,
+                # Shown to 4 places; thresholds compared exact bookings in pass 1.
+                attainment=ratio(bookings, work.quota) if work.quota is not None else None,
                 commission=commission,
                 spiffs=spiffs,
                 bonuses=bonuses,
