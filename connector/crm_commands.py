@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.status import Status
 
+from connector.cli import as_of_date
 from connector.config import Config, load_config, load_secrets, resolve_config_path
 from connector.connect import adapter_for, field_specs, sync_settings
 from connector.errors import InputError
@@ -104,7 +105,7 @@ def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
 def sync(ctx: click.Context, full: bool, dry_run: bool, as_of_text: str | None) -> None:
     """Pull changes, recompute affected reps, write back only what differs."""
     config = _config(ctx)
-    as_of = _as_of(as_of_text, config)
+    as_of = as_of_date(as_of_text, config)
     adapter = adapter_for(config, load_secrets(os.environ, Path.cwd()))
     console = _console()
     progress = _Progress(console)
@@ -124,15 +125,6 @@ def sync(ctx: click.Context, full: bool, dry_run: bool, as_of_text: str | None) 
         _print_plan(console, summary, config)
     _print_summary(console, summary, dry_run)
     ctx.exit(summary.exit_code)
-
-
-def _as_of(text: str | None, config: Config) -> date:
-    if text is None:
-        return datetime.now(config.zone).date()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"--as-of: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _print_plan(console: Console, summary: SyncSummary, config: Config) -> None:

@@ -59,3 +59,9 @@ class PartialWriteError(ConnectorError):
     """The run finished, but some records could not be written."""
 
     exit_code = 1
+
+
+class SyncLockedError(ConnectorError):
+    """Another sync holds the lock: wait for it."""
+
+    exit_code = 1

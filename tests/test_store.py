@@ -1,0 +1,198 @@
+"""The state store on SQLite and on the local PostgreSQL (skipped when absent)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from connector.adapters.base import CrmUser, Outcome
+from connector.errors import SyncLockedError
+from connector.fields import RecordKind
+from connector.models import DealStatus
+from connector.sync.store import DealSnapshot, Store
+
+from .engine_helpers import deal, plan, run
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def _postgres_url() -> Iterator[str]:
+    try:
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            name = f"spm_test_{uuid.uuid4().hex[:10]}"
+            connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    except Exception as error:  # any failure to reach the server means: skip
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not available ({type(error).__name__})")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'spm.db'}"
+    else:
+        yield from _postgres_url()
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    with Store.open(url) as opened:
+        yield opened
+
+
+def snapshot(deal_id: str, owner: str = "u1", **changes: object) -> DealSnapshot:
+    values: dict[str, object] = {
+        "id": deal_id,
+        "owner_id": owner,
+        "amount": Decimal("1234.50"),
+        "currency": "USD",
+        "close_date": date(2026, 3, 1),
+        "outcome": Outcome.WON,
+        "status": DealStatus.WON,
+        "first_won_on": date(2026, 3, 1),
+        "cancel_date": None,
+        "type": "New Business",
+        "name": "Acme",
+        "properties": {"StageName": "Closed Won"},
+        "modified_at": datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+        "deleted": False,
+    }
+    values.update(changes)
+    return DealSnapshot(**values)  # type: ignore[arg-type]
+
+
+def test_reopening_is_idempotent_and_keeps_data(url: str) -> None:
+    with Store.open(url) as first:
+        first.set_cursor("deals", "2026-03-01T00:00:00+00:00")
+        first.upsert_deals([snapshot("d1")])
+    with Store.open(url) as again:  # migrations run again: nothing to do, nothing lost
+        assert again.cursor("deals") == "2026-03-01T00:00:00+00:00"
+        assert again.deal_snapshots(["d1"])["d1"] == snapshot("d1")
+
+
+def test_deal_snapshots_round_trip_exactly(store: Store) -> None:
+    store.upsert_deals([snapshot("d1"), snapshot("d2", amount=None, close_date=None)])
+    got = store.deal_snapshots(["d1", "d2", "missing"])
+    assert got["d1"] == snapshot("d1")
+    assert str(got["d1"].amount) == "1234.50"
+    assert got["d1"].modified_at.tzinfo is not None
+    assert got["d2"].amount is None
+    store.upsert_deals([snapshot("d1", status=DealStatus.CANCELLED, cancel_date=date(2026, 5, 2))])
+    assert store.deal_snapshots(["d1"])["d1"].cancel_date == date(2026, 5, 2)
+    assert [d.id for d in store.all_deals()] == ["d1", "d2"]
+
+
+def test_deals_for_reps_by_owner_and_by_split(store: Store) -> None:
+    store.upsert_deals([snapshot("d1", "u1"), snapshot("d2", "u2"), snapshot("d3", "u3")])
+    store.replace_splits({"d2": [("u2", Decimal(60)), ("u1", Decimal(40))]})
+    assert [d.id for d in store.deals_for_reps(["u1"])] == ["d1", "d2"]
+    store.replace_splits({"d2": []})
+    assert [d.id for d in store.deals_for_reps(["u1"])] == ["d1"]
+    assert store.splits_for(["d2"]) == {}
+
+
+def test_users(store: Store) -> None:
+    store.upsert_users([CrmUser("u1", "Dana", "dana@acme.example", True)])
+    store.upsert_users([CrmUser("u1", "Dana R", "dana@acme.example", False, "u9")])
+    (user,) = store.users()
+    assert (user.name, user.active, user.manager_id) == ("Dana R", False, "u9")
+
+
+def test_statements_round_trip_exactly(store: Store) -> None:
+    p = plan(draw={"type": "recoverable", "amount": "1500"}, clawback={"window_days": 90})
+    deals = [
+        deal("d1", "12000.10", date(2026, 1, 5)),
+        deal("d2", "5000", date(2026, 1, 9), "cancelled", cancel=date(2026, 2, 2)),
+    ]
+    statements = run(p, deals, as_of=date(2026, 3, 31)).statements
+    store.save_statements(["r1"], statements)
+    assert repr(store.statements_for("r1")) == repr(list(statements))
+    assert [s.period for s in store.statements_for("r1", "2026-02")] == ["2026-02"]
+    store.save_statements(["r1"], statements[:1])  # replaces, never appends
+    assert len(store.statements_for("r1")) == 1
+
+
+def test_field_states_and_pending(store: Store) -> None:
+    deal_kind = RecordKind.DEAL
+    store.set_crm_values(deal_kind, [("d1", "commission", "10.00"), ("d2", "commission", None)])
+    assert store.pending(deal_kind) == {}  # nothing desired yet
+    store.set_desired(
+        deal_kind,
+        [("d1", "commission", "12.00"), ("d2", "commission", None), ("d3", "commission", "5.00")],
+    )
+    assert store.pending(deal_kind) == {"d1": {"commission": "12.00"}, "d3": {"commission": "5.00"}}
+    store.set_crm_values(deal_kind, [("d1", "commission", "12.00")])  # the write landed
+    assert store.pending(deal_kind) == {"d3": {"commission": "5.00"}}
+    store.set_desired(deal_kind, [("d1", "commission", None)])  # clear it
+    assert store.pending(deal_kind)["d1"] == {"commission": None}
+    states = store.field_states(deal_kind, ["d1"])
+    assert (states["d1", "commission"].crm, states["d1", "commission"].desired) == ("12.00", None)
+    assert store.pending(RecordKind.REP) == {}
+
+
+def test_run_log(store: Store) -> None:
+    run_id = store.start_run("sync", NOW, {"full": True})
+    store.finish_run(run_id, NOW + timedelta(seconds=5), "ok", {"fields_written": 3})
+    (record,) = store.runs()
+    assert (record.status, record.options, record.summary) == (
+        "ok",
+        {"full": True},
+        {"fields_written": 3},
+    )
+    assert record.finished_at == NOW + timedelta(seconds=5)
+
+
+def test_lock_refuses_a_second_sync_and_is_released(store: Store) -> None:
+    refused = pytest.raises(SyncLockedError, match=r"another sync \(host:1\) has been running")
+    with store.sync_lock("host:1", NOW), refused, store.sync_lock("host:2", NOW):
+        pass
+    with store.sync_lock("host:2", NOW):  # released: free again
+        pass
+    with pytest.raises(RuntimeError), store.sync_lock("host:3", NOW):
+        raise RuntimeError("sync failed")
+    with store.sync_lock("host:4", NOW):  # released after an exception too
+        pass
+
+
+def test_stale_lock_is_taken_over(store: Store) -> None:
+    with store.sync_lock("dead:1", NOW - timedelta(hours=7)), store.sync_lock("host:2", NOW):
+        pass
+
+
+def test_lock_holds_across_processes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'spm.db'}"
+    code = (
+        "import sys\nfrom datetime import UTC, datetime\n"
+        "from connector.sync.store import Store\nfrom connector.errors import SyncLockedError\n"
+        f"s = Store.open({url!r})\n"
+        "try:\n    with s.sync_lock('other:2', datetime.now(UTC)): sys.exit(0)\n"
+        "except SyncLockedError: sys.exit(7)\n"
+    )
+    with Store.open(url) as store, store.sync_lock("here:1", datetime.now(UTC)):
+        held = subprocess.run([sys.executable, "-c", code], check=False)
+    free = subprocess.run([sys.executable, "-c", code], check=False)
+    assert (held.returncode, free.returncode) == (7, 0)
+
+
+def test_bad_url_is_a_clear_error_without_the_password() -> None:
+    from connector.errors import ConnectorError
+
+    with pytest.raises(ConnectorError) as caught:
+        Store.open("postgresql+psycopg://spm:hunter2@127.0.0.1:1/none")
+    assert "hunter2" not in str(caught.value)
+    assert "cannot open" in str(caught.value)
