@@ -20,9 +20,8 @@ from rich.status import Status
 from connector.cli import as_of_date
 from connector.config import Config, load_config, load_secrets, resolve_config_path
 from connector.connect import adapter_for, field_specs, sync_settings
-from connector.errors import InputError
 from connector.fields import RecordKind
-from connector.sync.engine import SyncEngine, SyncOptions, SyncSummary
+from connector.sync.engine import SyncEngine, SyncOptions, SyncSummary, resolve_members
 from connector.sync.store import Store
 
 
@@ -72,18 +71,8 @@ def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
     console = _console()
     members: set[str] = set()
     if not no_assign:
-        users = {user.email.lower(): user.id for user in adapter.read_users(include_fields=False)}
-        ids = set(users.values())
-        for plan in config.plans:
-            for member in plan.members:
-                found = (
-                    users.get(member.lower())
-                    if "@" in member
-                    else (member if member in ids else None)
-                )
-                if found is None:
-                    raise InputError(f"plan {plan.id}: member {member} matches no CRM user")
-                members.add(found)
+        users = {user.id: user for user in adapter.read_users(include_fields=False)}
+        members = resolve_members(config.plans, users)
     report = adapter.ensure_fields(field_specs(config), dry_run=dry_run, assign_to=members)
     counts = Counter(item.action for item in report)
     for item in report:

@@ -180,7 +180,7 @@ class SyncEngine:
     def _steps(self, run: _Run) -> None:
         store, summary, kind = self.store, run.summary, self.settings.period_kind
         users = self._read_users(run)
-        members = self._members(users)
+        members = resolve_members(self.settings.plans, users)
         reps = [_rep(user) for user in users.values() if user.id in members]
 
         cursor = None if run.options.full else store.cursor(DEALS_CURSOR)
@@ -242,27 +242,6 @@ class SyncEngine:
                 ((u.id, key, value) for u in users.values() for key, value in u.fields.items()),
             )
         return users
-
-    def _members(self, users: Mapping[str, CrmUser]) -> set[str]:
-        """Plan members as CRM user ids; a member that matches no user is a config error."""
-        by_email = {user.email.lower(): user.id for user in users.values() if user.email}
-        members: set[str] = set()
-        problems: list[str] = []
-        for index, plan in enumerate(self.settings.plans):
-            for member in plan.members:
-                user_id = (
-                    by_email.get(member.lower())
-                    if "@" in member
-                    else (member if member in users else None)
-                )
-                if user_id is None:
-                    what = "matches no CRM user" if "@" in member else "is not a CRM user id"
-                    problems.append(f"plans[{index}].members: {member} {what} (plan {plan.id})")
-                else:
-                    members.add(user_id)
-        if problems:
-            raise ConfigError("\n".join(problems))
-        return members
 
     def _pull(self, run: _Run, since: datetime | None) -> None:
         """Read changed deals in batches, then the splits of the ones that changed."""
@@ -412,6 +391,28 @@ class SyncEngine:
         for batch in _batches(self.adapter.read_deals(run.newest), READ_BATCH):
             touched |= self._absorb(run, batch)
         return touched
+
+
+def resolve_members(plans: Sequence[Plan], users: Mapping[str, CrmUser]) -> set[str]:
+    """Plan members as CRM user ids; a member that matches no user is a config error."""
+    by_email = {user.email.lower(): user.id for user in users.values() if user.email}
+    members: set[str] = set()
+    problems: list[str] = []
+    for index, plan in enumerate(plans):
+        for member in plan.members:
+            user_id = (
+                by_email.get(member.lower())
+                if "@" in member
+                else (member if member in users else None)
+            )
+            if user_id is None:
+                what = "matches no CRM user" if "@" in member else "is not a CRM user id"
+                problems.append(f"plans[{index}].members: {member} {what} (plan {plan.id})")
+            else:
+                members.add(user_id)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return members
 
 
 def _text(value: object) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -589,26 +589,8 @@ def _snapshot(row: Any) -> DealSnapshot:
     )
 
 
-_DECIMAL_FIELDS = (
-    "quota",
-    "bookings",
-    "attainment",
-    "commission",
-    "spiffs",
-    "bonuses",
-    "clawbacks",
-    "earnings",
-    "draw",
-    "draw_paid",
-    "draw_recovered",
-    "draw_balance",
-    "draw_forgiven",
-    "payout",
-    "win_rate",
-    "average_deal_size",
-    "open_pipeline",
-    "draw_advanced",
-)
+# Derived from the model, so a new Decimal field on Statement is stored without edits here.
+_DECIMAL_FIELDS = tuple(f.name for f in fields(Statement) if "Decimal" in str(f.type))
 
 
 def _text(value: Decimal | None) -> str | None:
