@@ -71,6 +71,8 @@ class Faults:
     generator so runs repeat; ``locked_ids``: records whose writes fail with
     ``UNABLE_TO_LOCK_ROW`` (Salesforce) or an error in a 207 (HubSpot), each
     for ``lock_failures`` attempts; ``latency_ms``: delay added to every call.
+    ``search_rate_limit``: search calls allowed per ``search_window_s``, counted
+    apart from the other calls (HubSpot limits its search endpoints per second).
     """
 
     rate_limit: int | None = None
@@ -81,8 +83,11 @@ class Faults:
     lock_failures: int = 1
     latency_ms: int = 0
     seed: int = 0
+    search_rate_limit: int | None = None
+    search_window_s: float = 1.0
     _rng: random.Random = field(init=False, repr=False)
     _window: list[float] = field(init=False, repr=False, default_factory=list)
+    _search_window: list[float] = field(init=False, repr=False, default_factory=list)
     _lock_hits: Counter[str] = field(init=False, repr=False, default_factory=Counter)
     _guard: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
@@ -100,6 +105,8 @@ class Faults:
             "lock_failures",
             "latency_ms",
             "seed",
+            "search_rate_limit",
+            "search_window_s",
         }
         unknown = set(settings) - allowed
         if unknown:
@@ -124,16 +131,25 @@ class Faults:
 
     def rate_limited(self, now: float | None = None) -> tuple[bool, int, float]:
         """Count this call in the rolling window: (over the limit?, remaining, seconds to wait)."""
-        if self.rate_limit is None:
+        return self._count(self._window, self.rate_limit, self.rate_window_s, now)
+
+    def search_rate_limited(self, now: float | None = None) -> tuple[bool, int, float]:
+        """As :meth:`rate_limited`, in the separate window for search calls."""
+        return self._count(self._search_window, self.search_rate_limit, self.search_window_s, now)
+
+    def _count(
+        self, window: list[float], limit: int | None, window_s: float, now: float | None
+    ) -> tuple[bool, int, float]:
+        if limit is None:
             return False, -1, 0.0
         now = time.monotonic() if now is None else now
         with self._guard:
-            self._window = [t for t in self._window if now - t < self.rate_window_s]
-            if len(self._window) >= self.rate_limit:
-                wait = self.rate_window_s - (now - self._window[0])
+            window[:] = [t for t in window if now - t < window_s]
+            if len(window) >= limit:
+                wait = window_s - (now - window[0])
                 return True, 0, max(wait, 0.0)
-            self._window.append(now)
-            return False, self.rate_limit - len(self._window), 0.0
+            window.append(now)
+            return False, limit - len(window), 0.0
 
     def lock_fails(self, record_id: str) -> bool:
         """True when a write to this record should fail as locked this time."""
