@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,13 @@ class Faults:
             return True
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: the call log is the sandbox's record of requests."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 class ServerThread:
     """A WSGI app served on loopback from a daemon thread, optionally over TLS."""
 
@@ -173,7 +180,7 @@ class ServerThread:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, ssl_context=ssl_context
+            host, port, app, threaded=True, ssl_context=ssl_context, request_handler=_QuietHandler
         )
         self.host = host
         self.port = self._server.server_port
