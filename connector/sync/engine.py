@@ -222,7 +222,8 @@ class SyncEngine:
         if not run.dry:
             for record in (RecordKind.DEAL, RecordKind.REP):
                 self._write(run, record, pending[record])
-            dirty_now = self._settle(run)
+            # Only our deal writes move deal stamps; with none, there is nothing to settle.
+            dirty_now = self._settle(run) if pending[RecordKind.DEAL] else set()
             if run.newest is not None:
                 store.set_cursor(DEALS_CURSOR, run.newest.isoformat())
             store.set_cursor(AS_OF_PERIOD_CURSOR, as_of_label)

@@ -10,6 +10,8 @@ Usage::
 from __future__ import annotations
 
 import tempfile
+import time
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +50,7 @@ class SalesforceSandbox:
         multicurrency: bool = False,
         outbound_url: str | None = None,
         outbound_first_retry_s: float = 0.5,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
         self.faults = faults or Faults(seed=seed)
@@ -56,6 +59,7 @@ class SalesforceSandbox:
             generate(seed=seed, reps=reps, deals=deals, year=year),
             splits=splits,
             multicurrency=multicurrency,
+            clock=clock,
         )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if ca_path is None:

@@ -1,8 +1,9 @@
 """One emulated Salesforce org: its records, its custom fields, SOQL and the rules for changes.
 
-All state sits behind one re-entrant lock. Every change moves ``SystemModstamp``
-strictly forward (past every seeded stamp too, so an incremental reader never
-misses a change), re-derives ``IsWon``/``IsClosed`` from the stage, and tells
+All state sits behind one re-entrant lock. Every change stamps ``SystemModstamp``
+with the org's clock in whole seconds, as Salesforce does (so changes in the
+same second share a stamp and incremental readers must read inclusively), never
+earlier than any stamp before it, re-derives ``IsWon``/``IsClosed`` from the stage, and tells
 the listeners (the outbound-message dispatcher) which opportunities changed.
 """
 
@@ -151,6 +152,9 @@ class Org:
         self.lock = threading.RLock()
         self._clock = clock
         self._last_ms = 0
+        # A real org holds no stamps from the future: seeded changes after this moment
+        # (deals closing later this year) are stamped now.
+        self.started = datetime.fromtimestamp(int(clock()), tz=UTC)
         self.organization_id = organization_id or make_id("00D", self.seed, 1)
         self.objects = build_objects(
             tuple(label for label, *_ in STAGES), multicurrency=multicurrency, splits=splits
@@ -172,13 +176,14 @@ class Org:
         return make_id(prefix, self.seed, next(counter))
 
     def now(self) -> datetime:
-        """A stamp strictly after every stamp handed out before, at millisecond precision."""
+        """The org's clock: whole seconds (Salesforce keeps no milliseconds), never going back."""
         with self.lock:
-            ms = max(int(self._clock() * 1000), self._last_ms + 1)
+            ms = max(int(self._clock()) * 1000, self._last_ms)
             self._last_ms = ms
         return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
     def _stamp(self, moment: datetime) -> datetime:
+        moment = min(moment, self.started)
         self._last_ms = max(self._last_ms, int(moment.timestamp() * 1000))
         return moment
 

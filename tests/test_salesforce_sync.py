@@ -1,0 +1,331 @@
+"""`install` and `sync` end to end: the CLI, the real simple-salesforce, the sandbox over HTTPS.
+
+Every figure the sync writes is checked against `spm-connector calc` run on a
+CSV export of the same org, so the two paths to a statement must agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.retry import RetryPolicy
+from connector.sandbox.salesforce import SalesforceSandbox
+from tests.crm_sync_helpers import (
+    OracleDeal,
+    calc_statements,
+    expected_deal_fields,
+    expected_rep_fields,
+    percent,
+    run,
+    write_config,
+)
+from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
+
+
+class Clock:
+    """The org's wall clock, moved on by the tests between syncs as real time would be."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 31, 9, tzinfo=UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float = 3600) -> None:
+        self.now += seconds
+
+
+DEAL_FIELDS = ("SPM_Commission__c", "SPM_Commission_Rate__c", "SPM_Commission_Period__c")
+
+
+@dataclass
+class Org:
+    sandbox: SalesforceSandbox
+    config: Path
+    env: dict[str, str]
+    directory: Path
+    clock: Clock
+
+    def cli(self, *args: str) -> Any:
+        self.clock.advance()
+        return run(self.config, self.env, *args)
+
+    def writes(self) -> list[int]:
+        """Records per composite write call since the last reset."""
+        return [c.records for c in self.sandbox.calls.calls("composite_update")]
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI builds its own retry policy: shorten its waits so fault tests stay fast."""
+    attempts, _initial, _maximum, sleep, seed = RetryPolicy.__init__.__defaults__ or ()
+    monkeypatch.setattr(RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed))
+
+
+@pytest.fixture
+def org(make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path) -> Iterator[Org]:
+    clock = Clock()
+    sandbox = make_salesforce_sandbox(reps=8, deals=300, clock=clock)
+    users = sandbox.users()
+    # Members by id, and two by email to prove emails resolve to CRM users.
+    members = [u["Id"] for u in users[2:]] + [u["Email"] for u in users[:2]]
+    config = write_config(tmp_path, sandbox.settings()["crm"], members)
+    yield Org(sandbox, config, dict(sandbox.settings()["env"]), tmp_path, clock)
+
+
+def as_of_for(sandbox: SalesforceSandbox) -> date:
+    """Today, for the test: the day of the org's newest change, so every event is in the past."""
+    return max(d["SystemModstamp"] for d in sandbox.opportunities(include_deleted=True)).date()
+
+
+def oracle(org: Org, as_of: date, reversed_on: dict[str, date] | None = None) -> list[Any]:
+    reversed_on = reversed_on or {}
+    deals = []
+    for d in org.sandbox.opportunities():
+        status = "won" if d["IsWon"] else "lost" if d["IsClosed"] else "open"
+        if d["Id"] in reversed_on:
+            status = "cancelled"
+        deals.append(
+            OracleDeal(
+                d["Id"],
+                d["OwnerId"],
+                d["Amount"],
+                d["CloseDate"],
+                status,
+                d["Type"] or "",
+                reversed_on.get(d["Id"]),
+            )
+        )
+    splits = [
+        (s["OpportunityId"], s["SplitOwnerId"], s["SplitPercentage"]) for s in org.sandbox.splits()
+    ]
+    reps = [(u["Id"], u["Name"], u["Email"], u["IsActive"]) for u in org.sandbox.users()]
+    return calc_statements(org.config, org.directory, deals, splits, as_of, reps)
+
+
+def assert_crm_matches(org: Org, statements: list[Any], as_of: date) -> None:
+    opportunities = org.sandbox.opportunities()
+    amounts = {d["Id"]: d["Amount"] for d in opportunities}
+    expected = expected_deal_fields(statements, amounts)
+    credited = 0
+    for deal in opportunities:
+        want = expected[deal["Id"]]
+        got = (
+            deal["SPM_Commission__c"],
+            deal["SPM_Commission_Rate__c"],
+            deal["SPM_Commission_Period__c"],
+            deal["SPM_Clawback__c"],
+        )
+        if want["commission"] is None:
+            assert got == (None, None, None, None), deal["Id"]
+            continue
+        credited += 1
+        rate = want["rate"]
+        assert isinstance(rate, Decimal)
+        assert got == (want["commission"], percent(rate, 4), want["period"], want["clawback"]), (
+            deal["Id"]
+        )
+    assert credited > 50
+
+    reps = expected_rep_fields(statements, as_of)
+    users = {u["Id"]: u for u in org.sandbox.users()}
+    assert set(reps) <= set(users) and len(reps) == 8
+    for rep_id, want in reps.items():
+        user = users[rep_id]
+        assert user["SPM_Period__c"] == want["period"], rep_id
+        assert user["SPM_Quota__c"] == Decimal(want["quota"])
+        assert user["SPM_Bookings__c"] == Decimal(want["bookings"])
+        assert user["SPM_Attainment__c"] == percent(Decimal(want["attainment"]), 2)
+        assert user["SPM_Earnings__c"] == Decimal(want["earnings"])
+        assert user["SPM_Draw_Paid__c"] == Decimal(want["draw_paid"])
+        assert user["SPM_Draw_Recovered__c"] == Decimal(want["draw_recovered"])
+        assert user["SPM_Draw_Balance__c"] == Decimal(want["draw_balance"])
+        assert user["SPM_Payout__c"] == Decimal(want["payout"])
+        assert user["SPM_Payout_YTD__c"] == want["payout_ytd"]
+        assert user["SPM_Updated_At__c"] is not None
+
+
+def installed(org: Org) -> None:
+    result = org.cli("install")
+    assert result.exit_code == 0, result.output
+
+
+def test_install_creates_fields_and_permission_set_idempotently(org: Org) -> None:
+    dry = org.cli("install", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would create" in dry.output and "Opportunity.SPM_Commission__c" in dry.output
+    assert org.sandbox.calls.counts().get("tooling_create") is None
+
+    installed(org)
+    opportunity = org.sandbox.org.objects["Opportunity"]
+    user = org.sandbox.org.objects["User"]
+    assert opportunity.field("SPM_Commission__c") is not None
+    assert user.field("SPM_Payout_YTD__c") is not None
+    assert org.sandbox.calls.counts()["tooling_create"] == 15
+    permission = org.sandbox.org.records["PermissionSet"]
+    assert [r.values["Name"] for r in permission.values()] == ["SPM_Payout_Fields"]
+    grants = [r.values for r in org.sandbox.org.records["FieldPermissions"].values()]
+    assert len(grants) == 15
+    assert all(g["PermissionsRead"] and not g["PermissionsEdit"] for g in grants)
+    assigned = {
+        r.values["AssigneeId"] for r in org.sandbox.org.records["PermissionSetAssignment"].values()
+    }
+    assert assigned == {u["Id"] for u in org.sandbox.users()}
+
+    org.sandbox.calls.reset()
+    again = org.cli("install")
+    assert again.exit_code == 0, again.output
+    counts = org.sandbox.calls.counts()
+    assert "tooling_create" not in counts and "composite_create" not in counts
+
+
+def test_full_sync_equals_calc_then_idle_then_incremental(org: Org) -> None:
+    installed(org)
+    as_of = as_of_for(org.sandbox)
+    org.sandbox.calls.reset()
+    first = org.cli("sync", "--as-of", as_of.isoformat())
+    assert first.exit_code == 0, first.output
+    assert_crm_matches(org, oracle(org, as_of), as_of)
+    # Reads and writes in as few calls as the API allows.
+    counts = org.sandbox.calls.counts()
+    assert all(n <= 200 for n in org.writes())
+    written = sum(org.writes())
+    assert counts["composite_update"] <= -(-written // 200) + 1  # deals and users: 2 kinds
+
+    deal_writes = sum(org.writes()) - 8
+
+    # Nothing changed: nothing written. The pull reads the org's newest second again (its
+    # stamps have no milliseconds, so the cursor is inclusive): one page, not the org.
+    org.sandbox.calls.reset()
+    idle = org.cli("sync", "--as-of", as_of.isoformat())
+    assert idle.exit_code == 0, idle.output
+    assert org.writes() == []
+    assert [c.records for c in org.sandbox.calls.calls("query_page")] == [8, deal_writes]
+
+    # Three changes: a deal won, an amount changed, a won deal reversed.
+    opportunities = org.sandbox.opportunities()
+    open_deal = next(d for d in opportunities if not d["IsClosed"] and d["CloseDate"] <= as_of)
+    won = [d for d in opportunities if d["IsWon"] and not d["SPM_Clawback__c"]]
+    bigger, reversed_deal = won[0], won[1]
+    org.sandbox.close_deal(open_deal["Id"], won=True)
+    org.sandbox.set_amount(bigger["Id"], bigger["Amount"] + Decimal("10000"))
+    org.sandbox.reverse_deal(reversed_deal["Id"])
+    reversed_on = org.sandbox.org.opportunity(reversed_deal["Id"]).values["SystemModstamp"].date()
+    as_of = as_of_for(org.sandbox)
+
+    before = {d["Id"]: d for d in org.sandbox.opportunities()}
+    org.sandbox.calls.reset()
+    third = org.cli("sync", "--as-of", as_of.isoformat())
+    assert third.exit_code == 0, third.output
+    assert_crm_matches(org, oracle(org, as_of, {reversed_deal["Id"]: reversed_on}), as_of)
+    after = {d["Id"]: d for d in org.sandbox.opportunities()}
+    touched_reps = {open_deal["OwnerId"], bigger["OwnerId"], reversed_deal["OwnerId"]}
+    changed = {
+        deal_id
+        for deal_id in after
+        if any(after[deal_id][f] != before[deal_id][f] for f in (*DEAL_FIELDS, "SPM_Clawback__c"))
+    }
+    assert {open_deal["Id"], reversed_deal["Id"]} <= changed
+    # Only deals of the reps whose deals changed (or their split partners) were rewritten.
+    partners = {
+        s["SplitOwnerId"]
+        for s in org.sandbox.splits()
+        if s["OpportunityId"] in {open_deal["Id"], bigger["Id"], reversed_deal["Id"]}
+    }
+    assert {after[d]["OwnerId"] for d in changed} <= touched_reps | partners
+    rewritten = sum(org.writes()) - len(touched_reps | partners)
+    assert rewritten <= len(changed) + len(touched_reps | partners)
+    # The incremental pull read the changed deals (and, after writing, re-read what it wrote
+    # to move its cursor past its own changes), not the org.
+    reads = [c.records for c in org.sandbox.calls.calls("query_page")]
+    # users, changed deals (plus the last second re-read), their splits, the settle read
+    assert len(reads) == 4 and reads[1] <= 3 + deal_writes and reads[3] <= 3
+
+
+def test_faults_converge_with_nothing_lost(org: Org) -> None:
+    installed(org)
+    as_of = as_of_for(org.sandbox)
+    locked = [d["Id"] for d in org.sandbox.opportunities() if d["IsWon"]][:5]
+    org.sandbox.faults.update(
+        {"error_rate": 0.2, "locked_ids": locked, "lock_failures": 8, "seed": 3}
+    )
+    first = org.cli("sync", "--as-of", as_of.isoformat())
+    # Retries absorb the 503s; records still locked after every retry are reported (exit 1).
+    assert first.exit_code == 1, first.output
+    assert "UNABLE_TO_LOCK_ROW" in first.output
+    assert org.sandbox.calls.counts()["unavailable"] > 0
+    for _ in range(3):
+        again = org.cli("sync", "--as-of", as_of.isoformat())
+        if again.exit_code == 0:
+            break
+    assert again.exit_code == 0, again.output
+    org.sandbox.faults.update({"error_rate": 0.0, "locked_ids": []})
+    assert_crm_matches(org, oracle(org, as_of), as_of)
+
+
+def test_daily_limit_stops_with_exit_3_and_next_sync_finishes(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    clock = Clock()
+    sandbox = make_salesforce_sandbox(reps=8, deals=300, clock=clock)
+    config = write_config(tmp_path, sandbox.settings()["crm"], [u["Id"] for u in sandbox.users()])
+    org = Org(sandbox, config, dict(sandbox.settings()["env"]), tmp_path, clock)
+    installed(org)
+    as_of = as_of_for(sandbox)
+    sandbox.faults.update({"daily_limit": sandbox.api_usage + 6})
+    stopped = org.cli("sync", "--as-of", as_of.isoformat())
+    assert stopped.exit_code == 3, stopped.output
+    assert "daily API limit" in stopped.output and "Traceback" not in stopped.output
+    sandbox.faults.update({"daily_limit": None})
+    resumed = org.cli("sync", "--as-of", as_of.isoformat())
+    assert resumed.exit_code == 0, resumed.output
+    assert_crm_matches(org, oracle(org, as_of), as_of)
+
+
+def test_wrong_token_is_exit_3_without_the_token(org: Org) -> None:
+    org.env["SPM_SALESFORCE_ACCESS_TOKEN"] = "stolen-or-expired-token-123"
+    result = org.cli("sync")
+    assert result.exit_code == 3, result.output
+    assert "refused the credentials" in result.output
+    assert "stolen-or-expired-token-123" not in result.output and "Traceback" not in result.output
+
+
+def test_sync_before_install_names_the_missing_field(org: Org) -> None:
+    result = org.cli("sync")
+    assert result.exit_code == 2, result.output
+    assert "SPM_" in result.output and "spm-connector install" in result.output
+
+
+def test_unknown_member_email_is_exit_2(org: Org) -> None:
+    installed(org)
+    text = org.config.read_text().replace(
+        org.sandbox.users()[0]["Email"], "nobody@elsewhere.example"
+    )
+    org.config.write_text(text)
+    result = org.cli("sync")
+    assert result.exit_code == 2, result.output
+    assert "nobody@elsewhere.example" in result.output
+
+
+def test_unreachable_org_is_exit_3(org: Org) -> None:
+    url = org.sandbox.url
+    org.sandbox.stop()
+    result = org.cli("sync")
+    assert result.exit_code == 3, result.output
+    assert url in result.output and "Traceback" not in result.output
+
+
+def test_dry_run_writes_nothing(org: Org) -> None:
+    installed(org)
+    org.sandbox.calls.reset()
+    result = org.cli("sync", "--dry-run", "--as-of", "2026-06-30")
+    assert result.exit_code == 0, result.output
+    assert org.writes() == []
+    assert "SPM_Commission__c" in result.output or "commission" in result.output
