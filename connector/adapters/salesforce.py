@@ -65,6 +65,7 @@ T = TypeVar("T")
 
 BATCH_SIZE = 200  # sObject Collections' limit per call
 SPLIT_QUERY_CHUNK = 300  # ids per OpportunitySplit query, well under SOQL's length limit
+SPLIT_QUERIES_MAX = 3  # past this many IN queries, read every split in pages instead
 PERMISSION_SET = "SPM_Payout_Fields"
 _LOCKED = "UNABLE_TO_LOCK_ROW"
 _OBJECT = {RecordKind.DEAL: "Opportunity", RecordKind.REP: "User"}
@@ -365,8 +366,15 @@ class SalesforceAdapter:
 
     def read_splits(self, deal_ids: Collection[str]) -> Iterator[CrmSplit] | None:
         ids = sorted(deal_id for deal_id in deal_ids if _ID.match(deal_id))
+        # Many ids (a full sync): one paged read of every split beats hundreds of IN queries.
+        read_all = len(ids) > SPLIT_QUERY_CHUNK * SPLIT_QUERIES_MAX
         try:
-            first = list(self._splits(ids[:SPLIT_QUERY_CHUNK])) if ids else []
+            if read_all:
+                wanted = set(ids)
+                every_split = self._splits(None)
+                first = [s for s in every_split if s.deal_id in wanted]
+            else:
+                first = list(self._splits(ids[:SPLIT_QUERY_CHUNK])) if ids else []
         except CrmError as error:
             if "INVALID_TYPE" in str(error):
                 return None  # splits are not enabled in this org
@@ -374,19 +382,21 @@ class SalesforceAdapter:
 
         def every() -> Iterator[CrmSplit]:
             yield from first
+            if read_all:
+                return
             for start in range(SPLIT_QUERY_CHUNK, len(ids), SPLIT_QUERY_CHUNK):
                 yield from self._splits(ids[start : start + SPLIT_QUERY_CHUNK])
 
         return every()
 
-    def _splits(self, ids: Sequence[str]) -> Iterator[CrmSplit]:
-        if not ids:
-            return
-        quoted = ", ".join(f"'{deal_id}'" for deal_id in ids)
-        soql = (
-            "SELECT OpportunityId, SplitOwnerId, SplitPercentage FROM OpportunitySplit "
-            f"WHERE OpportunityId IN ({quoted})"
-        )
+    def _splits(self, ids: Sequence[str] | None) -> Iterator[CrmSplit]:
+        """Splits of these opportunities (of every opportunity when ``ids`` is None)."""
+        soql = "SELECT OpportunityId, SplitOwnerId, SplitPercentage FROM OpportunitySplit"
+        if ids is not None:
+            if not ids:
+                return
+            quoted = ", ".join(f"'{deal_id}'" for deal_id in ids)
+            soql += f" WHERE OpportunityId IN ({quoted})"
         for row in self._query(soql):
             yield CrmSplit(
                 deal_id=row["OpportunityId"],
