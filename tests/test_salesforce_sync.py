@@ -329,3 +329,45 @@ def test_dry_run_writes_nothing(org: Org) -> None:
     assert result.exit_code == 0, result.output
     assert org.writes() == []
     assert "SPM_Commission__c" in result.output or "commission" in result.output
+
+
+def test_full_sync_on_postgresql(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    from tests.test_store import _postgres_url
+
+    urls = _postgres_url()
+    store = next(urls)  # skips the test when PostgreSQL is not running
+    try:
+        clock = Clock()
+        sandbox = make_salesforce_sandbox(reps=8, deals=300, clock=clock)
+        members = [u["Id"] for u in sandbox.users()]
+        config = write_config(tmp_path, sandbox.settings()["crm"], members, store=store)
+        org = Org(sandbox, config, dict(sandbox.settings()["env"]), tmp_path, clock)
+        installed(org)
+        as_of = as_of_for(sandbox)
+        result = org.cli("sync", "--as-of", as_of.isoformat())
+        assert result.exit_code == 0, result.output
+        assert_crm_matches(org, oracle(org, as_of), as_of)
+        sandbox.calls.reset()
+        assert org.cli("sync", "--as-of", as_of.isoformat()).exit_code == 0
+        assert org.writes() == []
+    finally:
+        urls.close()
+
+
+def test_deal_in_another_currency_is_reported_not_mixed(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    clock = Clock()
+    sandbox = make_salesforce_sandbox(reps=8, deals=300, clock=clock, multicurrency=True)
+    members = [u["Id"] for u in sandbox.users()]
+    config = write_config(tmp_path, sandbox.settings()["crm"], members)
+    org = Org(sandbox, config, dict(sandbox.settings()["env"]), tmp_path, clock)
+    installed(org)
+    euro = next(d for d in sandbox.opportunities() if d["IsWon"])
+    sandbox.org.update("Opportunity", euro["Id"], {"CurrencyIsoCode": "EUR"}, source="sandbox")
+    result = org.cli("sync", "--as-of", as_of_for(sandbox).isoformat())
+    assert result.exit_code == 0, result.output
+    assert f"deal {euro['Id']} is in EUR, not the plan currency USD" in result.output
+    assert sandbox.org.opportunity(euro["Id"]).values["SPM_Commission__c"] is None

@@ -257,6 +257,8 @@ class Org:
     def _insert(self, sobject: str, values: dict[str, Any], at: datetime) -> Record:
         definition = self.objects[sobject]
         row = {name: f.default for name, f in definition.fields.items()}
+        if "CurrencyIsoCode" in row:
+            row["CurrencyIsoCode"] = "USD"  # the corporate currency of a multi-currency org
         row.update(values)
         row.setdefault("Id", None)
         if row["Id"] is None:
