@@ -146,7 +146,7 @@ class Faults:
         with self._guard:
             window[:] = [t for t in window if now - t < window_s]
             if len(window) >= limit:
-                wait = window_s - (now - window[0])
+                wait = window_s - (now - window[0]) if window else window_s
                 return True, 0, max(wait, 0.0)
             window.append(now)
             return False, limit - len(window), 0.0

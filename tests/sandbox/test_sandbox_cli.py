@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import requests
+from hubspot import HubSpot
 from simple_salesforce import Salesforce
 
 
@@ -56,6 +57,42 @@ def test_salesforce_sandbox_command(tmp_path: Path) -> None:
             parse_float=Decimal,
         )
         assert sf.query("SELECT COUNT() FROM Opportunity")["totalSize"] == 25
+    finally:
+        process.send_signal(signal.SIGINT)
+        remaining, _ = process.communicate(timeout=10)
+    assert process.returncode == 0 and "stopped" in remaining
+
+
+def test_hubspot_sandbox_command() -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from connector.cli import main; main()",
+            "sandbox",
+            "--crm",
+            "hubspot",
+            "--deals",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        output = "".join(lines)
+        url = re.search(r"running at (http://127\.0\.0\.1:\d+)", output)
+        token = re.search(r"export SPM_HUBSPOT_ACCESS_TOKEN=(\S+)", output)
+        assert url and token, output
+        assert "SPM_HUBSPOT_CLIENT_SECRET" in output and "base_url:" in output
+        page = HubSpot(access_token=token.group(1), host=url.group(1)).crm.deals.basic_api
+        assert len(page.get_page(limit=100).results) == 30
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=10)
