@@ -9,6 +9,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from connector.adapters.base import CrmAdapter
+from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings
 from connector.adapters.salesforce import (
     SalesforceAdapter,
     SalesforceCredentials,
@@ -61,7 +62,20 @@ def adapter_for(config: Config, secrets: Secrets, retry: RetryPolicy | None = No
             retry=retry,
         )
     assert crm.type is CrmType.HUBSPOT
-    raise ConfigError(
-        "crm.type hubspot: this version of spm-connector syncs Salesforce only; "
-        "use `calc` for HubSpot exports until the HubSpot connector ships"
+    if secrets.hubspot_access_token is None:
+        raise ConfigError(
+            "no HubSpot credentials: set SPM_HUBSPOT_ACCESS_TOKEN to a private-app access token"
+        )
+    return HubSpotAdapter(
+        HubSpotSettings(
+            base_url=crm.base_url,
+            pipelines=crm.pipelines,
+            ca_bundle=crm.ca_bundle,
+            timeout_s=crm.timeout_s,
+            fields=field_specs(config),
+            timezone=ZoneInfo(config.timezone),
+            rep_object=config.hubspot_rep_object or "users",
+        ),
+        secrets.hubspot_access_token,
+        retry=retry,
     )
