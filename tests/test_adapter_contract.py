@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from connector.adapters.base import CrmAdapter, FieldValue, Outcome, RecordUpdate
+from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings
 from connector.adapters.salesforce import (
     SalesforceAdapter,
     SalesforceCredentials,
@@ -23,6 +23,7 @@ from connector.adapters.salesforce import (
 )
 from connector.fields import CATALOGUE, RecordKind
 from connector.retry import RetryPolicy
+from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
 
 
@@ -38,6 +39,7 @@ class CrmCase:
     delete: Callable[[str], None]
     missing_deal_id: str  # well-formed, but no such record
     has_splits: bool = True
+    has_managers: bool = True
 
 
 def fast_retry() -> RetryPolicy:
@@ -63,16 +65,33 @@ def salesforce_case(make: MakeSalesforceSandbox, *, splits: bool = True) -> CrmC
     )
 
 
-CASES: dict[str, Callable[[MakeSalesforceSandbox, Path], CrmCase]] = {
-    "salesforce": lambda make, _tmp: salesforce_case(make),
-}
+def hubspot_case(make: MakeHubSpotSandbox) -> CrmCase:
+    sandbox = make(reps=6, deals=80)
+    adapter = HubSpotAdapter(
+        HubSpotSettings(base_url=sandbox.url), SecretStr(sandbox.token), retry=fast_retry()
+    )
+    return CrmCase(
+        adapter=adapter,
+        deal_ids=lambda: [d["id"] for d in sandbox.deals()],
+        won_deal_ids=lambda: [d["id"] for d in sandbox.deals() if d["dealstage"] == "closedwon"],
+        split_deal_ids=lambda: {k for k, v in sandbox.portal.splits.items() if v},
+        set_amount=sandbox.set_amount,
+        delete=sandbox.archive_deal,
+        missing_deal_id="1",
+        has_managers=False,  # HubSpot owners carry teams, not managers
+    )
 
 
-@pytest.fixture(params=sorted(CASES))
+@pytest.fixture(params=["salesforce", "hubspot"])
 def case(
-    request: pytest.FixtureRequest, make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+    request: pytest.FixtureRequest,
+    make_salesforce_sandbox: MakeSalesforceSandbox,
+    make_hubspot_sandbox: MakeHubSpotSandbox,
 ) -> Iterator[CrmCase]:
-    yield CASES[request.param](make_salesforce_sandbox, tmp_path)
+    if request.param == "salesforce":
+        yield salesforce_case(make_salesforce_sandbox)
+    else:
+        yield hubspot_case(make_hubspot_sandbox)
 
 
 def installed(case: CrmCase) -> None:
@@ -86,7 +105,7 @@ def test_users_can_be_read_before_install(case: CrmCase) -> None:
     users = list(case.adapter.read_users(include_fields=False))
     assert len(users) >= 6
     assert all(u.id and "@" in u.email for u in users)
-    assert any(u.manager_id for u in users)
+    assert any(u.manager_id for u in users) == case.has_managers
 
 
 def test_install_is_idempotent_and_dry_run_changes_nothing(case: CrmCase) -> None:
