@@ -186,7 +186,11 @@ class ServerThread:
         self.port = self._server.server_port
         self.scheme = "https" if ssl_context else "http"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name=f"sandbox-{self.port}"
+            # A short poll keeps stop() (and so every test's teardown) quick.
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"sandbox-{self.port}",
         )
 
     @property
