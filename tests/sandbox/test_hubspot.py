@@ -30,7 +30,7 @@ from connector.sandbox.common import Faults, serving
 from connector.sandbox.hubspot import HubSpotSandbox
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "crm-specs" / "hubspot"
+SPECS = Path(__file__).resolve().parents[1] / "specs" / "hubspot"
 
 
 def client(sandbox: HubSpotSandbox, token: str | None = None) -> HubSpot:
