@@ -202,7 +202,10 @@ def test_full_sync_equals_calc_then_idle_then_incremental(portal: Portal) -> Non
         d for d in deals if d["dealstage"] == "appointmentscheduled" and d["closedate"] < "2026-12"
     )
     won = [d for d in deals if d["dealstage"] == "closedwon"]
-    bigger, reversed_deal = won[0], won[1]
+    split_ids = {k for k, v in portal.sandbox.portal.splits.items() if v}
+    # The reversed deal is a split one: its clawback must fall on every split rep.
+    reversed_deal = next(d for d in won if d["id"] in split_ids)
+    bigger = next(d for d in won if d["id"] != reversed_deal["id"])
     portal.sandbox.close_deal(open_deal["id"], won=True)
     portal.sandbox.set_amount(bigger["id"], Decimal(bigger["amount"]) + 10_000)
     portal.sandbox.reverse_deal(reversed_deal["id"])

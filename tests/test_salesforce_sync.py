@@ -213,7 +213,10 @@ def test_full_sync_equals_calc_then_idle_then_incremental(org: Org) -> None:
     opportunities = org.sandbox.opportunities()
     open_deal = next(d for d in opportunities if not d["IsClosed"] and d["CloseDate"] <= as_of)
     won = [d for d in opportunities if d["IsWon"] and not d["SPM_Clawback__c"]]
-    bigger, reversed_deal = won[0], won[1]
+    split_ids = {s["OpportunityId"] for s in org.sandbox.splits()}
+    # The reversed deal is a split one: its clawback must fall on every split rep.
+    reversed_deal = next(d for d in won if d["Id"] in split_ids)
+    bigger = next(d for d in won if d["Id"] != reversed_deal["Id"])
     org.sandbox.close_deal(open_deal["Id"], won=True)
     org.sandbox.set_amount(bigger["Id"], bigger["Amount"] + Decimal("10000"))
     org.sandbox.reverse_deal(reversed_deal["Id"])

@@ -138,7 +138,6 @@ class HubSpotAdapter:
         self._defs: dict[str, dict[str, dict[str, Any]]] = {}
         self._stages: dict[tuple[str, str], Outcome] | None = None
         self._rep_records: dict[str, str] = {}  # owner id → rep object record id
-        self._won: set[str] = set()
 
     # -- the one way out ------------------------------------------------------------------
 
@@ -463,8 +462,6 @@ class HubSpotAdapter:
             won = str(props.get("hs_is_closed_won") or "").lower() == "true"
             closed = str(props.get("hs_is_closed") or "").lower() == "true"
             outcome = Outcome.WON if won else Outcome.LOST if closed else Outcome.OPEN
-        if outcome is Outcome.WON:
-            self._won.add(str(row["id"]))
         amount_text = props.get("amount")
         amount = _decimal(str(amount_text)) if amount_text not in (None, "") else None
         close = props.get("closedate")
@@ -502,8 +499,7 @@ class HubSpotAdapter:
         return _moment(text).astimezone(self.settings.timezone).date()
 
     def read_splits(self, deal_ids: Collection[str]) -> Iterator[CrmSplit] | None:
-        # Only credited deals matter, and a split read costs a call per 100 deals.
-        wanted = sorted(d for d in deal_ids if d in self._won) if self._won else sorted(deal_ids)
+        wanted = sorted(deal_ids)  # the engine asks only for deals that are or were won
         if not wanted:
             return iter(())
         try:

@@ -249,10 +249,17 @@ class SyncEngine:
         for batch in _batches(self.adapter.read_deals(since), READ_BATCH):
             run.affected |= self._absorb(run, batch)
             self.progress("deals", run.summary.deals_read)
-        if run.changed:
-            splits = self.adapter.read_splits(list(run.changed))
+        # Only deals that are or were won carry credit, so only their splits matter; the
+        # splits of an open or never-won lost deal are read when (if) it is won.
+        credited = [
+            deal_id
+            for deal_id, snapshot in run.changed.items()
+            if snapshot.first_won_on is not None or snapshot.outcome is Outcome.WON
+        ]
+        if credited:
+            splits = self.adapter.read_splits(credited)
             if splits is not None:
-                by_deal: dict[str, list[tuple[str, Decimal]]] = {d: [] for d in run.changed}
+                by_deal: dict[str, list[tuple[str, Decimal]]] = {d: [] for d in credited}
                 for split in splits:
                     by_deal.setdefault(split.deal_id, []).append((split.rep_id, split.percent))
                 before = self.store.splits_for(list(by_deal))
