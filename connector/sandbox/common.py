@@ -10,8 +10,10 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -234,3 +236,67 @@ def serving(app: Any, ssl_context: ssl.SSLContext | None = None) -> Iterator[Ser
         yield server
     finally:
         server.stop()
+
+
+class DealMutations(Protocol):
+    """What a person does to deals in the CRM; both sandboxes offer it."""
+
+    def close_deal(self, deal_id: str, *, won: bool = True, on: date | None = None) -> None: ...
+    def set_amount(self, deal_id: str, amount: Decimal) -> None: ...
+    def set_owner(self, deal_id: str, owner_id: str) -> None: ...
+    def reverse_deal(self, deal_id: str) -> None: ...
+    def create_deal(
+        self,
+        owner_id: str,
+        amount: Decimal,
+        close_date: date,
+        *,
+        won: bool | None = True,
+        name: str = "Sandbox deal",
+        type: str = "New Business",
+    ) -> str: ...
+
+
+def apply_mutation(
+    target: DealMutations,
+    change: dict[str, Any],
+    *,
+    remove: tuple[str, Any],
+) -> dict[str, Any]:
+    """An admin-endpoint mutation, ``{"action": "close_deal", "id": "…", …}``, applied.
+
+    ``remove`` names the CRM's own word for taking a deal away (``delete_deal``
+    on Salesforce, ``archive_deal`` on HubSpot) and the method that does it.
+    Bad requests raise ValueError (or KeyError for a missing field).
+    """
+    action = change.get("action")
+    deal_id = str(change.get("id", ""))
+    remove_action, remove_deal = remove
+    if action == "close_deal":
+        on = change.get("on")
+        target.close_deal(
+            deal_id, won=bool(change.get("won", True)), on=date.fromisoformat(on) if on else None
+        )
+    elif action == "set_amount":
+        target.set_amount(deal_id, Decimal(str(change["amount"])))
+    elif action == "set_owner":
+        target.set_owner(deal_id, str(change["owner_id"]))
+    elif action == "reverse_deal":
+        target.reverse_deal(deal_id)
+    elif action == remove_action:
+        remove_deal(deal_id)
+    elif action == "create_deal":
+        won = change.get("won", True)
+        deal_id = target.create_deal(
+            str(change["owner_id"]),
+            Decimal(str(change["amount"])),
+            date.fromisoformat(str(change["close_date"])),
+            won=None if won is None else bool(won),
+            name=str(change.get("name", "Sandbox deal")),
+        )
+    else:
+        raise ValueError(
+            f"unknown action {action!r}: use close_deal, set_amount, set_owner, "
+            f"reverse_deal, {remove_action} or create_deal"
+        )
+    return {"id": deal_id, "done": action}

@@ -14,7 +14,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
-from connector.sandbox.common import CallLog, Faults, ServerThread
+from connector.sandbox.common import CallLog, Faults, ServerThread, apply_mutation
 from connector.sandbox.hubspot.app import HubSpotApp
 from connector.sandbox.hubspot.portal import DEAL_TYPE_VALUES, Portal
 from connector.sandbox.hubspot.records import DEALS, ApiError
@@ -179,38 +179,7 @@ class HubSpotSandbox:
 
     def mutate(self, change: dict[str, Any]) -> dict[str, Any]:
         """The admin endpoint's mutations: ``{"action": "close_deal", "id": "9000000001", …}``."""
-        action = change.get("action")
-        deal_id = str(change.get("id", ""))
         try:
-            if action == "close_deal":
-                on = change.get("on")
-                self.close_deal(
-                    deal_id,
-                    won=bool(change.get("won", True)),
-                    on=date.fromisoformat(on) if on else None,
-                )
-            elif action == "set_amount":
-                self.set_amount(deal_id, Decimal(str(change["amount"])))
-            elif action == "set_owner":
-                self.set_owner(deal_id, str(change["owner_id"]))
-            elif action == "reverse_deal":
-                self.reverse_deal(deal_id)
-            elif action == "archive_deal":
-                self.archive_deal(deal_id)
-            elif action == "create_deal":
-                won = change.get("won", True)
-                deal_id = self.create_deal(
-                    str(change["owner_id"]),
-                    Decimal(str(change["amount"])),
-                    date.fromisoformat(str(change["close_date"])),
-                    won=None if won is None else bool(won),
-                    name=str(change.get("name", "Sandbox deal")),
-                )
-            else:
-                raise ValueError(
-                    f"unknown action {action!r}: use close_deal, set_amount, set_owner, "
-                    "reverse_deal, archive_deal or create_deal"
-                )
+            return apply_mutation(self, change, remove=("archive_deal", self.archive_deal))
         except ApiError as error:
-            raise ValueError(f"{deal_id}: {error.body['message']}") from None
-        return {"id": deal_id, "done": action}
+            raise ValueError(f"{change.get('id', '')}: {error.body['message']}") from None

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from connector.sandbox.common import CallLog, Faults, ServerThread, local_tls
+from connector.sandbox.common import CallLog, Faults, ServerThread, apply_mutation, local_tls
 from connector.sandbox.salesforce.app import SalesforceApp
 from connector.sandbox.salesforce.org import Org, SalesforceApiError
 from connector.sandbox.salesforce.outbound import OutboundMessages
@@ -228,38 +228,7 @@ class SalesforceSandbox:
 
     def mutate(self, change: dict[str, Any]) -> dict[str, Any]:
         """The admin endpoint's mutations: ``{"action": "close_deal", "id": "006…", …}``."""
-        action = change.get("action")
-        deal_id = str(change.get("id", ""))
         try:
-            if action == "close_deal":
-                on = change.get("on")
-                self.close_deal(
-                    deal_id,
-                    won=bool(change.get("won", True)),
-                    on=date.fromisoformat(on) if on else None,
-                )
-            elif action == "set_amount":
-                self.set_amount(deal_id, Decimal(str(change["amount"])))
-            elif action == "set_owner":
-                self.set_owner(deal_id, str(change["owner_id"]))
-            elif action == "reverse_deal":
-                self.reverse_deal(deal_id)
-            elif action == "delete_deal":
-                self.delete_deal(deal_id)
-            elif action == "create_deal":
-                won = change.get("won", True)
-                deal_id = self.create_deal(
-                    str(change["owner_id"]),
-                    Decimal(str(change["amount"])),
-                    date.fromisoformat(str(change["close_date"])),
-                    won=None if won is None else bool(won),
-                    name=str(change.get("name", "Sandbox deal")),
-                )
-            else:
-                raise ValueError(
-                    f"unknown action {action!r}: use close_deal, set_amount, set_owner, "
-                    "reverse_deal, delete_deal or create_deal"
-                )
+            return apply_mutation(self, change, remove=("delete_deal", self.delete_deal))
         except SalesforceApiError as error:
-            raise ValueError(f"{deal_id}: {error.message}") from None
-        return {"id": deal_id, "done": action}
+            raise ValueError(f"{change.get('id', '')}: {error.message}") from None
