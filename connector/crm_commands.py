@@ -150,7 +150,7 @@ def _print_summary(console: Console, summary: SyncSummary, dry_run: bool) -> Non
     if usage is not None:
         api = f"API calls: {usage.calls:,}"
         if usage.used is not None and usage.limit is not None:
-            api += f" (org usage today {usage.used:,}/{usage.limit:,})"
+            api += f" (the account's daily usage: {usage.used:,} of {usage.limit:,})"
         if usage.waited_s:
             api += f"; waited {usage.waited_s:.1f} s on retries and rate limits"
         lines.append(api)
