@@ -715,13 +715,6 @@ class Portal:
 
     # --- splits -----------------------------------------------------------------------
 
-    def upsert_splits(self, deal_id: str, shares: list[tuple[str, Decimal]]) -> list[Split]:
-        with self.lock:
-            at = self.next_ms()
-            splits = [self._new_split(deal_id, owner, fraction, at) for owner, fraction in shares]
-            self.splits[deal_id] = splits
-            return splits
-
     # --- mutations (what a person does in the CRM) ------------------------------------
 
     def deal(self, deal_id: str) -> CrmRecord:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -467,11 +467,6 @@ def wire(definition: FieldDef, value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def plain(definition: FieldDef, value: Any) -> Any:
-    """One field value as a JSON-ready Python value (for single-record GETs and the admin API)."""
-    return json.loads(wire(definition, value), parse_float=Decimal)
-
-
 class ValueError_(Exception):
     """A value a field cannot hold: Salesforce's status code and message."""
 
@@ -550,7 +545,3 @@ def coerce(definition: FieldDef, raw: Any) -> Any:
             f"{definition.label}: bad value for restricted picklist field: {raw}",
         )
     return raw
-
-
-def with_type(definition: FieldDef, **changes: Any) -> FieldDef:
-    return replace(definition, **changes)
