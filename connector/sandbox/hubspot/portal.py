@@ -713,8 +713,6 @@ class Portal:
             if object_type == DEALS:
                 self._emit([self._event("deletion", record, at, source)])
 
-    # --- splits -----------------------------------------------------------------------
-
     # --- mutations (what a person does in the CRM) ------------------------------------
 
     def deal(self, deal_id: str) -> CrmRecord:
