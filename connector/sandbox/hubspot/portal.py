@@ -180,6 +180,9 @@ class Portal:
         self.splits_enabled = splits_enabled
         self.lock = threading.RLock()
         self._clock = clock
+        # A real portal holds no stamps from the future: seeded changes after this moment
+        # (deals closing later in the year) are stamped now.
+        self.started_ms = int(clock() * 1000)
         self._last_ms = 0
         self.listeners: list[EventSink] = []
         self.stores = {DEALS: ObjectStore(), USERS: ObjectStore()}
@@ -371,7 +374,10 @@ class Portal:
         for deal in self.org.deals:
             num = DEAL_ID_BASE + deal.index
             stage = STAGE_IDS[deal.stage]
-            created, modified = to_ms(deal.created_at), to_ms(deal.modified_at)
+            # Capped stamps stay distinct, so no search window holds thousands of equal ones.
+            latest = self.started_ms - len(self.org.deals) + deal.index
+            created = min(to_ms(deal.created_at), latest)
+            modified = min(to_ms(deal.modified_at), latest)
             record = CrmRecord(
                 id=str(num),
                 num=num,
