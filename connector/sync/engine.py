@@ -372,6 +372,7 @@ class SyncEngine:
         updates = [RecordUpdate(rid, dict(values)) for rid, values in sorted(pending.items())]
         results = self.adapter.write(record, updates)
         written: list[tuple[str, str, str | None]] = []
+        written_before = run.summary.records_written
         for update, result in zip(updates, results, strict=True):
             if result.ok:
                 run.summary.records_written += 1
@@ -384,7 +385,8 @@ class SyncEngine:
                     Failure(record, result.record_id, result.code, result.message)
                 )
         self.store.set_crm_values(record, written)
-        self.progress(f"{record.value} writes", run.summary.records_written)
+        # Per kind of record, so "rep writes" counts reps, not reps and deals.
+        self.progress(f"{record.value} writes", run.summary.records_written - written_before)
 
     def _settle(self, run: _Run) -> set[str]:
         """Read what changed during the run, so the next sync starts after our own writes.
