@@ -138,19 +138,28 @@ class HubSpotAdapter:
         self._defs: dict[str, dict[str, dict[str, Any]]] = {}
         self._stages: dict[tuple[str, str], Outcome] | None = None
         self._rep_records: dict[str, str] = {}  # owner id → rep object record id
+        self._apis: dict[str, Any] = {}
 
     # -- the one way out ------------------------------------------------------------------
 
     def _api(self, area: str) -> Any:
-        """The library's API object whose client (and exception class) a call goes through."""
-        crm = self._client.crm
-        return {
-            "owners": crm.owners.owners_api,
-            "deals": crm.deals.basic_api,
-            "objects": crm.objects.basic_api,
-            "pipelines": crm.pipelines.pipelines_api,
-            "properties": crm.properties.core_api,
-        }[area]
+        """The library's API object whose client (and exception class) a call goes through.
+
+        Kept: the library builds a new client, with a new connection pool, on every
+        attribute access.
+        """
+        api = self._apis.get(area)
+        if api is None:
+            crm = self._client.crm
+            api = {
+                "owners": lambda: crm.owners.owners_api,
+                "deals": lambda: crm.deals.basic_api,
+                "objects": lambda: crm.objects.basic_api,
+                "pipelines": lambda: crm.pipelines.pipelines_api,
+                "properties": lambda: crm.properties.core_api,
+            }[area]()
+            self._apis[area] = api
+        return api
 
     def _request(
         self,
