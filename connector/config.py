@@ -36,13 +36,16 @@ from pydantic_core import ErrorDetails
 
 from connector.errors import ConfigError
 from connector.fields import KEYS as FIELD_KEYS
+from connector.fields import target_problems
+from connector.models import PeriodKind
 from connector.plans import Plan, membership_overlaps
-from connector.sync.periods import PeriodKind
 
 DEFAULT_CONFIG = "spm.yaml"
 CONFIG_ENV = "SPM_CONFIG"
 DEFAULT_STORE = "sqlite:///spm.db"
+STORE_ENV = "SPM_STORE_URL"
 HUBSPOT_REP_OBJECT = "hubspot_rep_object"
+_REP_OBJECT = re.compile(r"^(?:[0-9]+-[0-9]+|[A-Za-z][A-Za-z0-9_]{0,63})$")
 
 
 # --- YAML ------------------------------------------------------------------
@@ -96,10 +99,39 @@ class ConfigLoader(yaml.SafeLoader):
 ConfigLoader.add_constructor("tag:yaml.org,2002:float", ConfigLoader.construct_yaml_float)
 ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", ConfigLoader.construct_yaml_timestamp)
 
+# Numbers as written. YAML 1.1 reads 010000 as octal (4096), 10:00 as base 60 (600),
+# 0x1A as hex: none of those is what an admin typing a quota or an id means. Plain
+# decimal integers stay integers; one with a leading zero stays text (an id such as
+# 0123 keeps its zero, a quota of 010000 is parsed from the text as 10000); the rest
+# stay text and fail where a number is required, naming the field.
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ConfigLoader.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?0|[-+]?[1-9][0-9_]*)$"), list("-+0123456789")
+)
+ConfigLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?[0-9][0-9_]*\.(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+MAX_CONFIG_BYTES = 1_048_576
+
 
 def _load_yaml(text: str, name: str) -> object:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{name}: {len(text):,} characters is too large for a config file")
     try:
         return yaml.load(text, Loader=ConfigLoader)
+    except RecursionError:
+        raise ConfigError(f"{name}: nested too deeply to be a config file") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
@@ -221,6 +253,21 @@ class Config(_Model):
         return value
 
     @model_validator(mode="after")
+    def _fields_ours(self) -> Self:
+        """Our writes may go only to fields of our own, never to what the engine reads."""
+        rep_object = self.fields.get(HUBSPOT_REP_OBJECT)
+        if rep_object is not None and not _REP_OBJECT.match(rep_object):
+            raise ValueError(
+                f"fields.{HUBSPOT_REP_OBJECT}: {rep_object!r} is not a HubSpot object name "
+                "(like users, p1234_spm_rep or 2-1234)"
+            )
+        if self.crm is not None:
+            problems = target_problems(self.field_names, self.crm.type.value)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _plans_consistent(self) -> Self:
         first_index: dict[str, int] = {}
         for index, plan in enumerate(self.plans):
@@ -247,6 +294,30 @@ class Config(_Model):
     @property
     def hubspot_rep_object(self) -> str | None:
         return self.fields.get(HUBSPOT_REP_OBJECT)
+
+
+def store_url(config: Config, environ: Mapping[str, str]) -> str:
+    """``SPM_STORE_URL`` when set (a password belongs in the environment), else ``store:``."""
+    return environ.get(STORE_ENV) or config.store
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Settings that are allowed but probably not meant: said on stderr and in summaries."""
+    warnings: list[str] = []
+    for index, plan in enumerate(config.plans):
+        for number, bonus in enumerate(plan.bonuses):
+            if bonus.amount < 0:
+                warnings.append(
+                    f"plans[{index}].bonuses[{number}].amount: {bonus.amount} is negative: it "
+                    f"takes money away from reps who reach {bonus.at:%} attainment"
+                )
+        for number, spiff in enumerate(plan.spiffs):
+            if spiff.amount is not None and spiff.amount < 0:
+                warnings.append(
+                    f"plans[{index}].spiffs[{number}].amount: {spiff.amount} is negative: "
+                    f"SPIFF {spiff.name} takes money away on every matching deal"
+                )
+    return warnings
 
 
 def resolve_config_path(option: str | None, environ: Mapping[str, str]) -> str:

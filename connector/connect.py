@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from connector.adapters.base import CrmAdapter
+from connector.adapters.base import CrmAdapter, MetadataCache
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings
 from connector.adapters.salesforce import (
     SalesforceAdapter,
@@ -37,7 +37,12 @@ def sync_settings(config: Config) -> SyncSettings:
     )
 
 
-def adapter_for(config: Config, secrets: Secrets, retry: RetryPolicy | None = None) -> CrmAdapter:
+def adapter_for(
+    config: Config,
+    secrets: Secrets,
+    retry: RetryPolicy | None = None,
+    cache: MetadataCache | None = None,
+) -> CrmAdapter:
     crm = config.crm
     if crm is None:
         raise ConfigError("spm.yaml: crm: is required by install and sync")
@@ -60,6 +65,7 @@ def adapter_for(config: Config, secrets: Secrets, retry: RetryPolicy | None = No
                 client_secret=secrets.salesforce_client_secret,
             ),
             retry=retry,
+            cache=cache,
         )
     assert crm.type is CrmType.HUBSPOT
     if secrets.hubspot_access_token is None:
@@ -78,4 +84,5 @@ def adapter_for(config: Config, secrets: Secrets, retry: RetryPolicy | None = No
         ),
         secrets.hubspot_access_token,
         retry=retry,
+        cache=cache,
     )

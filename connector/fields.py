@@ -7,6 +7,7 @@ be renamed in spm.yaml under ``fields:`` (by key).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -180,3 +181,65 @@ def catalogue(
         else:
             renamed.append(replace(spec, hubspot=name))
     return tuple(renamed)
+
+
+# What the engine reads from the CRM: our writes must never land there.
+HUBSPOT_DEAL_INPUTS = (
+    "dealname",
+    "amount",
+    "closedate",
+    "dealstage",
+    "pipeline",
+    "hubspot_owner_id",
+    "hs_lastmodifieddate",
+    "dealtype",
+    "hs_is_closed_won",
+    "hs_is_closed",
+    "deal_currency_code",
+)
+HUBSPOT_REP_INPUTS = ("hs_email", "hs_internal_user_id")
+
+# A Salesforce custom field's API name: letters, digits and single underscores,
+# starting with a letter, ending in __c (optionally behind a namespace prefix).
+_SALESFORCE_CUSTOM = re.compile(
+    r"^(?:[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*__)?[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*__c$"
+)
+# A HubSpot property's internal name: lower-case letters, digits and underscores.
+_HUBSPOT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+
+
+def target_problems(overrides: Mapping[str, str], crm: str) -> list[str]:
+    """Why ``fields:`` renames may not be used for ``crm``: one message per bad target.
+
+    We write only fields of our own: never a standard field (an opportunity's
+    Amount, a deal's amount) and never one the engine reads as input, or a sync
+    would overwrite the customer's data and compute commission on commission.
+    """
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for key, name in overrides.items():
+        where = f"fields.{key}"
+        if crm == "salesforce":
+            if not _SALESFORCE_CUSTOM.match(name) or len(name) > 43:
+                problems.append(
+                    f"{where}: {name!r} is not a Salesforce custom field name (letters, digits "
+                    "and single underscores, ending in __c): spm-connector writes only fields "
+                    "of its own, never standard ones"
+                )
+        else:
+            if not _HUBSPOT_NAME.match(name):
+                problems.append(
+                    f"{where}: {name!r} is not a HubSpot property name (lower-case letters, "
+                    "digits and underscores)"
+                )
+            elif (
+                name in HUBSPOT_DEAL_INPUTS or name in HUBSPOT_REP_INPUTS or name.startswith("hs_")
+            ):
+                problems.append(
+                    f"{where}: {name!r} is a HubSpot property spm-connector reads (or one of "
+                    "HubSpot's own hs_ properties); choose a name of its own, like spm_" + key
+                )
+        first = seen.setdefault(name.lower(), key)
+        if first != key:
+            problems.append(f"{where}: {name!r} is already the target of fields.{first}")
+    return problems

@@ -11,14 +11,19 @@ Edges validate; the core trusts these.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
 _NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
+
+
+class PeriodKind(StrEnum):
+    MONTH = "month"
+    QUARTER = "quarter"
 
 
 class DealStatus(StrEnum):
@@ -118,11 +123,139 @@ class CalcWarning:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class FieldUpdate:
-    """A value to write to one CRM record's field."""
+class FigureKind(StrEnum):
+    MONEY = "money"  # two places
+    FRACTION = "fraction"  # four places
+    COUNT = "count"
 
-    object_type: str  # "deal" or "rep"
+
+# A statement's figures in their documented order (cli.md), with how each is shown.
+# Output, the store and the CRM field values all derive from this one list.
+STATEMENT_FIGURES: tuple[tuple[str, FigureKind], ...] = (
+    ("quota", FigureKind.MONEY),
+    ("bookings", FigureKind.MONEY),
+    ("attainment", FigureKind.FRACTION),
+    ("commission", FigureKind.MONEY),
+    ("spiffs", FigureKind.MONEY),
+    ("bonuses", FigureKind.MONEY),
+    ("clawbacks", FigureKind.MONEY),
+    ("earnings", FigureKind.MONEY),
+    ("draw", FigureKind.MONEY),
+    ("draw_paid", FigureKind.MONEY),
+    ("draw_recovered", FigureKind.MONEY),
+    ("draw_balance", FigureKind.MONEY),
+    ("draw_forgiven", FigureKind.MONEY),
+    ("payout", FigureKind.MONEY),
+    ("won_count", FigureKind.COUNT),
+    ("lost_count", FigureKind.COUNT),
+    ("win_rate", FigureKind.FRACTION),
+    ("average_deal_size", FigureKind.MONEY),
+    ("open_pipeline", FigureKind.MONEY),
+)
+
+
+# --- what the CRM says: records the adapters build at the edge -------------------------
+
+# A value we write: Decimal money/fractions, text, a datetime, or None to clear.
+FieldValue = Decimal | str | datetime | None
+
+
+class Outcome(StrEnum):
+    """What the CRM says of a deal now; the engine derives ``cancelled`` from history."""
+
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+@dataclass(frozen=True)
+class CrmUser:
+    id: str
+    name: str
+    email: str
+    active: bool
+    manager_id: str | None = None
+    # Current values of our custom fields on the rep record, by field key (text as read).
+    fields: Mapping[str, str | None] = field(default_factory=dict)
+    # Where the rep values live when that is another record than the user (HubSpot:
+    # the ``users`` object record matched to the owner); None when it is the user itself.
+    record_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CrmDeal:
+    id: str
+    owner_id: str
+    amount: Decimal | None
+    close_date: date | None
+    outcome: Outcome
+    modified_at: datetime  # the CRM's change stamp (SystemModstamp / hs_lastmodifieddate), UTC
+    currency: str | None = None
+    type: str | None = None
+    name: str = ""
+    deleted: bool = False
+    properties: Mapping[str, str] = field(default_factory=dict)
+    # Current values of our custom fields on the deal, by field key (text as read).
+    fields: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CrmSplit:
+    deal_id: str
+    rep_id: str
+    percent: Decimal
+
+
+@dataclass(frozen=True)
+class RecordUpdate:
+    """New values for one record, by field key."""
+
     record_id: str
-    field: str
-    value: str | Decimal | None
+    values: Mapping[str, FieldValue]
+    # The CRM record that holds them when it is not ``record_id`` (CrmUser.record_id).
+    target_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    record_id: str
+    ok: bool
+    code: str = ""  # the CRM's error code, e.g. UNABLE_TO_LOCK_ROW
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class FieldStatus:
+    """What ``install`` found or did for one field (or permission item)."""
+
+    name: str
+    action: str  # "created", "exists", "would create", "assigned", …
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    calls: int  # API calls this adapter made
+    used: int | None = None  # the CRM's own count, where it reports one
+    limit: int | None = None
+    waited_s: float = 0.0  # time spent waiting on rate limits
+
+
+@dataclass(frozen=True)
+class DealSnapshot:
+    """A deal as last pulled, with the history only we remember (first seen won)."""
+
+    id: str
+    owner_id: str
+    amount: Decimal | None
+    currency: str | None
+    close_date: date | None
+    outcome: Outcome
+    status: DealStatus
+    first_won_on: date | None
+    cancel_date: date | None
+    type: str | None
+    name: str
+    properties: Mapping[str, str]
+    modified_at: datetime
+    deleted: bool

@@ -8,8 +8,9 @@ numbers as text, and :func:`connector.money.parse_decimal` refuses floats.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
@@ -18,9 +19,17 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from connector.money import ONE, ZERO, is_whole_cents, parse_decimal
 
+# Past these a figure is a typo, not a plan (and would overflow exact arithmetic).
+MAX_MONEY = Decimal(10) ** 14  # Salesforce's Currency(16,2) holds under this
+MAX_NUMBER = MAX_MONEY  # tier bounds may be money (tiers_on: amount)
+FIRST_YEAR, LAST_YEAR = 1990, 2100
+
 
 def _decimal(value: object) -> Decimal:
-    return parse_decimal(value)
+    number = parse_decimal(value)
+    if abs(number) >= MAX_NUMBER:
+        raise ValueError(f"{value} is out of range (under {MAX_NUMBER:,})")
+    return number
 
 
 Number = Annotated[Decimal, BeforeValidator(_decimal)]
@@ -28,6 +37,8 @@ Number = Annotated[Decimal, BeforeValidator(_decimal)]
 
 def _money(value: object) -> Decimal:
     amount = parse_decimal(value)
+    if abs(amount) >= MAX_MONEY:
+        raise ValueError(f"{value} is beyond any plausible amount (under {MAX_MONEY:,})")
     if not is_whole_cents(amount):
         raise ValueError(f"{value} has more than two decimal places; give whole cents")
     return amount
@@ -44,6 +55,23 @@ def _rate(value: object) -> Decimal:
 
 
 Rate = Annotated[Decimal, BeforeValidator(_rate)]
+
+
+def _plan_date(value: object) -> date:
+    """A calendar date written as one (YAML date or ``YYYY-MM-DD``), in a plausible year."""
+    if isinstance(value, datetime):
+        raise ValueError(f"{value} is a moment; give a date (YYYY-MM-DD)")
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = date.fromisoformat(value.strip()) if len(value.strip()) == 10 else value
+    if not isinstance(value, date):
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"{value} is not a plausible plan date ({FIRST_YEAR}-{LAST_YEAR})")
+    return value
+
+
+PlanDate = Annotated[date, BeforeValidator(_plan_date)]
 
 
 class _Model(BaseModel):
@@ -139,8 +167,8 @@ class Clawback(_Model):
 class Plan(_Model):
     id: str = Field(min_length=1)
     name: str = ""
-    start: date
-    end: date | None = None
+    start: PlanDate
+    end: PlanDate | None = None
     members: tuple[str, ...] = ()
     quota: Money | None = None
     quota_overrides: dict[str, Money] = Field(default_factory=dict)

@@ -12,62 +12,19 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 
-from connector.models import Line, LineKind, Statement
+from connector.models import STATEMENT_FIGURES, FigureKind, Line, LineKind, Statement
 from connector.money import ZERO, format_fraction, format_money
 
 # The documented order of a statement's fields (cli.md), lines last.
-MONEY_FIELDS = frozenset(
-    {
-        "quota",
-        "bookings",
-        "commission",
-        "spiffs",
-        "bonuses",
-        "clawbacks",
-        "earnings",
-        "draw",
-        "draw_paid",
-        "draw_recovered",
-        "draw_balance",
-        "draw_forgiven",
-        "payout",
-        "average_deal_size",
-        "open_pipeline",
-    }
-)
-FRACTION_FIELDS = frozenset({"attainment", "win_rate"})
-STATEMENT_FIELDS = (
-    "rep_id",
-    "plan_id",
-    "period",
-    "quota",
-    "bookings",
-    "attainment",
-    "commission",
-    "spiffs",
-    "bonuses",
-    "clawbacks",
-    "earnings",
-    "draw",
-    "draw_paid",
-    "draw_recovered",
-    "draw_balance",
-    "draw_forgiven",
-    "payout",
-    "won_count",
-    "lost_count",
-    "win_rate",
-    "average_deal_size",
-    "open_pipeline",
-)
+STATEMENT_FIELDS = ("rep_id", "plan_id", "period", *(name for name, _ in STATEMENT_FIGURES))
 LINE_FIELDS = ("kind", "deal_id", "amount", "rate", "rule")  # + paid_period on clawbacks
 
 _text = json.encoder.encode_basestring  # a JSON string literal; C-accelerated
@@ -80,44 +37,24 @@ def ordered(statements: Iterable[Statement]) -> list[Statement]:
 
 def scalar_text(statement: Statement) -> list[str | None]:
     """A statement's scalar fields as output text, in STATEMENT_FIELDS order (None: no value)."""
-    s = statement
-    return [
-        s.rep_id,
-        s.plan_id,
-        s.period,
-        _money(s.quota),
-        format_money(s.bookings),
-        _fraction(s.attainment),
-        format_money(s.commission),
-        format_money(s.spiffs),
-        format_money(s.bonuses),
-        format_money(s.clawbacks),
-        format_money(s.earnings),
-        format_money(s.draw),
-        format_money(s.draw_paid),
-        format_money(s.draw_recovered),
-        format_money(s.draw_balance),
-        format_money(s.draw_forgiven),
-        format_money(s.payout),
-        str(s.won_count),
-        str(s.lost_count),
-        _fraction(s.win_rate),
-        _money(s.average_deal_size),
-        format_money(s.open_pipeline),
-    ]
+    texts: list[str | None] = [statement.rep_id, statement.plan_id, statement.period]
+    for name, format_figure in _FORMATTERS:
+        value = getattr(statement, name)
+        texts.append(None if value is None else format_figure(value))
+    return texts
 
 
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else format_money(value)
-
-
-def _fraction(value: Decimal | None) -> str | None:
-    return None if value is None else format_fraction(value)
+_FORMAT: dict[FigureKind, Callable[[Any], str]] = {
+    FigureKind.MONEY: format_money,
+    FigureKind.FRACTION: format_fraction,
+    FigureKind.COUNT: str,
+}
+_FORMATTERS = tuple((name, _FORMAT[kind]) for name, kind in STATEMENT_FIGURES)
 
 
 # --- JSON --------------------------------------------------------------------
 
-_COUNTS = frozenset({"won_count", "lost_count"})
+_COUNTS = frozenset(name for name, kind in STATEMENT_FIGURES if kind is FigureKind.COUNT)
 
 
 def write_json(out: TextIO, statements: Sequence[Statement], *, currency: str, as_of: date) -> None:

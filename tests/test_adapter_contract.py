@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from pydantic import SecretStr
 
-from connector.adapters.base import CrmAdapter, FieldValue, Outcome, RecordUpdate
+from connector.adapters.base import CrmAdapter
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings
 from connector.adapters.salesforce import (
     SalesforceAdapter,
@@ -22,6 +22,7 @@ from connector.adapters.salesforce import (
     SalesforceSettings,
 )
 from connector.fields import CATALOGUE, RecordKind
+from connector.models import FieldValue, Outcome, RecordUpdate
 from connector.retry import RetryPolicy
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox

@@ -110,6 +110,7 @@ def test_hubspot_settings(tmp_path: Path) -> None:
     text = text.replace('  api_version: "62.0"\n', "").replace(
         "pipelines: null", "pipelines: ['default', 12345]"
     )
+    text = text.replace("Payout_Commission__c", "payout_commission")
     config = load_config(write(tmp_path, text))
     assert isinstance(config.crm, HubspotCrm)
     assert config.crm.base_url == "https://api.hubapi.com"

@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from connector.fields import RecordKind
-from connector.sync.diff import canonical, changes, deal_values, rep_values
+from connector.sync.diff import changes, deal_values, rep_values
+from connector.values import canonical
 
 from .engine_helpers import deal, plan, run
 

@@ -38,8 +38,10 @@ WRITES = ("deal_batch_update", "user_batch_update")
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI builds its own retry policy: shorten its waits so fault tests stay fast."""
-    attempts, _initial, _maximum, sleep, seed = RetryPolicy.__init__.__defaults__ or ()
-    monkeypatch.setattr(RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 2.0, sleep, seed))
+    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
+    monkeypatch.setattr(
+        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 2.0, sleep, seed, on_wait)
+    )
 
 
 @dataclass
@@ -179,7 +181,7 @@ def test_portal_refusing_user_properties_is_explained(
     )
     result = portal.cli("install")
     assert result.exit_code == 2, result.output
-    assert "does not accept custom properties on the 'users' object" in result.output
+    assert "does not accept our property group or properties on the 'users' object" in result.output
     assert "hubspot_rep_object" in result.output and "Traceback" not in result.output
     assert "spm_commission" in portal.sandbox.portal.property_defs("deals")
 

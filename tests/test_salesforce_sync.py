@@ -65,8 +65,10 @@ class Org:
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI builds its own retry policy: shorten its waits so fault tests stay fast."""
-    attempts, _initial, _maximum, sleep, seed = RetryPolicy.__init__.__defaults__ or ()
-    monkeypatch.setattr(RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed))
+    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
+    monkeypatch.setattr(
+        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed, on_wait)
+    )
 
 
 @pytest.fixture
@@ -207,7 +209,8 @@ def test_full_sync_equals_calc_then_idle_then_incremental(org: Org) -> None:
     idle = org.cli("sync", "--as-of", as_of.isoformat())
     assert idle.exit_code == 0, idle.output
     assert org.writes() == []
-    assert [c.records for c in org.sandbox.calls.calls("query_page")] == [8, deal_writes]
+    # The org id (is this the store's org?), the users, the newest second again.
+    assert [c.records for c in org.sandbox.calls.calls("query_page")] == [1, 8, deal_writes]
 
     # Three changes: a deal won, an amount changed, a won deal reversed.
     opportunities = org.sandbox.opportunities()
@@ -248,8 +251,8 @@ def test_full_sync_equals_calc_then_idle_then_incremental(org: Org) -> None:
     # The incremental pull read the changed deals (and, after writing, re-read what it wrote
     # to move its cursor past its own changes), not the org.
     reads = [c.records for c in org.sandbox.calls.calls("query_page")]
-    # users, changed deals (plus the last second re-read), their splits, the settle read
-    assert len(reads) == 4 and reads[1] <= 3 + deal_writes and reads[3] <= 3
+    # org id, users, changed deals (plus the last second re-read), their splits, the settle read
+    assert len(reads) == 5 and reads[2] <= 3 + deal_writes and reads[4] <= 3
 
 
 def test_faults_converge_with_nothing_lost(org: Org) -> None:

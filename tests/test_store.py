@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,11 +16,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from connector.adapters.base import CrmUser, Outcome
 from connector.errors import SyncLockedError
 from connector.fields import RecordKind
-from connector.models import DealStatus
-from connector.sync.store import DealSnapshot, Store
+from connector.models import CrmUser, DealSnapshot, DealStatus, Outcome
+from connector.sync.store import Store
 
 from .engine_helpers import deal, plan, run
 
@@ -157,21 +159,68 @@ def test_run_log(store: Store) -> None:
     assert record.finished_at == NOW + timedelta(seconds=5)
 
 
+def at(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
+
+
 def test_lock_refuses_a_second_sync_and_is_released(store: Store) -> None:
-    refused = pytest.raises(SyncLockedError, match=r"another sync \(host:1\) has been running")
-    with store.sync_lock("host:1", NOW), refused, store.sync_lock("host:2", NOW):
+    refused = pytest.raises(
+        SyncLockedError, match=r"another sync \(host:1\) has held store .* since 2026-11-22"
+    )
+    with store.sync_lock("host:1", at(NOW)), refused, store.sync_lock("host:2", at(NOW)):
         pass
-    with store.sync_lock("host:2", NOW):  # released: free again
+    with store.sync_lock("host:2", at(NOW)):  # released: free again
         pass
-    with pytest.raises(RuntimeError), store.sync_lock("host:3", NOW):
+    with pytest.raises(RuntimeError), store.sync_lock("host:3", at(NOW)):
         raise RuntimeError("sync failed")
-    with store.sync_lock("host:4", NOW):  # released after an exception too
+    with store.sync_lock("host:4", at(NOW)):  # released after an exception too
         pass
 
 
-def test_stale_lock_is_taken_over(store: Store) -> None:
-    with store.sync_lock("dead:1", NOW - timedelta(hours=7)), store.sync_lock("host:2", NOW):
+def test_a_lapsed_lease_is_taken_over(store: Store) -> None:
+    # The holder's last renewal was three minutes ago: its two-minute lease has lapsed.
+    with (
+        store.sync_lock("dead:1", at(NOW - timedelta(minutes=3))),
+        store.sync_lock("host:2", at(NOW)),
+    ):
         pass
+
+
+def test_a_dead_process_on_this_host_stops_blocking_at_once(store: Store) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    dead = f"{socket.gethostname()}:{finished.stdout.strip()}"
+    with store.sync_lock(dead, at(NOW)), store.sync_lock("host:2", at(NOW)):
+        pass
+
+
+def test_a_live_holder_keeps_its_lease_renewed(store: Store) -> None:
+    now = [NOW]
+    lease = timedelta(seconds=0.4)
+    with store.sync_lock("host:1", lambda: now[0], lease=lease):
+        now[0] = NOW + timedelta(seconds=0.3)
+        time.sleep(0.35)  # a renewal every quarter lease has moved the expiry on
+        now[0] = NOW + timedelta(seconds=0.5)  # past the first lease, not the renewed one
+        with pytest.raises(SyncLockedError):
+            store._take_lock("host:2", now[0], lease)
+
+
+def test_a_waiting_holder_gets_the_lock_when_it_is_released(store: Store) -> None:
+    release = threading.Event()
+
+    def hold() -> None:
+        with store.sync_lock("host:1", at(NOW)):
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.1)
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+    with store.sync_lock("host:2", at(NOW), wait_s=5):
+        waited = time.monotonic() - started
+    holder.join()
+    assert 0.1 < waited < 3
 
 
 def test_lock_holds_across_processes(tmp_path: Path) -> None:
@@ -180,10 +229,10 @@ def test_lock_holds_across_processes(tmp_path: Path) -> None:
         "import sys\nfrom datetime import UTC, datetime\n"
         "from connector.sync.store import Store\nfrom connector.errors import SyncLockedError\n"
         f"s = Store.open({url!r})\n"
-        "try:\n    with s.sync_lock('other:2', datetime.now(UTC)): sys.exit(0)\n"
+        "try:\n    with s.sync_lock('other:2', lambda: datetime.now(UTC)): sys.exit(0)\n"
         "except SyncLockedError: sys.exit(7)\n"
     )
-    with Store.open(url) as store, store.sync_lock("here:1", datetime.now(UTC)):
+    with Store.open(url) as store, store.sync_lock("here:1", lambda: datetime.now(UTC)):
         held = subprocess.run([sys.executable, "-c", code], check=False)
     free = subprocess.run([sys.executable, "-c", code], check=False)
     assert (held.returncode, free.returncode) == (7, 0)

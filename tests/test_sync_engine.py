@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connector.adapters.base import (
+from connector.errors import ConfigError
+from connector.fields import FieldSpec, RecordKind
+from connector.models import (
     ApiUsage,
     CrmDeal,
     CrmSplit,
@@ -26,8 +28,6 @@ from connector.adapters.base import (
     RecordUpdate,
     WriteResult,
 )
-from connector.errors import ConfigError
-from connector.fields import FieldSpec, RecordKind
 from connector.sync.engine import SyncEngine, SyncOptions, SyncSettings
 from connector.sync.periods import PeriodKind
 from connector.sync.statements import calculate
@@ -53,6 +53,7 @@ class MemoryCrm:
         self.splits: dict[str, list[CrmSplit]] = {}
         self.values: dict[tuple[str, str], dict[str, str | None]] = {}
         self.writes: list[tuple[RecordKind, list[str]]] = []
+        self.reads: list[str] = []
         self.refuse: set[str] = set()
 
     def tick(self) -> datetime:
@@ -75,9 +76,24 @@ class MemoryCrm:
 
     # -- the protocol ---------------------------------------------------------------------
 
-    def read_users(self, include_fields: bool = True) -> Iterator[CrmUser]:
+    account = "memory-1"
+
+    def account_id(self) -> str:
+        return self.account
+
+    def read_users(
+        self, include_fields: bool = True, *, refresh: bool = False
+    ) -> Iterator[CrmUser]:
+        self.reads.append("users")
         for user in self.users.values():
             yield replace(user, fields=dict(self.values.get(("rep", user.id), {})))
+
+    def read_deals_by_id(self, deal_ids: Collection[str]) -> Iterator[CrmDeal]:
+        self.reads.append("deals by id")
+        for deal_id in sorted(deal_ids):
+            if deal_id in self.deals:
+                crm_deal = self.deals[deal_id]
+                yield replace(crm_deal, fields=dict(self.values.get(("deal", deal_id), {})))
 
     def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:
         for crm_deal in sorted(self.deals.values(), key=lambda d: d.modified_at):

@@ -1,98 +1,26 @@
 """The one small protocol every CRM adapter implements.
 
 The sync engine needs only these operations from a CRM. Adapters turn vendor
-payloads into these records at the edge; past it, nothing sees a vendor dict.
+payloads into the records of :mod:`connector.models` at the edge; past it,
+nothing sees a vendor dict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
-from enum import StrEnum
-from typing import Protocol
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from connector.fields import FieldSpec, RecordKind
-
-# A value we write: Decimal money/fractions, text, a datetime, or None to clear.
-FieldValue = Decimal | str | datetime | None
-
-
-class Outcome(StrEnum):
-    """What the CRM says of a deal now; the engine derives ``cancelled`` from history."""
-
-    OPEN = "open"
-    WON = "won"
-    LOST = "lost"
-
-
-@dataclass(frozen=True)
-class CrmUser:
-    id: str
-    name: str
-    email: str
-    active: bool
-    manager_id: str | None = None
-    # Current values of our custom fields on the rep record, by field key (text as read).
-    fields: Mapping[str, str | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CrmDeal:
-    id: str
-    owner_id: str
-    amount: Decimal | None
-    close_date: date | None
-    outcome: Outcome
-    modified_at: datetime  # the CRM's change stamp (SystemModstamp / hs_lastmodifieddate), UTC
-    currency: str | None = None
-    type: str | None = None
-    name: str = ""
-    deleted: bool = False
-    properties: Mapping[str, str] = field(default_factory=dict)
-    # Current values of our custom fields on the deal, by field key (text as read).
-    fields: Mapping[str, str | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CrmSplit:
-    deal_id: str
-    rep_id: str
-    percent: Decimal
-
-
-@dataclass(frozen=True)
-class RecordUpdate:
-    """New values for one record, by field key."""
-
-    record_id: str
-    values: Mapping[str, FieldValue]
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    record_id: str
-    ok: bool
-    code: str = ""  # the CRM's error code, e.g. UNABLE_TO_LOCK_ROW
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class FieldStatus:
-    """What ``install`` found or did for one field (or permission item)."""
-
-    name: str
-    action: str  # "created", "exists", "would create", "assigned", …
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class ApiUsage:
-    calls: int  # API calls this adapter made
-    used: int | None = None  # the CRM's own count, where it reports one
-    limit: int | None = None
-    waited_s: float = 0.0  # time spent waiting on rate limits
+from connector.models import (
+    ApiUsage,
+    CrmDeal,
+    CrmSplit,
+    CrmUser,
+    FieldStatus,
+    RecordUpdate,
+    WriteResult,
+)
 
 
 class CrmAdapter(Protocol):
@@ -100,15 +28,29 @@ class CrmAdapter(Protocol):
 
     name: str
 
-    def read_users(self, include_fields: bool = True) -> Iterator[CrmUser]:
+    def account_id(self) -> str:
+        """The CRM account this adapter talks to (Salesforce org id, HubSpot portal id)."""
+        ...
+
+    def read_users(
+        self, include_fields: bool = True, *, refresh: bool = False
+    ) -> Iterator[CrmUser]:
         """Every user / owner, with the current values of our rep fields.
 
-        ``include_fields=False`` reads them before our fields exist (install).
+        ``include_fields=False`` reads them before our fields exist (install);
+        ``refresh`` re-reads what the adapter caches about them (HubSpot's owners).
         """
         ...
 
     def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:
         """Deals changed after ``since`` (all when None), deletions included, lazily."""
+        ...
+
+    def read_deals_by_id(self, deal_ids: Collection[str]) -> Iterator[CrmDeal]:
+        """These deals as the CRM holds them now, deleted ones included (``deleted``).
+
+        An id the CRM does not know at all is simply not yielded.
+        """
         ...
 
     def read_splits(self, deal_ids: Collection[str]) -> Iterator[CrmSplit] | None:
@@ -126,3 +68,67 @@ class CrmAdapter(Protocol):
         ...
 
     def usage(self) -> ApiUsage: ...
+
+
+class MetadataCache(Protocol):
+    """Where an adapter keeps CRM metadata between runs (the store implements it)."""
+
+    def metadata(self, name: str) -> tuple[Any, datetime] | None:
+        """The value stored under ``name`` and when it was fetched, or None."""
+        ...
+
+    def set_metadata(self, name: str, value: Any, fetched_at: datetime) -> None: ...
+
+
+class NoCache:
+    """A cache that remembers for the life of the adapter only (install, tests)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[Any, datetime]] = {}
+
+    def metadata(self, name: str) -> tuple[Any, datetime] | None:
+        return self._values.get(name)
+
+    def set_metadata(self, name: str, value: Any, fetched_at: datetime) -> None:
+        self._values[name] = (value, fetched_at)
+
+
+# Metadata that changes only when an admin edits the CRM's setup (pipelines, field
+# definitions, the owner list) is reused for this long, unless something we read
+# shows it changed (an unknown stage or owner id), which refreshes it at once.
+METADATA_MAX_AGE = timedelta(hours=24)
+
+
+class Metadata:
+    """Cached CRM metadata: ``get`` fetches on a miss, after ``max_age``, or when forced."""
+
+    def __init__(
+        self,
+        cache: MetadataCache,
+        account: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_age: timedelta = METADATA_MAX_AGE,
+    ) -> None:
+        self._cache = cache
+        self._account = account
+        self._clock = clock
+        self._max_age = max_age
+        self._fresh: set[str] = set()  # fetched by this adapter: never fetched twice a run
+
+    def get(self, name: str, fetch: Callable[[], Any], *, refresh: bool = False) -> Any:
+        key = f"{self._account}:{name}"
+        if refresh and key in self._fresh:
+            refresh = False
+        found = None if refresh else self._cache.metadata(key)
+        if found is not None and (key in self._fresh or self._clock() - found[1] < self._max_age):
+            return found[0]
+        value = fetch()
+        self._cache.set_metadata(key, value, self._clock())
+        self._fresh.add(key)
+        return value
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` from what this run considers fresh (after we changed it: install)."""
+        key = f"{self._account}:{name}"
+        self._fresh.discard(key)
+        self._cache.set_metadata(key, None, datetime.min.replace(tzinfo=UTC))

@@ -31,7 +31,18 @@ import urllib3
 from hubspot import HubSpot
 from pydantic import SecretStr
 
-from connector.adapters.base import (
+from connector.adapters.base import Metadata, MetadataCache, NoCache
+from connector.errors import (
+    ConfigError,
+    CrmAuthError,
+    CrmConfigError,
+    CrmError,
+    CrmLimitError,
+    CrmUnavailableError,
+    RetryableError,
+)
+from connector.fields import CATALOGUE, HUBSPOT_DEAL_INPUTS, FieldSpec, RecordKind, ValueKind
+from connector.models import (
     ApiUsage,
     CrmDeal,
     CrmSplit,
@@ -42,36 +53,15 @@ from connector.adapters.base import (
     RecordUpdate,
     WriteResult,
 )
-from connector.errors import (
-    ConfigError,
-    CrmAuthError,
-    CrmError,
-    CrmLimitError,
-    CrmUnavailableError,
-    RetryableError,
-)
-from connector.fields import CATALOGUE, FieldSpec, RecordKind, ValueKind
-from connector.retry import RetryPolicy
-from connector.sync.diff import canonical
+from connector.retry import ConnectFailure, RetryPolicy, connect_failure, unreachable
+from connector.values import canonical
 
 LIST_PAGE = 100
 SEARCH_PAGE = 200
 SEARCH_CAP = 10_000
 BATCH_SIZE = 100
 GROUP = "spm_compensation"
-_DEAL_PROPERTIES = (
-    "dealname",
-    "amount",
-    "closedate",
-    "dealstage",
-    "pipeline",
-    "hubspot_owner_id",
-    "hs_lastmodifieddate",
-    "dealtype",
-    "hs_is_closed_won",
-    "hs_is_closed",
-    "deal_currency_code",
-)
+_DEAL_PROPERTIES = HUBSPOT_DEAL_INPUTS
 _PROPERTY_TYPE = {
     ValueKind.MONEY: ("number", "number", "currency"),
     ValueKind.FRACTION: ("number", "number", "percentage"),
@@ -118,25 +108,21 @@ class HubSpotAdapter:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        client: HubSpot | None = None,
+        cache: MetadataCache | None = None,
     ) -> None:
         self.settings = settings
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
-        options: dict[str, Any] = {
-            "access_token": access_token.get_secret_value(),
-            "host": settings.base_url.rstrip("/"),
-            "retry": urllib3.Retry(total=0, redirect=0, respect_retry_after_header=False),
-        }
-        if settings.ca_bundle is not None:
-            options["ssl_ca_cert"] = str(settings.ca_bundle)
-        self._client = HubSpot(**options)
+        self._client = client or HubSpot(**client_options(settings, access_token))
         self._calls = 0
         self._paced = 0.0
         self._budget = _Budget()
         self._specs = {spec.key: spec for spec in settings.fields}
-        self._defs: dict[str, dict[str, dict[str, Any]]] = {}
-        self._stages: dict[tuple[str, str], Outcome] | None = None
+        self._metadata = Metadata(cache or NoCache(), settings.base_url)
+        self._account: str | None = None
         self._rep_records: dict[str, str] = {}  # owner id → rep object record id
         self._apis: dict[str, Any] = {}
 
@@ -173,6 +159,7 @@ class HubSpotAdapter:
     ) -> tuple[int, Any]:
         """One API call: paced, counted, retried when transient; (status, parsed JSON)."""
         api_client = self._api(area).api_client
+        url = self.settings.base_url
 
         def attempt() -> tuple[int, Any]:
             self._pace(search)
@@ -194,11 +181,14 @@ class HubSpotAdapter:
                     _request_timeout=self.settings.timeout_s,
                 )
             except urllib3.exceptions.HTTPError as error:
-                raise ConnectionError(type(error).__name__) from None
+                failure = connect_failure(error)
+                if failure is not None:
+                    raise failure from None
+                raise ConnectionError("the connection failed") from None
             except Exception as error:
                 if _is_api_exception(error):
                     self._observe(getattr(error, "headers", None))
-                    raise _mapped(error, self.settings.base_url) from None
+                    raise _mapped(error, url, path) from None
                 raise
             self._observe(raw.headers)
             data = raw.data
@@ -208,13 +198,18 @@ class HubSpotAdapter:
             return self._retry.call(attempt)
         except RetryableError as error:
             raise CrmUnavailableError(
-                f"HubSpot at {self.settings.base_url} kept failing after "
-                f"{self._retry.attempts} attempts: {error}"
+                f"HubSpot at {url} kept failing after {self._retry.attempts} attempts: {error}",
+                status=error.status,
+                code=error.code,
             ) from None
+        except ConnectFailure as failure:
+            raise unreachable("HubSpot", url, failure, "base_url") from None
         except OSError as error:
+            cause = connect_failure(error)
+            if cause is not None:
+                raise unreachable("HubSpot", url, cause, "base_url") from None
             raise CrmUnavailableError(
-                f"could not reach HubSpot at {self.settings.base_url} ({error}); "
-                "check crm.base_url and the network"
+                f"could not reach HubSpot at {url}: {error}; check crm.base_url and the network"
             ) from None
 
     def _observe(self, headers: Mapping[str, str] | None) -> None:
@@ -263,53 +258,96 @@ class HubSpotAdapter:
 
     # -- metadata ---------------------------------------------------------------------------
 
-    def _properties(self, object_type: str) -> dict[str, dict[str, Any]]:
-        if object_type not in self._defs:
+    def account_id(self) -> str:
+        """The portal id (``portalId``), read once."""
+        if self._account is None:
+            _, answer = self._request("owners", "/account-info/v3/details")
+            self._account = str((answer or {}).get("portalId", ""))
+            if not self._account:
+                raise CrmError(f"HubSpot at {self.settings.base_url} names no portal id")
+        return self._account
+
+    def _properties(self, object_type: str, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
+        def fetch() -> dict[str, dict[str, Any]]:
             _, answer = self._request("properties", f"/crm/v3/properties/{object_type}")
-            self._defs[object_type] = {p["name"]: p for p in answer.get("results", [])}
-        return self._defs[object_type]
+            return {
+                p["name"]: {
+                    "type": p.get("type"),
+                    "hubspotDefined": bool(p.get("hubspotDefined")),
+                    "options": p.get("options") or [],
+                }
+                for p in answer.get("results", [])
+            }
+
+        found: dict[str, dict[str, Any]] = self._metadata.get(
+            f"properties:{object_type}", fetch, refresh=refresh
+        )
+        return found
 
     def _require(self, object_type: str, specs: Sequence[FieldSpec]) -> None:
-        missing = [s.hubspot for s in specs if s.hubspot not in self._properties(object_type)]
-        if missing:
-            raise ConfigError(
-                f"HubSpot {object_type} have no property {', '.join(missing)}: "
-                "run `spm-connector install` first"
-            )
+        """Our properties exist with the types we write; a cached list is checked afresh first."""
+        problems = _property_problems(object_type, specs, self._properties(object_type))
+        if problems:
+            fresh = self._properties(object_type, refresh=True)
+            problems = _property_problems(object_type, specs, fresh)
+        if problems:
+            raise ConfigError("; ".join(problems))
 
-    def _outcomes(self) -> dict[tuple[str, str], Outcome]:
+    def _outcomes(self, *, refresh: bool = False) -> dict[tuple[str, str], Outcome]:
         """(pipeline, stage) → outcome, from the stages' metadata."""
-        if self._stages is None:
+
+        def fetch() -> list[list[str]]:
             _, answer = self._request("pipelines", "/crm/v3/pipelines/deals")
-            stages: dict[tuple[str, str], Outcome] = {}
+            stages: list[list[str]] = []
             for pipeline in answer.get("results", []):
                 for stage in pipeline.get("stages", []):
                     metadata = stage.get("metadata") or {}
                     closed = str(metadata.get("isClosed", "false")).lower() == "true"
                     won = closed and _decimal(str(metadata.get("probability", "0"))) == 1
                     outcome = Outcome.WON if won else Outcome.LOST if closed else Outcome.OPEN
-                    stages[(str(pipeline["id"]), str(stage["id"]))] = outcome
-            self._stages = stages
-        return self._stages
+                    stages.append([str(pipeline["id"]), str(stage["id"]), outcome.value])
+            return stages
+
+        rows = self._metadata.get("pipelines", fetch, refresh=refresh)
+        return {(pipeline, stage): Outcome(outcome) for pipeline, stage, outcome in rows}
 
     def _ours(self, record: RecordKind) -> list[FieldSpec]:
         return [spec for spec in self.settings.fields if spec.record is record]
 
     # -- reading ------------------------------------------------------------------------------
 
-    def read_users(self, include_fields: bool = True) -> Iterator[CrmUser]:
-        owners: list[dict[str, Any]] = []
-        for archived in ("false", "true"):
-            after: str | None = None
-            while True:
-                query = [("limit", LIST_PAGE), ("archived", archived)]
-                if after:
-                    query.append(("after", after))
-                _, page = self._request("owners", "/crm/v3/owners", query=query)
-                owners += page.get("results", [])
-                after = ((page.get("paging") or {}).get("next") or {}).get("after")
-                if not after:
-                    break
+    def _owners(self, *, refresh: bool) -> list[dict[str, Any]]:
+        """Every owner, archived ones included (their deals still count), cached."""
+
+        def fetch() -> list[dict[str, Any]]:
+            owners: list[dict[str, Any]] = []
+            for archived in ("false", "true"):
+                after: str | None = None
+                while True:
+                    query = [("limit", LIST_PAGE), ("archived", archived)]
+                    if after:
+                        query.append(("after", after))
+                    _, page = self._request("owners", "/crm/v3/owners", query=query)
+                    owners += [
+                        {
+                            key: owner.get(key)
+                            for key in ("id", "email", "firstName", "lastName", "userId")
+                        }
+                        | {"archived": archived == "true"}
+                        for owner in page.get("results", [])
+                    ]
+                    after = ((page.get("paging") or {}).get("next") or {}).get("after")
+                    if not after:
+                        break
+            return owners
+
+        found: list[dict[str, Any]] = self._metadata.get("owners", fetch, refresh=refresh)
+        return found
+
+    def read_users(
+        self, include_fields: bool = True, *, refresh: bool = False
+    ) -> Iterator[CrmUser]:
+        owners = self._owners(refresh=refresh)
         specs = self._ours(RecordKind.REP) if include_fields else []
         records = self._rep_object_records(specs)
         by_user_id = {r["properties"].get("hs_internal_user_id"): r for r in records}
@@ -323,8 +361,10 @@ class HubSpotAdapter:
             email = str(owner.get("email") or "")
             record = by_user_id.get(str(owner.get("userId"))) or by_email.get(email.lower())
             values: dict[str, str | None] = {}
+            record_id: str | None = None
             if record is not None:
-                self._rep_records[owner_id] = str(record["id"])
+                record_id = str(record["id"])
+                self._rep_records[owner_id] = record_id
                 props = record["properties"]
                 values = {s.key: _value_text(s, props.get(s.hubspot)) for s in specs}
             elif specs:
@@ -336,6 +376,7 @@ class HubSpotAdapter:
                 email=email,
                 active=not owner.get("archived", False),
                 fields=values,
+                record_id=record_id,
             )
 
     def _rep_object_records(self, specs: Sequence[FieldSpec]) -> list[dict[str, Any]]:
@@ -359,10 +400,7 @@ class HubSpotAdapter:
         specs = self._ours(RecordKind.DEAL)
         self._require("deals", specs)
         names = [*_DEAL_PROPERTIES, *(s.hubspot for s in specs)]
-        types = {
-            str(o.get("value")): str(o.get("label"))
-            for o in self._properties("deals").get("dealtype", {}).get("options", [])
-        }
+        types = self._deal_types()
         outcomes = self._outcomes()
         if since is None:
             rows = self._list_deals(names, archived=False)
@@ -378,6 +416,46 @@ class HubSpotAdapter:
             deal = self._deal(row, specs, types, outcomes, deleted=True)
             if deal is not None:
                 yield deal
+
+    def _deal_types(self) -> dict[str, str]:
+        return {
+            str(o.get("value")): str(o.get("label"))
+            for o in self._properties("deals").get("dealtype", {}).get("options", [])
+        }
+
+    def read_deals_by_id(self, deal_ids: Collection[str]) -> Iterator[CrmDeal]:
+        specs = self._ours(RecordKind.DEAL)
+        self._require("deals", specs)
+        names = [*_DEAL_PROPERTIES, *(s.hubspot for s in specs)]
+        types, outcomes = self._deal_types(), self._outcomes()
+        wanted = sorted(set(deal_ids))
+        for start in range(0, len(wanted), BATCH_SIZE):
+            batch = wanted[start : start + BATCH_SIZE]
+            found: set[str] = set()
+            for row in self._batch_read(batch, names, archived=False):
+                found.add(str(row["id"]))
+                deal = self._deal(row, specs, types, outcomes)
+                if deal is not None:
+                    yield deal
+            missing = [deal_id for deal_id in batch if deal_id not in found]
+            if missing:  # deleted (archived) deals are read apart
+                for row in self._batch_read(missing, names, archived=True):
+                    deal = self._deal(row, specs, types, outcomes, deleted=True)
+                    if deal is not None:
+                        yield deal
+
+    def _batch_read(
+        self, ids: Sequence[str], names: Sequence[str], *, archived: bool
+    ) -> list[dict[str, Any]]:
+        _, answer = self._request(
+            "deals",
+            "/crm/v3/objects/deals/batch/read",
+            "POST",
+            query=[("archived", "true" if archived else "false")],
+            body={"inputs": [{"id": i} for i in ids], "properties": list(names)},
+        )
+        results: list[dict[str, Any]] = (answer or {}).get("results", [])
+        return results
 
     def _list_deals(self, names: Sequence[str], *, archived: bool) -> Iterator[dict[str, Any]]:
         after: str | None = None
@@ -467,7 +545,9 @@ class HubSpotAdapter:
             return None
         stage = str(props.get("dealstage") or "")
         outcome = outcomes.get((pipeline, stage))
-        if outcome is None:  # a stage we do not know: trust HubSpot's own flags
+        if outcome is None:  # a stage added since we cached the pipelines?
+            outcome = self._outcomes(refresh=True).get((pipeline, stage))
+        if outcome is None:  # a stage HubSpot does not list: trust its own flags
             won = str(props.get("hs_is_closed_won") or "").lower() == "true"
             closed = str(props.get("hs_is_closed") or "").lower() == "true"
             outcome = Outcome.WON if won else Outcome.LOST if closed else Outcome.OPEN
@@ -514,7 +594,7 @@ class HubSpotAdapter:
         try:
             first = self._split_batch(wanted[:BATCH_SIZE])
         except CrmAuthError as error:
-            if "splits" in str(error).lower() or "scope" in str(error).lower():
+            if error.status == 403:
                 return None  # the portal has no deal splits (or the token may not read them)
             raise
 
@@ -553,13 +633,13 @@ class HubSpotAdapter:
             object_type, targets = "deals", {u.record_id: u.record_id for u in updates}
         else:
             object_type = self.settings.rep_object
-            if not self._rep_records:
+            if any(u.target_id is None for u in updates) and not self._rep_records:
                 list(self.read_users(include_fields=False))
-            targets = {
-                u.record_id: self._rep_records[u.record_id]
-                for u in updates
-                if u.record_id in self._rep_records
-            }
+            targets = {}
+            for update in updates:
+                target = update.target_id or self._rep_records.get(update.record_id)
+                if target is not None:
+                    targets[update.record_id] = target
         results: dict[str, WriteResult] = {}
         for update in updates:
             if update.record_id not in targets:
@@ -648,13 +728,14 @@ class HubSpotAdapter:
             try:
                 report += self._ensure_object(object_type, wanted, dry_run=dry_run)
             except CrmError as error:
-                if record is RecordKind.REP and _refused_custom(error):
+                if record is RecordKind.REP and error.status in (400, 403, 404):
                     raise ConfigError(
-                        f"this HubSpot portal does not accept custom properties on the "
-                        f"'{object_type}' object ({error}). The deal properties are in "
-                        "place; for the rep values, create a custom object (for example "
-                        "'spm_rep', one record per owner) and name it in spm.yaml under "
-                        "fields: hubspot_rep_object"
+                        f"this HubSpot portal does not accept our property group or properties "
+                        f"on the '{object_type}' object (HubSpot said: {error.detail}). The "
+                        "deal properties are in place. For the rep values, create a custom "
+                        "object (for example 'spm_rep', one record per owner, with an "
+                        "hs_internal_user_id or hs_email property) and name it in spm.yaml "
+                        "under fields: hubspot_rep_object"
                     ) from None
                 raise
         return report
@@ -663,8 +744,7 @@ class HubSpotAdapter:
         self, object_type: str, specs: Sequence[FieldSpec], *, dry_run: bool
     ) -> list[FieldStatus]:
         report: list[FieldStatus] = []
-        self._defs.pop(object_type, None)
-        existing = self._properties(object_type)
+        existing = self._properties(object_type, refresh=True)
         _, groups = self._request("properties", f"/crm/v3/properties/{object_type}/groups")
         if GROUP not in {g.get("name") for g in groups.get("results", [])}:
             if dry_run:
@@ -694,8 +774,8 @@ class HubSpotAdapter:
                     body["numberDisplayHint"] = hint
                 found = self._create(f"/crm/v3/properties/{object_type}", body)
                 if found is None:  # 409: made meanwhile; check what it is
-                    self._defs.pop(object_type, None)
-                    found = self._properties(object_type).get(spec.hubspot)
+                    self._metadata.forget(f"properties:{object_type}")
+                    found = self._properties(object_type, refresh=True).get(spec.hubspot)
                 else:
                     report.append(FieldStatus(name, "created", kind))
                     continue
@@ -708,7 +788,7 @@ class HubSpotAdapter:
                     "rename ours under `fields:` in spm.yaml or remove theirs"
                 )
             report.append(FieldStatus(name, "exists"))
-        self._defs.pop(object_type, None)
+        self._metadata.forget(f"properties:{object_type}")
         return report
 
     def _create(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -716,7 +796,7 @@ class HubSpotAdapter:
         try:
             _, created = self._request("properties", path, "POST", body=body)
         except CrmError as error:
-            if "409" in str(error):
+            if error.status == 409:
                 return None
             raise
         return created if isinstance(created, dict) else None
@@ -793,13 +873,57 @@ def _is_api_exception(error: Exception) -> bool:
     )
 
 
-def _refused_custom(error: CrmError) -> bool:
-    text = str(error).lower()
-    return "not supported" in text or "not allowed" in text or "custom propert" in text
+def client_options(settings: HubSpotSettings, access_token: SecretStr) -> dict[str, Any]:
+    """How the library's client is built: our host and CA, and no retries of its own."""
+    options: dict[str, Any] = {
+        "access_token": access_token.get_secret_value(),
+        "host": settings.base_url.rstrip("/"),
+        "retry": urllib3.Retry(total=0, redirect=0, respect_retry_after_header=False),
+    }
+    if settings.ca_bundle is not None:
+        options["ssl_ca_cert"] = str(settings.ca_bundle)
+    return options
 
 
-def _mapped(error: Exception, base_url: str) -> Exception:
-    """Every hubspot-api-client ApiException as one of ours, grouped by what to do next."""
+def _property_problems(
+    object_type: str, specs: Sequence[FieldSpec], existing: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    missing = [s.hubspot for s in specs if s.hubspot not in existing]
+    problems = []
+    if missing:
+        problems.append(
+            f"HubSpot {object_type} have no property {', '.join(missing)}: "
+            "run `spm-connector install` first"
+        )
+    for spec in specs:
+        found = existing.get(spec.hubspot)
+        if found is None:
+            continue
+        kind = _PROPERTY_TYPE[spec.value][0]
+        if found.get("hubspotDefined"):
+            problems.append(
+                f"fields.{spec.key}: {object_type}.{spec.hubspot} is one of HubSpot's own "
+                "properties; spm-connector writes only properties of its own: choose another name"
+            )
+        elif found.get("type") != kind:
+            problems.append(
+                f"fields.{spec.key}: {object_type}.{spec.hubspot} is a {found.get('type')} "
+                f"property, not {kind}: choose another name under `fields:` in spm.yaml"
+            )
+    return problems
+
+
+# HTTP status → what it means for us, and what to do. 429 and 5xx are handled first.
+_STATUS: dict[int, tuple[type[CrmError], str]] = {
+    400: (CrmError, "rejected a request"),
+    401: (CrmAuthError, "refused the access token"),
+    403: (CrmAuthError, "refused the request"),
+    409: (CrmError, "already has it"),
+}
+
+
+def _mapped(error: Exception, base_url: str, path: str = "") -> Exception:
+    """Every hubspot-api-client ApiException as one of ours, with its status and category."""
     status = int(getattr(error, "status", 0) or 0)
     raw_body = getattr(error, "body", None)
     headers: Mapping[str, str] = getattr(error, "headers", None) or {}
@@ -811,28 +935,44 @@ def _mapped(error: Exception, base_url: str) -> Exception:
         body = {}
     message = str(body.get("message") or getattr(error, "reason", "") or "no details")
     category = str(body.get("category") or "")
-    if status == 401:
-        return CrmAuthError(
-            f"HubSpot at {base_url} refused the access token (401 {category}); create a new "
-            "private-app token and set SPM_HUBSPOT_ACCESS_TOKEN"
-        )
-    if status == 403:
-        return CrmAuthError(
-            f"HubSpot refused the request (403: {message}); grant the private app the "
-            "scopes listed in docs/hubspot.md"
-        )
+    structure: dict[str, Any] = {"status": status, "code": category}
     if status == 429:
         if body.get("policyName") == "DAILY":
             return CrmLimitError(
                 "HubSpot's daily API limit is used up; nothing more was written. Run sync "
-                "again after midnight (the portal's time zone): it picks up where this one stopped"
+                "again after midnight (the portal's time zone): it picks up where this one "
+                "stopped",
+                **structure,
             )
         retry_after = headers.get("Retry-After")
         interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         wait = float(retry_after) if retry_after else float(interval) / 1000 if interval else None
-        return RetryableError(f"HubSpot rate limit ({body.get('policyName', '429')})", wait)
+        return RetryableError(
+            f"HubSpot rate limit ({body.get('policyName', '429')})", wait, status=429, code=category
+        )
     if status >= 500 or status == 0:
-        return RetryableError(f"HubSpot answered {status or 'nothing'} ({message})")
-    if status == 400 and "PROPERTY_DOESNT_EXIST" in str(raw_body):
-        return ConfigError(f"HubSpot: {message}. Run `spm-connector install` first")
-    return CrmError(f"HubSpot answered {status} ({category}: {message})")
+        return RetryableError(
+            f"HubSpot answered {status or 'nothing'} ({message})", status=status, code=category
+        )
+    if status == 400 and "PROPERTY_DOESNT_EXIST" in json.dumps(body.get("errors", "")):
+        return CrmConfigError(f"HubSpot: {message}. Run `spm-connector install` first", **structure)
+    if status == 404:
+        # Every call we make names a collection, never one record: a 404 means the
+        # address is wrong.
+        return CrmUnavailableError(
+            f"HubSpot at {base_url} answered 404 for {path or 'the API'}: check crm.base_url "
+            "(https://api.hubapi.com, or a sandbox's address, with no path)",
+            **structure,
+        )
+    kind, meaning = _STATUS.get(status, (CrmError, f"answered {status}"))
+    if status == 401:
+        hint = "; create a new private-app token and set SPM_HUBSPOT_ACCESS_TOKEN"
+    elif status == 403:
+        hint = "; grant the private app the scopes listed in docs/hubspot.md"
+    else:
+        hint = ""
+    return kind(
+        f"HubSpot at {base_url} {meaning} ({status} {category}: {message}){hint}",
+        detail=message,
+        **structure,
+    )

@@ -33,12 +33,20 @@ from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
     SalesforceExpiredSession,
-    SalesforceMalformedRequest,
-    SalesforceRefusedRequest,
-    SalesforceResourceNotFound,
 )
 
-from connector.adapters.base import (
+from connector.adapters.base import Metadata, MetadataCache, NoCache
+from connector.errors import (
+    ConfigError,
+    CrmAuthError,
+    CrmConfigError,
+    CrmError,
+    CrmLimitError,
+    CrmUnavailableError,
+    RetryableError,
+)
+from connector.fields import CATALOGUE, FieldSpec, RecordKind, ValueKind
+from connector.models import (
     ApiUsage,
     CrmDeal,
     CrmSplit,
@@ -49,22 +57,14 @@ from connector.adapters.base import (
     RecordUpdate,
     WriteResult,
 )
-from connector.errors import (
-    ConfigError,
-    CrmAuthError,
-    CrmError,
-    CrmLimitError,
-    CrmUnavailableError,
-    RetryableError,
-)
-from connector.fields import CATALOGUE, FieldSpec, RecordKind, ValueKind
-from connector.retry import RetryPolicy, is_retryable
-from connector.sync.diff import canonical
+from connector.retry import ConnectFailure, RetryPolicy, connect_failure, unreachable
+from connector.values import canonical
 
 T = TypeVar("T")
 
 BATCH_SIZE = 200  # sObject Collections' limit per call
 SPLIT_QUERY_CHUNK = 300  # ids per OpportunitySplit query, well under SOQL's length limit
+ID_QUERY_CHUNK = 300  # ids per `Id IN (...)` query when reading deals by id
 SPLIT_QUERIES_MAX = 3  # past this many IN queries, read every split in pages instead
 PERMISSION_SET = "SPM_Payout_Fields"
 _LOCKED = "UNABLE_TO_LOCK_ROW"
@@ -148,6 +148,7 @@ class SalesforceAdapter:
         credentials: SalesforceCredentials,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
+        cache: MetadataCache | None = None,
     ) -> None:
         self.settings = settings
         self._credentials = credentials
@@ -155,7 +156,8 @@ class SalesforceAdapter:
         self._session = session or self._new_session()
         self._calls = 0
         self._sf: Salesforce | None = None
-        self._describe: dict[str, set[str]] = {}
+        self._metadata = Metadata(cache or NoCache(), settings.instance_url)
+        self._account: str | None = None
         self._specs = {spec.key: spec for spec in settings.fields}
 
     # -- connection ---------------------------------------------------------------------
@@ -212,32 +214,37 @@ class SalesforceAdapter:
 
     def _call(self, operation: Callable[[], T]) -> T:
         """One API call: counted, retried when transient, errors mapped to ours."""
+        url = self.settings.instance_url
 
         def attempt() -> T:
             self._calls += 1
             try:
                 return operation()
             except SalesforceError as error:
-                raise _mapped(error, self.settings.instance_url) from None
+                raise _mapped(error, url) from None
             except requests.RequestException as error:
-                if is_retryable(error):
-                    raise
-                raise CrmUnavailableError(
-                    f"could not reach Salesforce at {self.settings.instance_url}: "
-                    f"{type(error).__name__}"
-                ) from None
+                failure = connect_failure(error)
+                if failure is not None:
+                    raise failure from None
+                raise
 
         try:
             return self._retry.call(attempt)
         except RetryableError as error:
             raise CrmUnavailableError(
-                f"Salesforce at {self.settings.instance_url} kept failing after "
-                f"{self._retry.attempts} attempts: {error}"
+                f"Salesforce at {url} kept failing after {self._retry.attempts} attempts: {error}",
+                status=error.status,
+                code=error.code,
             ) from None
-        except (requests.ConnectionError, requests.Timeout, OSError) as error:
+        except ConnectFailure as failure:
+            raise unreachable("Salesforce", url, failure, "instance_url") from None
+        except (requests.RequestException, OSError) as error:
+            cause = connect_failure(error)
+            if cause is not None:
+                raise unreachable("Salesforce", url, cause, "instance_url") from None
             raise CrmUnavailableError(
-                f"could not reach Salesforce at {self.settings.instance_url} "
-                f"({type(error).__name__}); check instance_url and the network"
+                f"could not reach Salesforce at {url}: the connection failed "
+                f"({_plain(error)}); check crm.instance_url and the network"
             ) from None
 
     def _rest(self, path: str, method: str = "GET", body: str | None = None) -> Any:
@@ -250,25 +257,28 @@ class SalesforceAdapter:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _fields_of(self, sobject: str) -> set[str]:
-        if sobject not in self._describe:
+    def _fields_of(self, sobject: str, *, refresh: bool = False) -> dict[str, str]:
+        """The object's field names and types, from the cached describe."""
+
+        def describe() -> dict[str, str]:
             described = self._rest(f"sobjects/{sobject}/describe")
-            self._describe[sobject] = {f["name"] for f in described["fields"]}
-        return self._describe[sobject]
+            return {f["name"]: f.get("type", "") for f in described["fields"]}
+
+        found: dict[str, str] = self._metadata.get(f"describe:{sobject}", describe, refresh=refresh)
+        return found
 
     def _ours(self, record: RecordKind) -> list[FieldSpec]:
         return [spec for spec in self.settings.fields if spec.record is record]
 
     def _require_fields(self, sobject: str, specs: Sequence[FieldSpec]) -> None:
+        """Our fields exist with the types we write; a cached describe is checked afresh first."""
         if not specs:
             return
-        missing = [
-            spec.salesforce for spec in specs if spec.salesforce not in self._fields_of(sobject)
-        ]
-        if missing:
-            raise ConfigError(
-                f"{sobject} has no field {', '.join(missing)}: run `spm-connector install` first"
-            )
+        problems = _field_problems(sobject, specs, self._fields_of(sobject))
+        if problems:
+            problems = _field_problems(sobject, specs, self._fields_of(sobject, refresh=True))
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     def _query(self, soql: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
         """Every record of a SOQL query, one page (one API call) at a time."""
@@ -288,7 +298,10 @@ class SalesforceAdapter:
 
             page = self._call(more)
 
-    def read_users(self, include_fields: bool = True) -> Iterator[CrmUser]:
+    def read_users(
+        self, include_fields: bool = True, *, refresh: bool = False
+    ) -> Iterator[CrmUser]:
+        del refresh  # every read is fresh: one query for all users
         specs = self._ours(RecordKind.REP) if include_fields else []
         self._require_fields("User", specs)
         columns = ["Id", "Name", "Email", "IsActive", "ManagerId", *(s.salesforce for s in specs)]
@@ -302,9 +315,16 @@ class SalesforceAdapter:
                 fields={s.key: _value_text(s, row.get(s.salesforce)) for s in specs},
             )
 
-    def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:
-        specs = self._ours(RecordKind.DEAL)
-        self._require_fields("Opportunity", specs)
+    def account_id(self) -> str:
+        """The org id (``00D…``), read once."""
+        if self._account is None:
+            rows = list(self._query("SELECT Id FROM Organization"))
+            if not rows:
+                raise CrmError(f"Salesforce at {self.settings.instance_url} names no organization")
+            self._account = str(rows[0]["Id"])
+        return self._account
+
+    def _deal_columns(self, specs: Sequence[FieldSpec]) -> list[str]:
         columns = [
             "Id",
             "Name",
@@ -320,8 +340,12 @@ class SalesforceAdapter:
         ]
         if "CurrencyIsoCode" in self._fields_of("Opportunity"):
             columns.append("CurrencyIsoCode")  # multi-currency orgs only
-        columns += [s.salesforce for s in specs]
-        soql = f"SELECT {', '.join(columns)} FROM Opportunity"
+        return columns + [s.salesforce for s in specs]
+
+    def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:
+        specs = self._ours(RecordKind.DEAL)
+        self._require_fields("Opportunity", specs)
+        soql = f"SELECT {', '.join(self._deal_columns(specs))} FROM Opportunity"
         if since is not None:
             # Inclusive: a record stamped in the same second as the cursor is read again
             # rather than missed; re-reading an unchanged deal changes nothing.
@@ -329,6 +353,17 @@ class SalesforceAdapter:
         soql += " ORDER BY SystemModstamp, Id"
         for row in self._query(soql, include_deleted=True):
             yield self._deal(row, specs)
+
+    def read_deals_by_id(self, deal_ids: Collection[str]) -> Iterator[CrmDeal]:
+        specs = self._ours(RecordKind.DEAL)
+        self._require_fields("Opportunity", specs)
+        ids = sorted({deal_id for deal_id in deal_ids if _ID.match(deal_id)})
+        columns = ", ".join(self._deal_columns(specs))
+        for start in range(0, len(ids), ID_QUERY_CHUNK):
+            quoted = ", ".join(f"'{deal_id}'" for deal_id in ids[start : start + ID_QUERY_CHUNK])
+            soql = f"SELECT {columns} FROM Opportunity WHERE Id IN ({quoted})"
+            for row in self._query(soql, include_deleted=True):
+                yield self._deal(row, specs)
 
     def _deal(self, row: Mapping[str, Any], specs: Sequence[FieldSpec]) -> CrmDeal:
         stage = row.get("StageName") or ""
@@ -376,7 +411,7 @@ class SalesforceAdapter:
             else:
                 first = list(self._splits(ids[:SPLIT_QUERY_CHUNK])) if ids else []
         except CrmError as error:
-            if "INVALID_TYPE" in str(error):
+            if error.code == "INVALID_TYPE":
                 return None  # splits are not enabled in this org
             raise
 
@@ -430,6 +465,11 @@ class SalesforceAdapter:
                 answer = self.sf.restful("composite/sobjects", method="PATCH", data=_json(body))
             except SalesforceError as error:
                 raise _mapped(error, self.settings.instance_url) from None
+            except requests.RequestException as error:
+                failure = connect_failure(error)
+                if failure is not None:
+                    raise failure from None
+                raise
             locked: list[RecordUpdate] = []
             for update, outcome in zip(remaining, answer or [], strict=True):
                 if outcome.get("success"):
@@ -449,10 +489,14 @@ class SalesforceAdapter:
             self._retry.call(send)
         except RetryableError:
             pass  # still locked after every attempt: reported per record, retried next sync
-        except (requests.ConnectionError, requests.Timeout, OSError) as error:
+        except ConnectFailure as failure:
+            raise unreachable(
+                "Salesforce", self.settings.instance_url, failure, "instance_url"
+            ) from None
+        except (requests.RequestException, OSError) as error:
             raise CrmUnavailableError(
-                f"could not reach Salesforce at {self.settings.instance_url} "
-                f"({type(error).__name__})"
+                f"could not reach Salesforce at {self.settings.instance_url}: the connection "
+                f"failed ({_plain(error)})"
             ) from None
         for update in batch:
             results.setdefault(
@@ -462,7 +506,8 @@ class SalesforceAdapter:
         return results
 
     def _record(self, sobject: str, update: RecordUpdate) -> dict[str, Any]:
-        record: dict[str, Any] = {"attributes": {"type": sobject}, "id": update.record_id}
+        target = update.target_id or update.record_id
+        record: dict[str, Any] = {"attributes": {"type": sobject}, "id": target}
         for key, value in update.values.items():
             spec = self._specs[key]
             record[spec.salesforce] = _outgoing(spec, value)
@@ -475,17 +520,17 @@ class SalesforceAdapter:
     ) -> list[FieldStatus]:
         report: list[FieldStatus] = []
         for sobject, record in (("Opportunity", RecordKind.DEAL), ("User", RecordKind.REP)):
-            described = self._rest(f"sobjects/{sobject}/describe")
-            existing = {f["name"]: f for f in described["fields"]}
+            existing = self._fields_of(sobject, refresh=True)
             for spec in (s for s in specs if s.record is record):
                 full_name = f"{sobject}.{spec.salesforce}"
-                field = existing.get(spec.salesforce)
-                if field is not None:
+                found = existing.get(spec.salesforce)
+                if found is not None:
                     expected = _SF_TYPE[spec.value]
-                    if field.get("type") != expected:
+                    if found != expected:
                         raise ConfigError(
-                            f"{full_name} exists as a {field.get('type')} field, not {expected}: "
-                            "rename ours under `fields:` in spm.yaml or remove theirs"
+                            f"{full_name} exists as a {found} field, not {expected}: "
+                            f"rename ours under `fields: {{{spec.key}: …}}` in spm.yaml or "
+                            "remove theirs"
                         )
                     report.append(FieldStatus(full_name, "exists"))
                     continue
@@ -494,7 +539,7 @@ class SalesforceAdapter:
                     continue
                 self._tooling_create(_field_metadata(full_name, spec))
                 report.append(FieldStatus(full_name, "created", _SF_TYPE[spec.value]))
-            self._describe.pop(sobject, None)
+            self._metadata.forget(f"describe:{sobject}")
         report += self._permission_set(specs, dry_run=dry_run, assign_to=assign_to)
         return report
 
@@ -597,7 +642,9 @@ class SalesforceAdapter:
                 if not outcome.get("success")
             ]
             if failed:
-                raise CrmError("Salesforce refused part of the install: " + "; ".join(failed))
+                raise CrmError(
+                    "Salesforce refused part of the install: " + "; ".join(failed), status=200
+                )
 
     def usage(self) -> ApiUsage:
         used = limit = None
@@ -636,37 +683,83 @@ def _field_metadata(full_name: str, spec: FieldSpec) -> dict[str, Any]:
     return {"FullName": full_name, "Metadata": metadata}
 
 
+def _field_problems(
+    sobject: str, specs: Sequence[FieldSpec], existing: Mapping[str, str]
+) -> list[str]:
+    missing = [spec.salesforce for spec in specs if spec.salesforce not in existing]
+    problems = []
+    if missing:
+        problems.append(
+            f"{sobject} has no field {', '.join(missing)}: run `spm-connector install` first"
+        )
+    for spec in specs:
+        found = existing.get(spec.salesforce)
+        if found is not None and found != _SF_TYPE[spec.value]:
+            problems.append(
+                f"{sobject}.{spec.salesforce} is a {found} field, not {_SF_TYPE[spec.value]}: "
+                f"spm-connector would write {spec.key} values into it; rename ours under "
+                f"`fields: {{{spec.key}: …}}` in spm.yaml"
+            )
+    return problems
+
+
+def _plain(error: BaseException) -> str:
+    """A library error in words, without its class name or internals."""
+    text = str(error).split(":")[-1].strip() if str(error) else ""
+    return text[:160] or "no answer"
+
+
+# HTTP status → what it means for us: (error class, what to do). Codes refine it below.
+_STATUS: dict[int, tuple[type[CrmError], str]] = {
+    400: (CrmError, "Salesforce rejected a request"),
+    401: (CrmAuthError, "refused the credentials"),
+    403: (CrmAuthError, "refused the request"),
+    404: (CrmConfigError, "has no such resource"),
+}
+
+
 def _mapped(error: SalesforceError, instance_url: str) -> Exception:
-    """Every simple-salesforce error as one of ours, grouped by what to do next."""
+    """Every simple-salesforce error as one of ours, with its status, code and fields."""
     content = error.content
     first: Any = content[0] if isinstance(content, list) and content else {}
     code = str(first.get("errorCode", "")) if isinstance(first, dict) else ""
-    message = str(first.get("message", "")) if isinstance(first, dict) else str(content)[:300]
-    detail = f"{code}: {message}" if code else message
+    message = str(first.get("message", "")) if isinstance(first, dict) else ""
+    fields = first.get("fields") if isinstance(first, dict) else None
+    field_name = str(fields[0]) if isinstance(fields, list) and fields else ""
+    detail = f"{code}: {message}" if code else message or "no details"
+    status = int(getattr(error, "status", 0) or 0)
+    structure: dict[str, Any] = {"status": status, "code": code, "field": field_name}
     if isinstance(error, SalesforceAuthenticationFailed):
-        return CrmAuthError(f"Salesforce login failed: {error.message}")
-    if isinstance(error, SalesforceExpiredSession):
-        return CrmAuthError(
-            f"Salesforce at {instance_url} refused the credentials ({detail}); "
-            "get a new access token or check the login settings"
-        )
+        return CrmAuthError(f"Salesforce login failed: {error.message}", **structure)
     if code == "REQUEST_LIMIT_EXCEEDED":
         return CrmLimitError(
             f"Salesforce's daily API limit is used up ({message}); nothing more was written. "
-            "Run sync again after the limit resets: it picks up where this one stopped"
+            "Run sync again after the limit resets: it picks up where this one stopped",
+            **structure,
         )
     if code == _LOCKED:
-        return RetryableError(detail)
-    if isinstance(error, SalesforceRefusedRequest):
-        return CrmAuthError(
-            f"Salesforce refused the request ({detail}); check the user's permissions"
+        return RetryableError(detail, status=status, code=code)
+    if status in (500, 502, 503, 504):
+        return RetryableError(
+            f"Salesforce answered {status} ({detail or 'unavailable'})", status=status, code=code
         )
-    if isinstance(error, SalesforceMalformedRequest):
-        if code == "INVALID_FIELD":
-            return ConfigError(f"Salesforce: {message}. Run `spm-connector install` first")
-        return CrmError(f"Salesforce rejected a request ({detail})")
-    if isinstance(error, SalesforceResourceNotFound):
-        return CrmError(f"Salesforce: not found ({detail})")
-    if error.status in (500, 502, 503, 504):
-        return RetryableError(f"Salesforce answered {error.status} ({detail or 'unavailable'})")
-    return CrmError(f"Salesforce answered {error.status} ({detail})")
+    if code == "INVALID_FIELD":
+        return CrmConfigError(
+            f"Salesforce: {message}. Run `spm-connector install` first", **structure
+        )
+    kind, meaning = _STATUS.get(status, (CrmError, f"answered {status}"))
+    if isinstance(error, SalesforceExpiredSession) or status == 401:
+        hint = "; get a new access token or check the login settings"
+    elif status == 403:
+        hint = "; check the integration user's permissions"
+    elif status == 404 and not code:
+        # No Salesforce error body: the URL is wrong, not the record.
+        path = urlparse(str(getattr(error, "url", ""))).path
+        hint = (
+            f" ({path or 'the API'}); check crm.instance_url (the org's address, no path: "
+            "https://acme.my.salesforce.com) and crm.api_version"
+        )
+        return CrmUnavailableError(f"Salesforce at {instance_url} {meaning}{hint}", **structure)
+    else:
+        hint = ""
+    return kind(f"Salesforce at {instance_url} {meaning} ({detail}){hint}", **structure)

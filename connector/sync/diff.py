@@ -1,58 +1,27 @@
 """Statements → the values our CRM fields should hold, and the minimal writes.
 
-Values are compared as *canonical text* (money ``"1234.50"``, fractions with a
-fixed number of places, ISO datetimes), the same form adapters turn what they
-read from the CRM into, so "nothing changed" is a plain string comparison and
-a second sync with nothing new writes nothing.
+Values are compared as canonical text (:mod:`connector.values`), the form
+adapters turn what they read from the CRM into, so a second sync with nothing
+new writes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 
-from connector.fields import CATALOGUE, FieldSpec, RecordKind, ValueKind
-from connector.models import LineKind, Statement
-from connector.money import ZERO, format_money, ratio
+from connector.fields import CATALOGUE, RecordKind
+from connector.models import STATEMENT_FIGURES, LineKind, Statement
+from connector.money import ZERO, format_money
+from connector.values import canonical, canonical_fraction
 
 Values = dict[str, str | None]
 
 DEAL_KEYS = tuple(spec.key for spec in CATALOGUE if spec.record is RecordKind.DEAL)
 REP_KEYS = tuple(spec.key for spec in CATALOGUE if spec.record is RecordKind.REP)
-_SPECS = {spec.key: spec for spec in CATALOGUE}
-
-
-def fraction_places(spec: FieldSpec) -> Decimal:
-    """Places a fraction keeps: a Percent(7,4) field holds 4 places of percent = 6 of fraction."""
-    return Decimal(1).scaleb(-(spec.percent_scale + 2))
-
-
-def canonical_fraction(key: str, value: Decimal) -> str:
-    places = fraction_places(_SPECS[key])
-    return f"{ratio(value, Decimal(1), places):f}"
-
-
-def canonical_datetime(moment: datetime) -> str:
-    """UTC, to the second: ``2026-11-22T10:03:00Z``. Naive datetimes are refused."""
-    if moment.tzinfo is None:
-        raise ValueError("a CRM timestamp must carry its time zone")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def canonical(key: str, value: object) -> str | None:
-    """Canonical text of a value for field ``key`` (None stays None)."""
-    if value is None or value == "":
-        return None
-    spec = _SPECS[key]
-    if spec.value is ValueKind.MONEY:
-        return format_money(Decimal(str(value)))
-    if spec.value is ValueKind.FRACTION:
-        return canonical_fraction(key, Decimal(str(value)))
-    if spec.value is ValueKind.DATETIME and isinstance(value, datetime):
-        return canonical_datetime(value)
-    return str(value)
+# Rep fields that hold one figure of the current statement, under the figure's own name.
+_FIGURE_KEYS = tuple(key for key in REP_KEYS if key in dict(STATEMENT_FIGURES))
 
 
 def deal_values(statements: Iterable[Statement], deal_ids: Collection[str]) -> dict[str, Values]:
@@ -114,20 +83,11 @@ def rep_values(statements: Sequence[Statement], as_of_period: str) -> dict[str, 
         year = current.period[:4]
         this_year = [s for s in history if s.period[:4] == year and s.period <= current.period]
         ytd = sum((s.payout for s in this_year), ZERO)
-        result[rep_id] = {
-            "period": current.period,
-            "quota": format_money(current.quota) if current.quota is not None else None,
-            "bookings": format_money(current.bookings),
-            "attainment": canonical_fraction("attainment", current.attainment)
-            if current.attainment is not None
-            else None,
-            "earnings": format_money(current.earnings),
-            "draw_paid": format_money(current.draw_paid),
-            "draw_recovered": format_money(current.draw_recovered),
-            "draw_balance": format_money(current.draw_balance),
-            "payout": format_money(current.payout),
-            "payout_ytd": format_money(ytd),
-        }
+        values: Values = {"period": current.period}
+        for key in _FIGURE_KEYS:
+            values[key] = canonical(key, getattr(current, key))
+        values["payout_ytd"] = format_money(ytd)
+        result[rep_id] = values
     return result
 
 

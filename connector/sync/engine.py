@@ -1,64 +1,84 @@
 """The sync engine: the only orchestrator. Pull → store → recompute → diff → write.
 
-One run:
+Two doors onto one path:
 
-1. read every CRM user (few) and the deals changed since the stored cursor
-   (all with ``full``), deletions included;
-2. turn each deal into a snapshot: a deal seen won before and lost (or
-   deleted, or reopened) now becomes ``cancelled`` on the day the CRM stamped
-   the change; remember which reps a *business* change touches (a deal whose
-   only change is our own fields touches nobody);
-3. recompute those reps' whole histories with the pure engine (draws carry
-   forward, so a period is never computed alone) and save their statements;
-4. turn statements into desired field values, store them, and write every
-   value that differs from what the CRM holds, in batches; values that fail
-   stay pending and are retried by the next sync, whatever it touches;
-5. read once more what changed during the run (mostly our own writes) so the
-   next incremental sync starts after them, and record the run.
+- :meth:`SyncEngine.run` — the scheduled / CLI sync: every deal changed since
+  the stored cursor (all with ``full``), after reading every user afresh.
+- :meth:`SyncEngine.process` — the worker door: exactly the records a
+  :class:`ChangeSet` names (deals read by id, deletions, changed users), with
+  users taken from the store unless they are stale or an event says so.
 
-``dry_run`` does steps 1-4 in memory and writes nothing, to the CRM or the store.
+Both then do the same steps, each committed with the work it leaves owed, so a
+run killed anywhere leaves the next run (of either door) exactly what to finish:
+
+1. pull: snapshot each deal against what we saw before (a won deal now lost,
+   reopened or deleted becomes ``cancelled``); commit the snapshots, the values
+   our fields hold in the CRM, the reps a business change touches and the
+   deals whose splits must be read;
+2. splits: read the owed deals' splits, commit them and the reps they touch;
+3. recompute the owed reps' whole histories (draws carry forward, so a period
+   is never computed alone) and commit their statements and the values our
+   fields should hold, paying off their debt in the same commit;
+4. write every value that differs from what the CRM holds through the sink,
+   and record what the CRM accepted; values that fail stay pending;
+5. (``run`` only) read what changed during the run, mostly our own writes, so
+   the next incremental sync starts after them, and move the cursor.
+
+A dry run is the same path on a store transaction that is rolled back at the
+end, with a sink that records instead of writing: it reports exactly what the
+real run would write, and leaves no trace anywhere.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from connector.adapters.base import (
+from connector.adapters.base import CrmAdapter
+from connector.errors import ConnectorError
+from connector.fields import RecordKind
+from connector.models import (
     ApiUsage,
-    CrmAdapter,
     CrmDeal,
     CrmUser,
-    Outcome,
+    DealSnapshot,
+    PeriodKind,
     RecordUpdate,
+    Rep,
+    Statement,
+    WriteResult,
 )
-from connector.errors import ConfigError, ConnectorError
-from connector.fields import RecordKind
-from connector.models import CalcWarning, Deal, DealStatus, Rep, Split, Statement
-from connector.money import HUNDRED, ZERO
 from connector.plans import Plan
-from connector.sync.diff import (
-    DEAL_KEYS,
-    PlannedWrite,
-    canonical_datetime,
-    changes,
-    deal_values,
-    rep_values,
+from connector.sync.diff import DEAL_KEYS, PlannedWrite, changes, deal_values, rep_values
+from connector.sync.members import resolve, resolve_members
+from connector.sync.periods import label, period_of
+from connector.sync.snapshots import (
+    as_deleted,
+    carries_credit,
+    credited,
+    currency_warning,
+    engine_deals,
+    rep_of,
+    snapshot_of,
+    touched_reps,
 )
-from connector.sync.periods import PeriodKind, label, period_of
 from connector.sync.statements import calculate
-from connector.sync.store import DealSnapshot, Store
+from connector.sync.store import OWED_REP, OWED_SPLITS, USERS_FETCHED_CURSOR, Store, this_process
+from connector.values import canonical_datetime
 
 DEALS_CURSOR = "deals_modified"
 AS_OF_PERIOD_CURSOR = "as_of_period"
-DIRTY_REPS_CURSOR = "dirty_reps"
+OWED_DEAL = "deal"  # a changed deal whose own values must be recomputed
 READ_BATCH = 2000
+# The worker door reuses the users it knows for this long (an event naming a
+# user, or a deal owned by someone unknown, refreshes them at once).
+USERS_MAX_AGE = timedelta(hours=1)
+# How long the worker door waits for a scheduled sync holding the lock.
+WORKER_LOCK_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,19 @@ class SyncOptions:
     as_of: date
     full: bool = False
     dry_run: bool = False
+    rebuild: bool = False  # forget the store's state (another CRM account) and sync in full
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What the worker door processes: record ids, as events named them."""
+
+    deals: frozenset[str] = frozenset()  # created, changed, restored, merged, or deleted
+    users: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, deals: Iterable[str] = (), users: Iterable[str] = ()) -> ChangeSet:
+        return cls(frozenset(deals), frozenset(users))
 
 
 @dataclass(frozen=True)
@@ -93,6 +126,7 @@ class SyncSummary:
     statements: int = 0
     records_written: int = 0
     fields_written: int = 0
+    interrupted_runs: int = 0
     planned: list[PlannedWrite] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -124,21 +158,37 @@ def _quiet(stage: str, count: int) -> None:
     """The default progress sink: say nothing."""
 
 
+class Sink(Protocol):
+    """Where planned writes go: the CRM, or a record of them."""
+
+    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]: ...
+
+
+class RecordingSink:
+    """Accepts every write and keeps it: what a dry run shows."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[RecordKind, RecordUpdate]] = []
+
+    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        self.updates.extend((record, update) for update in updates)
+        return [WriteResult(update.record_id, True) for update in updates]
+
+
 @dataclass
 class _Run:
-    """What one run carries between its steps."""
+    """What one pass carries between its steps."""
 
     options: SyncOptions
+    store: Store
+    sink: Sink
     started: datetime
+    scheduled: bool  # the `run` door (cursor, settle read) rather than `process`
     summary: SyncSummary = field(default_factory=SyncSummary)
-    changed: dict[str, DealSnapshot] = field(default_factory=dict)
-    splits: dict[str, list[tuple[str, Decimal]]] = field(default_factory=dict)
-    affected: set[str] = field(default_factory=set)
     newest: datetime | None = None
-
-    @property
-    def dry(self) -> bool:
-        return self.options.dry_run
+    deals_written: int = 0
+    pulled_owners: set[str] = field(default_factory=set)
+    users_refreshed: bool = False  # read afresh this run: never twice
 
 
 class SyncEngine:
@@ -149,27 +199,40 @@ class SyncEngine:
         store: Store,
         clock: Callable[[], datetime],
         progress: Progress = _quiet,
+        holder: str | None = None,
     ) -> None:
         self.settings = settings
         self.adapter = adapter
         self.store = store
         self.clock = clock
         self.progress = progress
+        self.holder = holder or this_process()
+        self._account: str | None = None
 
-    # -- the run ----------------------------------------------------------------------
+    # -- the doors ----------------------------------------------------------------------
 
     def run(self, options: SyncOptions) -> SyncSummary:
-        run = _Run(options, self.clock())
+        """The scheduled sync: what changed since the cursor (everything with ``full``)."""
+        return self._door(options, None)
+
+    def process(self, change: ChangeSet, options: SyncOptions) -> SyncSummary:
+        """The worker door: exactly the records ``change`` names, and the reps they touch."""
+        return self._door(options, change)
+
+    def _door(self, options: SyncOptions, change: ChangeSet | None) -> SyncSummary:
         if options.dry_run:
-            self._steps(run)
-            return run.summary
-        holder = f"{socket.gethostname()}:{os.getpid()}"
-        with self.store.sync_lock(holder, run.started):
-            run_id = self.store.start_run(
-                "sync", run.started, {"full": options.full, "as_of": options.as_of.isoformat()}
-            )
+            with self.store.scratch() as scratch:
+                run = _Run(options, scratch, RecordingSink(), self.clock(), change is None)
+                self._steps(run, change)
+                return run.summary
+        wait = 0.0 if change is None else WORKER_LOCK_WAIT_S
+        with self.store.sync_lock(self.holder, self.clock, wait_s=wait):
+            run = _Run(options, self.store, _CrmSink(self.adapter), self.clock(), change is None)
+            run.summary.interrupted_runs = self.store.close_interrupted_runs(run.started)
+            kind = "sync" if change is None else "worker"
+            run_id = self.store.start_run(kind, run.started, _run_options(options), self.holder)
             try:
-                self._steps(run)
+                self._steps(run, change)
             except ConnectorError as error:
                 self.store.finish_run(run_id, self.clock(), "failed", {"error": str(error)})
                 raise
@@ -177,148 +240,181 @@ class SyncEngine:
             self.store.finish_run(run_id, self.clock(), status, run.summary.as_json())
         return run.summary
 
-    def _steps(self, run: _Run) -> None:
-        store, summary, kind = self.store, run.summary, self.settings.period_kind
-        users = self._read_users(run)
-        members = resolve_members(self.settings.plans, users)
-        reps = [_rep(user) for user in users.values() if user.id in members]
+    # -- the one path ---------------------------------------------------------------------
 
-        cursor = None if run.options.full else store.cursor(DEALS_CURSOR)
-        since = datetime.fromisoformat(cursor) if cursor else None
-        self._pull(run, since)
-        summary.deals_changed = len(run.changed)
+    def _steps(self, run: _Run, change: ChangeSet | None) -> None:
+        store, options, kind = run.store, run.options, self.settings.period_kind
+        rebuilt = self._bind_account(run)
+        full = options.full or rebuilt
+        if change is None:
+            users = self._read_users(run, refresh=full)
+            since = None if full else store.cursor_time(DEALS_CURSOR)
+            self._pull(run, self.adapter.read_deals(since))
+            pulled = run.pulled_owners
+        else:
+            users = self._known_users(run, change)
+            self._pull(run, self._by_id(run, change.deals))
+            pulled = {d.owner_id for d in store.deal_snapshots(change.deals).values()}
+        self.progress("pulled", run.summary.deals_read)
+        members, problems = resolve(self.settings.plans, users)
+        if problems or pulled - users.keys() - {""}:
+            # A member or a deal's owner we have not seen: someone joined since we looked.
+            users = self._read_users(run, refresh=True)
+            members = resolve_members(self.settings.plans, users)
+        reps = [rep_of(user) for user in users.values() if user.id in members]
 
-        as_of_label = label(period_of(run.options.as_of, kind), kind)
-        rolled_over = store.cursor(AS_OF_PERIOD_CURSOR) != as_of_label
-        dirty = set(json.loads(store.cursor(DIRTY_REPS_CURSOR) or "[]"))
-        affected = set(members) if run.options.full or rolled_over else run.affected
-        affected = (affected | dirty) & members
+        self._read_owed_splits(run)
+        self.progress("splits", len(store.owed(OWED_SPLITS)))
 
-        statements, covered = self._recompute(run, reps, affected)
-        summary.reps_recomputed = len({s.rep_id for s in statements})
-        summary.statements = len(statements)
+        as_of_label = label(period_of(options.as_of, kind), kind)
+        rolled_over = store.cursor(AS_OF_PERIOD_CURSOR) != as_of_label and change is None
+        owed_reps = store.owed(OWED_REP)
+        owed_deals = store.owed(OWED_DEAL)
+        affected = (set(members) if full or rolled_over else set()) | (owed_reps & members)
+        statements, covered, computed = self._recompute(run, reps, affected)
+        run.summary.reps_recomputed = len({s.rep_id for s in statements})
+        run.summary.statements = len(statements)
 
         desired_deals = deal_values(statements, covered)
-        # A deal that changed but is credited to nobody we computed loses our values.
-        for deal_id in run.changed.keys() - desired_deals.keys():
+        # A changed deal credited to no one we computed loses our values.
+        for deal_id in owed_deals - desired_deals.keys():
             desired_deals[deal_id] = dict.fromkeys(DEAL_KEYS)
         desired = {
             RecordKind.DEAL: desired_deals,
             RecordKind.REP: rep_values(statements, as_of_label),
         }
-        stamp = canonical_datetime(run.started)
-        pending: dict[RecordKind, dict[str, dict[str, str | None]]] = {}
-        for record, values in desired.items():
-            pending[record] = self._pending(run, record, values)
-            if record is RecordKind.REP:
-                for rep_values_ in pending[record].values():
-                    rep_values_["updated_at"] = stamp
-            current = {
-                key: state.crm
-                for key, state in store.field_states(record, pending[record].keys()).items()
-            }
-            summary.planned.extend(changes(record, pending[record], current))
+        store.commit_statements(
+            computed | owed_reps, statements, desired, paid={OWED_DEAL: owed_deals}
+        )
+        self.progress("computed", len(statements))
 
-        if not run.dry:
-            for record in (RecordKind.DEAL, RecordKind.REP):
-                self._write(run, record, pending[record])
+        self._write_pending(run, desired, users, scoped=change is not None)
+        self.progress("written", run.summary.records_written)
+
+        if change is None:
             # Only our deal writes move deal stamps; with none, there is nothing to settle.
-            dirty_now = self._settle(run) if pending[RecordKind.DEAL] else set()
+            if run.deals_written:
+                self._settle(run)
             if run.newest is not None:
                 store.set_cursor(DEALS_CURSOR, run.newest.isoformat())
             store.set_cursor(AS_OF_PERIOD_CURSOR, as_of_label)
-            store.set_cursor(DIRTY_REPS_CURSOR, json.dumps(sorted(dirty_now)))
-        summary.usage = self.adapter.usage()
+        run.summary.usage = self.adapter.usage()
+
+    def _bind_account(self, run: _Run) -> bool:
+        """The store belongs to one CRM account: check it (once per engine), or rebuild it."""
+        if self._account is None:
+            self._account = self.adapter.account_id()
+        rebuilt = run.store.bind_account(self._account, rebuild=run.options.rebuild)
+        if rebuilt and run.options.rebuild:
+            run.summary.warnings.append(
+                f"the store was rebuilt for CRM account {self._account}: everything is read again"
+            )
+        return rebuilt
 
     # -- pulling --------------------------------------------------------------------------
 
-    def _read_users(self, run: _Run) -> dict[str, CrmUser]:
-        users = {user.id: user for user in self.adapter.read_users()}
+    def _read_users(self, run: _Run, *, refresh: bool = False) -> dict[str, CrmUser]:
+        if run.users_refreshed:
+            return {user.id: user for user in run.store.users()}
+        users = {user.id: user for user in self.adapter.read_users(refresh=refresh)}
+        run.users_refreshed = refresh
         run.summary.users_read = len(users)
         self.progress("users", len(users))
-        if not run.dry:
-            self.store.upsert_users(users.values())
-            self.store.set_crm_values(
-                RecordKind.REP,
-                ((u.id, key, value) for u in users.values() for key, value in u.fields.items()),
-            )
+        run.store.upsert_users(users.values(), fetched_at=run.started)
+        run.store.set_crm_values(
+            RecordKind.REP,
+            ((u.id, key, value) for u in users.values() for key, value in u.fields.items()),
+        )
         return users
 
-    def _pull(self, run: _Run, since: datetime | None) -> None:
-        """Read changed deals in batches, then the splits of the ones that changed."""
-        for batch in _batches(self.adapter.read_deals(since), READ_BATCH):
-            run.affected |= self._absorb(run, batch)
-            self.progress("deals", run.summary.deals_read)
-        # Only deals that are or were won carry credit, so only their splits matter; the
-        # splits of an open or never-won lost deal are read when (if) it is won.
-        credited = [
-            deal_id
-            for deal_id, snapshot in run.changed.items()
-            if snapshot.first_won_on is not None or snapshot.outcome is Outcome.WON
-        ]
-        if credited:
-            splits = self.adapter.read_splits(credited)
-            if splits is not None:
-                by_deal: dict[str, list[tuple[str, Decimal]]] = {d: [] for d in credited}
-                for split in splits:
-                    by_deal.setdefault(split.deal_id, []).append((split.rep_id, split.percent))
-                before = self.store.splits_for(list(by_deal))
-                for rows in (*by_deal.values(), *before.values()):
-                    run.affected.update(rep for rep, _ in rows)
-                if not run.dry:
-                    self.store.replace_splits(by_deal)
-                run.splits = by_deal
+    def _known_users(self, run: _Run, change: ChangeSet) -> dict[str, CrmUser]:
+        """The worker door's users: from the store, unless stale or named by the change."""
+        fetched = run.store.cursor_time(USERS_FETCHED_CURSOR)
+        stale = fetched is None or run.started - fetched > USERS_MAX_AGE
+        if stale or change.users:
+            return self._read_users(run)
+        return {user.id: user for user in run.store.users()}
 
-    def _absorb(self, run: _Run, batch: Sequence[CrmDeal]) -> set[str]:
-        """Snapshot a batch of pulled deals; return the reps a business change touches."""
+    def _by_id(self, run: _Run, deal_ids: Collection[str]) -> Iterator[CrmDeal]:
+        """The named deals as the CRM has them; one it no longer knows at all is deleted."""
+        seen: set[str] = set()
+        for deal in self.adapter.read_deals_by_id(sorted(deal_ids)):
+            seen.add(deal.id)
+            yield deal
+        for snapshot in run.store.deal_snapshots(set(deal_ids) - seen).values():
+            if not snapshot.deleted:
+                yield as_deleted(snapshot)
+
+    def _pull(self, run: _Run, deals: Iterable[CrmDeal]) -> None:
+        for batch in _batches(deals, READ_BATCH):
+            self._absorb(run, batch)
+            self.progress("deals", run.summary.deals_read)
+
+    def _absorb(self, run: _Run, batch: Sequence[CrmDeal]) -> None:
+        """Snapshot a batch of pulled deals and commit it with the work it makes owed."""
         run.summary.deals_read += len(batch)
+        run.pulled_owners.update(deal.owner_id for deal in batch)
         run.newest = max([run.newest, *(d.modified_at for d in batch)], key=_stamp_key)
-        before = self.store.deal_snapshots([deal.id for deal in batch])
-        changed: dict[str, DealSnapshot] = {}
-        touched: set[str] = set()
+        before = run.store.deal_snapshots([deal.id for deal in batch])
+        changed: list[DealSnapshot] = []
+        owed_reps: set[str] = set()
         for crm_deal in batch:
             previous = before.get(crm_deal.id)
-            snapshot = _snapshot(crm_deal, previous, self.settings.timezone)
-            if previous is None or _business(previous) != _business(snapshot):
-                changed[snapshot.id] = snapshot
-                touched.add(snapshot.owner_id)
-                if previous is not None:
-                    touched.add(previous.owner_id)
-            if snapshot.currency and snapshot.currency != self.settings.currency:
-                run.summary.warnings.append(
-                    f"deal {snapshot.id} is in {snapshot.currency}, not the plan currency "
-                    f"{self.settings.currency}: left out of the calculation"
-                )
-        run.changed.update(changed)
-        if not run.dry:
-            self.store.upsert_deals(changed.values())
-            self.store.set_crm_values(
-                RecordKind.DEAL,
-                ((d.id, key, value) for d in batch for key, value in d.fields.items()),
-            )
-        return touched
+            snapshot = snapshot_of(crm_deal, previous, self.settings.timezone)
+            touched = touched_reps(previous, snapshot)
+            if previous is None or touched:
+                changed.append(snapshot)
+                owed_reps |= touched
+            warning = currency_warning(snapshot, self.settings.currency)
+            if warning:
+                run.summary.warnings.append(warning)
+        run.summary.deals_changed += len(changed)
+        credit_bearing = [s.id for s in changed if carries_credit(s)]
+        run.store.absorb(
+            changed,
+            ((d.id, key, value) for d in batch for key, value in d.fields.items()),
+            owed={
+                OWED_REP: owed_reps,
+                OWED_SPLITS: credit_bearing,
+                OWED_DEAL: [s.id for s in changed],
+            },
+        )
+
+    def _read_owed_splits(self, run: _Run) -> None:
+        """Read the splits of every deal owed a split read (this run's and a dead run's)."""
+        owed = sorted(run.store.owed(OWED_SPLITS))
+        if not owed:
+            return
+        splits = self.adapter.read_splits(owed)
+        before = run.store.splits_for(owed)
+        if splits is None:  # this CRM has no splits: only the debt to clear
+            run.store.settle_splits({d: before.get(d, []) for d in owed}, ())
+            return
+        by_deal: dict[str, list[tuple[str, Decimal]]] = {d: [] for d in owed}
+        for split in splits:
+            by_deal.setdefault(split.deal_id, []).append((split.rep_id, split.percent))
+        touched = {rep for rows in (*by_deal.values(), *before.values()) for rep, _ in rows}
+        run.store.settle_splits(by_deal, touched)
 
     # -- computing --------------------------------------------------------------------------
 
     def _recompute(
         self, run: _Run, reps: Sequence[Rep], affected: set[str]
-    ) -> tuple[list[Statement], set[str]]:
-        """Statements of the affected reps (and split partners), and the deals they cover."""
+    ) -> tuple[list[Statement], set[str], set[str]]:
+        """Statements of the affected reps (and split partners), the deals they cover, who."""
         if not affected:
-            return [], set()
+            return [], set(), set()
+        store = run.store
         member_ids = {rep.id for rep in reps}
-        snapshots = {d.id: d for d in self.store.deals_for_reps(affected)}
-        # A dry run stored nothing: lay what was pulled over what the store holds.
-        snapshots.update(run.changed)
-        splits = self.store.splits_for(list(snapshots))
-        splits.update(run.splits)
+        snapshots = {d.id: d for d in store.deals_for_reps(affected)}
+        splits = store.splits_for(list(snapshots))
         partners = {rep for rows in splits.values() for rep, _ in rows} & member_ids
         computed = affected | partners
         if partners - affected:
-            for snapshot in self.store.deals_for_reps(partners - affected):
+            for snapshot in store.deals_for_reps(partners - affected):
                 snapshots.setdefault(snapshot.id, snapshot)
-            splits.update(self.store.splits_for([d for d in snapshots if d not in splits]))
-        deals, problems = _engine_deals(snapshots.values(), splits, self.settings.currency)
+            splits.update(store.splits_for([d for d in snapshots if d not in splits]))
+        deals, problems = engine_deals(snapshots.values(), splits, self.settings.currency)
         calculation = calculate(
             self.settings.plans,
             reps,
@@ -328,55 +424,63 @@ class SyncEngine:
             rep_ids=computed,
         )
         run.summary.warnings.extend(w.message for w in (*problems, *calculation.warnings))
-        statements = list(calculation.statements)
-        if not run.dry:
-            self.store.save_statements(computed, statements)
         # A deal's values are complete only when every member credited on it was recomputed.
         covered = {
             deal.id
             for deal in deals
-            if all(rep in computed for rep in _credited(deal) if rep in member_ids)
+            if all(rep in computed for rep in credited(deal) if rep in member_ids)
         }
-        return statements, covered
+        return list(calculation.statements), covered, computed
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _pending(
-        self, run: _Run, record: RecordKind, desired: Mapping[str, Mapping[str, str | None]]
-    ) -> dict[str, dict[str, str | None]]:
-        """Every value that differs from the CRM's, earlier failures included."""
-        if not run.dry:
-            self.store.set_desired(
-                record,
-                (
-                    (rid, key, value)
-                    for rid, values in desired.items()
-                    for key, value in values.items()
-                ),
+    def _write_pending(
+        self,
+        run: _Run,
+        desired: Mapping[RecordKind, Mapping[str, Mapping[str, str | None]]],
+        users: Mapping[str, CrmUser],
+        *,
+        scoped: bool,
+    ) -> None:
+        """Write every value the CRM does not hold yet (of this change's records when scoped)."""
+        store, stamp = run.store, canonical_datetime(run.started)
+        for record in (RecordKind.DEAL, RecordKind.REP):
+            ids = desired[record].keys() if scoped else None
+            pending = store.pending(record, ids)
+            if record is RecordKind.REP:
+                for values in pending.values():
+                    values["updated_at"] = stamp
+            current = {
+                key: state.crm for key, state in store.field_states(record, pending.keys()).items()
+            }
+            run.summary.planned.extend(changes(record, pending, current))
+            targets = (
+                {uid: u.record_id for uid, u in users.items()} if record is RecordKind.REP else {}
             )
-            return {rid: dict(values) for rid, values in self.store.pending(record).items()}
-        states = self.store.field_states(record, desired.keys())
-        result: dict[str, dict[str, str | None]] = {}
-        for rid, values in desired.items():
-            for key, value in values.items():
-                state = states.get((rid, key))
-                if (state.crm if state else None) != value:
-                    result.setdefault(rid, {})[key] = value
-        return result
+            self._write(run, record, pending, targets)
+            self.progress(f"{record.value} writes", run.summary.records_written)
 
     def _write(
-        self, run: _Run, record: RecordKind, pending: Mapping[str, Mapping[str, str | None]]
+        self,
+        run: _Run,
+        record: RecordKind,
+        pending: Mapping[str, Mapping[str, str | None]],
+        targets: Mapping[str, str | None],
     ) -> None:
         if not pending:
             return
-        updates = [RecordUpdate(rid, dict(values)) for rid, values in sorted(pending.items())]
-        results = self.adapter.write(record, updates)
+        updates = [
+            RecordUpdate(rid, dict(values), targets.get(rid))
+            for rid, values in sorted(pending.items())
+        ]
+        results = run.sink.write(record, updates)
         written: list[tuple[str, str, str | None]] = []
-        written_before = run.summary.records_written
         for update, result in zip(updates, results, strict=True):
             if result.ok:
                 run.summary.records_written += 1
                 run.summary.fields_written += len(update.values)
+                if record is RecordKind.DEAL:
+                    run.deals_written += 1
                 written.extend(
                     (update.record_id, key, _text(value)) for key, value in update.values.items()
                 )
@@ -384,92 +488,33 @@ class SyncEngine:
                 run.summary.failures.append(
                     Failure(record, result.record_id, result.code, result.message)
                 )
-        self.store.set_crm_values(record, written)
-        # Per kind of record, so "rep writes" counts reps, not reps and deals.
-        self.progress(f"{record.value} writes", run.summary.records_written - written_before)
+        run.store.set_crm_values(record, written)
 
-    def _settle(self, run: _Run) -> set[str]:
+    def _settle(self, run: _Run) -> None:
         """Read what changed during the run, so the next sync starts after our own writes.
 
         Our writes move the CRM's change stamps; without this the next incremental
         sync would re-read every record this one wrote. A real change found here
-        (someone edited a deal while we ran) marks its reps for the next sync.
+        (someone edited a deal while we ran) is owed to the next run.
         """
-        if run.newest is None:
-            return set()
-        touched: set[str] = set()
-        for batch in _batches(self.adapter.read_deals(run.newest), READ_BATCH):
-            touched |= self._absorb(run, batch)
-        return touched
+        if run.newest is not None:
+            self._pull(run, self.adapter.read_deals(run.newest))
 
 
-def resolve_members(plans: Sequence[Plan], users: Mapping[str, CrmUser]) -> set[str]:
-    """Plan members as CRM user ids; a member that matches no user is a config error."""
-    by_email = {user.email.lower(): user.id for user in users.values() if user.email}
-    members: set[str] = set()
-    problems: list[str] = []
-    for index, plan in enumerate(plans):
-        for member in plan.members:
-            user_id = (
-                by_email.get(member.lower())
-                if "@" in member
-                else (member if member in users else None)
-            )
-            if user_id is None:
-                what = "matches no CRM user" if "@" in member else "is not a CRM user id"
-                problems.append(f"plans[{index}].members: {member} {what} (plan {plan.id})")
-            else:
-                members.add(user_id)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return members
+class _CrmSink:
+    def __init__(self, adapter: CrmAdapter) -> None:
+        self._adapter = adapter
+
+    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        return self._adapter.write(record, updates)
+
+
+def _run_options(options: SyncOptions) -> dict[str, object]:
+    return {"full": options.full, "as_of": options.as_of.isoformat(), "rebuild": options.rebuild}
 
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _snapshot(deal: CrmDeal, previous: DealSnapshot | None, zone: ZoneInfo) -> DealSnapshot:
-    """The deal as the engine sees it, with the history only we remember.
-
-    A deal seen won before that is now lost, reopened or deleted has been
-    reversed: it becomes ``cancelled`` on the day the CRM stamped that change
-    (kept from the first time we saw it).
-    """
-    seen_on = deal.modified_at.astimezone(zone).date()
-    first_won_on = previous.first_won_on if previous is not None else None
-    cancel_date: date | None = None
-    if deal.outcome is Outcome.WON and not deal.deleted:
-        status = DealStatus.WON
-        first_won_on = first_won_on or seen_on
-    elif first_won_on is not None:
-        status = DealStatus.CANCELLED
-        already = previous is not None and previous.status is DealStatus.CANCELLED
-        cancel_date = previous.cancel_date if already and previous is not None else seen_on
-        if (
-            deal.close_date is not None
-            and cancel_date is not None
-            and cancel_date < deal.close_date
-        ):
-            cancel_date = deal.close_date  # reversed before it closed: counts as lost
-    else:
-        status = DealStatus.LOST if deal.outcome is Outcome.LOST else DealStatus.OPEN
-    return DealSnapshot(
-        id=deal.id,
-        owner_id=deal.owner_id,
-        amount=deal.amount,
-        currency=deal.currency,
-        close_date=deal.close_date,
-        outcome=deal.outcome,
-        status=status,
-        first_won_on=first_won_on,
-        cancel_date=cancel_date,
-        type=deal.type,
-        name=deal.name,
-        properties=dict(deal.properties),
-        modified_at=deal.modified_at,
-        deleted=deal.deleted,
-    )
 
 
 def _stamp_key(moment: datetime | None) -> datetime:
@@ -485,79 +530,3 @@ def _batches(items: Iterable[CrmDeal], size: int) -> Iterator[list[CrmDeal]]:
             batch = []
     if batch:
         yield batch
-
-
-def _business(snapshot: DealSnapshot) -> tuple[object, ...]:
-    """What the calculation reads from a deal: a change elsewhere touches no statement."""
-    return (
-        snapshot.owner_id,
-        snapshot.amount,
-        snapshot.currency,
-        snapshot.close_date,
-        snapshot.status,
-        snapshot.cancel_date,
-        snapshot.type,
-        tuple(sorted(snapshot.properties.items())),
-        snapshot.deleted,
-    )
-
-
-def _rep(user: CrmUser) -> Rep:
-    return Rep(
-        id=user.id, name=user.name, email=user.email, active=user.active, manager_id=user.manager_id
-    )
-
-
-def _credited(deal: Deal) -> list[str]:
-    return [split.rep_id for split in deal.splits] or [deal.owner_id]
-
-
-def _engine_deals(
-    snapshots: Iterable[DealSnapshot],
-    splits: Mapping[str, Sequence[tuple[str, Decimal]]],
-    currency: str,
-) -> tuple[list[Deal], list[CalcWarning]]:
-    """Snapshots the engine can compute; the rest are reported, never silently mixed in."""
-    deals: list[Deal] = []
-    warnings: list[CalcWarning] = []
-    for snap in sorted(snapshots, key=lambda s: s.id):
-        if snap.deleted and snap.status is not DealStatus.CANCELLED:
-            continue
-        if snap.currency and snap.currency != currency:
-            continue  # reported when pulled
-        if snap.close_date is None or snap.amount is None:
-            if snap.status in (DealStatus.WON, DealStatus.CANCELLED):
-                missing = "amount" if snap.amount is None else "close date"
-                warnings.append(
-                    CalcWarning(
-                        f"deal {snap.id} is won but has no {missing}: left out of the calculation"
-                    )
-                )
-            continue
-        rows = splits.get(snap.id, [])
-        total = sum((percent for _, percent in rows), ZERO)
-        deal_splits: tuple[Split, ...] = ()
-        if rows and total == HUNDRED and len({rep for rep, _ in rows}) == len(rows):
-            deal_splits = tuple(Split(rep, percent) for rep, percent in rows)
-        elif rows:
-            warnings.append(
-                CalcWarning(
-                    f"deal {snap.id}: splits sum to {total}, not 100 (or name a rep twice); "
-                    "credited to the owner"
-                )
-            )
-        deals.append(
-            Deal(
-                id=snap.id,
-                owner_id=snap.owner_id,
-                amount=snap.amount,
-                close_date=snap.close_date,
-                status=snap.status,
-                currency=snap.currency,
-                cancel_date=snap.cancel_date,
-                type=snap.type,
-                properties=snap.properties,
-                splits=deal_splits,
-            )
-        )
-    return deals, warnings

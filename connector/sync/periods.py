@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from enum import StrEnum
 
+from connector.models import PeriodKind
 
-class PeriodKind(StrEnum):
-    MONTH = "month"
-    QUARTER = "quarter"
+__all__ = ["PeriodKind", "first_day", "label", "parse_label", "period_of", "year_of"]
 
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")

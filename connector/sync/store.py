@@ -2,19 +2,37 @@
 
 SQLite by default, PostgreSQL (or any SQLAlchemy URL) for production. Money is
 kept as decimal *text* so it round-trips exactly on every backend; timestamps
-as ISO 8601 text in UTC. The schema is managed by Alembic migrations shipped
-in the package (``connector/sync/migrations``) and brought to head on every
-open, so an upgrade never loses state.
+as ISO 8601 text in UTC. The schema is managed by Alembic migrations shipped in
+the package (``connector/sync/migrations``); opening a store costs one version
+check, and migrations run only when the store is behind, under a lock so that
+two processes opening a new store at once do not collide.
+
+Crash consistency: each step of a run commits what it did together with what
+it still owes (the ``owed`` table: reps to recompute, deals whose splits to
+read), so a run killed at any point leaves exactly the work the next run must
+finish. Desired CRM values are committed before they are written, so a value
+not yet written is still pending for the next run.
+
+Every database failure reaches the user as one :class:`StoreError` (exit 2) or
+:class:`StoreBusyError` (exit 4) saying what is wrong and what to do, never as
+SQL text with data in it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,16 +40,30 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
-from connector.adapters.base import CrmUser, Outcome
-from connector.errors import ConfigError, ConnectorError, SyncLockedError
+from connector.errors import ConfigError, StoreBusyError, StoreError, SyncLockedError
 from connector.fields import RecordKind
-from connector.models import DealStatus, Line, LineKind, Statement
+from connector.models import (
+    CrmUser,
+    DealSnapshot,
+    DealStatus,
+    Line,
+    LineKind,
+    Outcome,
+    Statement,
+)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _CHUNK = 500  # ids per IN (...) clause, under SQLite's variable limit
+_MIGRATION_LOCK = 0x53504D  # PostgreSQL advisory lock key while migrating ("SPM")
+SQLITE_BUSY_S = 10  # how long a SQLite writer waits for another process
+ACCOUNT_CURSOR = "crm_account"
+USERS_FETCHED_CURSOR = "users_fetched_at"
+OWED_REP, OWED_SPLITS = "rep", "splits"
 
 _meta = sa.MetaData()
 users_table = sa.Table(
@@ -42,6 +74,7 @@ users_table = sa.Table(
     sa.Column("email", sa.Text),
     sa.Column("active", sa.Boolean),
     sa.Column("manager_id", sa.String(64)),
+    sa.Column("record_id", sa.String(64)),
 )
 deals_table = sa.Table(
     "deals",
@@ -102,6 +135,7 @@ runs_table = sa.Table(
     sa.Column("status", sa.String(16)),
     sa.Column("options", sa.Text),
     sa.Column("summary", sa.Text),
+    sa.Column("holder", sa.Text),
 )
 lock_table = sa.Table(
     "sync_lock",
@@ -109,36 +143,32 @@ lock_table = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("holder", sa.Text),
     sa.Column("acquired_at", sa.String(32)),
+    sa.Column("expires_at", sa.String(32)),
 )
-
-
-@dataclass(frozen=True)
-class DealSnapshot:
-    """A deal as last pulled, with the history only we remember (first seen won)."""
-
-    id: str
-    owner_id: str
-    amount: Decimal | None
-    currency: str | None
-    close_date: date | None
-    outcome: Outcome
-    status: DealStatus
-    first_won_on: date | None
-    cancel_date: date | None
-    type: str | None
-    name: str
-    properties: Mapping[str, str]
-    modified_at: datetime
-    deleted: bool
-
-
-@dataclass(frozen=True)
-class UserRow:
-    id: str
-    name: str
-    email: str
-    active: bool
-    manager_id: str | None
+owed_table = sa.Table(
+    "owed",
+    _meta,
+    sa.Column("kind", sa.String(8), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+)
+metadata_table = sa.Table(
+    "metadata",
+    _meta,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text),
+    sa.Column("fetched_at", sa.String(32)),
+)
+# What a rebuild forgets: everything learnt from one CRM account.
+_STATE_TABLES = (
+    users_table,
+    deals_table,
+    splits_table,
+    statements_table,
+    fields_table,
+    cursors_table,
+    owed_table,
+    metadata_table,
+)
 
 
 @dataclass(frozen=True)
@@ -158,6 +188,11 @@ class RunRecord:
     summary: Mapping[str, Any]
 
 
+def this_process() -> str:
+    """How a lock holder or a run names this process: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("timestamps in the store must carry a time zone")
@@ -169,10 +204,63 @@ def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]
         yield items[start : start + size]
 
 
+# -- plain errors ------------------------------------------------------------------------
+
+
+def _reason(error: BaseException, password: str | None) -> str:
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()[0] if str(original).strip() else ""
+    text = text or type(original).__name__
+    if password:
+        text = text.replace(password, "***")
+    return text
+
+
+def plain_store_error(error: BaseException, shown: str, password: str | None) -> Exception:
+    """A database failure as one message that says what is wrong and what to do."""
+    reason = _reason(error, password)
+    lowered = reason.lower()
+    if "database is locked" in lowered or "database table is locked" in lowered:
+        return StoreBusyError(
+            f"store {shown} is busy: another process has kept it locked for more than "
+            f"{SQLITE_BUSY_S} s; try again when it is done"
+        )
+    if "file is not a database" in lowered or "malformed" in lowered:
+        return StoreError(
+            f"store {shown} is not an spm-connector store, or it is damaged ({reason}). "
+            "Point `store:` (or SPM_STORE_URL) at another file, or restore it from a backup"
+        )
+    if "no such table" in lowered or "no such column" in lowered or "does not exist" in lowered:
+        return StoreError(
+            f"store {shown} is damaged ({reason}): restore it from a backup, or start it "
+            "afresh with `spm-connector sync --rebuild`"
+        )
+    if "unable to open" in lowered or "readonly" in lowered or "read-only" in lowered:
+        return StoreError(
+            f"store {shown} cannot be opened for writing ({reason}): check that the folder "
+            "exists and that this user may write there"
+        )
+    if "connection" in lowered or "connect" in lowered or "authentication" in lowered:
+        return StoreError(
+            f"store {shown}: cannot open it ({reason}); check that the database server is up "
+            "and the URL in `store:` (or SPM_STORE_URL)"
+        )
+    return StoreError(f"store {shown}: {reason}")
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(config)
+
+
 class Store:
     def __init__(self, engine: Engine, url_for_display: str) -> None:
         self._engine = engine
         self.url_for_display = url_for_display
+        # While a dry run lasts: the one connection whose transaction is rolled back.
+        self._held: Connection | None = None
 
     # -- opening ------------------------------------------------------------------------
 
@@ -183,28 +271,84 @@ class Store:
         except ArgumentError:
             raise ConfigError(f"store: {url!r} is not a database URL") from None
         shown = parsed.render_as_string(hide_password=True)
+        password = parsed.password if isinstance(parsed.password, str) else None
         try:
             engine = sa.create_engine(parsed, future=True)
         except (ArgumentError, ImportError, SQLAlchemyError) as error:
             raise ConfigError(f"store: cannot use {shown} ({type(error).__name__})") from None
+        sqlite_path: Path | None = None
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+            if parsed.database and parsed.database != ":memory:":
+                sqlite_path = Path(parsed.database)
+                _create_private(sqlite_path, shown)
+
+        def plain(context: Any) -> None:
+            if isinstance(context.sqlalchemy_exception, IntegrityError):
+                return  # ours to handle (the lock); anything else is a bug worth a traceback
+            raise plain_store_error(context.original_exception, shown, password) from None
+
+        sa.event.listen(engine, "handle_error", plain)
         store = cls(engine, shown)
         try:
-            store._migrate()
-        except OperationalError as error:
-            reason = str(error.orig).splitlines()[0] if error.orig else "unreachable"
-            if parsed.password:
-                reason = reason.replace(parsed.password, "***")
-            raise ConnectorError(f"store: cannot open {shown}: {reason}") from None
+            store._upgrade_if_behind(sqlite_path)
+        except SQLAlchemyError as error:
+            raise plain_store_error(error, shown, password) from None
         return store
 
-    def _migrate(self) -> None:
-        config = AlembicConfig()
-        config.set_main_option("script_location", str(_MIGRATIONS))
-        with self._engine.begin() as connection:
+    def _current_revision(self, connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    def _upgrade_if_behind(self, sqlite_path: Path | None) -> None:
+        scripts = _scripts()
+        head = scripts.get_current_head()
+        with self._engine.connect() as connection:
+            current = self._current_revision(connection)
+        if current == head:
+            return
+        known = {revision.revision for revision in scripts.walk_revisions()}
+        if current is not None and current not in known:
+            raise StoreError(
+                f"store {self.url_for_display} was written by a newer spm-connector (schema "
+                f"{current}; this one knows up to {head}): upgrade spm-connector, or point "
+                "`store:` at another database"
+            )
+        with self._migration_lock(sqlite_path) as connection:
+            if self._current_revision(connection) == head:
+                return  # another process migrated while we waited
+            config = AlembicConfig()
+            config.set_main_option("script_location", str(_MIGRATIONS))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            connection.commit()
+
+    @contextmanager
+    def _migration_lock(self, sqlite_path: Path | None) -> Iterator[Connection]:
+        """Hold the one right to migrate: an advisory lock (PostgreSQL) or a file lock (SQLite)."""
+        with self._engine.connect() as connection:
+            if self._engine.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
+                connection.commit()
+                try:
+                    yield connection
+                finally:
+                    connection.rollback()
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK}
+                    )
+                    connection.commit()
+            elif sqlite_path is not None:
+                with open(sqlite_path, "rb") as handle:
+                    # flock is apart from SQLite's own fcntl locks on the same file.
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                    try:
+                        yield connection
+                    finally:
+                        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            else:
+                yield connection
 
     def close(self) -> None:
         self._engine.dispose()
@@ -219,6 +363,43 @@ class Store:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    @contextmanager
+    def scratch(self) -> Iterator[Store]:
+        """This store as one transaction that is rolled back: every change is forgotten.
+
+        A dry run goes through exactly the path of a real run on this, so it
+        reports exactly what the real run would do, and leaves no trace. While
+        it lasts, everything that uses this store (the adapters' metadata cache
+        too) goes through that one transaction, so nothing waits on its locks.
+        """
+        if self._held is not None:
+            raise RuntimeError("a scratch store is open already")
+        with self._engine.connect() as connection:
+            transaction = connection.begin()
+            self._held = connection
+            try:
+                yield self
+            finally:
+                self._held = None
+                transaction.rollback()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """One transaction: committed on success, rolled back on any error."""
+        if self._held is not None:
+            yield self._held  # the scratch transaction: rolled back as a whole at its end
+            return
+        with self._engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        if self._held is not None:
+            yield self._held
+            return
+        with self._engine.connect() as connection:
+            yield connection
 
     def _insert(self, table: sa.Table) -> Any:
         if self._engine.dialect.name == "postgresql":
@@ -240,48 +421,81 @@ class Store:
             return
         keys = [column.name for column in table.primary_key.columns]
         statement = self._insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=keys, set_={name: statement.excluded[name] for name in update}
-        )
+        if update:
+            statement = statement.on_conflict_do_update(
+                index_elements=keys, set_={name: statement.excluded[name] for name in update}
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=keys)
         for start in range(0, len(rows), _CHUNK):
             connection.execute(statement, rows[start : start + _CHUNK])
+
+    # -- whose store ----------------------------------------------------------------------
+
+    def bind_account(self, account: str, *, rebuild: bool = False) -> bool:
+        """Tie the store to one CRM account; True when it was just rebuilt or new.
+
+        A store opened against another account is refused: its deals, values and
+        cursors describe records that do not exist there.
+        """
+        recorded = self.cursor(ACCOUNT_CURSOR)
+        if recorded == account and not rebuild:
+            return False
+        if recorded is not None and recorded != account and not rebuild:
+            raise StoreError(
+                f"store {self.url_for_display} belongs to CRM account {recorded}, but the CRM "
+                f"configured now is account {account}. Use a new store for this account "
+                "(set `store:` or SPM_STORE_URL), or run `spm-connector sync --rebuild` to "
+                "forget the old account's state and sync this one in full"
+            )
+        with self._tx() as connection:
+            if rebuild:
+                for table in _STATE_TABLES:
+                    connection.execute(table.delete())
+            self._upsert(
+                connection, cursors_table, [{"name": ACCOUNT_CURSOR, "value": account}], ["value"]
+            )
+        return True
 
     # -- two syncs at once -----------------------------------------------------------------
 
     @contextmanager
     def sync_lock(
-        self, holder: str, now: datetime, stale_after: timedelta = timedelta(hours=6)
+        self,
+        holder: str,
+        clock: Callable[[], datetime],
+        *,
+        lease: timedelta = timedelta(minutes=2),
+        wait_s: float = 0.0,
     ) -> Iterator[None]:
-        """Hold the one sync lock; a second sync gets :class:`SyncLockedError`.
+        """Hold the one sync lock, as a lease renewed while the holder works.
 
-        A lock older than ``stale_after`` is taken over: its holder died without
-        releasing it (a killed process, a lost machine).
+        A second holder gets :class:`SyncLockedError` (after waiting up to
+        ``wait_s``). A holder that died stops blocking when its lease runs out,
+        or at once when it was a process on this host that no longer exists.
         """
-        try:
-            with self._engine.begin() as connection:
-                connection.execute(
-                    lock_table.insert().values(name="sync", holder=holder, acquired_at=_iso(now))
-                )
-        except IntegrityError:
-            with self._engine.begin() as connection:
-                row = connection.execute(
-                    sa.select(lock_table).where(lock_table.c.name == "sync")
-                ).one_or_none()
-                since = datetime.fromisoformat(row.acquired_at) if row else now
-                if row is not None and now - since < stale_after:
-                    raise SyncLockedError(
-                        f"another sync ({row.holder}) has been running since "
-                        f"{since:%Y-%m-%d %H:%M} UTC; wait for it to finish. If it died, the "
-                        f"lock is released automatically {stale_after} after it was taken"
-                    ) from None
-                connection.execute(
-                    lock_table.update()
-                    .where(lock_table.c.name == "sync")
-                    .values(holder=holder, acquired_at=_iso(now))
-                )
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._take_lock(holder, clock(), lease)
+                break
+            except SyncLockedError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
+        stop = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew,
+            args=(holder, clock, lease, stop),
+            name="spm-lock-lease",
+            daemon=True,
+        )
+        renewer.start()
         try:
             yield
         finally:
+            stop.set()
+            renewer.join()
             with self._engine.begin() as connection:
                 connection.execute(
                     lock_table.delete().where(
@@ -289,10 +503,57 @@ class Store:
                     )
                 )
 
+    def _take_lock(self, holder: str, now: datetime, lease: timedelta) -> None:
+        values = {"holder": holder, "acquired_at": _iso(now), "expires_at": _iso(now + lease)}
+        try:
+            with self._engine.begin() as connection:
+                row = connection.execute(
+                    sa.select(lock_table).where(lock_table.c.name == "sync")
+                ).one_or_none()
+                if row is None:
+                    connection.execute(lock_table.insert().values(name="sync", **values))
+                    return
+                expires = datetime.fromisoformat(row.expires_at) if row.expires_at else None
+                alive = _may_be_alive(row.holder)
+                if row.holder != holder and alive and (expires is None or expires > now):
+                    since = datetime.fromisoformat(row.acquired_at)
+                    raise SyncLockedError(
+                        f"another sync ({row.holder}) has held store {self.url_for_display} "
+                        f"since {since:%Y-%m-%d %H:%M:%S} UTC; try again when it is done "
+                        "(a holder that died stops blocking within 2 minutes)"
+                    )
+                connection.execute(
+                    lock_table.update()
+                    .where(lock_table.c.name == "sync", lock_table.c.holder == row.holder)
+                    .values(**values)
+                )
+        except IntegrityError:
+            raise SyncLockedError(
+                f"another sync took store {self.url_for_display} at the same moment; "
+                "try again when it is done"
+            ) from None
+
+    def _renew(
+        self, holder: str, clock: Callable[[], datetime], lease: timedelta, stop: threading.Event
+    ) -> None:
+        while not stop.wait(lease.total_seconds() / 4):
+            # A renewal that fails now is tried again in a quarter lease.
+            with (
+                contextlib.suppress(StoreError, StoreBusyError, SQLAlchemyError),
+                self._engine.begin() as connection,
+            ):
+                connection.execute(
+                    lock_table.update()
+                    .where(lock_table.c.name == "sync", lock_table.c.holder == holder)
+                    .values(expires_at=_iso(clock() + lease))
+                )
+
     # -- run log -------------------------------------------------------------------------
 
-    def start_run(self, kind: str, started_at: datetime, options: Mapping[str, Any]) -> int:
-        with self._engine.begin() as connection:
+    def start_run(
+        self, kind: str, started_at: datetime, options: Mapping[str, Any], holder: str = ""
+    ) -> int:
+        with self._tx() as connection:
             result = connection.execute(
                 runs_table.insert().values(
                     kind=kind,
@@ -300,6 +561,7 @@ class Store:
                     status="running",
                     options=json.dumps(options, sort_keys=True),
                     summary="{}",
+                    holder=holder or this_process(),
                 )
             )
             key = result.inserted_primary_key
@@ -309,7 +571,7 @@ class Store:
     def finish_run(
         self, run_id: int, finished_at: datetime, status: str, summary: Mapping[str, Any]
     ) -> None:
-        with self._engine.begin() as connection:
+        with self._tx() as connection:
             connection.execute(
                 runs_table.update()
                 .where(runs_table.c.id == run_id)
@@ -320,8 +582,34 @@ class Store:
                 )
             )
 
+    def close_interrupted_runs(self, now: datetime) -> int:
+        """Runs still marked running when we hold the lock died: close them as interrupted.
+
+        Called by the lock's holder only, so no live run is among them. Each is
+        closed with what it left owed, which the caller is about to finish.
+        """
+        owed = {kind: len(ids) for kind, ids in self.owed_all().items()}
+        left = {
+            "reps_owed": owed.get(OWED_REP, 0),
+            "splits_owed": owed.get(OWED_SPLITS, 0),
+            "fields_pending": sum(
+                len(values) for record in RecordKind for values in self.pending(record).values()
+            ),
+        }
+        with self._tx() as connection:
+            result = connection.execute(
+                runs_table.update()
+                .where(runs_table.c.status == "running")
+                .values(
+                    finished_at=_iso(now),
+                    status="interrupted",
+                    summary=json.dumps({"left_owed": left}, sort_keys=True),
+                )
+            )
+            return int(result.rowcount or 0)
+
     def runs(self, limit: int = 20) -> list[RunRecord]:
-        with self._engine.connect() as connection:
+        with self._read() as connection:
             rows = connection.execute(
                 sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
             ).all()
@@ -341,19 +629,54 @@ class Store:
     # -- cursors -------------------------------------------------------------------------
 
     def cursor(self, name: str) -> str | None:
-        with self._engine.connect() as connection:
+        with self._read() as connection:
             value = connection.execute(
                 sa.select(cursors_table.c.value).where(cursors_table.c.name == name)
             ).scalar_one_or_none()
         return value
 
+    def cursor_time(self, name: str) -> datetime | None:
+        """A cursor holding a timestamp; a damaged one is a plain error, not a traceback."""
+        text = self.cursor(name)
+        if text is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise StoreError(
+                f"store {self.url_for_display}: the cursor {name} is damaged ({text[:40]!r} is "
+                "not a timestamp); run `spm-connector sync --full` to read everything again"
+            )
+        return moment
+
     def set_cursor(self, name: str, value: str) -> None:
-        with self._engine.begin() as connection:
+        with self._tx() as connection:
             self._upsert(connection, cursors_table, [{"name": name, "value": value}], ["value"])
+
+    # -- metadata cache (adapters.base.MetadataCache) ----------------------------------------
+
+    def metadata(self, name: str) -> tuple[Any, datetime] | None:
+        with self._read() as connection:
+            row = connection.execute(
+                sa.select(metadata_table).where(metadata_table.c.name == name)
+            ).one_or_none()
+        if row is None:
+            return None
+        try:
+            return json.loads(row.value), datetime.fromisoformat(row.fetched_at)
+        except (TypeError, ValueError):
+            return None  # damaged: fetched again
+
+    def set_metadata(self, name: str, value: Any, fetched_at: datetime) -> None:
+        row = {"name": name, "value": json.dumps(value), "fetched_at": _iso(fetched_at)}
+        with self._tx() as connection:
+            self._upsert(connection, metadata_table, [row], ["value", "fetched_at"])
 
     # -- users ---------------------------------------------------------------------------
 
-    def upsert_users(self, users: Iterable[CrmUser]) -> None:
+    def upsert_users(self, users: Iterable[CrmUser], fetched_at: datetime | None = None) -> None:
         rows = [
             {
                 "id": u.id,
@@ -361,30 +684,59 @@ class Store:
                 "email": u.email,
                 "active": u.active,
                 "manager_id": u.manager_id,
+                "record_id": u.record_id,
             }
             for u in users
         ]
-        with self._engine.begin() as connection:
-            self._upsert(connection, users_table, rows, ["name", "email", "active", "manager_id"])
+        columns = ["name", "email", "active", "manager_id", "record_id"]
+        with self._tx() as connection:
+            self._upsert(connection, users_table, rows, columns)
+            if fetched_at is not None:
+                self._upsert(
+                    connection,
+                    cursors_table,
+                    [{"name": USERS_FETCHED_CURSOR, "value": _iso(fetched_at)}],
+                    ["value"],
+                )
 
-    def users(self) -> list[UserRow]:
-        with self._engine.connect() as connection:
+    def users(self) -> list[CrmUser]:
+        with self._read() as connection:
             rows = connection.execute(sa.select(users_table).order_by(users_table.c.id)).all()
         return [
-            UserRow(r.id, r.name or "", r.email or "", bool(r.active), r.manager_id) for r in rows
+            CrmUser(
+                id=r.id,
+                name=r.name or "",
+                email=r.email or "",
+                active=bool(r.active),
+                manager_id=r.manager_id,
+                record_id=r.record_id,
+            )
+            for r in rows
         ]
 
     # -- deals -----------------------------------------------------------------------------
 
-    def upsert_deals(self, snapshots: Iterable[DealSnapshot]) -> None:
+    def absorb(
+        self,
+        snapshots: Iterable[DealSnapshot],
+        crm_values: Iterable[tuple[str, str, str | None]],
+        owed: Mapping[str, Collection[str]],
+    ) -> None:
+        """Pulled deals, the values they hold, and the work they make owed: one commit."""
         rows = [_deal_row(snapshot) for snapshot in snapshots]
         columns = [c.name for c in deals_table.columns if c.name != "id"]
-        with self._engine.begin() as connection:
+        with self._tx() as connection:
             self._upsert(connection, deals_table, rows, columns)
+            self._set_crm_values(connection, RecordKind.DEAL, crm_values)
+            for kind, ids in owed.items():
+                self._owe(connection, kind, ids)
+
+    def upsert_deals(self, snapshots: Iterable[DealSnapshot]) -> None:
+        self.absorb(snapshots, (), {})
 
     def deal_snapshots(self, ids: Collection[str]) -> dict[str, DealSnapshot]:
         found: dict[str, DealSnapshot] = {}
-        with self._engine.connect() as connection:
+        with self._read() as connection:
             for chunk in _chunks(sorted(ids)):
                 for row in connection.execute(
                     sa.select(deals_table).where(deals_table.c.id.in_(chunk))
@@ -393,14 +745,14 @@ class Store:
         return found
 
     def all_deals(self) -> list[DealSnapshot]:
-        with self._engine.connect() as connection:
+        with self._read() as connection:
             rows = connection.execute(sa.select(deals_table).order_by(deals_table.c.id))
             return [_snapshot(row) for row in rows]
 
     def deals_for_reps(self, rep_ids: Collection[str]) -> list[DealSnapshot]:
         """Deals owned by, or split with, any of ``rep_ids``."""
         found: dict[str, DealSnapshot] = {}
-        with self._engine.connect() as connection:
+        with self._read() as connection:
             for chunk in _chunks(sorted(rep_ids)):
                 split_deals = sa.select(splits_table.c.deal_id).where(
                     splits_table.c.rep_id.in_(chunk)
@@ -414,24 +766,38 @@ class Store:
 
     # -- splits ----------------------------------------------------------------------------
 
-    def replace_splits(self, splits_by_deal: Mapping[str, Sequence[tuple[str, Decimal]]]) -> None:
+    def settle_splits(
+        self,
+        splits_by_deal: Mapping[str, Sequence[tuple[str, Decimal]]],
+        owed_reps: Collection[str],
+    ) -> None:
+        """Replace these deals' splits, owe their reps, and mark the split reads done."""
         deal_ids = sorted(splits_by_deal)
         rows = [
             {"deal_id": deal_id, "rep_id": rep_id, "percent": str(percent)}
             for deal_id in deal_ids
             for rep_id, percent in splits_by_deal[deal_id]
         ]
-        with self._engine.begin() as connection:
+        with self._tx() as connection:
             for chunk in _chunks(deal_ids):
                 connection.execute(splits_table.delete().where(splits_table.c.deal_id.in_(chunk)))
+                connection.execute(
+                    owed_table.delete().where(
+                        owed_table.c.kind == OWED_SPLITS, owed_table.c.id.in_(chunk)
+                    )
+                )
             for start in range(0, len(rows), _CHUNK):
                 connection.execute(splits_table.insert(), rows[start : start + _CHUNK])
+            self._owe(connection, OWED_REP, owed_reps)
+
+    def replace_splits(self, splits_by_deal: Mapping[str, Sequence[tuple[str, Decimal]]]) -> None:
+        self.settle_splits(splits_by_deal, ())
 
     def splits_for(
         self, deal_ids: Collection[str] | None = None
     ) -> dict[str, list[tuple[str, Decimal]]]:
         result: dict[str, list[tuple[str, Decimal]]] = {}
-        with self._engine.connect() as connection:
+        with self._read() as connection:
             queries = (
                 [sa.select(splits_table)]
                 if deal_ids is None
@@ -445,9 +811,45 @@ class Store:
                     result.setdefault(row.deal_id, []).append((row.rep_id, Decimal(row.percent)))
         return result
 
+    # -- owed work -------------------------------------------------------------------------
+
+    def _owe(self, connection: Connection, kind: str, ids: Collection[str]) -> None:
+        rows = [{"kind": kind, "id": item} for item in sorted(set(ids)) if item]
+        self._upsert(connection, owed_table, rows, [])
+
+    def owe(self, kind: str, ids: Collection[str]) -> None:
+        with self._tx() as connection:
+            self._owe(connection, kind, ids)
+
+    def owed(self, kind: str) -> set[str]:
+        with self._read() as connection:
+            return set(
+                connection.execute(
+                    sa.select(owed_table.c.id).where(owed_table.c.kind == kind)
+                ).scalars()
+            )
+
+    def owed_all(self) -> dict[str, set[str]]:
+        with self._read() as connection:
+            result: dict[str, set[str]] = {}
+            for kind, item in connection.execute(sa.select(owed_table.c.kind, owed_table.c.id)):
+                result.setdefault(kind, set()).add(item)
+            return result
+
     # -- statements ------------------------------------------------------------------------
 
-    def save_statements(self, rep_ids: Collection[str], statements: Sequence[Statement]) -> None:
+    def commit_statements(
+        self,
+        rep_ids: Collection[str],
+        statements: Sequence[Statement],
+        desired: Mapping[RecordKind, Mapping[str, Mapping[str, str | None]]],
+        paid: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        """The recomputed reps' statements and desired values, and their debt paid: one commit.
+
+        ``rep_ids`` are the reps recomputed (their owed entries are paid); ``paid``
+        names further owed work this commit completes, by kind.
+        """
         rows = [
             {
                 "rep_id": s.rep_id,
@@ -457,20 +859,45 @@ class Store:
             }
             for s in statements
         ]
-        with self._engine.begin() as connection:
+        with self._tx() as connection:
             for chunk in _chunks(sorted(rep_ids)):
                 connection.execute(
                     statements_table.delete().where(statements_table.c.rep_id.in_(chunk))
                 )
+                connection.execute(
+                    owed_table.delete().where(
+                        owed_table.c.kind == OWED_REP, owed_table.c.id.in_(chunk)
+                    )
+                )
+            for kind, ids in (paid or {}).items():
+                for chunk in _chunks(sorted(ids)):
+                    connection.execute(
+                        owed_table.delete().where(
+                            owed_table.c.kind == kind, owed_table.c.id.in_(chunk)
+                        )
+                    )
             for start in range(0, len(rows), _CHUNK):
                 connection.execute(statements_table.insert(), rows[start : start + _CHUNK])
+            for record, values in desired.items():
+                self._set_desired(
+                    connection,
+                    record,
+                    (
+                        (rid, key, value)
+                        for rid, row in values.items()
+                        for key, value in row.items()
+                    ),
+                )
+
+    def save_statements(self, rep_ids: Collection[str], statements: Sequence[Statement]) -> None:
+        self.commit_statements(rep_ids, statements, {})
 
     def statements_for(self, rep_id: str, period: str | None = None) -> list[Statement]:
         query = sa.select(statements_table.c.body).where(statements_table.c.rep_id == rep_id)
         if period is not None:
             query = query.where(statements_table.c.period == period)
         query = query.order_by(statements_table.c.period, statements_table.c.plan_id)
-        with self._engine.connect() as connection:
+        with self._read() as connection:
             return [_statement(json.loads(body)) for body in connection.execute(query).scalars()]
 
     # -- CRM field values ----------------------------------------------------------------------
@@ -485,15 +912,18 @@ class Store:
             else [base.where(fields_table.c.record_id.in_(c)) for c in _chunks(sorted(record_ids))]
         )
         states: dict[tuple[str, str], FieldState] = {}
-        with self._engine.connect() as connection:
+        with self._read() as connection:
             for query in queries:
                 for row in connection.execute(query):
                     desired = row.desired if row.has_desired else None
                     states[row.record_id, row.key] = FieldState(row.crm, desired)
         return states
 
-    def set_crm_values(
-        self, record: RecordKind, values: Iterable[tuple[str, str, str | None]]
+    def _set_crm_values(
+        self,
+        connection: Connection,
+        record: RecordKind,
+        values: Iterable[tuple[str, str, str | None]],
     ) -> None:
         rows = [
             {
@@ -506,11 +936,19 @@ class Store:
             }
             for rid, key, value in values
         ]
-        with self._engine.begin() as connection:
-            self._upsert(connection, fields_table, rows, ["crm"])
+        self._upsert(connection, fields_table, rows, ["crm"])
 
-    def set_desired(
+    def set_crm_values(
         self, record: RecordKind, values: Iterable[tuple[str, str, str | None]]
+    ) -> None:
+        with self._tx() as connection:
+            self._set_crm_values(connection, record, values)
+
+    def _set_desired(
+        self,
+        connection: Connection,
+        record: RecordKind,
+        values: Iterable[tuple[str, str, str | None]],
     ) -> None:
         rows = [
             {
@@ -523,11 +961,18 @@ class Store:
             }
             for rid, key, value in values
         ]
-        with self._engine.begin() as connection:
-            self._upsert(connection, fields_table, rows, ["desired", "has_desired"])
+        self._upsert(connection, fields_table, rows, ["desired", "has_desired"])
 
-    def pending(self, record: RecordKind) -> dict[str, dict[str, str | None]]:
-        """Every field with a desired value the CRM does not hold yet."""
+    def set_desired(
+        self, record: RecordKind, values: Iterable[tuple[str, str, str | None]]
+    ) -> None:
+        with self._tx() as connection:
+            self._set_desired(connection, record, values)
+
+    def pending(
+        self, record: RecordKind, record_ids: Collection[str] | None = None
+    ) -> dict[str, dict[str, str | None]]:
+        """Every field with a desired value the CRM does not hold yet (of these records)."""
         query = sa.select(
             fields_table.c.record_id, fields_table.c.key, fields_table.c.desired
         ).where(
@@ -535,11 +980,47 @@ class Store:
             fields_table.c.has_desired.is_(True),
             fields_table.c.crm.is_distinct_from(fields_table.c.desired),
         )
+        queries = (
+            [query]
+            if record_ids is None
+            else [query.where(fields_table.c.record_id.in_(c)) for c in _chunks(sorted(record_ids))]
+        )
         result: dict[str, dict[str, str | None]] = {}
-        with self._engine.connect() as connection:
-            for record_id, key, desired in connection.execute(query):
-                result.setdefault(record_id, {})[key] = desired
+        with self._read() as connection:
+            for one in queries:
+                for record_id, key, desired in connection.execute(one):
+                    result.setdefault(record_id, {})[key] = desired
         return result
+
+
+def _may_be_alive(holder: str) -> bool:
+    """False only when ``holder`` names a process on this host that no longer exists."""
+    host, _, pid_text = holder.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _create_private(path: Path, shown: str) -> None:
+    """Create a new SQLite file readable by its owner only: it holds names, emails and pay."""
+    if path.exists():
+        return
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as error:
+        raise StoreError(
+            f"store {shown} cannot be created ({error.strerror}): check that the folder "
+            f"{path.parent} exists and that this user may write there"
+        ) from None
+    os.close(descriptor)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -547,7 +1028,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     # WAL lets a reader (serve, statement) work while a sync writes; the busy
     # timeout makes a second writer wait instead of failing at once.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_S * 1000}")
     cursor.close()
 
 

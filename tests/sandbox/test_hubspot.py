@@ -369,6 +369,24 @@ def _schema(spec: dict[str, Any], path: str, method: str, status: int) -> dict[s
     return {**media["schema"], "components": spec["components"]}
 
 
+# GET /account-info/v3/details as HubSpot documents it (account information API).
+ACCOUNT_DETAILS: dict[str, Any] = {
+    "type": "object",
+    "required": ["portalId", "accountType", "timeZone", "companyCurrency", "uiDomain"],
+    "properties": {
+        "portalId": {"type": "integer"},
+        "accountType": {"type": "string"},
+        "timeZone": {"type": "string"},
+        "companyCurrency": {"type": "string"},
+        "additionalCurrencies": {"type": "array", "items": {"type": "string"}},
+        "utcOffset": {"type": "string"},
+        "utcOffsetMilliseconds": {"type": "integer"},
+        "uiDomain": {"type": "string"},
+        "dataHostingLocation": {"type": "string"},
+    },
+}
+
+
 def test_every_endpoint_answers_per_the_openapi_schemas(
     make_hubspot_sandbox: MakeHubSpotSandbox,
 ) -> None:
@@ -426,6 +444,11 @@ def test_every_endpoint_answers_per_the_openapi_schemas(
             assert answer.content == b""
             continue
         OAS30Validator(schema).validate(answer.json())
+    # The account information API (no OpenAPI file vendored): the documented fields.
+    details = http.get(f"{base}/account-info/v3/details", timeout=10)
+    assert details.status_code == 200
+    OAS30Validator(ACCOUNT_DETAILS).validate(details.json())
+    calls.append(("", "", "get", "/account-info/v3/details", 200, None))
     # Errors (401, 429) follow the Error schema too.
     for fault, expected in (({}, 401), ({"rate_limit": 0}, 429)):
         sandbox.faults.update(fault)

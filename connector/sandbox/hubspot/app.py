@@ -58,6 +58,7 @@ _OBJECT_PATH = "/crm/v3/objects/<object_type>"
 def _rules() -> list[Rule]:
     """Fresh rules for each app: a werkzeug rule can belong to one map only."""
     return [
+        Rule("/account-info/v3/details", endpoint="account_details", methods=["GET"]),
         Rule("/crm/v3/owners", endpoint="owners", methods=["GET"]),
         Rule("/crm/v3/owners/<owner_id>", endpoint="owner", methods=["GET"]),
         Rule(_OBJECT_PATH, endpoint="objects", methods=["GET", "POST"]),
@@ -446,6 +447,21 @@ class HubSpotApp:
             "updatedAt": stamp,
             "archived": False,
         }
+
+    def _account_details(self, request: Request) -> Answer:
+        """The account information API: who this portal is."""
+        body = {
+            "portalId": self.portal.portal_id,
+            "accountType": "SANDBOX",
+            "timeZone": "UTC",
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "+00:00",
+            "utcOffsetMilliseconds": 0,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }
+        return Answer(body, kind="account_details", records=1)
 
     def _pipelines(self, request: Request, object_type: str) -> Answer:
         if object_type != DEALS:

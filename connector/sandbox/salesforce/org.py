@@ -189,6 +189,16 @@ class Org:
 
     def _seed(self, seed_org: SeedOrg) -> None:
         created = datetime(seed_org.year - 1, 1, 1, tzinfo=UTC)
+        self._insert(
+            "Organization",
+            {
+                "Id": self.organization_id,
+                "Name": "Acme Sandbox",
+                "IsSandbox": True,
+                "OrganizationType": "Enterprise Edition",
+            },
+            created,
+        )
         for order, (label, won, closed, probability) in enumerate(STAGES, start=1):
             self._insert(
                 "OpportunityStage",
@@ -254,7 +264,9 @@ class Org:
                         deal.modified_at,
                     )
 
-    def _insert(self, sobject: str, values: dict[str, Any], at: datetime) -> Record:
+    def _insert(
+        self, sobject: str, values: dict[str, Any], at: datetime, *, seeded: bool = True
+    ) -> Record:
         definition = self.objects[sobject]
         row = {name: f.default for name, f in definition.fields.items()}
         if "CurrencyIsoCode" in row:
@@ -264,7 +276,10 @@ class Org:
         if row["Id"] is None:
             row["Id"] = self.new_id(definition.key_prefix)
         row["IsDeleted"] = False
-        row["CreatedDate"] = row["LastModifiedDate"] = row["SystemModstamp"] = self._stamp(at)
+        # Seeded history may lie in the future (deals closing later this year) and is
+        # stamped with the start; a record created while the org runs gets the real now.
+        stamp = self._stamp(at) if seeded else at
+        row["CreatedDate"] = row["LastModifiedDate"] = row["SystemModstamp"] = stamp
         for name, f in definition.fields.items():
             if f.type == "boolean" and row.get(name) is None:
                 row[name] = False
@@ -469,7 +484,7 @@ class Org:
                 )
             self._check_references(definition, values)
             self._check_unique(definition, values)
-            record = self._insert(sobject, values, self.now())
+            record = self._insert(sobject, values, self.now(), seeded=False)
         self._announce([Change(sobject, record.id, source)])
         return record
 

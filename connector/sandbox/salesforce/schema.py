@@ -269,7 +269,24 @@ def build_objects(
             FieldDef("CurrencyIsoCode", "picklist", "Opportunity Currency", length=3,
                      nillable=False, picklist=CURRENCIES)
         )  # fmt: skip
+    organization = ObjectDef(
+        "Organization",
+        "Organization",
+        "Organizations",
+        "00D",
+        {
+            f.name: f
+            for f in _system(
+                [
+                    _text("Name", "Name", 80, nillable=False, updateable=False),
+                    FieldDef("IsSandbox", "boolean", "Is Sandbox", nillable=False),
+                    _text("OrganizationType", "Edition", 40, updateable=False),
+                ]
+            )
+        },
+    )
     objects = {
+        "Organization": organization,
         "User": user,
         "Opportunity": ObjectDef(
             "Opportunity",

@@ -1,8 +1,8 @@
 """``install`` and ``sync``: the commands that talk to a CRM.
 
-Kept apart from ``cli.py`` so that ``calc`` never imports the CRM clients.
-Progress goes to stderr: a rich progress display on a terminal, plain lines
-otherwise (cron logs, CI). Every run ends with a one-screen summary.
+Kept apart from ``calc`` so that it never imports the CRM clients. Progress
+goes to stderr: a rich progress display on a terminal, plain lines otherwise
+(cron logs, CI). Every run ends with a one-screen summary.
 """
 
 from __future__ import annotations
@@ -17,21 +17,14 @@ import click
 from rich.console import Console
 from rich.status import Status
 
-from connector.cli import as_of_date
-from connector.config import Config, load_config, load_secrets, resolve_config_path
+from connector.commands.common import as_of_date, config_of, config_option, console
+from connector.config import Config, config_warnings, load_secrets, store_url
 from connector.connect import adapter_for, field_specs, sync_settings
 from connector.fields import RecordKind
-from connector.sync.engine import SyncEngine, SyncOptions, SyncSummary, resolve_members
+from connector.retry import RetryPolicy
+from connector.sync.engine import SyncEngine, SyncOptions, SyncSummary
+from connector.sync.members import resolve_members
 from connector.sync.store import Store
-
-
-def _config(ctx: click.Context) -> Config:
-    option = getattr(ctx.obj, "config_option", None)
-    return load_config(resolve_config_path(option, os.environ))
-
-
-def _console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class _Progress:
@@ -60,15 +53,23 @@ class _Progress:
             self._status.stop()
 
 
+def _retry(out: Console) -> RetryPolicy:
+    """The retry policy, telling the person watching whenever it waits."""
+    return RetryPolicy(on_wait=lambda line: out.print(f"waiting: {line}"))
+
+
 @click.command()
+@config_option
 @click.option("--dry-run", is_flag=True, help="Show what would be created; change nothing.")
 @click.option("--no-assign", is_flag=True, help="Do not assign the permission set to members.")
 @click.pass_context
 def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
     """Create the custom fields (and the read-only permission set) in the CRM."""
-    config = _config(ctx)
-    adapter = adapter_for(config, load_secrets(os.environ, Path.cwd()))
-    console = _console()
+    config = config_of(ctx)
+    out = console()
+    for warning in config_warnings(config):
+        out.print(f"warning: {warning}")
+    adapter = adapter_for(config, load_secrets(os.environ, Path.cwd()), retry=_retry(out))
     members: set[str] = set()
     if not no_assign:
         users = {user.id: user for user in adapter.read_users(include_fields=False)}
@@ -77,9 +78,9 @@ def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
     counts = Counter(item.action for item in report)
     for item in report:
         detail = f" ({item.detail})" if item.detail else ""
-        console.print(f"{item.action:>13}  {item.name}{detail}")
+        out.print(f"{item.action:>13}  {item.name}{detail}")
     usage = adapter.usage()
-    console.print(
+    out.print(
         ("dry run: nothing was changed; " if dry_run else "install: ")
         + ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
         + f"; {usage.calls} API calls"
@@ -87,18 +88,27 @@ def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
 
 
 @click.command()
+@config_option
 @click.option("--full", is_flag=True, help="Re-read everything, not just what changed.")
 @click.option("--dry-run", is_flag=True, help="Print the planned writes; write nothing.")
 @click.option("--as-of", "as_of_text", metavar="DATE", help="Fix 'today' (YYYY-MM-DD).")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Forget the store's state (say, it belonged to another CRM account) and sync in full.",
+)
 @click.pass_context
-def sync(ctx: click.Context, full: bool, dry_run: bool, as_of_text: str | None) -> None:
+def sync(
+    ctx: click.Context, full: bool, dry_run: bool, as_of_text: str | None, rebuild: bool
+) -> None:
     """Pull changes, recompute affected reps, write back only what differs."""
-    config = _config(ctx)
+    config = config_of(ctx)
     as_of = as_of_date(as_of_text, config)
-    adapter = adapter_for(config, load_secrets(os.environ, Path.cwd()))
-    console = _console()
-    progress = _Progress(console)
-    with Store.open(config.store) as store:
+    out = console()
+    progress = _Progress(out)
+    secrets = load_secrets(os.environ, Path.cwd())
+    with Store.open(store_url(config, os.environ)) as store:
+        adapter = adapter_for(config, secrets, retry=_retry(out), cache=store)
         engine = SyncEngine(
             sync_settings(config),
             adapter,
@@ -106,17 +116,20 @@ def sync(ctx: click.Context, full: bool, dry_run: bool, as_of_text: str | None) 
             clock=lambda: datetime.now(UTC),
             progress=progress,
         )
+        options = SyncOptions(as_of=as_of, full=full, dry_run=dry_run, rebuild=rebuild)
         try:
-            summary = engine.run(SyncOptions(as_of=as_of, full=full, dry_run=dry_run))
+            summary = engine.run(options)
         finally:
             progress.close()
+    summary.warnings[:0] = config_warnings(config)
     if dry_run:
-        _print_plan(console, summary, config)
-    _print_summary(console, summary, dry_run)
+        _print_plan(summary, config)
+    _print_summary(out, summary, dry_run)
     ctx.exit(summary.exit_code)
 
 
-def _print_plan(console: Console, summary: SyncSummary, config: Config) -> None:
+def _print_plan(summary: SyncSummary, config: Config) -> None:
+    """What the real run would write, record by record, on stdout."""
     names = {spec.key: spec for spec in field_specs(config)}
     crm = config.crm.type.value if config.crm is not None else "salesforce"
     out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
@@ -156,6 +169,10 @@ def _print_summary(console: Console, summary: SyncSummary, dry_run: bool) -> Non
         lines.append(api)
     for warning in summary.warnings:
         lines.append(f"warning: {warning}")
+    if summary.interrupted_runs:
+        lines.append(
+            f"finished the work of {summary.interrupted_runs} interrupted run(s) before this one"
+        )
     if summary.failures:
         by_code = Counter(f.code for f in summary.failures)
         lines.append(

@@ -1,0 +1,1 @@
+"""The sub-commands of ``spm-connector``; ``connector.cli`` assembles them."""

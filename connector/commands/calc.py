@@ -1,0 +1,123 @@
+"""``calc``: statements offline from CSV files, with no CRM."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import date
+from typing import TextIO
+
+import click
+
+from connector.commands.common import as_of_date, config_of, config_option, gc_paused
+from connector.config import Config
+from connector.errors import InputError
+from connector.inputs import load_inputs
+from connector.models import Statement
+from connector.report import write_csv, write_json, write_table
+from connector.sync.periods import parse_label
+from connector.sync.statements import calculate
+
+MAX_WARNINGS = 20
+
+
+@click.command()
+@config_option
+@click.option("--deals", "deals_path", required=True, metavar="FILE", help="deals.csv")
+@click.option("--reps", "reps_path", metavar="FILE", help="reps.csv (default: the plan members)")
+@click.option("--splits", "splits_path", metavar="FILE", help="splits.csv")
+@click.option(
+    "--as-of",
+    "as_of_text",
+    metavar="DATE",
+    help="Compute up to this day, YYYY-MM-DD (default: today in the configured timezone).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "table", "csv"]),
+    default="json",
+    show_default=True,
+)
+@click.option("--rep", "rep_ids", multiple=True, metavar="ID", help="Only this rep (repeatable).")
+@click.option("--period", metavar="P", help="Only this period (2026-03 or 2026-Q1).")
+@click.option("--output", "output_path", metavar="FILE", help="Write here instead of stdout.")
+@click.pass_context
+def calc(
+    ctx: click.Context,
+    deals_path: str,
+    reps_path: str | None,
+    splits_path: str | None,
+    as_of_text: str | None,
+    output_format: str,
+    rep_ids: tuple[str, ...],
+    period: str | None,
+    output_path: str | None,
+) -> None:
+    """Compute statements offline from CSV files, with no CRM."""
+    config = config_of(ctx)
+    if period is not None:
+        try:
+            parse_label(period, config.period)
+        except ValueError as error:
+            raise InputError(
+                f"--period: {error} (the config's period is {config.period})"
+            ) from None
+    as_of = as_of_date(as_of_text, config)
+    inputs = load_inputs(deals_path, reps_path, splits_path, currency=config.currency)
+    with gc_paused():
+        calculation = calculate(
+            config.plans,
+            inputs.reps,
+            inputs.deals,
+            period_kind=config.period,
+            as_of=as_of,
+            rep_ids=rep_ids or None,
+        )
+        statements = _selected(calculation.statements, rep_ids, period, as_of)
+        for warning in calculation.warnings[:MAX_WARNINGS]:
+            click.echo(f"warning: {warning.message}", err=True)
+        if len(calculation.warnings) > MAX_WARNINGS:
+            # A large org can produce thousands; the count below still tells them all.
+            click.echo(f"warning: … and {len(calculation.warnings) - MAX_WARNINGS} more", err=True)
+
+        if output_path is None:
+            _write(sys.stdout, output_format, statements, config, as_of)
+            sys.stdout.flush()  # the summary below goes to stderr: keep the two in order
+        else:
+            try:
+                with open(output_path, "w", encoding="utf-8", newline="") as out:
+                    _write(out, output_format, statements, config, as_of)
+            except OSError as error:
+                raise InputError(f"{output_path}: cannot be written ({error.strerror})") from None
+    click.echo(
+        f"calc: {_count(len(inputs.deals), 'deal')}, {_count(len(inputs.reps), 'rep')} read; "
+        f"{_count(len(statements), 'statement')}, {_count(len(calculation.warnings), 'warning')}",
+        err=True,
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _selected(
+    statements: Sequence[Statement], rep_ids: Sequence[str], period: str | None, as_of: date
+) -> list[Statement]:
+    found = {statement.rep_id for statement in statements}
+    for rep_id in rep_ids:
+        if rep_id not in found:
+            # A typo must not look like a rep who earned nothing.
+            raise InputError(f"--rep {rep_id}: no statements; not a member of any plan by {as_of}")
+    return [s for s in statements if period is None or s.period == period]
+
+
+def _write(
+    out: TextIO, output_format: str, statements: Sequence[Statement], config: Config, as_of: date
+) -> None:
+    if output_format == "json":
+        write_json(out, statements, currency=config.currency, as_of=as_of)
+    elif output_format == "csv":
+        write_csv(out, statements)
+    else:
+        write_table(out, statements, currency=config.currency, as_of=as_of)

@@ -1,0 +1,82 @@
+"""What every command shares: the config (`--config` before or after it), dates, output."""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from connector.config import Config, load_config, resolve_config_path
+from connector.errors import InputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    """What the group's options leave for its commands."""
+
+    config_option: str | None = None
+
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(State).config_option = value
+
+
+def config_option(command: F) -> F:
+    """``--config PATH`` on a sub-command too: ``sync --config x`` = ``--config x sync``."""
+    return click.option(
+        "--config",
+        metavar="PATH",
+        expose_value=False,
+        callback=_remember_config,
+        help="The config file (default: $SPM_CONFIG, else ./spm.yaml).",
+    )(command)
+
+
+def config_of(ctx: click.Context) -> Config:
+    state = ctx.find_object(State)
+    return load_config(resolve_config_path(state.config_option if state else None, os.environ))
+
+
+def console() -> Console:
+    """Where progress, warnings and summaries go: stderr, so stdout stays clean."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def as_of_date(text: str | None, config: Config) -> date:
+    if text is None:
+        # The commands may read the clock; the engine never does.
+        return datetime.now(config.zone).date()
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--as-of: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a bulk computation.
+
+    The engine builds millions of acyclic records (credits, lines); each
+    automatic collection would walk all of them again, which costs about as
+    much as the computation itself on a large org. Reference counting still
+    frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
