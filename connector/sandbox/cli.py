@@ -69,6 +69,7 @@ def sandbox(
             click.echo(f"  CA certificate: {ca_path.resolve()}")
             click.echo(f"  org id: {settings['org_id']}")
         click.echo(f"  admin endpoint: {settings['admin_url']} (calls, faults, mutate)")
+        click.echo(f"  admin token (header X-Sandbox-Token): {settings['admin_token']}")
         if webhook_url:
             click.echo(f"  deal changes are sent to: {webhook_url}")
         click.echo("\nEnvironment:")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import random
 import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -97,22 +98,12 @@ class Faults:
         self._rng = random.Random(self.seed)
 
     def update(self, settings: dict[str, Any]) -> None:
-        """Apply settings from the admin endpoint (unknown names are refused)."""
-        allowed = {
-            "rate_limit",
-            "rate_window_s",
-            "daily_limit",
-            "error_rate",
-            "locked_ids",
-            "lock_failures",
-            "latency_ms",
-            "seed",
-            "search_rate_limit",
-            "search_window_s",
-        }
-        unknown = set(settings) - allowed
+        """Apply settings from the admin endpoint: unknown names and wrong types are refused."""
+        unknown = set(settings) - set(_FAULT_TYPES)
         if unknown:
             raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
+        for name, value in settings.items():
+            _check_fault(name, value)
         with self._guard:
             for name, value in settings.items():
                 if name == "locked_ids":
@@ -300,3 +291,80 @@ def apply_mutation(
             f"reverse_deal, {remove_action} or create_deal"
         )
     return {"id": deal_id, "done": action}
+
+
+# Each fault setting: (kind, may be null). Checked before any is applied, so a bad
+# value is one 400 answer rather than every later call failing.
+_FAULT_TYPES: dict[str, tuple[str, bool]] = {
+    "rate_limit": ("count", True),
+    "rate_window_s": ("seconds", False),
+    "daily_limit": ("count", True),
+    "error_rate": ("share", False),
+    "locked_ids": ("ids", False),
+    "lock_failures": ("count", False),
+    "latency_ms": ("count", False),
+    "seed": ("count", False),
+    "search_rate_limit": ("count", True),
+    "search_window_s": ("seconds", False),
+}
+
+
+def _check_fault(name: str, value: Any) -> None:
+    kind, nullable = _FAULT_TYPES[name]
+    if value is None:
+        if not nullable:
+            raise ValueError(f"{name}: must not be null")
+        return
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "count" and not (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    ):
+        raise ValueError(f"{name}: must be a whole number, 0 or more, not {value!r}")
+    if kind == "seconds" and not (number and 0 < value <= 3600):
+        raise ValueError(f"{name}: must be a number of seconds above 0, not {value!r}")
+    if kind == "share" and not (number and 0 <= value <= 1):
+        raise ValueError(f"{name}: must be a share between 0 and 1, not {value!r}")
+    if kind == "ids" and not (
+        isinstance(value, list | set | tuple) and all(isinstance(v, str) for v in value)
+    ):
+        raise ValueError(f"{name}: must be a list of record ids")
+
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+ADMIN_TOKEN_HEADER = "X-Sandbox-Token"
+
+
+ADMIN_HEADERS = ("Host", "Origin", "Content-Type", "X-Sandbox-Token")
+
+
+def admin_refusal(
+    remote_addr: str | None,
+    headers: Mapping[str, str | None],
+    method: str,
+    admin_token: str,
+) -> tuple[int, str] | None:
+    """Why an admin call is refused (status, reason), or None when it may go ahead.
+
+    The admin endpoint changes faults and data, so a web page open in a local
+    browser must not reach it (cross-site request forgery): callers must be on
+    loopback, name a loopback host, come from no foreign origin, carry the
+    per-run token, and send JSON (which a plain cross-site form cannot).
+    """
+    if remote_addr not in ("127.0.0.1", "::1", None):
+        return 403, "loopback only"
+    host = (headers.get("Host") or "").strip().lower()
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    if name not in _LOOPBACK_HOSTS:
+        return 403, "the Host must be a loopback address"
+    origin = headers.get("Origin")
+    if origin is not None:
+        origin_host = origin.split("://", 1)[-1].rsplit(":", 1)[0].lower()
+        if origin_host not in _LOOPBACK_HOSTS:
+            return 403, "cross-origin calls are refused"
+    if not hmac.compare_digest(headers.get(ADMIN_TOKEN_HEADER) or "", admin_token):
+        return 401, f"the admin token is missing or wrong (header {ADMIN_TOKEN_HEADER})"
+    if method == "POST":
+        content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return 415, "send application/json"
+    return None

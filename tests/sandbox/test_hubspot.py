@@ -280,19 +280,44 @@ def test_unavailable(hubspot_sandbox: HubSpotSandbox) -> None:
 
 def test_admin_endpoint(hubspot_sandbox: HubSpotSandbox) -> None:
     admin = f"{hubspot_sandbox.url}/_sandbox"
+    http = requests.Session()
+    http.headers["X-Sandbox-Token"] = hubspot_sandbox.admin_token
     client(hubspot_sandbox).crm.deals.basic_api.get_page()
-    assert requests.get(f"{admin}/calls", timeout=5).json()["counts"] == {"deal_list_page": 1}
-    requests.post(f"{admin}/calls/reset", timeout=5)
-    assert requests.get(f"{admin}/calls", timeout=5).json()["total"] == 0
-    assert (
-        requests.post(f"{admin}/faults", json={"latency_ms": 1}, timeout=5).json()["latency_ms"]
-        == 1
-    )
+    assert http.get(f"{admin}/calls", timeout=5).json()["counts"] == {"deal_list_page": 1}
+    http.post(f"{admin}/calls/reset", json={}, timeout=5)
+    assert http.get(f"{admin}/calls", timeout=5).json()["total"] == 0
+    assert http.post(f"{admin}/faults", json={"latency_ms": 1}, timeout=5).json()["latency_ms"] == 1
     deal = next(d for d in hubspot_sandbox.deals() if d["dealstage"] == "appointmentscheduled")
-    requests.post(f"{admin}/mutate", json={"action": "close_deal", "id": deal["id"]}, timeout=5)
+    http.post(f"{admin}/mutate", json={"action": "close_deal", "id": deal["id"]}, timeout=5)
     assert hubspot_sandbox.portal.deal(deal["id"]).properties["hs_is_closed_won"] == "true"
-    refused = requests.post(f"{admin}/mutate", json={"action": "explode"}, timeout=5)
+    refused = http.post(f"{admin}/mutate", json={"action": "explode"}, timeout=5)
     assert refused.status_code == 400 and "unknown action" in refused.json()["error"]
+
+
+def test_admin_endpoint_refuses_what_a_web_page_could_send(hubspot_sandbox: HubSpotSandbox) -> None:
+    admin = f"{hubspot_sandbox.url}/_sandbox"
+    token = {"X-Sandbox-Token": hubspot_sandbox.admin_token}
+    body = b'{"error_rate": 1}'
+    cases = [
+        ({}, "application/json", 401),  # no token
+        ({"X-Sandbox-Token": "guess"}, "application/json", 401),
+        (token, "text/plain", 415),  # what a cross-site form can send without a preflight
+        ({**token, "Host": "evil.example"}, "application/json", 403),  # DNS rebinding
+        ({**token, "Origin": "https://evil.example"}, "application/json", 403),
+    ]
+    for headers, content_type, status in cases:
+        answer = requests.post(
+            f"{admin}/faults",
+            data=body,
+            headers={**headers, "Content-Type": content_type},
+            timeout=5,
+        )
+        assert answer.status_code == status, (headers, content_type, answer.text)
+    assert hubspot_sandbox.faults.error_rate == 0
+    for bad in ({"latency_ms": "abc"}, {"error_rate": 2}, {"rate_limit": -1}, {"locked_ids": 5}):
+        answer = requests.post(f"{admin}/faults", json=bad, headers=token, timeout=5)
+        assert answer.status_code == 400, bad
+    assert hubspot_sandbox.faults.latency_ms == 0
 
 
 # -- webhooks -------------------------------------------------------------------------------------------

@@ -397,9 +397,11 @@ def test_admin_endpoint_counts_faults_and_mutations(salesforce_sandbox: Salesfor
     sf = client_for(salesforce_sandbox)
     admin = f"{salesforce_sandbox.url}/_sandbox"
     http = salesforce_sandbox.session()
+    http.headers["X-Sandbox-Token"] = salesforce_sandbox.admin_token
+    assert http.get(f"{admin}/calls", headers={"X-Sandbox-Token": "no"}).status_code == 401
     sf.query("SELECT Id FROM User")
     assert http.get(f"{admin}/calls").json()["counts"] == {"query_page": 1}
-    http.post(f"{admin}/calls/reset")
+    http.post(f"{admin}/calls/reset", json={})
     assert http.get(f"{admin}/calls").json()["total"] == 0
 
     assert http.post(f"{admin}/faults", json={"latency_ms": 5}).json()["latency_ms"] == 5

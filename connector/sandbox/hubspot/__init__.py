@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 from decimal import Decimal
 from types import TracebackType
@@ -61,8 +62,11 @@ class HubSpotSandbox:
             retry_base_s=webhook_retry_base_s,
         )
         self.portal.listeners.append(self.webhooks.enqueue)
+        # A fresh secret per run: only who started the sandbox may change its faults or data.
+        self.admin_token = secrets.token_urlsafe(16)
         self.app = HubSpotApp(
             self.portal,
+            admin_token=self.admin_token,
             token=token,
             faults=self.faults,
             calls=self.calls,
@@ -114,6 +118,7 @@ class HubSpotSandbox:
             "portal_id": self.portal.portal_id,
             "webhook_url": self.webhooks.url,
             "admin_url": f"{self.url}/_sandbox",
+            "admin_token": self.admin_token,
         }
 
     def wait_for_webhooks(self, timeout: float = 10.0) -> bool:

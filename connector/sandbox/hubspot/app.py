@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.common import CallLog, Faults, LoggedCall
+from connector.sandbox.common import ADMIN_HEADERS, CallLog, Faults, LoggedCall, admin_refusal
 from connector.sandbox.hubspot import search
 from connector.sandbox.hubspot.portal import (
     PIPELINE_ID,
@@ -111,6 +111,7 @@ class HubSpotApp:
         portal: Portal,
         *,
         token: str,
+        admin_token: str = "",
         faults: Faults,
         calls: CallLog,
         mutations: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
@@ -118,6 +119,7 @@ class HubSpotApp:
     ) -> None:
         self.portal = portal
         self.token = token
+        self.admin_token = admin_token
         self.faults = faults
         self.calls = calls
         self.daily_used = 0
@@ -540,8 +542,13 @@ class HubSpotApp:
     # -- admin ------------------------------------------------------------------------------
 
     def _admin(self, endpoint: str, request: Request) -> Response:
-        if request.remote_addr not in ("127.0.0.1", "::1", None):
-            return Response("loopback only", status=403)
+        headers = {name: request.headers.get(name) for name in ADMIN_HEADERS}
+        refused = admin_refusal(request.remote_addr, headers, request.method, self.admin_token)
+        if refused is not None:
+            status, reason = refused
+            return Response(
+                json.dumps({"error": reason}), status=status, content_type="application/json"
+            )
         try:
             if endpoint == "admin_info":
                 body: Any = {

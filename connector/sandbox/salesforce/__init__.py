@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -73,8 +74,11 @@ class SalesforceSandbox:
             if outbound_url
             else None
         )
+        # A fresh secret per run: only who started the sandbox may change its faults or data.
+        self.admin_token = secrets.token_urlsafe(16)
         self.app = SalesforceApp(
             self.org,
+            admin_token=self.admin_token,
             token=token,
             faults=self.faults,
             calls=self.calls,
@@ -147,6 +151,7 @@ class SalesforceSandbox:
             "env": {"SPM_SALESFORCE_ACCESS_TOKEN": self.token},
             "org_id": self.org.organization_id,
             "admin_url": f"{self.url}/_sandbox",
+            "admin_token": self.admin_token,
             "outbound_url": self.outbound.url if self.outbound is not None else None,
         }
 

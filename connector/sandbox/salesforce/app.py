@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.common import CallLog, Faults, LoggedCall
+from connector.sandbox.common import ADMIN_HEADERS, CallLog, Faults, LoggedCall, admin_refusal
 from connector.sandbox.salesforce.org import (
     COLLECTION_LIMIT,
     DEFAULT_BATCH,
@@ -114,6 +114,7 @@ class SalesforceApp:
         org: Org,
         *,
         token: str,
+        admin_token: str = "",
         faults: Faults,
         calls: CallLog,
         daily_limit: int = 100_000,
@@ -122,6 +123,7 @@ class SalesforceApp:
     ) -> None:
         self.org = org
         self.token = token
+        self.admin_token = admin_token
         self.faults = faults
         self.calls = calls
         self.budget = ApiBudget(daily_limit)
@@ -478,8 +480,13 @@ class SalesforceApp:
     # -- admin -----------------------------------------------------------------------------
 
     def _admin(self, endpoint: str, request: Request) -> Response:
-        if request.remote_addr not in ("127.0.0.1", "::1", None):
-            return Response("loopback only", status=403)
+        headers = {name: request.headers.get(name) for name in ADMIN_HEADERS}
+        refused = admin_refusal(request.remote_addr, headers, request.method, self.admin_token)
+        if refused is not None:
+            status, reason = refused
+            return Response(
+                json.dumps({"error": reason}), status=status, content_type="application/json"
+            )
         try:
             if endpoint == "admin_info":
                 body: Any = {
