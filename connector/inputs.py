@@ -318,11 +318,17 @@ def _reader(path: str | Path) -> Iterator[tuple[Reader, list[str]]]:
                 header = [column.strip() for column in next(reader)]
             except StopIteration:
                 raise InputError(f"{name}: the file is empty; expected a header row") from None
-            except (csv.Error, UnicodeDecodeError) as error:
+            except UnicodeDecodeError:
+                raise InputError(f"{name}:{_bad_byte_line(path)}: not UTF-8 text") from None
+            except csv.Error as error:
                 raise InputError(f"{name}:1: {_csv_problem(error)}") from None
             try:
                 yield reader, header
-            except (csv.Error, UnicodeDecodeError) as error:
+            except UnicodeDecodeError:
+                # Text is decoded ahead of the csv reader, a block at a time: find the
+                # line of the bad byte itself.
+                raise InputError(f"{name}:{_bad_byte_line(path)}: not UTF-8 text") from None
+            except csv.Error as error:
                 raise InputError(f"{name}:{reader.line_num}: {_csv_problem(error)}") from None
     finally:
         if was_enabled:
@@ -351,6 +357,16 @@ def _first_line(path: str | Path, column: int, value: str) -> int:
             if len(row) > column and row[column] == value:
                 return reader.line_num
     return 0
+
+
+def _bad_byte_line(path: str | Path) -> int:
+    """The line holding the first byte that is not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return data.count(b"\n", 0, error.start) + 1
+    return 1
 
 
 def _csv_problem(error: Exception) -> str:
@@ -392,6 +408,7 @@ def _required(text: str, column: str) -> str:
 
 
 _PLAIN_CHARS = "0123456789-."
+MAX_AMOUNT = Decimal(10) ** 14  # what a Currency(16,2) field holds; more is a typo
 
 
 def _decimal(text: str, column: str) -> Decimal:
@@ -404,6 +421,8 @@ def _decimal(text: str, column: str) -> Decimal:
     # (Decimal accepted it, so digits, "-" and "." alone are in a plain order.)
     if text.strip(_PLAIN_CHARS):
         raise _BadValue(column, f"{text!r} is not a plain decimal number (like 1234.50)")
+    if abs(value) >= MAX_AMOUNT:
+        raise _BadValue(column, f"{text} is beyond any plausible amount (under 10^14)")
     return value
 
 

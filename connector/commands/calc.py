@@ -10,10 +10,10 @@ from typing import TextIO
 import click
 
 from connector.commands.common import as_of_date, config_of, config_option, gc_paused
-from connector.config import Config
+from connector.config import Config, config_warnings
 from connector.errors import InputError
 from connector.inputs import load_inputs
-from connector.models import Statement
+from connector.models import Deal, Rep, Statement
 from connector.report import write_csv, write_json, write_table
 from connector.sync.periods import parse_label
 from connector.sync.statements import calculate
@@ -75,11 +75,16 @@ def calc(
             rep_ids=rep_ids or None,
         )
         statements = _selected(calculation.statements, rep_ids, period, as_of)
-        for warning in calculation.warnings[:MAX_WARNINGS]:
-            click.echo(f"warning: {warning.message}", err=True)
-        if len(calculation.warnings) > MAX_WARNINGS:
+        warnings = [
+            *config_warnings(config),
+            *input_warnings(config, inputs.reps, inputs.deals, reps_given=reps_path is not None),
+            *(w.message for w in calculation.warnings),
+        ]
+        for warning in warnings[:MAX_WARNINGS]:
+            click.echo(f"warning: {warning}", err=True)
+        if len(warnings) > MAX_WARNINGS:
             # A large org can produce thousands; the count below still tells them all.
-            click.echo(f"warning: … and {len(calculation.warnings) - MAX_WARNINGS} more", err=True)
+            click.echo(f"warning: … and {len(warnings) - MAX_WARNINGS} more", err=True)
 
         if output_path is None:
             _write(sys.stdout, output_format, statements, config, as_of)
@@ -92,9 +97,34 @@ def calc(
                 raise InputError(f"{output_path}: cannot be written ({error.strerror})") from None
     click.echo(
         f"calc: {_count(len(inputs.deals), 'deal')}, {_count(len(inputs.reps), 'rep')} read; "
-        f"{_count(len(statements), 'statement')}, {_count(len(calculation.warnings), 'warning')}",
+        f"{_count(len(statements), 'statement')}, {_count(len(warnings), 'warning')}",
         err=True,
     )
+
+
+def input_warnings(
+    config: Config, reps: Sequence[Rep], deals: Sequence[Deal], *, reps_given: bool
+) -> list[str]:
+    """Inputs that compute, but probably not as meant: money credited to no one, $0 members."""
+    known = {rep.id for rep in reps}
+    members = {m for plan in config.plans for m in plan.members if "@" not in m}
+    warnings: list[str] = []
+    if reps_given:
+        for index, plan in enumerate(config.plans):
+            for member in plan.members:
+                if "@" not in member and member not in known:
+                    warnings.append(
+                        f"plans[{index}].members: {member} has no row in reps.csv: computed "
+                        "with the plan's dates and no name"
+                    )
+    for deal in deals:
+        for split in deal.splits:
+            if split.rep_id not in known and split.rep_id not in members:
+                warnings.append(
+                    f"splits.csv: deal {deal.id} credits {split.percent}% to {split.rep_id}, "
+                    "who is in no reps.csv row and no plan: that share pays no one"
+                )
+    return warnings
 
 
 def _count(number: int, noun: str) -> str:

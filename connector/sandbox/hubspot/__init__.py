@@ -44,6 +44,7 @@ class HubSpotSandbox:
         users_custom_properties: bool = True,
         splits: bool = True,
         webhook_retry_base_s: float = 1.0,
+        portal_id: int = 40_123_456,
     ) -> None:
         self.token = token
         self.client_secret = client_secret
@@ -53,6 +54,7 @@ class HubSpotSandbox:
             generate(seed=seed, reps=reps, deals=deals, year=year),
             users_custom_properties=users_custom_properties,
             splits_enabled=splits,
+            portal_id=portal_id,
         )
         self.webhooks = WebhookDispatcher(
             client_secret,
