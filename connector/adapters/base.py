@@ -128,7 +128,7 @@ class Metadata:
         return value
 
     def forget(self, name: str) -> None:
-        """Drop ``name`` from what this run considers fresh (after we changed it: install)."""
+        """We changed it (install): the next ``get`` fetches it again."""
         key = f"{self._account}:{name}"
         self._fresh.discard(key)
         self._cache.set_metadata(key, None, datetime.min.replace(tzinfo=UTC))

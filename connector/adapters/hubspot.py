@@ -738,6 +738,7 @@ class HubSpotAdapter:
                         "under fields: hubspot_rep_object"
                     ) from None
                 raise
+        self._outcomes()  # kept for the first sync, as the properties are
         return report
 
     def _ensure_object(
@@ -788,7 +789,9 @@ class HubSpotAdapter:
                     "rename ours under `fields:` in spm.yaml or remove theirs"
                 )
             report.append(FieldStatus(name, "exists"))
+        # Read back what is there now: the first sync then finds it in the store.
         self._metadata.forget(f"properties:{object_type}")
+        self._properties(object_type)
         return report
 
     def _create(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 from rich.status import Status
 
+from connector.adapters.base import CrmAdapter
 from connector.commands.common import as_of_date, config_of, config_option, console
 from connector.config import Config, config_warnings, load_secrets, store_url
 from connector.connect import adapter_for, field_specs, sync_settings
@@ -69,7 +70,17 @@ def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
     out = console()
     for warning in config_warnings(config):
         out.print(f"warning: {warning}")
-    adapter = adapter_for(config, load_secrets(os.environ, Path.cwd()), retry=_retry(out))
+    with Store.open(store_url(config, os.environ)) as store:
+        # The store keeps what install learns of the CRM (fields, pipelines, owners).
+        adapter = adapter_for(
+            config, load_secrets(os.environ, Path.cwd()), retry=_retry(out), cache=store
+        )
+        _install(adapter, config, out, dry_run=dry_run, no_assign=no_assign)
+
+
+def _install(
+    adapter: CrmAdapter, config: Config, out: Console, *, dry_run: bool, no_assign: bool
+) -> None:
     members: set[str] = set()
     if not no_assign:
         users = {user.id: user for user in adapter.read_users(include_fields=False)}

@@ -247,7 +247,8 @@ class SyncEngine:
         rebuilt = self._bind_account(run)
         full = options.full or rebuilt
         if change is None:
-            users = self._read_users(run, refresh=full)
+            # Cached owners are refreshed when an unknown one appears, not on every full sync.
+            users = self._read_users(run)
             since = None if full else store.cursor_time(DEALS_CURSOR)
             self._pull(run, self.adapter.read_deals(since))
             pulled = run.pulled_owners
