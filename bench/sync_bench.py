@@ -47,6 +47,7 @@ class Figures:
     batch: int
     waited: str = ""
     search_read: int = 0  # HubSpot: records read by search, 200 a page
+    split_reads: int = 0  # HubSpot: split batch reads, one per 100 deals that are or were won
 
     @property
     def lower_bound(self) -> int:
@@ -55,6 +56,7 @@ class Figures:
             math.ceil(listed / self.page)
             + math.ceil(self.search_read / 200)
             + math.ceil(self.written / self.batch)
+            + self.split_reads
         )
 
     @property
@@ -173,6 +175,7 @@ def hubspot(size: int, reps: int, directory: Path) -> list[Figures]:
                 batch=100,
                 waited=f" 429s {rate_limited}",
                 search_read=sum(c.records for c in calls if c.kind == "deal_search"),
+                split_reads=sum(1 for c in calls if c.kind == "split_batch_read"),
             )
 
         figures.append(measured(f"hubspot full {size:,}"))

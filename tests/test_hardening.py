@@ -56,7 +56,10 @@ def test_numbers_are_read_as_written(tmp_path: Path) -> None:
     ("replace", "message"),
     [
         (("quota: '1000'", "quota: 10:00"), "plans[0].quota: '10:00' is not a number"),
-        (("quota: '1000'", "quota: 1e400"), "plans[0].quota: 1E+400 is beyond any plausible amount"),
+        (
+            ("quota: '1000'", "quota: 1e400"),
+            "plans[0].quota: 1E+400 is beyond any plausible amount",
+        ),
         (("quota: '1000'", "quota: 10000000000000000000000000000000000000000"), "beyond any"),
         (("start: '2026-01-01'", "start: 0"), "plans[0].start: 0 is not a date"),
         (("start: '2026-01-01'", "start: 1870-01-01"), "not a plausible plan date"),
