@@ -183,7 +183,6 @@ class _Run:
     store: Store
     sink: Sink
     started: datetime
-    scheduled: bool  # the `run` door (cursor, settle read) rather than `process`
     summary: SyncSummary = field(default_factory=SyncSummary)
     newest: datetime | None = None
     deals_written: int = 0
@@ -222,12 +221,12 @@ class SyncEngine:
     def _door(self, options: SyncOptions, change: ChangeSet | None) -> SyncSummary:
         if options.dry_run:
             with self.store.scratch() as scratch:
-                run = _Run(options, scratch, RecordingSink(), self.clock(), change is None)
+                run = _Run(options, scratch, RecordingSink(), self.clock())
                 self._steps(run, change)
                 return run.summary
         wait = 0.0 if change is None else WORKER_LOCK_WAIT_S
         with self.store.sync_lock(self.holder, self.clock, wait_s=wait):
-            run = _Run(options, self.store, _CrmSink(self.adapter), self.clock(), change is None)
+            run = _Run(options, self.store, _CrmSink(self.adapter), self.clock())
             run.summary.interrupted_runs = self.store.close_interrupted_runs(run.started)
             kind = "sync" if change is None else "worker"
             run_id = self.store.start_run(kind, run.started, _run_options(options), self.holder)
