@@ -25,6 +25,8 @@ _LAZY_COMMANDS = {
     "install": ("connector.commands.crm", "install"),
     "sync": ("connector.commands.crm", "sync"),
     "sandbox": ("connector.sandbox.cli", "sandbox"),
+    "serve": ("connector.commands.realtime", "serve"),
+    "worker": ("connector.commands.realtime", "worker"),
 }
 
 

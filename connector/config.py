@@ -228,6 +228,8 @@ class Config(_Model):
     store: str = Field(default=DEFAULT_STORE, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://")
     fields: dict[str, str] = Field(default_factory=dict)
     webhooks: Webhooks = Webhooks()
+    # The store's inbox is the queue; brokers (Celery) are not built yet.
+    queue: str = "inline"
     plans: tuple[Plan, ...] = Field(min_length=1)
 
     @field_validator("timezone")
@@ -239,6 +241,16 @@ class Config(_Model):
             raise ValueError(
                 f"{value!r} is not an IANA time zone (like UTC or America/New_York)"
             ) from None
+        return value
+
+    @field_validator("queue")
+    @classmethod
+    def _known_queue(cls, value: str) -> str:
+        if value != "inline":
+            raise ValueError(
+                f"{value!r}: only `inline` is available: events wait in the store's inbox, "
+                "and any number of `spm-connector worker` processes share it"
+            )
         return value
 
     @field_validator("fields")

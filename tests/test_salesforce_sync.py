@@ -210,7 +210,8 @@ def test_full_sync_equals_calc_then_idle_then_incremental(org: Org) -> None:
     assert idle.exit_code == 0, idle.output
     assert org.writes() == []
     # The org id (is this the store's org?), the users, the newest second again.
-    assert [c.records for c in org.sandbox.calls.calls("query_page")] == [1, 8, deal_writes]
+    # (Users: the 8 seeded people and the integration user.)
+    assert [c.records for c in org.sandbox.calls.calls("query_page")] == [1, 9, deal_writes]
 
     # Three changes: a deal won, an amount changed, a won deal reversed.
     opportunities = org.sandbox.opportunities()

@@ -1,0 +1,1 @@
+"""The webhook receiver (Flask) and the worker that applies what it receives."""

@@ -32,6 +32,15 @@ class CrmAdapter(Protocol):
         """The CRM account this adapter talks to (Salesforce org id, HubSpot portal id)."""
         ...
 
+    def writer_id(self) -> str | None:
+        """The CRM user our writes are made as, when events name who changed a record.
+
+        Salesforce: the integration user (an outbound message's ``LastModifiedById``
+        equal to it is our own write coming back). HubSpot: None; its events name our
+        app instead.
+        """
+        ...
+
     def read_users(
         self, include_fields: bool = True, *, refresh: bool = False
     ) -> Iterator[CrmUser]:

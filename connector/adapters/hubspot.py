@@ -258,6 +258,9 @@ class HubSpotAdapter:
 
     # -- metadata ---------------------------------------------------------------------------
 
+    def writer_id(self) -> str | None:
+        return None  # HubSpot's events name the app that made a change (changeSource, sourceId)
+
     def account_id(self) -> str:
         """The portal id (``portalId``), read once."""
         if self._account is None:

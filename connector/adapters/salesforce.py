@@ -324,6 +324,16 @@ class SalesforceAdapter:
             self._account = str(rows[0]["Id"])
         return self._account
 
+    def writer_id(self) -> str | None:
+        """The integration user (OpenID Connect ``userinfo``), cached with the metadata."""
+
+        def fetch() -> str:
+            info: Any = self._call(lambda: self.sf.oauth2("userinfo"))
+            return str(info["user_id"])
+
+        found: str = self._metadata.get("integration_user", fetch)
+        return found
+
     def _deal_columns(self, specs: Sequence[FieldSpec]) -> list[str]:
         columns = [
             "Id",

@@ -103,10 +103,14 @@ class ChangeSet:
 
     deals: frozenset[str] = frozenset()  # created, changed, restored, merged, or deleted
     users: frozenset[str] = frozenset()
+    splits: frozenset[str] = frozenset()  # deals whose splits changed (their deal may not)
 
     @classmethod
-    def of(cls, deals: Iterable[str] = (), users: Iterable[str] = ()) -> ChangeSet:
-        return cls(frozenset(deals), frozenset(users))
+    def of(
+        cls, deals: Iterable[str] = (), users: Iterable[str] = (), splits: Iterable[str] = ()
+    ) -> ChangeSet:
+        split_deals = frozenset(splits)
+        return cls(frozenset(deals) | split_deals, frozenset(users), split_deals)
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,8 @@ class SyncEngine:
             users = self._known_users(run, change)
             self._pull(run, self._by_id(run, change.deals))
             pulled = {d.owner_id for d in store.deal_snapshots(change.deals).values()}
+            if change.splits:
+                store.owe(OWED_SPLITS, change.splits)
         self.progress("pulled", run.summary.deals_read)
         members, problems = resolve(self.settings.plans, users)
         if problems or pulled - users.keys() - {""}:

@@ -614,11 +614,12 @@ class Store:
             )
             return int(result.rowcount or 0)
 
-    def runs(self, limit: int = 20) -> list[RunRecord]:
+    def runs(self, limit: int = 20, kind: str | None = None) -> list[RunRecord]:
+        query = sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(runs_table.c.kind == kind)
         with self._read() as connection:
-            rows = connection.execute(
-                sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
-            ).all()
+            rows = connection.execute(query).all()
         return [
             RunRecord(
                 id=row.id,

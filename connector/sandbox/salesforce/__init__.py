@@ -161,7 +161,14 @@ class SalesforceSandbox:
     # -- views -------------------------------------------------------------------------------
 
     def users(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.org.rows("User")]
+        """The seeded people (the reps and managers), not the integration user."""
+        integration = self.org.integration_user_id
+        return [dict(r) for r in self.org.rows("User") if r["Id"] != integration]
+
+    @property
+    def integration_user_id(self) -> str:
+        """The user the API session acts as: every write over the API is stamped with it."""
+        return self.org.integration_user_id
 
     def opportunities(self, *, include_deleted: bool = False) -> list[dict[str, Any]]:
         return [dict(r) for r in self.org.rows("Opportunity", include_deleted=include_deleted)]

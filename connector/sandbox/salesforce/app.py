@@ -42,6 +42,7 @@ def _rules() -> list[Rule]:
     """Fresh rules for each app: a werkzeug rule can belong to one map only."""
     return [
         Rule("/services/data", endpoint="versions", methods=["GET"]),
+        Rule("/services/oauth2/userinfo", endpoint="userinfo", methods=["GET"]),
         Rule(_PREFIX, endpoint="resources", methods=["GET"]),
         Rule(f"{_PREFIX}/limits", endpoint="limits", methods=["GET"]),
         Rule(f"{_PREFIX}/query", endpoint="query", methods=["GET"]),
@@ -241,6 +242,22 @@ class SalesforceApp:
         base = f"/services/data/v{self.org.api_version}"
         names = ("sobjects", "query", "queryAll", "limits", "composite", "tooling")
         return Answer({name: f"{base}/{name}" for name in names}, kind="resources")
+
+    def _userinfo(self, request: Request) -> Answer:
+        """Who the session acts as (OpenID Connect userinfo): the integration user."""
+        user = self.org.records["User"][self.org.integration_user_id].values
+        return Answer(
+            {
+                "sub": f"https://login.salesforce.com/id/{self.org.organization_id}/{user['Id']}",
+                "user_id": user["Id"],
+                "organization_id": self.org.organization_id,
+                "preferred_username": user["Username"],
+                "name": user["Name"],
+                "email": user["Email"],
+                "active": True,
+            },
+            kind="userinfo",
+        )
 
     def _limits(self, request: Request) -> Answer:
         limit = self.faults.daily_limit or self.budget.limit

@@ -230,6 +230,22 @@ class Org:
                 },
                 rep.created_at,
             )
+        # The user an integration's session acts as: what our writes are stamped with.
+        self.integration_user_id = self.new_id("005")
+        self._insert(
+            "User",
+            {
+                "Id": self.integration_user_id,
+                "Username": "spm-integration@acme.example.sandbox",
+                "Name": "SPM Integration",
+                "FirstName": "SPM",
+                "LastName": "Integration",
+                "Email": "spm-integration@acme.example",
+                "IsActive": True,
+                "ManagerId": None,
+            },
+            created,
+        )
         self.deal_ids: list[str] = []
         has_splits = "OpportunitySplit" in self.objects
         for deal in seed_org.deals:
@@ -280,6 +296,8 @@ class Org:
         # stamped with the start; a record created while the org runs gets the real now.
         stamp = self._stamp(at) if seeded else at
         row["CreatedDate"] = row["LastModifiedDate"] = row["SystemModstamp"] = stamp
+        if "LastModifiedById" in definition.fields:
+            row["LastModifiedById"] = row.get("OwnerId")
         for name, f in definition.fields.items():
             if f.type == "boolean" and row.get(name) is None:
                 row[name] = False
@@ -464,7 +482,7 @@ class Org:
                 )
             self._check_references(definition, values)
             record.values.update(values)
-            self._touch(record)
+            self._touch(record, source)
         self._announce([Change(sobject, normal, source)])
         return record
 
@@ -485,6 +503,7 @@ class Org:
             self._check_references(definition, values)
             self._check_unique(definition, values)
             record = self._insert(sobject, values, self.now(), seeded=False)
+            self._modified_by(record, source)
         self._announce([Change(sobject, record.id, source)])
         return record
 
@@ -492,10 +511,17 @@ class Org:
         with self.lock:
             record = self.get(sobject, record_id)
             record.values["IsDeleted"] = True
-            self._touch(record)
+            self._touch(record, source)
         self._announce([Change(sobject, record.id, source)])
 
-    def _touch(self, record: Record) -> None:
+    def _modified_by(self, record: Record, source: str) -> None:
+        """An API write is the integration user's; a sandbox mutation is the owner's own edit."""
+        if "LastModifiedById" in record.values:
+            by = self.integration_user_id if source == "api" else record.values.get("OwnerId")
+            record.values["LastModifiedById"] = by
+
+    def _touch(self, record: Record, source: str = "api") -> None:
+        self._modified_by(record, source)
         self._derive(record)
         stamp = self.now()
         record.values["SystemModstamp"] = record.values["LastModifiedDate"] = stamp

@@ -34,6 +34,7 @@ DEFAULT_FIELDS = (
     "IsWon",
     "IsClosed",
     "SystemModstamp",
+    "LastModifiedById",
 )
 _SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 _NOTIFICATIONS = "http://soap.sforce.com/2005/09/outbound"

@@ -263,6 +263,8 @@ def build_objects(
                  nillable=False),
         FieldDef("Type", "picklist", "Opportunity Type", length=255,
                  picklist=("New Business", "Existing Business", "Renewal")),
+        _ref("LastModifiedById", "Last Modified By ID", "User", updateable=False,
+             createable=False),
     ]  # fmt: skip
     if multicurrency:
         opportunity_fields.append(

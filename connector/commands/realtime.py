@@ -1,0 +1,148 @@
+"""``serve`` and ``worker``: the real-time half.
+
+``serve`` runs the webhook receiver (werkzeug's threaded server; in production
+put any WSGI server on ``webhooks.app:create_app()``) and, unless told not
+to, the worker in the same process. ``worker`` runs the worker alone, beside
+web-only receivers; any number of them share the store's inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import click
+from werkzeug.serving import make_server
+
+from connector.commands.common import config_of, config_option, console
+from connector.config import Config, config_warnings, load_secrets, store_url
+from connector.connect import adapter_for, sync_settings
+from connector.retry import RetryPolicy
+from connector.sync.engine import SyncEngine
+from connector.sync.inbox import Inbox
+from connector.sync.store import Store
+from webhooks.app import create_app
+from webhooks.logs import log
+from webhooks.metrics import Metrics
+from webhooks.receiver import EXTENSION, Receiver
+from webhooks.worker import Worker
+
+
+def build_worker(config: Config, store: Store, metrics: Metrics | None = None) -> Worker:
+    """A worker on ``store``'s inbox, with its own adapter and engine."""
+    retry = RetryPolicy(on_wait=lambda line: log("waiting", detail=line))
+    adapter = adapter_for(config, load_secrets(os.environ, Path.cwd()), retry=retry, cache=store)
+    engine = SyncEngine(sync_settings(config), adapter, store, clock=lambda: datetime.now(UTC))
+    return Worker(
+        Inbox(store), engine, today=lambda: datetime.now(config.zone).date(), metrics=metrics
+    )
+
+
+def _logging() -> None:
+    """One JSON object per line on stderr: what log collectors ingest as is."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("spm")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def _on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@click.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free."
+)
+@click.option("--no-worker", is_flag=True, help="Only receive; run `spm-connector worker` apart.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
+    """Receive CRM webhooks and apply them (the worker runs in the same process)."""
+    config = config_of(ctx)
+    out = console()
+    for warning in config_warnings(config):
+        out.print(f"warning: {warning}")
+    _logging()
+    with Store.open(store_url(config, os.environ)) as store:
+        app = create_app(config, store=store)
+        state: Receiver = app.extensions[EXTENSION]
+        stop = threading.Event()
+        thread: threading.Thread | None = None
+        if not no_worker:
+            worker = build_worker(config, store, state.metrics)
+            thread = threading.Thread(
+                target=worker.run, args=(stop, state.wake), name="spm-worker", daemon=True
+            )
+            thread.start()
+        server = make_server(host, port, app, threaded=True)
+        shown_host = f"[{host}]" if ":" in host else host
+        out.print(f"receiving webhooks on http://{shown_host}:{server.port}", highlight=False)
+        out.print("  POST /webhooks/hubspot  /webhooks/salesforce  /webhooks/events")
+        out.print("  GET  /healthz  /metrics")
+        if no_worker:
+            out.print("  worker: not in this process (run `spm-connector worker`)")
+
+        def shut_down() -> None:
+            stop.set()
+            state.wake.set()
+            # shutdown() waits for serve_forever to return: never from its own thread.
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        _on_signals(shut_down)
+        try:
+            server.serve_forever()
+        finally:
+            stop.set()
+            state.wake.set()
+            if thread is not None:
+                thread.join(timeout=30)
+            server.server_close()
+    out.print("stopped")
+
+
+@click.command()
+@config_option
+@click.option("--once", is_flag=True, help="Apply what is due, then exit.")
+@click.option(
+    "--retry-parked", is_flag=True, help="Queue parked events again (after fixing their cause)."
+)
+@click.pass_context
+def worker(ctx: click.Context, once: bool, retry_parked: bool) -> None:
+    """Apply stored webhook events to the CRM (beside web-only `serve --no-worker` receivers)."""
+    config = config_of(ctx)
+    out = console()
+    _logging()
+    with Store.open(store_url(config, os.environ)) as store:
+        inbox = Inbox(store)
+        if retry_parked:
+            count = inbox.retry_parked(datetime.now(UTC))
+            out.print(f"queued {count} parked event(s) again")
+        runner = build_worker(config, store)
+        if once:
+            applied = runner.drain()
+            depth = inbox.depth()
+            out.print(
+                f"worker: {applied} event(s) handled; {depth.queued} waiting, {depth.parked} parked"
+            )
+            ctx.exit(1 if depth.parked else 0)
+        stop = threading.Event()
+        _on_signals(stop.set)
+        out.print("worker running; Ctrl-C or SIGTERM stops it after the current batch")
+        runner.run(stop)
+    out.print("stopped")

@@ -1,0 +1,163 @@
+"""``POST /webhooks/hubspot``: a HubSpot app's webhook deliveries.
+
+HubSpot posts a JSON array of events, signed (v3) with the app's client
+secret. The events are stored, then acknowledged; HubSpot retries anything
+else but 400/401/403/404/405, so a store failure answers 503 and the batch
+comes again. Our own write-backs come back as ``propertyChange`` events from
+our app (``changeSource`` INTEGRATION, ``sourceId`` our app id) on our own
+properties: those are acknowledged and dropped, or every write would cause
+another read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from connector.sync.inbox import Event
+from connector.sync.store import ACCOUNT_CURSOR
+from webhooks.receiver import read_body, receiver, rejected
+from webhooks.signing import Rejected, verify_hubspot
+
+SOURCE = "hubspot"
+bp = Blueprint("hubspot", __name__)
+
+_DEAL_TYPES = {
+    "deal.creation",
+    "deal.propertyChange",
+    "deal.deletion",
+    "deal.restore",
+    "deal.privacyDeletion",
+    "deal.merge",
+}
+_OBJECT_TYPES = {"0-3": "deal", "0-115": "user"}  # generic object.* subscriptions
+
+
+class HubSpotEvent(BaseModel):
+    """One event of a delivery; HubSpot adds fields over time, so unknown ones are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    eventId: int
+    subscriptionType: str
+    portalId: int
+    occurredAt: int
+    subscriptionId: int | None = None
+    appId: int | None = None
+    objectId: int | None = None
+    objectTypeId: str | None = None
+    propertyName: str | None = None
+    changeSource: str | None = None
+    sourceId: str | None = None
+    mergedObjectIds: list[int] = []
+    primaryObjectId: int | None = None
+    newObjectId: int | None = None
+
+
+@bp.post("/webhooks/hubspot")
+def deliveries() -> tuple[Response, int]:
+    started = time.perf_counter()
+    state = receiver()
+    try:
+        body = read_body({"application/json"})
+        verify_hubspot(
+            secret=_secret(),
+            signature=request.headers.get("X-HubSpot-Signature-v3"),
+            timestamp=request.headers.get("X-HubSpot-Request-Timestamp"),
+            method=request.method,
+            uri=_public_uri(),
+            body=body,
+            now_s=state.clock().timestamp(),
+        )
+        events = _parse(body)
+        stored = _events(events)
+        fresh = state.store_events(SOURCE, stored)
+    except Rejected as error:
+        rejected(SOURCE, error, started)
+        return jsonify({"error": error.reason, "detail": error.detail}), error.status
+    state.metrics.ack_seconds.labels(SOURCE).observe(time.perf_counter() - started)
+    return jsonify({"received": len(events), "stored": len(stored), "new": fresh}), 200
+
+
+def _secret() -> str | None:
+    secret = receiver().secrets.hubspot_client_secret
+    return secret.get_secret_value() if secret is not None else None
+
+
+def _public_uri() -> str:
+    """The URI HubSpot called: behind a proxy, ``webhooks.public_url`` says what it was."""
+    public = receiver().config.webhooks.public_url
+    if public is None:
+        return request.url
+    query = request.query_string.decode("latin-1")
+    return public.rstrip("/") + request.path + (f"?{query}" if query else "")
+
+
+def _parse(body: bytes) -> list[HubSpotEvent]:
+    try:
+        payload: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        raise Rejected(400, "malformed", "the body is not JSON") from None
+    if not isinstance(payload, list):
+        raise Rejected(400, "malformed", "expected a JSON array of events")
+    events: list[HubSpotEvent] = []
+    for index, item in enumerate(payload):
+        try:
+            events.append(HubSpotEvent.model_validate(item))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "event"
+            raise Rejected(400, "malformed", f"event [{index}] {where}: {first['msg']}") from None
+    return events
+
+
+def _events(events: list[HubSpotEvent]) -> list[Event]:
+    """What to store: one row per record an event names; echoes and noise are counted."""
+    state = receiver()
+    ours = state.our_hubspot_properties
+    account = state.store.cursor(ACCOUNT_CURSOR)
+    stored: list[Event] = []
+    for event in events:
+        if account is not None and str(event.portalId) != account:
+            state.ignore(SOURCE, "other_account")
+            continue
+        if (
+            event.changeSource == "INTEGRATION"
+            and event.appId is not None
+            and event.sourceId == str(event.appId)
+            and event.propertyName in ours
+        ):
+            state.ignore(SOURCE, "echo")
+            continue
+        record = _record_of(event)
+        if record is None:
+            state.ignore(SOURCE, "unused_kind")
+            continue
+        key = f"{event.portalId}:{event.subscriptionId}:{event.eventId}:{event.occurredAt}"
+        ids: list[int | None] = [event.objectId]
+        if event.subscriptionType.endswith(".merge"):
+            ids = [*event.mergedObjectIds, event.primaryObjectId, event.newObjectId]
+        for object_id in dict.fromkeys(i for i in ids if i is not None):
+            stored.append(
+                Event(
+                    SOURCE,
+                    f"{key}:{object_id}",
+                    record,
+                    str(object_id),
+                    event.subscriptionType,
+                    occurred_ms=event.occurredAt,
+                )
+            )
+    return stored
+
+
+def _record_of(event: HubSpotEvent) -> str | None:
+    if event.subscriptionType in _DEAL_TYPES:
+        return "deal"
+    if event.subscriptionType.startswith("object.") and event.objectTypeId is not None:
+        return _OBJECT_TYPES.get(event.objectTypeId)
+    return None

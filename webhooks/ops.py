@@ -1,0 +1,61 @@
+"""``GET /healthz`` and ``GET /metrics``: what an operator or a load balancer asks."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from connector.errors import ConnectorError
+from webhooks.receiver import receiver
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """200 while the store answers (``degraded`` when events are parked), else 503."""
+    state = receiver()
+    try:
+        depth = state.inbox.depth()
+        parked = state.inbox.parked(limit=10)
+        last = state.store.runs(limit=1, kind="sync")
+    except ConnectorError as error:
+        return jsonify({"status": "down", "store": str(error)}), 503
+    oldest = (
+        round(max(0.0, time.time() - depth.oldest_received_ms / 1000), 3)
+        if depth.oldest_received_ms is not None
+        else None
+    )
+    body: dict[str, object] = {
+        "status": "degraded" if depth.parked else "ok",
+        "store": "ok",
+        "inbox": {"waiting": depth.queued, "oldest_age_s": oldest, "parked": depth.parked},
+        "parked": [
+            {
+                "source": p.source,
+                "event_id": p.event_id,
+                "record": p.record,
+                "record_id": p.record_id,
+                "attempts": p.attempts,
+                "error": p.error,
+            }
+            for p in parked
+        ],
+        "last_sync": None,
+    }
+    if last:
+        run = last[0]
+        body["last_sync"] = {
+            "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "status": run.status,
+        }
+    return jsonify(body), 200
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    text = generate_latest(receiver().metrics.registry)
+    return Response(text, content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,108 @@
+"""What every endpoint shares: settings, the inbox, metrics, and how a request is read.
+
+``init_app`` attaches one :class:`Receiver` to the app (Flask's extension
+pattern); endpoints reach it with :func:`receiver`. Reading a request is one
+function, so every endpoint refuses oversized bodies (before reading them)
+and wrong content types the same way, and every refusal is counted and logged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from flask import Flask, current_app, request
+
+from connector.config import Config, Secrets
+from connector.connect import field_specs
+from connector.errors import ConnectorError
+from connector.sync.inbox import Event, Inbox
+from connector.sync.store import Store
+from webhooks.logs import log
+from webhooks.metrics import Metrics
+from webhooks.signing import Rejected
+
+EXTENSION = "spm"
+
+
+@dataclass
+class Receiver:
+    config: Config
+    secrets: Secrets
+    store: Store
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    inbox: Inbox = field(init=False)
+    metrics: Metrics = field(init=False)
+    # Set whenever events are stored: an in-process worker wakes at once.
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.inbox = Inbox(self.store)
+        self.metrics = Metrics(self.inbox.depth)
+
+    @property
+    def our_hubspot_properties(self) -> frozenset[str]:
+        return frozenset(spec.hubspot for spec in field_specs(self.config))
+
+    def store_events(self, source: str, events: Sequence[Event]) -> int:
+        """Commit the events; only then may the endpoint acknowledge them."""
+        try:
+            fresh = self.inbox.add(events, self.clock())
+        except ConnectorError as error:
+            log("store_failed", source=source, events=len(events), error=str(error))
+            raise Rejected(
+                503, "store_unavailable", "the store could not take the events"
+            ) from None
+        self.metrics.received.labels(source).inc(fresh)
+        if len(events) > fresh:
+            self.metrics.duplicates.labels(source).inc(len(events) - fresh)
+        if fresh:
+            self.wake.set()
+        log("stored", source=source, events=len(events), new=fresh)
+        return fresh
+
+    def ignore(self, source: str, reason: str, count: int = 1) -> None:
+        self.metrics.ignored.labels(source, reason).inc(count)
+
+
+def init_app(app: Flask, state: Receiver) -> None:
+    app.extensions[EXTENSION] = state
+    app.config["MAX_CONTENT_LENGTH"] = state.config.webhooks.max_body_bytes
+
+
+def receiver() -> Receiver:
+    state: Receiver = current_app.extensions[EXTENSION]
+    return state
+
+
+def read_body(content_types: Collection[str]) -> bytes:
+    """The raw body, once its size and type are acceptable (413 and 415 otherwise)."""
+    limit = receiver().config.webhooks.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejected(413, "too_large", f"the body is over {limit} bytes")
+    mimetype = request.mimetype
+    if mimetype not in content_types:
+        raise Rejected(415, "content_type", f"expected {' or '.join(sorted(content_types))}")
+    # MAX_CONTENT_LENGTH also stops a chunked body without a length at the limit.
+    return request.get_data(cache=False)
+
+
+def now_s() -> float:
+    return receiver().clock().timestamp()
+
+
+def rejected(source: str, error: Rejected, started: float) -> None:
+    state = receiver()
+    state.metrics.rejected.labels(source, error.reason).inc()
+    state.metrics.ack_seconds.labels(source).observe(time.perf_counter() - started)
+    log(
+        "rejected",
+        source=source,
+        status=error.status,
+        reason=error.reason,
+        detail=error.detail,
+        remote=request.remote_addr,
+    )
