@@ -13,15 +13,15 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 
 import click
 from werkzeug.serving import make_server
 
-from connector.commands.common import config_of, config_option, console
+from connector.commands.common import as_of_date, config_of, config_option, console
 from connector.config import Config, config_warnings, load_secrets, store_url
 from connector.connect import adapter_for, sync_settings
 from connector.retry import RetryPolicy
@@ -35,14 +35,24 @@ from webhooks.receiver import EXTENSION, Receiver
 from webhooks.worker import Worker
 
 
-def build_worker(config: Config, store: Store, metrics: Metrics | None = None) -> Worker:
+def build_worker(
+    config: Config,
+    store: Store,
+    metrics: Metrics | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    as_of: date | None = None,
+) -> Worker:
     """A worker on ``store``'s inbox, with its own adapter and engine."""
     retry = RetryPolicy(on_wait=lambda line: log("waiting", detail=line))
-    adapter = adapter_for(config, load_secrets(os.environ, Path.cwd()), retry=retry, cache=store)
+    secrets = load_secrets(os.environ if environ is None else environ, Path.cwd())
+    adapter = adapter_for(config, secrets, retry=retry, cache=store)
     engine = SyncEngine(sync_settings(config), adapter, store, clock=lambda: datetime.now(UTC))
-    return Worker(
-        Inbox(store), engine, today=lambda: datetime.now(config.zone).date(), metrics=metrics
-    )
+
+    def today() -> date:
+        return as_of if as_of is not None else datetime.now(config.zone).date()
+
+    return Worker(Inbox(store), engine, today=today, metrics=metrics)
 
 
 def _logging() -> None:
@@ -122,10 +132,12 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
 @click.option(
     "--retry-parked", is_flag=True, help="Queue parked events again (after fixing their cause)."
 )
+@click.option("--as-of", "as_of_text", metavar="DATE", help="Fix 'today' (YYYY-MM-DD).")
 @click.pass_context
-def worker(ctx: click.Context, once: bool, retry_parked: bool) -> None:
+def worker(ctx: click.Context, once: bool, retry_parked: bool, as_of_text: str | None) -> None:
     """Apply stored webhook events to the CRM (beside web-only `serve --no-worker` receivers)."""
     config = config_of(ctx)
+    as_of = as_of_date(as_of_text, config) if as_of_text else None
     out = console()
     _logging()
     with Store.open(store_url(config, os.environ)) as store:
@@ -133,7 +145,7 @@ def worker(ctx: click.Context, once: bool, retry_parked: bool) -> None:
         if retry_parked:
             count = inbox.retry_parked(datetime.now(UTC))
             out.print(f"queued {count} parked event(s) again")
-        runner = build_worker(config, store)
+        runner = build_worker(config, store, as_of=as_of)
         if once:
             applied = runner.drain()
             depth = inbox.depth()

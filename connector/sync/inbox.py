@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from connector.sync.store import Store
+from connector.sync.store import Store, may_be_alive, this_process
 
 MAX_ATTEMPTS = 8
 DEFAULT_LEASE = timedelta(minutes=5)
@@ -48,7 +48,7 @@ inbox_table = sa.Table(
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("not_before_ms", sa.BigInteger),
-    sa.Column("claim", sa.String(64)),
+    sa.Column("claim", sa.String(200)),
     sa.Column("lease_until_ms", sa.BigInteger),
     sa.Column("error", sa.Text),
     sa.Column("finished_ms", sa.BigInteger),
@@ -164,11 +164,18 @@ class Inbox:
         An event whose lease ran out :attr:`max_attempts` times (a worker died on it
         each time) is parked instead of claimed again.
         """
-        token = uuid.uuid4().hex
+        token = f"{this_process()}/{uuid.uuid4().hex[:12]}"
         now_ms = epoch_ms(now)
         t = inbox_table
         abandoned = sa.and_(t.c.status == CLAIMED, t.c.lease_until_ms < now_ms)
         with self.store._tx() as connection:
+            # A worker on this host that died (killed, crashed) need not wait out its lease.
+            holders = connection.execute(
+                sa.select(t.c.claim).where(t.c.status == CLAIMED).distinct()
+            ).scalars()
+            dead = [claim for claim in holders if claim and not may_be_alive(claim.split("/")[0])]
+            if dead:
+                connection.execute(t.update().where(t.c.claim.in_(dead)).values(lease_until_ms=0))
             connection.execute(
                 t.update()
                 .where(abandoned, t.c.attempts >= self.max_attempts)

@@ -514,7 +514,7 @@ class Store:
                     connection.execute(lock_table.insert().values(name="sync", **values))
                     return
                 expires = datetime.fromisoformat(row.expires_at) if row.expires_at else None
-                alive = _may_be_alive(row.holder)
+                alive = may_be_alive(row.holder)
                 if row.holder != holder and alive and (expires is None or expires > now):
                     since = datetime.fromisoformat(row.acquired_at)
                     raise SyncLockedError(
@@ -1000,7 +1000,7 @@ class Store:
         return result
 
 
-def _may_be_alive(holder: str) -> bool:
+def may_be_alive(holder: str) -> bool:
     """False only when ``holder`` names a process on this host that no longer exists."""
     host, _, pid_text = holder.rpartition(":")
     if host != socket.gethostname() or not pid_text.isdigit():

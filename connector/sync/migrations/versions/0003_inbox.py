@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(8), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("not_before_ms", sa.BigInteger),
-        sa.Column("claim", sa.String(64)),
+        sa.Column("claim", sa.String(200)),
         sa.Column("lease_until_ms", sa.BigInteger),
         sa.Column("error", sa.Text),
         sa.Column("finished_ms", sa.BigInteger),
