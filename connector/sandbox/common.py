@@ -26,6 +26,8 @@ class LoggedCall:
     kind: str  # e.g. "query_page", "composite_write", "deal_search", "batch_update"
     status: int
     records: int = 0  # records read or written by this call, where that means something
+    # Writes: record id → the properties it carried (for tests counting writes per field).
+    fields: dict[str, list[str]] | None = None
 
 
 class CallLog:

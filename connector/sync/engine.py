@@ -294,7 +294,8 @@ class SyncEngine:
         )
         self.progress("computed", len(statements))
 
-        self._write_pending(run, desired, users, scoped=change is not None)
+        scope = None if change is None else self._scope(run, change, desired)
+        self._write_pending(run, desired, users, scope)
         self.progress("written", run.summary.records_written)
 
         if change is None:
@@ -445,13 +446,12 @@ class SyncEngine:
         run: _Run,
         desired: Mapping[RecordKind, Mapping[str, Mapping[str, str | None]]],
         users: Mapping[str, CrmUser],
-        *,
-        scoped: bool,
+        scope: Mapping[RecordKind, Collection[str]] | None,
     ) -> None:
-        """Write every value the CRM does not hold yet (of this change's records when scoped)."""
+        """Write every value the CRM does not hold yet (only of ``scope``'s records, if given)."""
         store, stamp = run.store, canonical_datetime(run.started)
         for record in (RecordKind.DEAL, RecordKind.REP):
-            ids = desired[record].keys() if scoped else None
+            ids = scope[record] if scope is not None else None
             pending = store.pending(record, ids)
             if record is RecordKind.REP:
                 for values in pending.values():
@@ -465,6 +465,25 @@ class SyncEngine:
             )
             self._write(run, record, pending, targets)
             self.progress(f"{record.value} writes", run.summary.records_written)
+
+    @staticmethod
+    def _scope(
+        run: _Run,
+        change: ChangeSet,
+        desired: Mapping[RecordKind, Mapping[str, Mapping[str, str | None]]],
+    ) -> dict[RecordKind, set[str]]:
+        """The worker door writes what it computed, and what is still owed on its records.
+
+        A worker killed after writing a deal but before writing its reps left their
+        values pending; the retried event finds nothing new to compute, so the deals
+        and the reps credited on them are in scope whatever this pass computed.
+        """
+        deals = set(desired[RecordKind.DEAL]) | change.deals
+        credited = {s.owner_id for s in run.store.deal_snapshots(change.deals).values()}
+        for rows in run.store.splits_for(sorted(change.deals)).values():
+            credited.update(rep for rep, _ in rows)
+        reps = set(desired[RecordKind.REP]) | credited | change.users
+        return {RecordKind.DEAL: deals, RecordKind.REP: reps}
 
     def _write(
         self,

@@ -101,6 +101,7 @@ class Answer:
     status: int = 200
     kind: str = ""
     records: int = 0
+    fields: dict[str, list[str]] | None = None
 
 
 class HubSpotApp:
@@ -161,7 +162,7 @@ class HubSpotApp:
                 kind = {401: "rejected", 429: "rate_limited"}.get(error.status, endpoint)
                 self._log(request, kind, error.status)
             return self._error(error, headers)
-        self._log(request, answer.kind or endpoint, answer.status, answer.records)
+        self._log(request, answer.kind or endpoint, answer.status, answer.records, answer.fields)
         body = answer.body
         data = body if isinstance(body, bytes) else json.dumps(body, default=_default).encode()
         response = Response(
@@ -231,8 +232,15 @@ class HubSpotApp:
         response.headers.update(error.headers)
         return response
 
-    def _log(self, request: Request, kind: str, status: int, records: int = 0) -> None:
-        self.calls.record(LoggedCall(request.method, request.path, kind, status, records))
+    def _log(
+        self,
+        request: Request,
+        kind: str,
+        status: int,
+        records: int = 0,
+        fields: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.calls.record(LoggedCall(request.method, request.path, kind, status, records, fields))
 
     # -- owners -------------------------------------------------------------------------------
 
@@ -418,7 +426,10 @@ class HubSpotApp:
                 )
             )
         kind = "deal_batch_update" if object_type == DEALS else "user_batch_update"
-        return Answer(_batch(results, errors, started), 207 if errors else 200, kind, len(results))
+        written = {record.id: sorted(clean) for record, clean in planned if record.id not in locked}
+        return Answer(
+            _batch(results, errors, started), 207 if errors else 200, kind, len(results), written
+        )
 
     # -- pipelines ---------------------------------------------------------------------------
 

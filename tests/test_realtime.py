@@ -1,0 +1,293 @@
+"""Real time end to end: a deal changes in the sandbox, the sandbox sends its real webhook
+or outbound message, the receiver stores it, the worker applies it, and the deal's and
+the rep's fields in the sandbox are what `calc` computes from the whole CRM.
+
+Both CRMs, the real client libraries, real sockets; no function of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.retry import RetryPolicy
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.salesforce import SalesforceSandbox
+from connector.sandbox.salesforce.schema import STAGE_LABELS
+from tests import test_hubspot_sync as hs
+from tests import test_salesforce_sync as sf
+from tests.crm_sync_helpers import write_config
+from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
+from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
+from tests.realtime_helpers import LiveReceiver, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
+    monkeypatch.setattr(
+        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed, on_wait)
+    )
+
+
+@pytest.fixture
+def live() -> Iterator[LiveReceiver]:
+    receiver = LiveReceiver()
+    yield receiver
+    receiver.close()
+
+
+# -- HubSpot ------------------------------------------------------------------------------
+
+
+def hubspot_synced(
+    make: MakeHubSpotSandbox, directory: Path, live: LiveReceiver, *, worker: bool = True
+) -> hs.Portal:
+    sandbox = make(reps=8, deals=200, webhook_url=f"{live.url}/webhooks/hubspot")
+    portal = hs.portal_for(sandbox, directory)
+    live.attach(portal.config, portal.env, hs.AS_OF, worker=worker)
+    for args in (("install",), ("sync", "--as-of", hs.AS_OF.isoformat())):
+        result = portal.cli(*args)
+        assert result.exit_code == 0, result.output
+    live.settle([sandbox.wait_for_webhooks])
+    return portal
+
+
+def open_hubspot_deal(sandbox: HubSpotSandbox) -> dict[str, str]:
+    return next(
+        d
+        for d in sandbox.deals()
+        if d["dealstage"] == "appointmentscheduled" and d["closedate"] < "2026-12"
+    )
+
+
+def hubspot_commission(sandbox: HubSpotSandbox, deal_id: str) -> str | None:
+    deal = next(d for d in sandbox.deals() if d["id"] == deal_id)
+    return deal.get("spm_commission") or None
+
+
+def test_hubspot_deal_won_is_written_back_in_seconds_and_echoes_cause_nothing(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path, live: LiveReceiver
+) -> None:
+    portal = hubspot_synced(make_hubspot_sandbox, tmp_path, live)
+    sandbox = portal.sandbox
+    # The sync's own writes came back as webhooks, and were dropped as ours.
+    echoes = live.metric("spm_webhook_events_ignored_total", source="hubspot", reason="echo")
+    assert echoes > 0
+    assert live.inbox.counts().get("queued", 0) == 0
+
+    deal = open_hubspot_deal(sandbox)
+    sandbox.calls.reset()
+    started = time.monotonic()
+    sandbox.close_deal(deal["id"], won=True)
+    wait_until(lambda: hubspot_commission(sandbox, deal["id"]) is not None, what="the write-back")
+    assert time.monotonic() - started < 5
+    live.settle([sandbox.wait_for_webhooks])
+    hs.assert_crm_matches(portal, hs.oracle(portal, hs.AS_OF), hs.AS_OF)
+
+    # The write-back's own events were acknowledged and dropped: no second round of writes.
+    writes = portal.writes()
+    assert writes and len(writes) <= 2  # one deal batch, one rep batch
+    assert live.metric("spm_webhook_events_ignored_total", source="hubspot", reason="echo") > (
+        echoes
+    )
+    time.sleep(0.5)
+    live.settle([sandbox.wait_for_webhooks])
+    assert portal.writes() == writes
+    assert live.metric("spm_worker_events_processed_total", source="hubspot") >= 1
+
+
+def test_hubspot_deal_won_then_reopened_a_second_later(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path, live: LiveReceiver
+) -> None:
+    portal = hubspot_synced(make_hubspot_sandbox, tmp_path, live)
+    sandbox = portal.sandbox
+    deal = open_hubspot_deal(sandbox)
+    sandbox.close_deal(deal["id"], won=True)
+    wait_until(lambda: hubspot_commission(sandbox, deal["id"]) is not None, what="the won deal")
+    time.sleep(1)
+    sandbox.portal.mutate(deal["id"], {"dealstage": "appointmentscheduled"})
+    live.settle([sandbox.wait_for_webhooks])
+    stamp = sandbox.portal.deal(deal["id"]).updated_ms
+    reopened = datetime.fromtimestamp(stamp / 1000, tz=UTC).date()
+    # Paid when won, clawed back when reopened: exactly what calc says of a cancelled deal.
+    expected = hs.oracle(portal, hs.AS_OF, {deal["id"]: reopened})
+    hs.assert_crm_matches(portal, expected, hs.AS_OF)
+
+
+def _sign_and_post(url: str, secret: str, events: list[dict[str, Any]]) -> int:
+    body = json.dumps(events).encode()
+    timestamp = str(int(time.time() * 1000))
+    digest = hmac.new(
+        secret.encode(), b"POST" + url.encode() + body + timestamp.encode(), hashlib.sha256
+    ).digest()
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "X-HubSpot-Signature-v3": base64.b64encode(digest).decode(),
+            "X-HubSpot-Request-Timestamp": timestamp,
+        },
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as reply:
+        status: int = reply.status
+        return status
+
+
+def test_hubspot_out_of_order_and_duplicate_deliveries_end_right(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path, live: LiveReceiver
+) -> None:
+    portal = hubspot_synced(make_hubspot_sandbox, tmp_path, live)
+    sandbox = portal.sandbox
+    url = f"{live.url}/webhooks/hubspot"
+    # Hold deliveries back, change a deal twice, then deliver newest first, twice over.
+    sandbox.webhooks.url = None
+    deal = open_hubspot_deal(sandbox)
+    seen = len(sandbox.webhooks.recent_events)
+    sandbox.close_deal(deal["id"], won=True)
+    sandbox.set_amount(deal["id"], hs.number(deal["amount"]) + 5000)  # type: ignore[operator]
+    events = list(sandbox.webhooks.recent_events)[seen:]
+    assert len(events) >= 2
+    sandbox.webhooks.url = url
+    secret = portal.env["SPM_HUBSPOT_CLIENT_SECRET"]
+    for batch in (list(reversed(events)), events):
+        assert _sign_and_post(url, secret, [{**e, "attemptNumber": 0} for e in batch]) == 200
+    live.settle([sandbox.wait_for_webhooks])
+    assert live.metric("spm_webhook_events_duplicate_total", source="hubspot") >= len(events)
+    hs.assert_crm_matches(portal, hs.oracle(portal, hs.AS_OF), hs.AS_OF)
+
+
+# -- Salesforce ---------------------------------------------------------------------------
+
+
+def salesforce_synced(
+    make: MakeSalesforceSandbox, directory: Path, live: LiveReceiver
+) -> tuple[sf.Org, date]:
+    sandbox = make(
+        reps=8,
+        deals=200,
+        outbound_url=f"{live.url}/webhooks/salesforce",
+        outbound_first_retry_s=0.05,
+    )
+    members = [u["Id"] for u in sandbox.users()]
+    config = write_config(directory, sandbox.settings()["crm"], members)
+    env = {**sandbox.settings()["env"], "SPM_SALESFORCE_ORG_ID": sandbox.org.organization_id}
+    org = sf.Org(sandbox, config, env, directory, sf.Clock())
+    as_of = sf.as_of_for(sandbox)
+    live.attach(config, env, as_of)
+    for args in (("install",), ("sync", "--as-of", as_of.isoformat())):
+        result = org.cli(*args)
+        assert result.exit_code == 0, result.output
+    live.settle([sandbox.wait_for_outbound])
+    return org, as_of
+
+
+def salesforce_commission(sandbox: SalesforceSandbox, deal_id: str) -> Any:
+    return sandbox.org.opportunity(deal_id).values.get("SPM_Commission__c")
+
+
+def test_salesforce_deal_won_is_written_back_in_seconds_and_echoes_cause_nothing(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path, live: LiveReceiver
+) -> None:
+    org, as_of = salesforce_synced(make_salesforce_sandbox, tmp_path, live)
+    sandbox = org.sandbox
+    deal = next(d for d in sandbox.opportunities() if not d["IsClosed"] and d["CloseDate"] <= as_of)
+    sandbox.calls.reset()
+    started = time.monotonic()
+    sandbox.close_deal(deal["Id"], won=True)
+    wait_until(lambda: salesforce_commission(sandbox, deal["Id"]) is not None, what="write-back")
+    assert time.monotonic() - started < 5
+    live.settle([sandbox.wait_for_outbound])
+    sf.assert_crm_matches(org, sf.oracle(org, as_of), as_of)
+    # Our write-back's outbound messages name the integration user: acked, never re-read.
+    writes = org.writes()
+    assert writes and len(writes) <= 2
+    reads = len(sandbox.calls.calls("query_page"))
+    time.sleep(0.5)
+    live.settle([sandbox.wait_for_outbound])
+    assert org.writes() == writes
+    assert len(sandbox.calls.calls("query_page")) == reads
+    assert all(d.acknowledged for d in sandbox.outbound.deliveries[-5:])  # type: ignore[union-attr]
+
+
+def test_salesforce_deal_won_then_reopened_a_second_later(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path, live: LiveReceiver
+) -> None:
+    org, as_of = salesforce_synced(make_salesforce_sandbox, tmp_path, live)
+    sandbox = org.sandbox
+    deal = next(d for d in sandbox.opportunities() if not d["IsClosed"] and d["CloseDate"] <= as_of)
+    sandbox.close_deal(deal["Id"], won=True)
+    wait_until(lambda: salesforce_commission(sandbox, deal["Id"]) is not None, what="won deal")
+    time.sleep(1)
+    sandbox.org.update(
+        "Opportunity", deal["Id"], {"StageName": STAGE_LABELS["prospecting"]}, source="sandbox"
+    )
+    live.settle([sandbox.wait_for_outbound])
+    reopened = sandbox.org.opportunity(deal["Id"]).values["SystemModstamp"].date()
+    sf.assert_crm_matches(org, sf.oracle(org, as_of, {deal["Id"]: reopened}), as_of)
+
+
+# -- a worker killed mid-event ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("point", ["claimed", "deal writes", "applied"])
+def test_worker_killed_mid_event_is_finished_after_restart_with_one_write_per_field(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path, live: LiveReceiver, point: str
+) -> None:
+    portal = hubspot_synced(make_hubspot_sandbox, tmp_path, live, worker=False)
+    sandbox = portal.sandbox
+    deal = open_hubspot_deal(sandbox)
+    sandbox.close_deal(deal["id"], won=True)
+    assert sandbox.wait_for_webhooks(10)
+    wait_until(lambda: live.inbox.depth().queued >= 1, what="the stored event")
+    sandbox.calls.reset()
+    env = {**os.environ, **portal.env}
+    args = ["--config", str(portal.config), "worker", "--once", "--as-of", hs.AS_OF.isoformat()]
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.crash_worker", point, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert live.inbox.counts().get("claimed") == 1  # left behind under its lease
+    restarted = subprocess.run(
+        [sys.executable, "-m", "connector.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert restarted.returncode == 0, restarted.stderr
+    assert live.inbox.counts() == {"done": live.inbox.counts()["done"]}
+    hs.assert_crm_matches(portal, hs.oracle(portal, hs.AS_OF), hs.AS_OF)
+    # Every changed field was written exactly once, across both processes.
+    written: dict[tuple[str, str], int] = {}
+    for call in sandbox.calls.calls():
+        if call.kind in hs.WRITES:
+            for record_id, names in (call.fields or {}).items():
+                for name in names:
+                    written[(record_id, name)] = written.get((record_id, name), 0) + 1
+    assert written and set(written.values()) == {1}, written
