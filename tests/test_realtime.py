@@ -291,3 +291,73 @@ def test_worker_killed_mid_event_is_finished_after_restart_with_one_write_per_fi
                 for name in names:
                     written[(record_id, name)] = written.get((record_id, name), 0) + 1
     assert written and set(written.values()) == {1}, written
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def _serving(process: subprocess.Popen[str]) -> str:
+    """Read `serve`'s stderr until it says where it listens."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "receiving webhooks on " in line:
+            return line.split("receiving webhooks on ", 1)[1].strip()
+    raise AssertionError(f"serve exited ({process.wait()}) without listening")
+
+
+def test_serve_runs_receiver_and_worker_and_stops_cleanly_on_sigterm(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_hubspot_sandbox(reps=8, deals=200)
+    portal = hs.portal_for(sandbox, tmp_path)
+    for args in (("install",), ("sync", "--as-of", hs.AS_OF.isoformat())):
+        assert portal.cli(*args).exit_code == 0
+    command = ["-m", "connector.cli", "--config", str(portal.config), "serve", "--port", "0"]
+    process = subprocess.Popen(
+        [sys.executable, *command],
+        cwd=tmp_path,
+        env={**os.environ, **portal.env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = _serving(process)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{url}/healthz", timeout=10) as reply:
+            assert reply.status == 200 and json.load(reply)["status"] == "ok"
+        sandbox.webhooks.url = f"{url}/webhooks/hubspot"
+        deal = open_hubspot_deal(sandbox)
+        sandbox.close_deal(deal["id"], won=True)
+        wait_until(lambda: hubspot_commission(sandbox, deal["id"]) is not None, what="write-back")
+        with opener.open(f"{url}/metrics", timeout=10) as reply:
+            assert b'spm_worker_events_processed_total{source="hubspot"}' in reply.read()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+def test_serve_without_crm_credentials_fails_fast_naming_them(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"type": "hubspot", "base_url": "http://127.0.0.1:9"}, ["x@y"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPM_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "--config", str(config), "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "SPM_HUBSPOT_ACCESS_TOKEN" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_create_app_without_arguments_reads_spm_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `gunicorn 'webhooks.app:create_app()'` does."""
+    config = write_config(tmp_path, {"type": "hubspot", "base_url": "http://127.0.0.1:9"}, ["x@y"])
+    monkeypatch.setenv("SPM_CONFIG", str(config))
+    from webhooks.app import create_app
+
+    client = create_app().test_client()
+    assert client.get("/healthz").json["status"] == "ok"
