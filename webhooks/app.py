@@ -40,7 +40,10 @@ def create_app(
     if not isinstance(config, Config):
         config = load_config(resolve_config_path(None if config is None else str(config), env))
     secrets = load_secrets(env, Path.cwd())
-    state = Receiver(config, secrets, store or Store.open(store_url(config, env)))
+    # The receiver leaves WAL checkpoints to the worker and the sync (see Store.open).
+    state = Receiver(
+        config, secrets, store or Store.open(store_url(config, env), checkpoints=False)
+    )
     if clock is not None:
         state.clock = clock
     app = Flask(__name__)

@@ -32,6 +32,11 @@ from webhooks.metrics import Metrics
 
 BATCH = 500
 POLL_S = 0.5  # how often an idle worker looks for work nobody woke it for
+# Once work arrives, wait this long for what follows before applying it: one edit in a
+# CRM is often several events (HubSpot sends one per property), and a pass costs a few
+# CRM calls whatever its size. It also spaces passes, so a burst of changes stays within
+# HubSpot's ten-second budget (190 calls) instead of exhausting it and then stalling.
+GATHER_S = 0.25
 BUSY_DELAY = timedelta(seconds=2)
 MAX_BACKOFF = timedelta(minutes=10)
 FORGET_EVERY_S = 3600.0
@@ -53,6 +58,7 @@ class Worker:
         metrics: Metrics | None = None,
         batch: int = BATCH,
         lease: timedelta = DEFAULT_LEASE,
+        gather_s: float = GATHER_S,
     ) -> None:
         self.inbox = inbox
         self.engine = engine
@@ -61,6 +67,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.batch = batch
         self.lease = lease
+        self.gather_s = gather_s
         self._writer: str | None = None
         self._writer_known = False
         self._forgotten_at = float("-inf")
@@ -77,13 +84,13 @@ class Worker:
                 log("worker_store_error", level=logging.ERROR, error=str(error))
                 stop.wait(POLL_S * 4)
                 continue
-            if claimed:
-                continue
-            if wake is not None:
-                wake.wait(POLL_S)
-                wake.clear()
-            else:
-                stop.wait(POLL_S)
+            if not claimed:
+                woken = wake.wait(POLL_S) if wake is not None else stop.wait(POLL_S)
+                if wake is not None:
+                    wake.clear()
+                if not woken:
+                    continue
+            stop.wait(self.gather_s)
         log("worker_stopped")
 
     def drain(self) -> int:

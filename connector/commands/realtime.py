@@ -35,6 +35,9 @@ from webhooks.receiver import EXTENSION, Receiver
 from webhooks.worker import Worker
 
 
+SWITCH_INTERVAL_S = 0.0005
+
+
 def build_worker(
     config: Config,
     store: Store,
@@ -89,12 +92,18 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
     for warning in config_warnings(config):
         out.print(f"warning: {warning}")
     _logging()
-    with Store.open(store_url(config, os.environ)) as store:
-        app = create_app(config, store=store)
+    url = store_url(config, os.environ)
+    # Two handles on one store: acknowledgements never wait for the worker's
+    # checkpoints (Store.open), while the worker's commits keep the log short.
+    with Store.open(url) as store, Store.open(url, checkpoints=False) as receiving:
+        app = create_app(config, store=receiving)
         state: Receiver = app.extensions[EXTENSION]
         stop = threading.Event()
         thread: threading.Thread | None = None
         if not no_worker:
+            # The worker's computing holds the GIL for up to the switch interval at a time,
+            # and an acknowledgement needs it a dozen times: hand it over more often.
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
             worker = build_worker(config, store, state.metrics)
             thread = threading.Thread(
                 target=worker.run, args=(stop, state.wake), name="spm-worker", daemon=True

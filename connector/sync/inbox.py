@@ -117,42 +117,32 @@ class Inbox:
             return 0
         unique = {(e.source, e.event_id): e for e in events}
         received_ms = epoch_ms(received)
-        store = self.store
-        with store._tx() as connection:
-            known: set[tuple[str, str]] = set()
-            for source in {source for source, _ in unique}:
-                ids = [event_id for s, event_id in unique if s == source]
-                for start in range(0, len(ids), 500):
-                    rows = connection.execute(
-                        sa.select(inbox_table.c.event_id).where(
-                            inbox_table.c.source == source,
-                            inbox_table.c.event_id.in_(ids[start : start + 500]),
-                        )
-                    )
-                    known.update((source, row.event_id) for row in rows)
-            fresh = [
-                {
-                    "source": e.source,
-                    "event_id": e.event_id,
-                    "record": e.record,
-                    "record_id": e.record_id,
-                    "kind": e.kind[:64],
-                    "actor": e.actor,
-                    "occurred_ms": e.occurred_ms,
-                    "received_ms": received_ms,
-                    "status": QUEUED,
-                    "attempts": 0,
-                }
-                for key, e in unique.items()
-                if key not in known
-            ]
-            if fresh:
-                # Another receiver may have stored the same retry a moment ago: keep one.
-                statement = store._insert(inbox_table).on_conflict_do_nothing(
-                    index_elements=["source", "event_id"]
-                )
-                connection.execute(statement, fresh)
-        return len(fresh)
+        rows = [
+            {
+                "source": e.source,
+                "event_id": e.event_id,
+                "record": e.record,
+                "record_id": e.record_id,
+                "kind": e.kind[:64],
+                "actor": e.actor,
+                "occurred_ms": e.occurred_ms,
+                "received_ms": received_ms,
+                "status": QUEUED,
+                "attempts": 0,
+            }
+            for e in unique.values()
+        ]
+        # One statement: what is already stored (a retry) is skipped, what is new comes back.
+        statement = (
+            self.store._insert(inbox_table)
+            .on_conflict_do_nothing(index_elements=["source", "event_id"])
+            .returning(inbox_table.c.id)
+        )
+        with self.store._tx() as connection:
+            fresh = 0
+            for start in range(0, len(rows), 500):
+                fresh += len(connection.execute(statement, rows[start : start + 500]).all())
+        return fresh
 
     # -- the worker's side --------------------------------------------------------------
 

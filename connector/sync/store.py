@@ -265,7 +265,14 @@ class Store:
     # -- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, checkpoints: bool = True) -> Store:
+        """Open (and migrate) the store at ``url``.
+
+        ``checkpoints=False`` (SQLite only): this process's commits never fold the
+        write-ahead log back into the database file. The webhook receiver opens its
+        store so, and an acknowledgement never waits for that fsync; the worker's and
+        the sync's commits do it instead.
+        """
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -278,7 +285,9 @@ class Store:
             raise ConfigError(f"store: cannot use {shown} ({type(error).__name__})") from None
         sqlite_path: Path | None = None
         if engine.dialect.name == "sqlite":
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
+            sa.event.listen(
+                engine, "connect", _sqlite_pragmas if checkpoints else _sqlite_pragmas_no_checkpoint
+            )
             if parsed.database and parsed.database != ":memory:":
                 sqlite_path = Path(parsed.database)
                 _create_private(sqlite_path, shown)
@@ -1030,13 +1039,19 @@ def _create_private(path: Path, shown: str) -> None:
     os.close(descriptor)
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(connection: Any, _record: Any, *, checkpoints: bool = True) -> None:
     cursor = connection.cursor()
     # WAL lets a reader (serve, statement) work while a sync writes; the busy
     # timeout makes a second writer wait instead of failing at once.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_S * 1000}")
+    if not checkpoints:
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
+
+
+def _sqlite_pragmas_no_checkpoint(connection: Any, record: Any) -> None:
+    _sqlite_pragmas(connection, record, checkpoints=False)
 
 
 def _deal_row(snapshot: DealSnapshot) -> dict[str, Any]:
