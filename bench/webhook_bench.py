@@ -269,9 +269,8 @@ def main() -> None:
         ]
         changed_at: dict[str, float] = {}
         arrived: dict[str, float] = {}
-        ours_changed = [
-            0
-        ]  # deal fields our writes really changed (the portal announces only those)
+        # Deal fields our writes changed: the portal announces only real changes.
+        ours_changed = [0]
         lock = threading.Lock()
 
         def listen(events: list[dict[str, Any]]) -> None:
