@@ -24,10 +24,14 @@ from typing import Any
 
 import pytest
 
+from connector.commands.realtime import build_worker
+from connector.config import load_config
 from connector.retry import RetryPolicy
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.salesforce import SalesforceSandbox
 from connector.sandbox.salesforce.schema import STAGE_LABELS
+from connector.sync.inbox import Event, Inbox
+from connector.sync.store import Store
 from tests import test_hubspot_sync as hs
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import write_config
@@ -329,8 +333,13 @@ def test_serve_runs_receiver_and_worker_and_stops_cleanly_on_sigterm(
         deal = open_hubspot_deal(sandbox)
         sandbox.close_deal(deal["id"], won=True)
         wait_until(lambda: hubspot_commission(sandbox, deal["id"]) is not None, what="write-back")
-        with opener.open(f"{url}/metrics", timeout=10) as reply:
-            assert b'spm_worker_events_processed_total{source="hubspot"}' in reply.read()
+
+        def counted() -> bool:
+            with opener.open(f"{url}/metrics", timeout=10) as reply:
+                return b'spm_worker_events_processed_total{source="hubspot"} 1.0' in reply.read()
+
+        # The fields are written a moment before the event is marked done.
+        wait_until(counted, what="the processed event in /metrics")
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -361,3 +370,36 @@ def test_create_app_without_arguments_reads_spm_config(
 
     client = create_app().test_client()
     assert client.get("/healthz").json["status"] == "ok"
+
+
+def test_an_id_the_crm_cannot_know_is_applied_as_nothing_beside_a_real_change(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_salesforce_sandbox(reps=8, deals=200)
+    config = write_config(tmp_path, sandbox.settings()["crm"], [u["Id"] for u in sandbox.users()])
+    env = dict(sandbox.settings()["env"])
+    org = sf.Org(sandbox, config, env, tmp_path, sf.Clock())
+    as_of = sf.as_of_for(sandbox)
+    for args in (("install",), ("sync", "--as-of", as_of.isoformat())):
+        assert org.cli(*args).exit_code == 0
+    deal = next(d for d in sandbox.opportunities() if not d["IsClosed"] and d["CloseDate"] <= as_of)
+    sandbox.close_deal(deal["Id"], won=True)
+    with Store.open(f"sqlite:///{tmp_path / 'spm.db'}") as store:
+        inbox = Inbox(store, max_attempts=2)
+        now = [datetime.now(UTC)]
+        # An id Salesforce would refuse (the receiver does too; say an older version stored it).
+        inbox.add(
+            [
+                Event("events", "good", "deal", deal["Id"], "test"),
+                Event("events", "bad", "deal", "not-an-id", "test"),
+            ],
+            now[0],
+        )
+        worker = build_worker(load_config(config), store, environ=env, as_of=as_of)
+        worker.inbox = inbox
+        worker.clock = lambda: now[0]
+        assert worker.run_once() == 2
+        assert inbox.counts() == {"done": 2}
+        assert salesforce_commission(sandbox, deal["Id"]) is not None
+        assert worker.run_once() == 0
+    sf.assert_crm_matches(org, sf.oracle(org, as_of), as_of)

@@ -395,7 +395,7 @@ def test_outbound_message_bad_xml_is_refused(
 def test_generic_events_signed_stripe_style(salesforce: FlaskClient, store: Store) -> None:
     body = json.dumps(
         [
-            {"crm": "salesforce", "object": "Opportunity", "id": "0065g00000XyZ12AAA"},
+            {"crm": "salesforce", "object": "Opportunity", "id": "0065g00000XyZ12"},
             {"crm": "salesforce", "object": "user", "id": "0055g00000XyZ12AAA", "event_id": "e1"},
         ]
     ).encode()
@@ -414,7 +414,7 @@ def test_generic_events_signed_stripe_style(salesforce: FlaskClient, store: Stor
     assert salesforce.post("/webhooks/events", data=body, headers=rotating).status_code == 200
 
 
-DEAL = {"crm": "salesforce", "object": "deal", "id": "006"}
+DEAL = {"crm": "salesforce", "object": "deal", "id": "0065g00000XyZ12AAA"}
 
 
 @pytest.mark.parametrize(
@@ -426,6 +426,7 @@ DEAL = {"crm": "salesforce", "object": "deal", "id": "006"}
         ({"crm": "salesforce", "object": "invoice", "id": "1"}, {}, 400, "malformed"),
         ({"crm": "salesforce", "object": "deal", "id": "1", "extra": 1}, {}, 400, "malformed"),
         ({"crm": "salesforce", "object": "deal", "id": "'; drop"}, {}, 400, "malformed"),
+        ({"crm": "salesforce", "object": "deal", "id": "006-not-an-id"}, {}, 400, "malformed"),
     ],
 )  # fmt: skip
 def test_generic_events_rejections(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from typing import Any, Literal
 
@@ -31,6 +32,11 @@ from webhooks.signing import SIGNATURE_HEADER, Rejected, verify_event_body
 SOURCE = "events"
 bp = Blueprint("events", __name__)
 
+# What a record id looks like in each CRM: anything else is refused before it is stored.
+_IDS = {
+    "salesforce": re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$"),
+    "hubspot": re.compile(r"^[0-9]{1,20}$"),
+}
 _RECORDS = {
     "deal": "deal",
     "deals": "deal",
@@ -105,6 +111,10 @@ def _events(body: bytes, timestamp: int) -> list[Event]:
         if record is None:
             known = ", ".join(sorted(_RECORDS))
             raise Rejected(400, "malformed", f"event [{index}] object: one of {known}")
+        if not _IDS[event.crm].match(event.id):
+            raise Rejected(
+                400, "malformed", f"event [{index}] id: {event.id!r} is not a {event.crm} id"
+            )
         event_id = event.event_id or f"{timestamp}:{digest}:{index}"
         stored.append(Event(SOURCE, event_id, record, event.id, f"{event.crm}.{record}"))
     return stored

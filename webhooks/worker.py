@@ -10,9 +10,12 @@ are marked done. A process killed at any point leaves its claimed events to
 return to the queue when the lease runs out; applying them again writes
 nothing that is already written.
 
-When a batch fails, its records are retried one by one, so one bad record
-cannot hold back (or park) the others. A lock held by a scheduled sync or a
-busy store only postpones the batch, spending none of its tries.
+What a failure costs depends on whose fault it is. A lock held by a scheduled
+sync, a busy store, a CRM that is down or out of API budget only postpone the
+batch, spending none of its tries. Bad credentials or configuration fail every
+record alike: the batch spends a try (and parks, visibly, if it lasts) without
+one call per record. Anything else is retried record by record, so one bad
+record cannot hold back, or park, the others.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from connector.errors import BusyError, ConnectorError
+from connector.errors import (
+    BusyError,
+    ConfigError,
+    ConnectorError,
+    CrmAuthError,
+    CrmLimitError,
+    CrmUnavailableError,
+)
 from connector.sync.engine import ChangeSet, SyncEngine, SyncOptions
 from connector.sync.inbox import DEFAULT_LEASE, Claimed, Inbox, epoch_ms
 from webhooks.logs import log
@@ -38,6 +48,7 @@ POLL_S = 0.5  # how often an idle worker looks for work nobody woke it for
 # HubSpot's ten-second budget (190 calls) instead of exhausting it and then stalling.
 GATHER_S = 0.25
 BUSY_DELAY = timedelta(seconds=2)
+CRM_DELAY = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=10)
 FORGET_EVERY_S = 3600.0
 
@@ -131,6 +142,16 @@ class Worker:
             self.inbox.release(token, ids, self.clock(), BUSY_DELAY)
             log("worker_postponed", events=len(items), reason=str(error))
             return
+        except (CrmUnavailableError, CrmLimitError) as error:
+            # The CRM is down or out of budget: no fault of these events; try later.
+            self.inbox.release(token, ids, self.clock(), CRM_DELAY)
+            log("worker_postponed", level=logging.WARNING, events=len(items), reason=str(error))
+            return
+        except (CrmAuthError, ConfigError) as error:
+            # Every record would fail alike until an admin acts: spend a try on all of
+            # them at once (they park, visibly, if it lasts), never one call per record.
+            self._failed(token, items, str(error), split=False)
+            return
         except ConnectorError as error:
             self._failed(token, items, str(error))
             return
@@ -175,9 +196,11 @@ class Worker:
             seconds=round(elapsed, 3),
         )
 
-    def _failed(self, token: str, items: Sequence[Claimed], error: str) -> None:
+    def _failed(
+        self, token: str, items: Sequence[Claimed], error: str, *, split: bool = True
+    ) -> None:
         records = {(c.event.record, c.event.record_id) for c in items}
-        if len(records) > 1:
+        if split and len(records) > 1:
             # One bad record must not hold back the others: apply them one by one.
             for one in sorted(records):
                 self._apply(token, [c for c in items if (c.event.record, c.event.record_id) == one])
@@ -187,12 +210,13 @@ class Worker:
         for c in items:
             self.metrics.failed.labels(c.event.source).inc()
         parked = attempts >= self.inbox.max_attempts
-        record, record_id = next(iter(records))
+        kind, record_id = min(records)
         log(
             "parked" if parked else "apply_failed",
             level=logging.ERROR if parked else logging.WARNING,
-            record=record,
+            record=kind,
             record_id=record_id,
+            records=len(records),
             attempts=attempts,
             error=error,
         )

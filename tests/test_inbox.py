@@ -1,0 +1,147 @@
+"""The durable inbox on SQLite and PostgreSQL: leases, retries, parking, several workers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from connector.sync.inbox import Event, Inbox, inbox_table
+from connector.sync.store import Store
+from tests.test_store import _postgres_url
+
+T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'spm.db'}"
+        with Store.open(url) as opened:
+            yield opened
+        return
+    urls = _postgres_url()
+    with Store.open(next(urls)) as opened:
+        yield opened
+    urls.close()
+
+
+def events(*ids: str) -> list[Event]:
+    return [Event("hubspot", f"e-{i}", "deal", i, "deal.propertyChange") for i in ids]
+
+
+def test_duplicates_are_stored_once_in_one_batch_and_across_batches(store: Store) -> None:
+    inbox = Inbox(store)
+    assert inbox.add(events("1", "2", "2"), T0) == 2
+    assert inbox.add(events("2", "3"), T0) == 1
+    assert inbox.depth().queued == 3
+
+
+def test_an_expired_lease_returns_the_event_and_the_old_holder_cannot_finish_it(
+    store: Store,
+) -> None:
+    inbox = Inbox(store)
+    inbox.add(events("1"), T0)
+    first, claimed = inbox.claim(T0, lease=timedelta(seconds=30))
+    assert len(claimed) == 1
+    assert inbox.claim(T0 + timedelta(seconds=10))[1] == []  # still leased
+    second, again = inbox.claim(T0 + timedelta(seconds=31))
+    assert [c.id for c in again] == [claimed[0].id] and again[0].attempts == 2
+    # The first worker wakes up late: its lease is gone, so its "done" changes nothing.
+    assert inbox.done(first, [claimed[0].id], T0 + timedelta(seconds=32)) == 0
+    assert inbox.done(second, [claimed[0].id], T0 + timedelta(seconds=33)) == 1
+    assert inbox.counts() == {"done": 1}
+
+
+def test_a_dead_worker_on_this_host_need_not_wait_out_its_lease(store: Store) -> None:
+    inbox = Inbox(store)
+    inbox.add(events("1"), T0)
+    inbox.claim(T0, lease=timedelta(hours=1))
+    dead = f"{socket.gethostname()}:{2**22 + 12345}/abc"  # no such pid
+    with store._tx() as connection:
+        connection.execute(inbox_table.update().values(claim=dead))
+    _, claimed = inbox.claim(T0 + timedelta(seconds=1))
+    assert len(claimed) == 1
+
+
+def test_failures_back_off_then_park_and_can_be_queued_again(store: Store) -> None:
+    inbox = Inbox(store, max_attempts=2)
+    inbox.add(events("1"), T0)
+    token, claimed = inbox.claim(T0)
+    inbox.failed(token, [claimed[0].id], "CRM said no", T0, timedelta(seconds=60))
+    assert inbox.claim(T0 + timedelta(seconds=59))[1] == []  # backing off
+    token, claimed = inbox.claim(T0 + timedelta(seconds=61))
+    inbox.failed(token, [claimed[0].id], "CRM said no again", T0, timedelta(seconds=60))
+    assert inbox.counts() == {"parked": 1}
+    (parked,) = inbox.parked()
+    assert parked.error == "CRM said no again" and parked.attempts == 2
+    assert inbox.depth().parked == 1
+    assert inbox.retry_parked(T0) == 1
+    assert len(inbox.claim(T0 + timedelta(hours=1))[1]) == 1
+
+
+def test_a_worker_killed_every_time_parks_the_event_instead_of_looping(store: Store) -> None:
+    inbox = Inbox(store, max_attempts=3)
+    inbox.add(events("1"), T0)
+    now = T0
+    for _ in range(3):
+        _, claimed = inbox.claim(now, lease=timedelta(seconds=5))
+        assert len(claimed) == 1
+        now += timedelta(seconds=6)  # the worker died: its lease runs out
+    assert inbox.claim(now)[1] == []
+    (parked,) = inbox.parked()
+    assert "stopped while applying it 3 times" in parked.error
+
+
+def test_release_spends_no_attempt(store: Store) -> None:
+    inbox = Inbox(store, max_attempts=1)
+    inbox.add(events("1"), T0)
+    for minute in range(3):
+        token, claimed = inbox.claim(T0 + timedelta(minutes=minute))
+        assert claimed[0].attempts == 1
+        inbox.release(token, [claimed[0].id], T0 + timedelta(minutes=minute), timedelta(0))
+    assert inbox.counts() == {"queued": 1}
+
+
+def test_applied_events_are_forgotten_after_they_can_no_longer_be_retried(store: Store) -> None:
+    inbox = Inbox(store)
+    inbox.add(events("1", "2"), T0)
+    token, claimed = inbox.claim(T0)
+    inbox.done(token, [claimed[0].id], T0)
+    assert inbox.forget_done(T0 + timedelta(days=2)) == 0
+    assert inbox.forget_done(T0 + timedelta(days=4)) == 1
+    # A retry arriving after that would be stored again: harmless, applying is idempotent.
+    assert inbox.counts() == {"claimed": 1}
+
+
+def test_workers_claiming_at_once_never_share_an_event(store: Store) -> None:
+    inbox = Inbox(store)
+    inbox.add(events(*(str(i) for i in range(400))), T0)
+    seen: list[list[int]] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            token, claimed = inbox.claim(T0, limit=7)
+            if not claimed:
+                return
+            with lock:
+                seen.append([c.id for c in claimed])
+            inbox.done(token, [c.id for c in claimed], T0)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [i for batch in seen for i in batch]
+    assert len(ids) == len(set(ids)) == 400
+    with store._read() as connection:
+        assert (
+            connection.execute(sa.select(sa.func.count()).select_from(inbox_table)).scalar() == 400
+        )
