@@ -94,6 +94,14 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert plan.quota_overrides == {"dana@acme.example": Decimal("60000")}
 
 
+def test_queue_other_than_inline_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD.replace("\nplans:", "\nqueue: inline\nplans:", 1)))
+    text = GOOD.replace("\nplans:", "\nqueue: redis://127.0.0.1:6379/0\nplans:", 1)
+    message = error_of(tmp_path, text)
+    assert message.startswith("spm.yaml: queue: 'redis://127.0.0.1:6379/0': only `inline`")
+    assert "spm-connector worker" in message
+
+
 def test_defaults_for_optional_sections(tmp_path: Path) -> None:
     text = GOOD.split("crm:")[0] + "plans:" + GOOD.split("plans:")[1]
     config = load_config(write(tmp_path, text))

@@ -19,7 +19,6 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from connector.sync.inbox import Event
-from connector.sync.store import ACCOUNT_CURSOR
 from webhooks.receiver import read_body, receiver, rejected
 from webhooks.signing import Rejected, verify_hubspot
 
@@ -119,7 +118,7 @@ def _events(events: list[HubSpotEvent]) -> list[Event]:
     """What to store: one row per record an event names; echoes and noise are counted."""
     state = receiver()
     ours = state.our_hubspot_properties
-    account = state.store.cursor(ACCOUNT_CURSOR)
+    account = state.account()
     stored: list[Event] = []
     for event in events:
         if account is not None and str(event.portalId) != account:

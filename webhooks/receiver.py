@@ -20,7 +20,7 @@ from connector.config import Config, Secrets
 from connector.connect import field_specs
 from connector.errors import ConnectorError
 from connector.sync.inbox import Event, Inbox
-from connector.sync.store import Store
+from connector.sync.store import ACCOUNT_CURSOR, Store
 from webhooks.logs import log
 from webhooks.metrics import Metrics
 from webhooks.signing import Rejected
@@ -63,6 +63,14 @@ class Receiver:
             self.wake.set()
         log("stored", source=source, events=len(events), new=fresh)
         return fresh
+
+    def account(self) -> str | None:
+        """The CRM account the store belongs to (None before the first sync)."""
+        try:
+            return self.store.cursor(ACCOUNT_CURSOR)
+        except ConnectorError as error:
+            log("store_failed", error=str(error))
+            raise Rejected(503, "store_unavailable", "the store cannot be read") from None
 
     def ignore(self, source: str, reason: str, count: int = 1) -> None:
         self.metrics.ignored.labels(source, reason).inc(count)

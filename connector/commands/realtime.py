@@ -34,7 +34,6 @@ from webhooks.metrics import Metrics
 from webhooks.receiver import EXTENSION, Receiver
 from webhooks.worker import Worker
 
-
 SWITCH_INTERVAL_S = 0.0005
 
 

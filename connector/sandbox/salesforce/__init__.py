@@ -148,7 +148,11 @@ class SalesforceSandbox:
                 "api_version": "62.0",
                 "ca_bundle": str(self.ca_path),
             },
-            "env": {"SPM_SALESFORCE_ACCESS_TOKEN": self.token},
+            "env": {
+                "SPM_SALESFORCE_ACCESS_TOKEN": self.token,
+                # What the webhook receiver checks outbound messages against.
+                "SPM_SALESFORCE_ORG_ID": self.org.organization_id,
+            },
             "org_id": self.org.organization_id,
             "admin_url": f"{self.url}/_sandbox",
             "admin_token": self.admin_token,
