@@ -145,3 +145,14 @@ def test_workers_claiming_at_once_never_share_an_event(store: Store) -> None:
         assert (
             connection.execute(sa.select(sa.func.count()).select_from(inbox_table)).scalar() == 400
         )
+
+
+def test_the_worker_run_log_is_pruned_but_syncs_are_kept(store: Store) -> None:
+    old = store.start_run("worker", T0 - timedelta(days=8), {})
+    store.finish_run(old, T0 - timedelta(days=8), "ok", {})
+    recent = store.start_run("worker", T0 - timedelta(days=1), {})
+    store.finish_run(recent, T0 - timedelta(days=1), "ok", {})
+    sync = store.start_run("sync", T0 - timedelta(days=30), {})
+    store.finish_run(sync, T0 - timedelta(days=30), "ok", {})
+    assert store.forget_runs("worker", T0 - timedelta(days=7)) == 1
+    assert sorted(run.kind for run in store.runs()) == ["sync", "worker"]

@@ -51,6 +51,7 @@ BUSY_DELAY = timedelta(seconds=2)
 CRM_DELAY = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=10)
 FORGET_EVERY_S = 3600.0
+KEEP_RUNS = timedelta(days=7)  # every pass is a run in the store's run log
 
 
 def backoff(attempts: int) -> timedelta:
@@ -233,9 +234,12 @@ class Worker:
         return self._writer
 
     def _forget_old(self) -> None:
+        """Hourly: applied events past their retry window; the run log of passes past a week."""
         if time.monotonic() - self._forgotten_at >= FORGET_EVERY_S:
             self._forgotten_at = time.monotonic()
-            self.inbox.forget_done(self.clock())
+            now = self.clock()
+            self.inbox.forget_done(now)
+            self.inbox.store.forget_runs("worker", now - KEEP_RUNS)
 
 
 def _change_of(items: Sequence[Claimed]) -> ChangeSet:

@@ -623,6 +623,18 @@ class Store:
             )
             return int(result.rowcount or 0)
 
+    def forget_runs(self, kind: str, before: datetime) -> int:
+        """Delete finished runs of ``kind`` started before ``before`` (the worker's many)."""
+        with self._tx() as connection:
+            result = connection.execute(
+                runs_table.delete().where(
+                    runs_table.c.kind == kind,
+                    runs_table.c.status != "running",
+                    runs_table.c.started_at < _iso(before),
+                )
+            )
+            return int(result.rowcount or 0)
+
     def runs(self, limit: int = 20, kind: str | None = None) -> list[RunRecord]:
         query = sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
         if kind is not None:
