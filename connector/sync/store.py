@@ -256,9 +256,12 @@ def _scripts() -> ScriptDirectory:
 
 
 class Store:
-    def __init__(self, engine: Engine, url_for_display: str) -> None:
+    def __init__(
+        self, engine: Engine, url_for_display: str, sqlite_path: Path | None = None
+    ) -> None:
         self._engine = engine
         self.url_for_display = url_for_display
+        self._gate = _write_gate(sqlite_path)
         # While a dry run lasts: the one connection whose transaction is rolled back.
         self._held: Connection | None = None
 
@@ -298,7 +301,7 @@ class Store:
             raise plain_store_error(context.original_exception, shown, password) from None
 
         sa.event.listen(engine, "handle_error", plain)
-        store = cls(engine, shown)
+        store = cls(engine, shown, sqlite_path)
         try:
             store._upgrade_if_behind(sqlite_path)
         except SQLAlchemyError as error:
@@ -399,7 +402,7 @@ class Store:
         if self._held is not None:
             yield self._held  # the scratch transaction: rolled back as a whole at its end
             return
-        with self._engine.begin() as connection:
+        with self._gate, self._engine.begin() as connection:
             yield connection
 
     @contextmanager
@@ -505,7 +508,7 @@ class Store:
         finally:
             stop.set()
             renewer.join()
-            with self._engine.begin() as connection:
+            with self._gate, self._engine.begin() as connection:
                 connection.execute(
                     lock_table.delete().where(
                         lock_table.c.name == "sync", lock_table.c.holder == holder
@@ -515,7 +518,7 @@ class Store:
     def _take_lock(self, holder: str, now: datetime, lease: timedelta) -> None:
         values = {"holder": holder, "acquired_at": _iso(now), "expires_at": _iso(now + lease)}
         try:
-            with self._engine.begin() as connection:
+            with self._gate, self._engine.begin() as connection:
                 row = connection.execute(
                     sa.select(lock_table).where(lock_table.c.name == "sync")
                 ).one_or_none()
@@ -549,6 +552,7 @@ class Store:
             # A renewal that fails now is tried again in a quarter lease.
             with (
                 contextlib.suppress(StoreError, StoreBusyError, SQLAlchemyError),
+                self._gate,
                 self._engine.begin() as connection,
             ):
                 connection.execute(
@@ -877,21 +881,38 @@ class Store:
 
         ``rep_ids`` are the reps recomputed (their owed entries are paid); ``paid``
         names further owed work this commit completes, by kind.
+
+        Only what changed is written: a rep recomputed because one deal moved keeps
+        most of its statements and nearly all of its deals' values, and a short write
+        transaction keeps the store free for the webhook receiver. The comparison is
+        read before the transaction; the sync lock keeps other writers of these rows out.
         """
-        rows = [
-            {
-                "rep_id": s.rep_id,
-                "plan_id": s.plan_id,
-                "period": s.period,
-                "body": json.dumps(_statement_json(s), separators=(",", ":")),
-            }
+        bodies = {
+            (s.rep_id, s.plan_id, s.period): json.dumps(_statement_json(s), separators=(",", ":"))
             for s in statements
+        }
+        stored = self._statement_bodies(rep_ids)
+        stale = [key for key, body in stored.items() if bodies.get(key) != body]
+        fresh = [
+            {"rep_id": rep, "plan_id": plan, "period": period, "body": body}
+            for (rep, plan, period), body in bodies.items()
+            if stored.get((rep, plan, period)) != body
         ]
+        changed = {
+            record: self._desired_changes(record, values) for record, values in desired.items()
+        }
         with self._tx() as connection:
-            for chunk in _chunks(sorted(rep_ids)):
+            if stale:
+                t = statements_table
                 connection.execute(
-                    statements_table.delete().where(statements_table.c.rep_id.in_(chunk))
+                    t.delete().where(
+                        t.c.rep_id == sa.bindparam("r"),
+                        t.c.plan_id == sa.bindparam("p"),
+                        t.c.period == sa.bindparam("d"),
+                    ),
+                    [{"r": rep, "p": plan, "d": period} for rep, plan, period in stale],
                 )
+            for chunk in _chunks(sorted(rep_ids)):
                 connection.execute(
                     owed_table.delete().where(
                         owed_table.c.kind == OWED_REP, owed_table.c.id.in_(chunk)
@@ -904,18 +925,42 @@ class Store:
                             owed_table.c.kind == kind, owed_table.c.id.in_(chunk)
                         )
                     )
-            for start in range(0, len(rows), _CHUNK):
-                connection.execute(statements_table.insert(), rows[start : start + _CHUNK])
-            for record, values in desired.items():
-                self._set_desired(
-                    connection,
-                    record,
-                    (
-                        (rid, key, value)
-                        for rid, row in values.items()
-                        for key, value in row.items()
-                    ),
+            for start in range(0, len(fresh), _CHUNK):
+                connection.execute(statements_table.insert(), fresh[start : start + _CHUNK])
+            for record, values in changed.items():
+                self._set_desired(connection, record, values)
+
+    def _statement_bodies(self, rep_ids: Collection[str]) -> dict[tuple[str, str, str], str]:
+        t = statements_table
+        found: dict[tuple[str, str, str], str] = {}
+        with self._read() as connection:
+            for chunk in _chunks(sorted(rep_ids)):
+                query = sa.select(t.c.rep_id, t.c.plan_id, t.c.period, t.c.body).where(
+                    t.c.rep_id.in_(chunk)
                 )
+                for rep, plan, period, body in connection.execute(query):
+                    found[rep, plan, period] = body
+        return found
+
+    def _desired_changes(
+        self, record: RecordKind, values: Mapping[str, Mapping[str, str | None]]
+    ) -> list[tuple[str, str, str | None]]:
+        """The desired values that differ from (or are not yet) what the store wants."""
+        t = fields_table
+        now: dict[tuple[str, str], str | None] = {}
+        with self._read() as connection:
+            for chunk in _chunks(sorted(values)):
+                query = sa.select(t.c.record_id, t.c.key, t.c.desired).where(
+                    t.c.record == record.value, t.c.record_id.in_(chunk), t.c.has_desired.is_(True)
+                )
+                for rid, key, value in connection.execute(query):
+                    now[rid, key] = value
+        return [
+            (rid, key, value)
+            for rid, row in values.items()
+            for key, value in row.items()
+            if (rid, key) not in now or now[rid, key] != value
+        ]
 
     def save_statements(self, rep_ids: Collection[str], statements: Sequence[Statement]) -> None:
         self.commit_statements(rep_ids, statements, {})
@@ -1019,6 +1064,26 @@ class Store:
                 for record_id, key, desired in connection.execute(one):
                     result.setdefault(record_id, {})[key] = desired
         return result
+
+
+_GATES: dict[Path, threading.RLock] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _write_gate(sqlite_path: Path | None) -> contextlib.AbstractContextManager[Any]:
+    """One writer at a time per SQLite file within this process, handed over in turn.
+
+    SQLite lets one writer in and makes the others poll, sleeping up to 100 ms
+    between tries: a receiver thread acknowledging a webhook would sleep behind
+    the worker's commit. Waiting on a lock instead wakes it the moment the
+    commit is done. Other processes still meet SQLite's own busy wait; other
+    databases lock rows themselves and need no gate.
+    """
+    if sqlite_path is None:
+        return contextlib.nullcontext()
+    key = sqlite_path.resolve()
+    with _GATES_LOCK:
+        return _GATES.setdefault(key, threading.RLock())
 
 
 def may_be_alive(holder: str) -> bool:
