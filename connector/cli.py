@@ -27,6 +27,7 @@ _LAZY_COMMANDS = {
     "sandbox": ("connector.sandbox.cli", "sandbox"),
     "serve": ("connector.commands.realtime", "serve"),
     "worker": ("connector.commands.realtime", "worker"),
+    "statement": ("connector.commands.statement", "statement"),
 }
 
 

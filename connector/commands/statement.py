@@ -1,0 +1,72 @@
+"""``statement REP``: one rep's statement from the store, as text, JSON or HTML."""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from connector.commands.common import config_of, config_option
+from connector.config import Config, store_url
+from connector.report import write_json
+from connector.statement import StatementView, choose, find_rep, html, text, view_of
+from connector.sync.engine import AS_OF_PERIOD_CURSOR
+from connector.sync.store import Store
+
+
+def load_view(config: Config, store: Store, rep: str, period: str | None) -> StatementView:
+    """The statement ``statement`` and the reports page show: rep by id, email or name."""
+    user = find_rep(store.users(), rep)
+    statements = store.statements_for(user.id)
+    chosen = choose(statements, period, store.cursor(AS_OF_PERIOD_CURSOR))
+    deal_ids = {line.deal_id for line in chosen.lines if line.deal_id}
+    names = {deal.id: deal.name for deal in store.deal_snapshots(deal_ids).values()}
+    return view_of(user, statements, chosen, config.currency, names)
+
+
+def _as_of(store: Store, config: Config) -> date:
+    """The date the store's figures were computed for: the last sync's, else today."""
+    for run in store.runs(limit=1, kind="sync"):
+        text_value = run.options.get("as_of")
+        if isinstance(text_value, str):
+            return date.fromisoformat(text_value)
+    return datetime.now(config.zone).date()
+
+
+@click.command()
+@config_option
+@click.argument("rep")
+@click.option("--period", metavar="P", help="The period (2026-04, 2026-Q2); default: the current.")
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@click.pass_context
+def statement(
+    ctx: click.Context, rep: str, period: str | None, form: str, output: Path | None
+) -> None:
+    """One rep's statement (REP: a user id, email or name), from what the last sync stored."""
+    config = config_of(ctx)
+    with Store.open(store_url(config, os.environ)) as store:
+        view = load_view(config, store, rep, period)
+        as_of = _as_of(store, config)
+    if form == "json":
+        buffer = io.StringIO()
+        write_json(buffer, [view.statement], currency=config.currency, as_of=as_of)
+        rendered = buffer.getvalue()
+    elif form == "html":
+        rendered = html(view)
+    else:
+        rendered = text(view)
+    if output is not None:
+        output.write_text(rendered, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(rendered, nl=False)

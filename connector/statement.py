@@ -1,0 +1,225 @@
+"""One rep's statement as a person reads it: text that fits 80 columns, or one HTML page.
+
+Built from the statements the store keeps (the same records ``sync`` wrote
+back and ``calc`` computes), so every total here is the engine's own figure;
+this module only arranges and formats them. The JSON form is ``calc``'s
+document for that rep and period.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from connector.errors import InputError
+from connector.models import CrmUser, Line, LineKind, Statement
+from connector.money import format_money
+
+WIDTH = 80
+_TEMPLATES = Path(__file__).with_name("templates")
+
+
+def find_rep(users: Sequence[CrmUser], wanted: str) -> CrmUser:
+    """The user ``wanted`` names: an id, an email, or a name (in full, any case)."""
+    for user in users:
+        if user.id == wanted or (len(wanted) == 15 and user.id[:15] == wanted):
+            return user
+    lowered = wanted.strip().lower()
+    by_email = [u for u in users if u.email and u.email.lower() == lowered]
+    by_name = [u for u in users if u.name and u.name.lower() == lowered]
+    matches = by_email or by_name
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        listed = ", ".join(f"{u.id} ({u.email or 'no email'})" for u in matches)
+        raise InputError(f"REP: {wanted!r} names {len(matches)} users: {listed}; give an id")
+    raise InputError(
+        f"REP: no user with the id, email or name {wanted!r} in the store; "
+        "run `spm-connector sync` first, or check the spelling"
+    )
+
+
+@dataclass(frozen=True)
+class StatementView:
+    """A rep's statement for one period, with what makes it readable."""
+
+    rep: CrmUser
+    currency: str
+    statement: Statement
+    year: tuple[Statement, ...]  # the plan's statements of the same year, up to this period
+    deal_names: Mapping[str, str]
+
+    @property
+    def payout_ytd(self) -> Decimal:
+        return sum((s.payout for s in self.year), Decimal(0))
+
+    def lines(self, kind: LineKind) -> list[Line]:
+        return [line for line in self.statement.lines if line.kind is kind]
+
+    def deal(self, line: Line) -> str:
+        if line.deal_id is None:
+            return ""
+        name = self.deal_names.get(line.deal_id, "")
+        return f"{name} ({line.deal_id})" if name else line.deal_id
+
+
+def choose(statements: Sequence[Statement], period: str | None, current: str | None) -> Statement:
+    """The statement for ``period``; by default the current period's, else the latest."""
+    if not statements:
+        raise InputError("this rep has no statements in the store: is the rep a plan member?")
+    ordered = sorted(statements, key=lambda s: (s.period, s.plan_id))
+    if period is not None:
+        found = [s for s in ordered if s.period == period]
+        if not found:
+            known = ", ".join(sorted({s.period for s in ordered}))
+            raise InputError(f"--period: no statement for {period}; there are: {known}")
+        return found[-1]
+    now = [s for s in ordered if current is not None and s.period <= current]
+    return (now or ordered)[-1]
+
+
+def view_of(
+    rep: CrmUser,
+    statements: Sequence[Statement],
+    chosen: Statement,
+    currency: str,
+    deal_names: Mapping[str, str],
+) -> StatementView:
+    year = tuple(
+        s
+        for s in sorted(statements, key=lambda s: s.period)
+        if s.plan_id == chosen.plan_id
+        and s.period[:4] == chosen.period[:4]
+        and s.period <= chosen.period
+    )
+    return StatementView(rep, currency, chosen, year, deal_names)
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+def _money(value: Decimal | None) -> str:
+    return "—" if value is None else format_money(value)
+
+
+def _percent(value: Decimal | None) -> str:
+    return "—" if value is None else f"{format_money(value * 100)}%"
+
+
+def text(view: StatementView) -> str:
+    """The statement in plain text, every line at most 80 characters."""
+    s, c = view.statement, view.currency
+    out: list[str] = []
+    title = f"Statement: {view.rep.name or view.rep.id}"
+    out.append(title)
+    out.append("=" * min(len(title), WIDTH))
+    out.append(f"Rep {view.rep.id}  {view.rep.email}".rstrip())
+    out.append(f"Plan {s.plan_id}, period {s.period}, amounts in {c}")
+    out.append("")
+    rows = [
+        ("Quota", _money(s.quota)),
+        ("Bookings", _money(s.bookings)),
+        ("Attainment", _percent(s.attainment)),
+        ("Commission", _money(s.commission)),
+        ("SPIFFs", _money(s.spiffs)),
+        ("Bonuses", _money(s.bonuses)),
+        ("Clawbacks", _money(s.clawbacks)),
+        ("Earnings", _money(s.earnings)),
+        ("Draw paid", _money(s.draw_paid)),
+        ("Draw recovered", _money(s.draw_recovered)),
+        ("Draw balance owed", _money(s.draw_balance)),
+        ("Payout", _money(s.payout)),
+        (f"Payout, year to date ({s.period[:4]})", _money(view.payout_ytd)),
+    ]
+    label_width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        out.append(f"  {label:<{label_width}}  {value:>16}")
+    for kind, heading in (
+        (LineKind.COMMISSION, "Commission by deal"),
+        (LineKind.SPIFF, "SPIFFs"),
+        (LineKind.BONUS, "Bonuses"),
+        (LineKind.CLAWBACK, "Clawbacks"),
+    ):
+        lines = view.lines(kind)
+        if not lines:
+            continue
+        out.append("")
+        out.append(heading)
+        for line in lines:
+            out.extend(_text_line(view, line))
+    out.append("")
+    out.append(f"Won {s.won_count}, lost {s.lost_count}; open pipeline {_money(s.open_pipeline)}")
+    return "\n".join(line[:WIDTH] for line in out) + "\n"
+
+
+def _text_line(view: StatementView, line: Line) -> list[str]:
+    amount = f"{format_money(line.amount):>14}"
+    detail = line.rule
+    if line.rate is not None:
+        detail = f"{_percent(line.rate)} of {_money(line.credit)}, {detail}"
+    if line.kind is LineKind.CLAWBACK and line.paid_period:
+        detail = f"paid in {line.paid_period}; {detail}"
+    first = view.deal(line) or detail
+    rest = detail if view.deal(line) else ""
+    head = textwrap.shorten(first, width=WIDTH - 4 - 14 - 2, placeholder="…")
+    lines = [f"  {head:<{WIDTH - 4 - 14 - 2}}  {amount}"]
+    for part in textwrap.wrap(rest, width=WIDTH - 6):
+        lines.append(f"    {part}")
+    return lines
+
+
+# -- HTML ------------------------------------------------------------------------------------
+
+
+def _environment() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(("html",))
+    )
+    environment.filters["money"] = _money
+    environment.filters["percent"] = _percent
+    return environment
+
+
+def html(view: StatementView) -> str:
+    """One self-contained, printable page: no script, no external file."""
+    template = _environment().get_template("statement.html")
+    return template.render(
+        v=view,
+        s=view.statement,
+        bars=_attainment_bars(view.year),
+        target=reference_line(view.year),
+        kinds=LineKind,
+    )
+
+
+@dataclass(frozen=True)
+class Bar:
+    period: str
+    height: float  # 0..1 of the chart's height
+    label: str
+    current: bool
+
+
+def _attainment_bars(year: Sequence[Statement]) -> list[Bar]:
+    """Attainment per period, scaled so 150 % fills the chart (a 100 % line is drawn)."""
+    top = max([Decimal("1.5"), *(s.attainment or Decimal(0) for s in year)])
+    last = year[-1].period if year else ""
+    return [
+        Bar(
+            s.period,
+            float((s.attainment or Decimal(0)) / top),
+            _percent(s.attainment),
+            s.period == last,
+        )
+        for s in year
+    ]
+
+
+def reference_line(year: Sequence[Statement]) -> float:
+    top = max([Decimal("1.5"), *(s.attainment or Decimal(0) for s in year)])
+    return float(Decimal(1) / top)
