@@ -28,6 +28,7 @@ _LAZY_COMMANDS = {
     "serve": ("connector.commands.realtime", "serve"),
     "worker": ("connector.commands.realtime", "worker"),
     "statement": ("connector.commands.statement", "statement"),
+    "demo": ("connector.commands.demo", "demo"),
 }
 
 

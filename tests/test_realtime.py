@@ -403,3 +403,29 @@ def test_an_id_the_crm_cannot_know_is_applied_as_nothing_beside_a_real_change(
         assert salesforce_commission(sandbox, deal["Id"]) is not None
         assert worker.run_once() == 0
     sf.assert_crm_matches(org, sf.oracle(org, as_of), as_of)
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_demo_shows_a_live_deal_change_reaching_the_crm(crm: str, tmp_path: Path) -> None:
+    """The README's first command, headless: it succeeds only if the fields really changed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPM_")}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "demo", "--crm", crm, "--dir", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30
+    out = result.stderr
+    assert "fields changed in the CRM" in out and "Leaderboard" in out
+    payout = next(line for line in out.splitlines() if line.strip().startswith("payout:"))
+    before, after = (part.strip() for part in payout.split(":", 1)[1].split("->"))
+    assert before != after
+    assert (tmp_path / "spm.yaml").exists()
+    (page,) = tmp_path.glob("statement-*.html")
+    assert "<svg" in page.read_text()
+    assert "Traceback" not in out

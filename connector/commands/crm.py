@@ -28,7 +28,7 @@ from connector.sync.members import resolve_members
 from connector.sync.store import Store
 
 
-class _Progress:
+class Progress:
     """Stage counters: a live status line on a terminal, a plain line per step otherwise."""
 
     def __init__(self, console: Console) -> None:
@@ -75,10 +75,10 @@ def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
         adapter = adapter_for(
             config, load_secrets(os.environ, Path.cwd()), retry=_retry(out), cache=store
         )
-        _install(adapter, config, out, dry_run=dry_run, no_assign=no_assign)
+        install_fields(adapter, config, out, dry_run=dry_run, no_assign=no_assign)
 
 
-def _install(
+def install_fields(
     adapter: CrmAdapter, config: Config, out: Console, *, dry_run: bool, no_assign: bool
 ) -> None:
     members: set[str] = set()
@@ -116,7 +116,7 @@ def sync(
     config = config_of(ctx)
     as_of = as_of_date(as_of_text, config)
     out = console()
-    progress = _Progress(out)
+    progress = Progress(out)
     secrets = load_secrets(os.environ, Path.cwd())
     with Store.open(store_url(config, os.environ)) as store:
         adapter = adapter_for(config, secrets, retry=_retry(out), cache=store)
@@ -135,7 +135,7 @@ def sync(
     summary.warnings[:0] = config_warnings(config)
     if dry_run:
         _print_plan(summary, config)
-    _print_summary(out, summary, dry_run)
+    print_summary(out, summary, dry_run)
     ctx.exit(summary.exit_code)
 
 
@@ -154,7 +154,7 @@ def _print_plan(summary: SyncSummary, config: Config) -> None:
         )
 
 
-def _print_summary(console: Console, summary: SyncSummary, dry_run: bool) -> None:
+def print_summary(console: Console, summary: SyncSummary, dry_run: bool) -> None:
     usage = summary.usage
     lines: list[str] = [
         f"read: {summary.users_read:,} users, {summary.deals_read:,} deals "

@@ -57,6 +57,11 @@ def build_worker(
     return Worker(Inbox(store), engine, today=today, metrics=metrics)
 
 
+def quiet_access_log() -> None:
+    """No line per request from werkzeug: our own log says what each delivery did."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
 def _logging() -> None:
     """One JSON object per line on stderr: what log collectors ingest as is."""
     handler = logging.StreamHandler(sys.stderr)
@@ -65,6 +70,7 @@ def _logging() -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     root.propagate = False
+    quiet_access_log()
 
 
 def _on_signals(stop: Callable[[], None]) -> None:
