@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from rich.console import Console
 from rich.table import Table
 from werkzeug.serving import make_server
@@ -33,6 +32,7 @@ from connector.config import Config, load_config, load_secrets
 from connector.connect import adapter_for, sync_settings
 from connector.errors import ConnectorError
 from connector.models import CrmUser
+from connector.sandbox.config_file import write_sandbox_config
 from connector.sync.engine import AS_OF_PERIOD_CURSOR, SyncEngine, SyncOptions
 from connector.sync.store import Store
 from webhooks.app import create_app
@@ -115,46 +115,6 @@ def _day(text: str) -> int:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).date().toordinal()
 
 
-def write_demo_config(directory: Path, crm: Mapping[str, Any], members: list[str]) -> Path:
-    """A plan with every moving part: tiers, a draw, a bonus, a SPIFF, clawbacks."""
-    config = {
-        "currency": "USD",
-        "period": "month",
-        "timezone": "UTC",
-        "crm": dict(crm),
-        "store": f"sqlite:///{directory / 'spm.db'}",
-        "plans": [
-            {
-                "id": "ae-2026",
-                "name": "Account Executives 2026",
-                "start": "2026-01-01",
-                "end": "2027-12-31",
-                "members": members,
-                "quota": "150000",
-                "commission": {
-                    "method": "marginal",
-                    "tiers_on": "attainment",
-                    "tiers": [
-                        {"up_to": "1.0", "rate": "0.08"},
-                        {"up_to": "1.5", "rate": "0.12"},
-                        {"rate": "0.15"},
-                    ],
-                },
-                "draw": {"type": "recoverable", "amount": "2000", "periods": 3},
-                "bonuses": [{"at": "1.0", "amount": "500"}],
-                "spiffs": [{"name": "new-logo", "when": {"type": "New Business"}, "amount": "100"}],
-                "clawback": {"window_days": 180},
-            }
-        ],
-    }
-    path = directory / "spm.yaml"
-    path.write_text(
-        "# Written by `spm-connector demo` for its sandbox; see docs/ for every setting.\n"
-        + yaml.safe_dump(config, sort_keys=False)
-    )
-    return path
-
-
 @click.command()
 @click.option(
     "--crm", type=click.Choice([SALESFORCE, HUBSPOT]), default=SALESFORCE, show_default=True
@@ -205,7 +165,7 @@ def _run(
     out.print(
         f"1. A {crm} sandbox with {len(target.members)} reps is running at {target.sandbox.url}"
     )
-    config_path = write_demo_config(directory, target.crm, target.members)
+    config_path = write_sandbox_config(directory, target.crm, target.members)
     out.print(f"2. Wrote its config to {config_path}")
     os.environ.update(target.env)  # as an admin would export them; this process only
     config = load_config(config_path)

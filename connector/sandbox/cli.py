@@ -12,6 +12,22 @@ import yaml
 SALESFORCE, HUBSPOT = "salesforce", "hubspot"
 
 
+def _people(crm: str, server: Any) -> list[tuple[str, str, str]]:
+    if crm == SALESFORCE:
+        return [(u["Id"], u["Name"], u["Email"]) for u in server.users()]
+    return [
+        (o["id"], f"{o['firstName']} {o['lastName']}".strip(), o["email"]) for o in server.owners()
+    ]
+
+
+def _write_config(directory: Path, crm: dict[str, Any], people: list[tuple[str, str, str]]) -> Path:
+    """spm.yaml beside the CA (spm.sandbox.yaml if an spm.yaml is there already)."""
+    from connector.sandbox.config_file import write_sandbox_config
+
+    name = "spm.sandbox.yaml" if (directory / "spm.yaml").exists() else "spm.yaml"
+    return write_sandbox_config(directory, crm, [user_id for user_id, _, _ in people], name)
+
+
 @click.command("sandbox")
 @click.option(
     "--crm", type=click.Choice([SALESFORCE, HUBSPOT]), required=True, help="Which CRM to emulate."
@@ -72,6 +88,13 @@ def sandbox(
         click.echo(f"  admin token (header X-Sandbox-Token): {settings['admin_token']}")
         if webhook_url:
             click.echo(f"  deal changes are sent to: {webhook_url}")
+        people = _people(crm, server)
+        click.echo(f"\nUsers ({len(people)}):")
+        for user_id, name, email in people:
+            click.echo(f"  {user_id:<20} {name:<22} {email}")
+        config_path = _write_config(ca_path.resolve().parent, settings["crm"], people)
+        click.echo(f"\nA ready config, every user a plan member: {config_path}")
+        click.echo(f"  spm-connector --config {config_path} install")
         click.echo("\nEnvironment:")
         for name, value in settings["env"].items():
             click.echo(f"  export {name}={value}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -57,13 +58,29 @@ def test_salesforce_sandbox_command(tmp_path: Path) -> None:
             parse_float=Decimal,
         )
         assert sf.query("SELECT COUNT() FROM Opportunity")["totalSize"] == 25
+        # It lists its users and leaves a config that works as it is.
+        users = sf.query("SELECT Id, Name, Email FROM User WHERE Name != 'SPM Integration'")
+        for user in users["records"]:
+            assert f"{user['Id']:<20} {user['Name']:<22} {user['Email']}" in output
+        config = tmp_path / "spm.yaml"
+        assert f"every user a plan member: {config}" in output
+        installed = subprocess.run(
+            [sys.executable, "-m", "connector.cli", "--config", str(config), "install"],
+            env={**os.environ, "SPM_SALESFORCE_ACCESS_TOKEN": token.group(1)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert installed.returncode == 0, installed.stderr
+        assert "3 assigned" in installed.stderr
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=10)
     assert process.returncode == 0 and "stopped" in remaining
 
 
-def test_hubspot_sandbox_command() -> None:
+def test_hubspot_sandbox_command(tmp_path: Path) -> None:
+    (tmp_path / "spm.yaml").write_text("# the admin's own config: never overwritten\n")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -75,6 +92,7 @@ def test_hubspot_sandbox_command() -> None:
             "--deals",
             "30",
         ],
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -93,6 +111,9 @@ def test_hubspot_sandbox_command() -> None:
         assert "SPM_HUBSPOT_CLIENT_SECRET" in output and "base_url:" in output
         page = HubSpot(access_token=token.group(1), host=url.group(1)).crm.deals.basic_api
         assert len(page.get_page(limit=100).results) == 30
+        assert (tmp_path / "spm.yaml").read_text().startswith("# the admin's own config")
+        assert f"every user a plan member: {tmp_path / 'spm.sandbox.yaml'}" in output
+        assert "members:" in (tmp_path / "spm.sandbox.yaml").read_text()
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=10)
