@@ -461,6 +461,7 @@ class Secrets(_Model):
     hubspot_access_token: SecretStr | None = None
     hubspot_client_secret: SecretStr | None = None
     webhook_secret: SecretStr | None = None
+    admin_token: SecretStr | None = None
 
 
 _SECRET_PREFIX = "SPM_"

@@ -19,6 +19,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from connector.errors import InputError
 from connector.models import CrmUser, Line, LineKind, Statement
 from connector.money import format_money
+from connector.sync.engine import AS_OF_PERIOD_CURSOR
+from connector.sync.store import Store
 
 WIDTH = 80
 _TEMPLATES = Path(__file__).with_name("templates")
@@ -100,14 +102,24 @@ def view_of(
     return StatementView(rep, currency, chosen, year, deal_names)
 
 
+def load_view(store: Store, currency: str, rep: str, period: str | None) -> StatementView:
+    """The statement ``statement`` and the reports page show: rep by id, email or name."""
+    user = find_rep(store.users(), rep)
+    statements = store.statements_for(user.id)
+    chosen = choose(statements, period, store.cursor(AS_OF_PERIOD_CURSOR))
+    deal_ids = {line.deal_id for line in chosen.lines if line.deal_id}
+    names = {deal.id: deal.name for deal in store.deal_snapshots(deal_ids).values()}
+    return view_of(user, statements, chosen, currency, names)
+
+
 # -- text ------------------------------------------------------------------------------------
 
 
-def _money(value: Decimal | None) -> str:
+def money_text(value: Decimal | None) -> str:
     return "—" if value is None else format_money(value)
 
 
-def _percent(value: Decimal | None) -> str:
+def percent_text(value: Decimal | None) -> str:
     return "—" if value is None else f"{format_money(value * 100)}%"
 
 
@@ -122,19 +134,19 @@ def text(view: StatementView) -> str:
     out.append(f"Plan {s.plan_id}, period {s.period}, amounts in {c}")
     out.append("")
     rows = [
-        ("Quota", _money(s.quota)),
-        ("Bookings", _money(s.bookings)),
-        ("Attainment", _percent(s.attainment)),
-        ("Commission", _money(s.commission)),
-        ("SPIFFs", _money(s.spiffs)),
-        ("Bonuses", _money(s.bonuses)),
-        ("Clawbacks", _money(s.clawbacks)),
-        ("Earnings", _money(s.earnings)),
-        ("Draw paid", _money(s.draw_paid)),
-        ("Draw recovered", _money(s.draw_recovered)),
-        ("Draw balance owed", _money(s.draw_balance)),
-        ("Payout", _money(s.payout)),
-        (f"Payout, year to date ({s.period[:4]})", _money(view.payout_ytd)),
+        ("Quota", money_text(s.quota)),
+        ("Bookings", money_text(s.bookings)),
+        ("Attainment", percent_text(s.attainment)),
+        ("Commission", money_text(s.commission)),
+        ("SPIFFs", money_text(s.spiffs)),
+        ("Bonuses", money_text(s.bonuses)),
+        ("Clawbacks", money_text(s.clawbacks)),
+        ("Earnings", money_text(s.earnings)),
+        ("Draw paid", money_text(s.draw_paid)),
+        ("Draw recovered", money_text(s.draw_recovered)),
+        ("Draw balance owed", money_text(s.draw_balance)),
+        ("Payout", money_text(s.payout)),
+        (f"Payout, year to date ({s.period[:4]})", money_text(view.payout_ytd)),
     ]
     label_width = max(len(label) for label, _ in rows)
     for label, value in rows:
@@ -153,7 +165,9 @@ def text(view: StatementView) -> str:
         for line in lines:
             out.extend(_text_line(view, line))
     out.append("")
-    out.append(f"Won {s.won_count}, lost {s.lost_count}; open pipeline {_money(s.open_pipeline)}")
+    out.append(
+        f"Won {s.won_count}, lost {s.lost_count}; open pipeline {money_text(s.open_pipeline)}"
+    )
     return "\n".join(line[:WIDTH] for line in out) + "\n"
 
 
@@ -161,7 +175,7 @@ def _text_line(view: StatementView, line: Line) -> list[str]:
     amount = f"{format_money(line.amount):>14}"
     detail = line.rule
     if line.rate is not None:
-        detail = f"{_percent(line.rate)} of {_money(line.credit)}, {detail}"
+        detail = f"{percent_text(line.rate)} of {money_text(line.credit)}, {detail}"
     if line.kind is LineKind.CLAWBACK and line.paid_period:
         detail = f"paid in {line.paid_period}; {detail}"
     first = view.deal(line) or detail
@@ -180,8 +194,8 @@ def _environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(("html",))
     )
-    environment.filters["money"] = _money
-    environment.filters["percent"] = _percent
+    environment.filters["money"] = money_text
+    environment.filters["percent"] = percent_text
     return environment
 
 
@@ -213,7 +227,7 @@ def _attainment_bars(year: Sequence[Statement]) -> list[Bar]:
         Bar(
             s.period,
             float((s.attainment or Decimal(0)) / top),
-            _percent(s.attainment),
+            percent_text(s.attainment),
             s.period == last,
         )
         for s in year

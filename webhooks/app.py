@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from connector.config import Config, load_config, load_secrets, resolve_config_path, store_url
 from connector.sync.store import Store
-from webhooks import events, hubspot, ops, salesforce
+from webhooks import events, hubspot, ops, reports, salesforce
 from webhooks.logs import log
 from webhooks.receiver import Receiver, init_app, receiver, rejected
 from webhooks.signing import Rejected
@@ -48,7 +48,7 @@ def create_app(
         state.clock = clock
     app = Flask(__name__)
     init_app(app, state)
-    for blueprint in (hubspot.bp, salesforce.bp, events.bp, ops.bp):
+    for blueprint in (hubspot.bp, salesforce.bp, events.bp, ops.bp, reports.bp):
         app.register_blueprint(blueprint)
     _handle_errors(app)
     return app

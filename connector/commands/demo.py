@@ -10,6 +10,7 @@ it worked only when they did.
 from __future__ import annotations
 
 import os
+import secrets as secrets_module
 import tempfile
 import threading
 import time
@@ -168,6 +169,7 @@ def _run(
     config_path = write_sandbox_config(directory, target.crm, target.members)
     out.print(f"2. Wrote its config to {config_path}")
     os.environ.update(target.env)  # as an admin would export them; this process only
+    os.environ.setdefault("SPM_ADMIN_TOKEN", secrets_module.token_urlsafe(16))
     config = load_config(config_path)
     secrets = load_secrets(os.environ, directory)
     today = datetime.now(config.zone).date()
@@ -218,6 +220,8 @@ def _run(
         statement = directory / f"statement-{owner_id}.html"
         _write_statement(config, store, owner_id, statement)
         out.print(f"   {rep.name}'s statement, as a page: {statement}")
+        token = os.environ["SPM_ADMIN_TOKEN"]
+        out.print(f"   The team's reports page: {receiver_url}/reports?token={token}")
         out.print(f"Done in {time.monotonic() - started:.1f} s. Everything is in {directory}")
         if keep_running:
             _keep_running(out, crm, target, receiver_url, config_path)
@@ -296,10 +300,9 @@ def _leaderboard(out: Console, config: Config, store: Store) -> None:
 
 
 def _write_statement(config: Config, store: Store, rep_id: str, path: Path) -> None:
-    from connector.commands.statement import load_view
-    from connector.statement import html
+    from connector.statement import html, load_view
 
-    path.write_text(html(load_view(config, store, rep_id, None)), encoding="utf-8")
+    path.write_text(html(load_view(store, config.currency, rep_id, None)), encoding="utf-8")
 
 
 def _keep_running(
@@ -312,6 +315,7 @@ def _keep_running(
         f"header X-Sandbox-Token: {settings['admin_token']})"
     )
     out.print(f"  receiver        {receiver_url}/webhooks/{crm}")
+    out.print(f"  reports page    {receiver_url}/reports?token={os.environ['SPM_ADMIN_TOKEN']}")
     out.print(f"  health, metrics {receiver_url}/healthz  {receiver_url}/metrics")
     out.print(f"  config          {config_path}")
     out.print(f"  try             spm-connector --config {config_path} statement <rep email>")

@@ -12,19 +12,8 @@ import click
 from connector.commands.common import config_of, config_option
 from connector.config import Config, store_url
 from connector.report import write_json
-from connector.statement import StatementView, choose, find_rep, html, text, view_of
-from connector.sync.engine import AS_OF_PERIOD_CURSOR
+from connector.statement import html, load_view, text
 from connector.sync.store import Store
-
-
-def load_view(config: Config, store: Store, rep: str, period: str | None) -> StatementView:
-    """The statement ``statement`` and the reports page show: rep by id, email or name."""
-    user = find_rep(store.users(), rep)
-    statements = store.statements_for(user.id)
-    chosen = choose(statements, period, store.cursor(AS_OF_PERIOD_CURSOR))
-    deal_ids = {line.deal_id for line in chosen.lines if line.deal_id}
-    names = {deal.id: deal.name for deal in store.deal_snapshots(deal_ids).values()}
-    return view_of(user, statements, chosen, config.currency, names)
 
 
 def _as_of(store: Store, config: Config) -> date:
@@ -55,7 +44,7 @@ def statement(
     """One rep's statement (REP: a user id, email or name), from what the last sync stored."""
     config = config_of(ctx)
     with Store.open(store_url(config, os.environ)) as store:
-        view = load_view(config, store, rep, period)
+        view = load_view(store, config.currency, rep, period)
         as_of = _as_of(store, config)
     if form == "json":
         buffer = io.StringIO()

@@ -96,6 +96,18 @@ class Parked:
 
 
 @dataclass(frozen=True)
+class Recent:
+    source: str
+    kind: str
+    record: str
+    record_id: str
+    status: str
+    received_ms: int
+    finished_ms: int | None
+    error: str
+
+
+@dataclass(frozen=True)
 class Depth:
     """What ``/healthz`` and ``/metrics`` say about the queue."""
 
@@ -328,6 +340,19 @@ class Inbox:
                 Parked(r.id, r.source, r.event_id, r.record, r.record_id, r.attempts, r.error or "")
                 for r in rows
             ]
+
+    def recent(self, limit: int = 20) -> list[Recent]:
+        """The newest events, whatever became of them: the reports page's activity."""
+        t = inbox_table
+        with self.store._read() as connection:
+            rows = connection.execute(sa.select(t).order_by(t.c.id.desc()).limit(limit))
+            return [
+                Recent(
+                    r.source, r.kind, r.record, r.record_id, r.status, r.received_ms,
+                    r.finished_ms, r.error or "",
+                )
+                for r in rows
+            ]  # fmt: skip
 
     def status_of(self, source: str, event_id: str) -> str | None:
         t = inbox_table

@@ -965,6 +965,14 @@ class Store:
     def save_statements(self, rep_ids: Collection[str], statements: Sequence[Statement]) -> None:
         self.commit_statements(rep_ids, statements, {})
 
+    def statements_of_year(self, year: str) -> list[Statement]:
+        """Every rep's statements of the periods in ``year`` (what the reports page shows)."""
+        query = sa.select(statements_table.c.body).where(
+            statements_table.c.period.like(f"{year}-%")
+        )
+        with self._read() as connection:
+            return [_statement(json.loads(body)) for body in connection.execute(query).scalars()]
+
     def statements_for(self, rep_id: str, period: str | None = None) -> list[Statement]:
         query = sa.select(statements_table.c.body).where(statements_table.c.rep_id == rep_id)
         if period is not None:

@@ -1,0 +1,149 @@
+"""The team at a glance: what the reports page shows, computed from stored statements.
+
+Pure: statements, users, plans and today's date in; rows and totals out. Pace
+is attainment so far against the share of the period gone by; the gap to the
+next tier is what a manager coaches on ("3,200 more and the rate goes to 12 %").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from connector.models import CrmUser, PeriodKind, Statement
+from connector.plans import Plan, TiersOn
+from connector.sync.periods import first_day, parse_label
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class RepRow:
+    rep_id: str
+    name: str
+    email: str
+    plan_id: str
+    quota: Decimal | None
+    bookings: Decimal
+    attainment: Decimal | None
+    payout: Decimal
+    draw_balance: Decimal
+    pace: Decimal | None  # attainment projected to the period's end at this rate
+    next_tier_gap: Decimal | None  # bookings still needed to reach the next tier
+    next_rate: Decimal | None
+
+
+@dataclass(frozen=True)
+class Team:
+    period: str
+    currency: str
+    elapsed: Decimal  # share of the period gone by, 0..1
+    rows: tuple[RepRow, ...]  # by attainment, highest first
+    payouts_by_period: tuple[tuple[str, Decimal], ...]
+
+    @property
+    def total_bookings(self) -> Decimal:
+        return sum((r.bookings for r in self.rows), ZERO)
+
+    @property
+    def total_quota(self) -> Decimal:
+        return sum((r.quota or ZERO for r in self.rows), ZERO)
+
+    @property
+    def total_payout(self) -> Decimal:
+        return sum((r.payout for r in self.rows), ZERO)
+
+    @property
+    def draws_outstanding(self) -> tuple[RepRow, ...]:
+        return tuple(
+            sorted(
+                (r for r in self.rows if r.draw_balance > 0),
+                key=lambda r: r.draw_balance,
+                reverse=True,
+            )
+        )
+
+
+def elapsed_share(period: str, kind: PeriodKind, today: date) -> Decimal:
+    """How much of ``period`` has gone by on ``today`` (whole days, today included)."""
+    ordinal = parse_label(period, kind)
+    start, end = first_day(ordinal, kind), first_day(ordinal + 1, kind)
+    if today < start:
+        return ZERO
+    if today >= end:
+        return Decimal(1)
+    days = (end - start).days
+    return Decimal((today - start + timedelta(days=1)).days) / Decimal(days)
+
+
+def _next_tier(plan: Plan | None, statement: Statement) -> tuple[Decimal | None, Decimal | None]:
+    """(bookings still needed, the rate there) for the tier above the rep's current one."""
+    if plan is None:
+        return None, None
+    commission = plan.commission
+    if commission.tiers_on is TiersOn.ATTAINMENT:
+        if statement.quota is None or statement.quota <= 0:
+            return None, None
+        position = statement.bookings / statement.quota
+        scale = statement.quota
+    else:
+        position, scale = statement.bookings, Decimal(1)
+    tiers = commission.tiers
+    for index, tier in enumerate(tiers[:-1]):
+        if tier.up_to is not None and position < tier.up_to:
+            needed = (tier.up_to - position) * scale
+            return needed.quantize(Decimal("0.01")), tiers[index + 1].rate
+    return None, None
+
+
+def team_view(
+    statements: Sequence[Statement],
+    users: Mapping[str, CrmUser],
+    plans: Sequence[Plan],
+    *,
+    period: str,
+    kind: PeriodKind,
+    currency: str,
+    today: date,
+) -> Team:
+    by_plan = {plan.id: plan for plan in plans}
+    elapsed = elapsed_share(period, kind, today)
+    rows: list[RepRow] = []
+    totals: dict[str, Decimal] = {}
+    year = period[:4]
+    for s in statements:
+        if s.period[:4] == year:
+            totals[s.period] = totals.get(s.period, ZERO) + s.payout
+        if s.period != period:
+            continue
+        user = users.get(s.rep_id)
+        pace = None
+        if s.attainment is not None and elapsed > 0:
+            pace = (s.attainment / elapsed).quantize(Decimal("0.0001"))
+        gap, rate = _next_tier(by_plan.get(s.plan_id), s)
+        rows.append(
+            RepRow(
+                s.rep_id,
+                (user.name if user else "") or s.rep_id,
+                user.email if user else "",
+                s.plan_id,
+                s.quota,
+                s.bookings,
+                s.attainment,
+                s.payout,
+                s.draw_balance,
+                pace,
+                gap,
+                rate,
+            )
+        )
+    rows.sort(key=lambda r: (-(r.attainment or Decimal(-1)), r.name, r.rep_id))
+    return Team(
+        period,
+        currency,
+        elapsed,
+        tuple(rows),
+        tuple(sorted(totals.items())),
+    )

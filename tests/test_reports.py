@@ -1,0 +1,162 @@
+"""The reports page: behind the admin token, the team's figures as calc computes them, and a
+real headless Chromium (Debian's, through Playwright) following a leaderboard link."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from connector.config import load_config
+from connector.retry import RetryPolicy
+from tests import test_salesforce_sync as sf
+from tests.crm_sync_helpers import write_config
+from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
+from webhooks.app import create_app
+
+TOKEN = "reports-admin-token-123"
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
+    monkeypatch.setattr(
+        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed, on_wait)
+    )
+
+
+@pytest.fixture
+def synced(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> Iterator[tuple[Flask, sf.Org, date, list[dict[str, Any]]]]:
+    sandbox = make_salesforce_sandbox(reps=8, deals=200)
+    config = write_config(tmp_path, sandbox.settings()["crm"], [u["Id"] for u in sandbox.users()])
+    org = sf.Org(sandbox, config, dict(sandbox.settings()["env"]), tmp_path, sf.Clock())
+    as_of = sf.as_of_for(sandbox)
+    for args in (("install",), ("sync", "--as-of", as_of.isoformat())):
+        assert org.cli(*args).exit_code == 0
+    app = create_app(load_config(config), environ={"SPM_ADMIN_TOKEN": TOKEN})
+    yield app, org, as_of, sf.oracle(org, as_of)
+
+
+def period_of(as_of: date) -> str:
+    return f"{as_of.year:04d}-{as_of.month:02d}"
+
+
+def test_without_the_right_token_nothing_is_shown(
+    synced: tuple[Flask, sf.Org, date, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    app, org, *_ = synced
+    client = app.test_client()
+    name = org.sandbox.users()[0]["Name"]
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        reply = client.get("/reports", headers=headers)
+        assert reply.status_code == 401 and name.encode() not in reply.data
+    rep = org.sandbox.users()[0]["Id"]
+    assert client.get(f"/reports/statements/{rep}").status_code == 401
+    assert client.get("/reports?token=wrong").status_code == 401
+    # No token configured: the page is off, whatever is sent.
+    config = write_config(tmp_path, {"type": "hubspot", "base_url": "http://127.0.0.1:9"}, ["a@b"])
+    off = create_app(load_config(config), environ={}).test_client()
+    assert off.get("/reports", headers={"Authorization": "Bearer "}).status_code == 401
+
+
+def test_the_team_page_shows_calcs_figures_for_the_period(
+    synced: tuple[Flask, sf.Org, date, list[dict[str, Any]]],
+) -> None:
+    app, org, as_of, oracle = synced
+    client = app.test_client()
+    reply = client.get("/reports", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert reply.status_code == 200
+    page = reply.get_data(as_text=True)
+    period = period_of(as_of)
+    current = [s for s in oracle if s["period"] == period]
+    assert current
+    for key in ("bookings", "payout"):
+        total = sum(Decimal(s[key]) for s in current)
+        assert f'data-total="{key}">{total:.2f}<' in page
+    for user in org.sandbox.users():
+        assert user["Name"] in page
+    for statement in current:
+        attainment = statement["attainment"]
+        shown = f"{Decimal(attainment) * 100:.2f}%" if attainment is not None else "—"
+        assert f'data-rep="{statement["rep_id"]}">{shown}<' in page
+    assert "<script" not in page and "http://" not in page.replace(org.sandbox.url, "")
+
+
+def test_a_token_in_the_address_becomes_a_cookie_and_leaves_the_address(
+    synced: tuple[Flask, sf.Org, date, list[dict[str, Any]]],
+) -> None:
+    app, _org, as_of, oracle = synced
+    client = app.test_client()
+    first = client.get(f"/reports?token={TOKEN}&period={period_of(as_of)}")
+    assert first.status_code == 303
+    assert first.headers["Location"] == f"/reports?period={period_of(as_of)}"
+    cookie = first.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert client.get(first.headers["Location"]).status_code == 200
+    want = max(oracle, key=lambda s: (len(s["lines"]), s["period"]))
+    page = client.get(f"/reports/statements/{want['rep_id']}?period={want['period']}")
+    assert page.status_code == 200
+    assert f'data-figure="payout">{want["payout"]}<' in page.get_data(as_text=True)
+    assert client.get("/reports/statements/005000000000000AAA").status_code == 404
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+def test_in_a_real_browser_the_leaderboard_links_to_a_statement(
+    synced: tuple[Flask, sf.Org, date, list[dict[str, Any]]],
+) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    app, org, as_of, oracle = synced
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            base = f"http://127.0.0.1:{server.port}"
+            page.goto(f"{base}/reports?token={TOKEN}")
+            assert page.url == f"{base}/reports"  # the token left the address bar
+            assert page.locator("h1").inner_text() == f"Team, {period_of(as_of)}"
+            rows = page.locator("#leaderboard tbody tr")
+            assert rows.count() == len(org.sandbox.users())
+            page.screenshot(path=str(SCREENSHOTS / "reports.png"), full_page=True)
+            leader = rows.first.locator("a")
+            name = leader.inner_text()
+            leader.click()
+            page.wait_for_load_state()
+            assert page.locator("h1").inner_text() == name
+            payout = page.locator('[data-figure="payout"]').first.inner_text()
+            rep_id = re.search(r"/reports/statements/(\w+)", page.url)
+            assert rep_id is not None
+            want = next(
+                s
+                for s in oracle
+                if s["rep_id"] == rep_id.group(1) and s["period"] == period_of(as_of)
+            )
+            assert payout == want["payout"]
+            page.screenshot(path=str(SCREENSHOTS / "statement.png"), full_page=True)
+            browser.close()
+    finally:
+        server.shutdown()
+        thread.join()
+    assert errors == []
+    assert (SCREENSHOTS / "reports.png").stat().st_size > 10_000
