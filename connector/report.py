@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any, TextIO
@@ -135,6 +135,9 @@ _TABLE_COLUMNS = (
     ("Balance", "draw_balance"),
     ("Payout", "payout"),
 )
+# What a narrow terminal keeps, most telling first; wider ones get more, in table order.
+_ESSENTIAL = ("rep_id", "period", "attainment", "payout", "bookings", "commission")
+_WIDE_ENOUGH = 200  # a file or a pipe: every column
 _TOTALLED = (
     "bookings",
     "commission",
@@ -148,33 +151,69 @@ _TOTALLED = (
 
 
 def write_table(
-    out: TextIO, statements: Sequence[Statement], *, currency: str, as_of: date
+    out: TextIO,
+    statements: Sequence[Statement],
+    *,
+    currency: str,
+    as_of: date,
+    names: Mapping[str, str] | None = None,
 ) -> None:
-    """A table for a person: one row per statement and a totals row."""
+    """A table for a person: one row per statement and a totals row.
+
+    Reps appear by name (``names``: id → name) and the columns are chosen to fit
+    the terminal: on 80 columns the rep, period, attainment, payout, bookings and
+    commission; more as it widens; every column in a file or a pipe. A column
+    that says nothing (the plan, with one plan) is left out.
+    """
     rows = ordered(statements)
+    names = names or {}
+    # A file or pipe has no width of its own; give the table room instead of wrapping cells.
+    console = Console(file=out, width=None if out.isatty() else _WIDE_ENOUGH, highlight=False)
+    columns = _columns_for(rows, console.width)
     table = Table(
         title=f"Statements as of {as_of.isoformat()} ({currency})",
         show_footer=bool(rows),
         header_style="bold",
     )
     totals = {name: sum((getattr(s, name) for s in rows), ZERO) for name in _TOTALLED}
-    for heading, name in _TABLE_COLUMNS:
+    for heading, name in columns:
         numeric = name not in ("rep_id", "plan_id", "period")
         if name in totals:
             footer = format_money(totals[name])
         else:
             footer = "Total" if name == "rep_id" else ""
-        table.add_column(heading, justify="right" if numeric else "left", footer=footer)
+        table.add_column(
+            heading,
+            justify="right" if numeric else "left",
+            footer=footer,
+            no_wrap=numeric or name == "period",
+            overflow="fold",
+        )
     for statement in rows:
-        table.add_row(*(_cell(statement, name) for _, name in _TABLE_COLUMNS))
-    # A file or pipe has no width of its own; give the table room instead of wrapping cells.
-    console = Console(file=out, width=None if out.isatty() else 200, highlight=False)
+        table.add_row(*(_cell(statement, name, names) for _, name in columns))
     console.print(table)
     if not rows:
         console.print("No statements.")
 
 
-def _cell(statement: Statement, name: str) -> str:
+def _columns_for(rows: Sequence[Statement], width: int) -> list[tuple[str, str]]:
+    """The table's columns: as many as ``width`` holds, the essential ones first."""
+    wanted = [c for c in _TABLE_COLUMNS if c[1] != "plan_id" or len({s.plan_id for s in rows}) > 1]
+    if width >= _WIDE_ENOUGH:
+        return wanted
+    # Roughly what each column takes with its padding and border.
+    budget, chosen = width - 24, {"rep_id"}  # the name column: 22 plus borders
+    for name in (*_ESSENTIAL[1:], *(n for _, n in wanted if n not in _ESSENTIAL)):
+        cost = 10 if name == "period" else 13
+        if any(n == name for _, n in wanted) and budget >= cost:
+            chosen.add(name)
+            budget -= cost
+    return [c for c in wanted if c[1] in chosen]
+
+
+def _cell(statement: Statement, name: str, names: Mapping[str, str]) -> str:
+    if name == "rep_id":
+        return names.get(statement.rep_id) or statement.rep_id
     value = getattr(statement, name)
     if value is None:
         return "—"

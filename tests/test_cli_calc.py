@@ -7,12 +7,15 @@ import io
 import json
 import random
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from connector.cli import cli
+from connector.config import load_config
+from connector.inputs import load_inputs
 from connector.report import LINE_FIELDS, STATEMENT_FIELDS
 
 CONFIG = """\
@@ -216,8 +219,51 @@ def test_csv_format(files: Path) -> None:
 def test_table_format(files: Path) -> None:
     result = calc("--format", "table")
     assert result.exit_code == 0
-    for text in ("Statements as of 2026-03-31 (USD)", "r1", "r2", "2026-03", "120.00%", "Total"):
+    for text in ("Statements as of 2026-03-31 (USD)", "Avery Chen", "Blake Osei", "2026-03"):
         assert text in result.stdout
+    for text in ("120.00%", "Total", "Draw paid"):  # a pipe: every column
+        assert text in result.stdout
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_table_fits_the_terminal_and_keeps_what_matters(
+    files: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    from connector.report import write_table
+    from connector.sync.statements import calculate
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    config = load_config(str(files / "spm.yaml"))
+    inputs = load_inputs(
+        str(files / "deals.csv"), str(files / "reps.csv"), str(files / "splits.csv"),
+        currency="USD",
+    )  # fmt: skip
+    statements = calculate(
+        config.plans, inputs.reps, inputs.deals, period_kind=config.period,
+        as_of=date(2026, 3, 31),
+    ).statements  # fmt: skip
+    out = Terminal()
+    write_table(out, statements, currency="USD", as_of=date(2026, 3, 31),
+                names={"r1": "Avery Chen", "r2": "Blake Osei"})  # fmt: skip
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())  # a terminal gets colours
+    assert max(len(line) for line in text.splitlines()) <= width
+    for kept in ("Avery Chen", "Blake Osei", "Period", "Attain.", "Payout", "120.00%"):
+        assert kept in text
+    assert "…" not in text  # no cell cut short
+    assert ("Draw paid" in text) is (width >= 160)
+
+
+def test_one_rep_one_period_reads_like_a_statement(files: Path) -> None:
+    result = calc("--format", "table", "--rep", "r1", "--period", "2026-03")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("Statement: Avery Chen")
+    assert "Payout, year to date (2026)" in out and "Commission by deal" in out
+    assert all(len(line) <= 80 for line in out.splitlines())
 
 
 def test_output_file(files: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TextIO
 
@@ -12,7 +12,7 @@ import click
 from connector.commands.common import as_of_date, config_of, config_option, gc_paused
 from connector.config import Config, config_warnings
 from connector.errors import InputError
-from connector.inputs import load_inputs
+from connector.inputs import Inputs, load_inputs
 from connector.models import Deal, Rep, Statement
 from connector.report import write_csv, write_json, write_table
 from connector.sync.periods import parse_label
@@ -86,13 +86,18 @@ def calc(
             # A large org can produce thousands; the count below still tells them all.
             click.echo(f"warning: … and {len(warnings) - MAX_WARNINGS} more", err=True)
 
+        names = {rep.id: rep.name for rep in inputs.reps if rep.name}
+        single = None
+        if output_format == "table" and len(statements) == 1:
+            # One rep, one period: it reads like the statement the rep gets.
+            single = _statement_text(statements[0], calculation.statements, config, inputs)
         if output_path is None:
-            _write(sys.stdout, output_format, statements, config, as_of)
+            _write(sys.stdout, output_format, statements, config, as_of, names, single)
             sys.stdout.flush()  # the summary below goes to stderr: keep the two in order
         else:
             try:
                 with open(output_path, "w", encoding="utf-8", newline="") as out:
-                    _write(out, output_format, statements, config, as_of)
+                    _write(out, output_format, statements, config, as_of, names, single)
             except OSError as error:
                 raise InputError(f"{output_path}: cannot be written ({error.strerror})") from None
     click.echo(
@@ -143,11 +148,38 @@ def _selected(
 
 
 def _write(
-    out: TextIO, output_format: str, statements: Sequence[Statement], config: Config, as_of: date
+    out: TextIO,
+    output_format: str,
+    statements: Sequence[Statement],
+    config: Config,
+    as_of: date,
+    names: Mapping[str, str],
+    single: str | None,
 ) -> None:
     if output_format == "json":
         write_json(out, statements, currency=config.currency, as_of=as_of)
     elif output_format == "csv":
         write_csv(out, statements)
+    elif single is not None:
+        out.write(single)
     else:
-        write_table(out, statements, currency=config.currency, as_of=as_of)
+        write_table(out, statements, currency=config.currency, as_of=as_of, names=names)
+
+
+def _statement_text(
+    statement: Statement, everything: Sequence[Statement], config: Config, inputs: Inputs
+) -> str:
+    """The statement view of ``statement``, its year to date from ``everything``."""
+    from connector.models import CrmUser
+    from connector.statement import text, view_of
+
+    rep = next((r for r in inputs.reps if r.id == statement.rep_id), None)
+    user = CrmUser(
+        statement.rep_id,
+        rep.name if rep else "",
+        rep.email if rep else "",
+        rep.active if rep else True,
+    )
+    deal_names = {d.id: d.properties.get("name", "") for d in inputs.deals}
+    own = [s for s in everything if s.rep_id == statement.rep_id]
+    return text(view_of(user, own, statement, config.currency, deal_names))
