@@ -169,7 +169,8 @@ def write_table(
     names = names or {}
     # A file or pipe has no width of its own; give the table room instead of wrapping cells.
     console = Console(file=out, width=None if out.isatty() else _WIDE_ENOUGH, highlight=False)
-    columns = _columns_for(rows, console.width)
+    widest = max([len("Total"), *(len(names.get(s.rep_id) or s.rep_id) for s in rows)])
+    columns = _columns_for(rows, console.width, widest)
     table = Table(
         title=f"Statements as of {as_of.isoformat()} ({currency})",
         show_footer=bool(rows),
@@ -196,15 +197,15 @@ def write_table(
         console.print("No statements.")
 
 
-def _columns_for(rows: Sequence[Statement], width: int) -> list[tuple[str, str]]:
+def _columns_for(rows: Sequence[Statement], width: int, widest: int) -> list[tuple[str, str]]:
     """The table's columns: as many as ``width`` holds, the essential ones first."""
     wanted = [c for c in _TABLE_COLUMNS if c[1] != "plan_id" or len({s.plan_id for s in rows}) > 1]
     if width >= _WIDE_ENOUGH:
         return wanted
-    # Roughly what each column takes with its padding and border.
-    budget, chosen = width - 24, {"rep_id"}  # the name column: 22 plus borders
+    # What each column takes with its padding and border (names longer than 24 fold).
+    budget, chosen = width - min(widest, 24) - 5, {"rep_id"}
     for name in (*_ESSENTIAL[1:], *(n for _, n in wanted if n not in _ESSENTIAL)):
-        cost = 10 if name == "period" else 13
+        cost = 10 if name == "period" else 9 if name == "attainment" else 13
         if any(n == name for _, n in wanted) and budget >= cost:
             chosen.add(name)
             budget -= cost
