@@ -102,6 +102,7 @@ def team_view(
     statements: Sequence[Statement],
     users: Mapping[str, CrmUser],
     plans: Sequence[Plan],
+    payouts: Mapping[str, Decimal],
     *,
     period: str,
     kind: PeriodKind,
@@ -111,11 +112,7 @@ def team_view(
     by_plan = {plan.id: plan for plan in plans}
     elapsed = elapsed_share(period, kind, today)
     rows: list[RepRow] = []
-    totals: dict[str, Decimal] = {}
-    year = period[:4]
     for s in statements:
-        if s.period[:4] == year:
-            totals[s.period] = totals.get(s.period, ZERO) + s.payout
         if s.period != period:
             continue
         user = users.get(s.rep_id)
@@ -145,5 +142,5 @@ def team_view(
         currency,
         elapsed,
         tuple(rows),
-        tuple(sorted(totals.items())),
+        tuple(sorted(payouts.items())),
     )

@@ -95,7 +95,8 @@ def team() -> Response:
         period = request.args.get("period") or current
         if period is None:
             return _settled(render_template("reports_empty.html"))
-        statements = store.statements_of_year(period[:4])
+        statements = store.statements_in(period)
+        payouts = store.payouts_by_period(period[:4])
         users = {user.id: user for user in store.users()}
         runs = store.runs(limit=10, kind="sync")
         inbox = Inbox(store)
@@ -106,6 +107,7 @@ def team() -> Response:
         statements,
         users,
         config.plans,
+        payouts,
         period=period,
         kind=config.period,
         currency=config.currency,
@@ -118,7 +120,7 @@ def team() -> Response:
         recent=recent,
         depth=depth,
         counts=counts,
-        periods=sorted({s.period for s in statements}),
+        periods=sorted(payouts),
         chart=view.rows[:50],
         stamp=lambda ms: (
             datetime.fromtimestamp(ms / 1000, config.zone).strftime("%H:%M:%S") if ms else ""

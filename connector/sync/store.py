@@ -965,13 +965,22 @@ class Store:
     def save_statements(self, rep_ids: Collection[str], statements: Sequence[Statement]) -> None:
         self.commit_statements(rep_ids, statements, {})
 
-    def statements_of_year(self, year: str) -> list[Statement]:
-        """Every rep's statements of the periods in ``year`` (what the reports page shows)."""
-        query = sa.select(statements_table.c.body).where(
-            statements_table.c.period.like(f"{year}-%")
-        )
+    def statements_in(self, period: str) -> list[Statement]:
+        """Every rep's statements of one period (the reports page's leaderboard)."""
+        query = sa.select(statements_table.c.body).where(statements_table.c.period == period)
         with self._read() as connection:
             return [_statement(json.loads(body)) for body in connection.execute(query).scalars()]
+
+    def payouts_by_period(self, year: str) -> dict[str, Decimal]:
+        """The team's payout per period of ``year``: only that figure of each statement."""
+        t = statements_table
+        query = sa.select(t.c.period, t.c.body).where(t.c.period.like(f"{year}-%"))
+        totals: dict[str, Decimal] = {}
+        with self._read() as connection:
+            for period, body in connection.execute(query):
+                payout = Decimal(json.loads(body)["payout"])
+                totals[period] = totals.get(period, Decimal(0)) + payout
+        return totals
 
     def statements_for(self, rep_id: str, period: str | None = None) -> list[Statement]:
         query = sa.select(statements_table.c.body).where(statements_table.c.rep_id == rep_id)
