@@ -21,16 +21,18 @@ YEAR_START = date(2026, 1, 1)
 
 # owner id → (weight, first day they can close a deal, last day)
 OWNERS = {
-    "0055g00000AeA0001": (5, date(2026, 1, 1), date(2026, 12, 31)),
-    "0055g00000AeA0002": (5, date(2026, 1, 1), date(2026, 12, 31)),
-    "0055g00000AeA0003": (6, date(2026, 1, 1), date(2026, 12, 31)),
-    "0055g00000AeA0004": (4, date(2026, 6, 15), date(2026, 12, 31)),
-    "0055g00000AeA0005": (5, date(2026, 1, 1), date(2026, 8, 31)),
-    "0055g00000SeS0001": (2, date(2026, 1, 1), date(2026, 12, 31)),
-    "0055g00000SeS0002": (2, date(2026, 3, 2), date(2026, 12, 31)),
-    "0055g00000MgR0001": (1, date(2026, 1, 1), date(2026, 12, 31)),  # on no plan: ignored
+    "005070000000003AAA": (5, date(2026, 1, 1), date(2026, 12, 31)),
+    "005070000000004AAA": (5, date(2026, 1, 1), date(2026, 12, 31)),
+    "005070000000005AAA": (6, date(2026, 1, 1), date(2026, 12, 31)),
+    "005070000000006AAA": (4, date(2026, 6, 15), date(2026, 12, 31)),
+    "005070000000007AAA": (5, date(2026, 1, 1), date(2026, 8, 31)),
+    "005070000000008AAA": (2, date(2026, 1, 1), date(2026, 12, 31)),
+    "005070000000009AAA": (2, date(2026, 3, 2), date(2026, 12, 31)),
+    "005070000000001AAA": (1, date(2026, 1, 1), date(2026, 12, 31)),  # on no plan: ignored
 }
-SES = ("0055g00000SeS0001", "0055g00000SeS0002")
+# The sandbox's default seed users (`spm-connector sandbox`): the same ids and emails.
+AES = tuple(f"00507000000000{n}AAA" for n in range(3, 8))
+SES = ("005070000000008AAA", "005070000000009AAA")
 TYPES = ("New Business", "New Business", "Upsell", "Renewal")
 SOURCES = ("Inbound", "Outbound", "Partner")
 HEADER = ("id", "owner_id", "amount", "currency", "close_date", "status", "cancel_date", "type")
@@ -102,7 +104,7 @@ def special_deals(start: int) -> list[dict[str, str]]:
             "source": "Outbound",
         }
 
-    ae1, ae2, dana, _, farah = (f"0055g00000AeA000{n}" for n in range(1, 6))
+    ae1, ae2, dana, _, farah = AES
     return [
         # cancelled 51 days later, inside the 90-day window: clawed back in April
         deal(ae1, "24000.00", "2026-02-10", "cancelled", "New Business", "2026-04-02"),
@@ -112,7 +114,7 @@ def special_deals(start: int) -> list[dict[str, str]]:
         deal(dana, "31000.00", "2026-05-05", "cancelled", "New Business", "2026-05-20"),
         # a credit note on a renewal: negative bookings
         deal(dana, "-2500.00", "2026-07-14", "won", "Renewal"),
-        # closed before Farah left, cancelled after: no statement to claw back in (a warning)
+        # closed before Noor left, cancelled after: no statement to claw back in (a warning)
         deal(farah, "15000.00", "2026-08-10", "cancelled", "New Business", "2026-09-20"),
     ]
 
@@ -123,7 +125,7 @@ def splits(rng: random.Random, deals: list[dict[str, str]]) -> list[tuple[str, s
         d
         for d in deals
         if d["status"] == "won"
-        and d["owner_id"].startswith("0055g00000AeA")
+        and d["owner_id"] in AES
         and d["close_date"] >= "2026-03-02"
         and not d["amount"].startswith("-")
     ]
@@ -131,10 +133,10 @@ def splits(rng: random.Random, deals: list[dict[str, str]]) -> list[tuple[str, s
     for d in rng.sample(won, 10):
         rows.append((d["id"], d["owner_id"], "70"))
         rows.append((d["id"], rng.choice(SES), "30"))
-    pair = [d for d in won if d["owner_id"] == "0055g00000AeA0001"][:2]
+    pair = [d for d in won if d["owner_id"] == "005070000000003AAA"][:2]
     for d in pair:
-        rows.append((d["id"], "0055g00000AeA0001", "50"))
-        rows.append((d["id"], "0055g00000AeA0002", "50"))
+        rows.append((d["id"], "005070000000003AAA", "50"))
+        rows.append((d["id"], "005070000000004AAA", "50"))
     return rows
 
 

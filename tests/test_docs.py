@@ -37,3 +37,19 @@ def test_every_command_the_docs_name_exists(page: Path) -> None:
     code = r"(?:`|^\s+(?:\$ )?|^\$ |&& )spm-connector (?:--config \S+ )?([a-z]+)\b"
     for name in re.findall(code, page.read_text(), flags=re.MULTILINE):
         assert name in commands, f"{page.name} names `spm-connector {name}`"
+
+
+def test_the_examples_name_users_of_the_sandboxs_default_seed() -> None:
+    """`spm-connector sandbox` with no options holds every member of examples/spm.yaml."""
+    from connector.config import load_config
+    from connector.sandbox.salesforce.org import Org
+    from connector.sandbox.seed import generate
+
+    users = list(Org(generate(seed=7, reps=12, deals=0, year=2026)).rows("User"))
+    known = {u["Id"] for u in users} | {u["Email"] for u in users}
+    config = load_config(str(ROOT / "examples" / "spm.yaml"))
+    members = {member for plan in config.plans for member in plan.members}
+    assert members and members <= known
+    assert all(len(m) == 18 for m in members if "@" not in m)
+    reps = (ROOT / "examples" / "reps.csv").read_text().splitlines()[1:]
+    assert {line.split(",")[0] for line in reps} <= known
