@@ -429,3 +429,34 @@ def test_demo_shows_a_live_deal_change_reaching_the_crm(crm: str, tmp_path: Path
     (page,) = tmp_path.glob("statement-*.html")
     assert "<svg" in page.read_text()
     assert "Traceback" not in out
+
+
+def test_demo_keep_running_serves_the_reports_page_until_stopped(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPM_")}
+    command = ["-m", "connector.cli", "demo", "--crm", "hubspot", "--keep-running"]
+    process = subprocess.Popen(
+        [sys.executable, *command, "--dir", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        urls: dict[str, str] = {}
+        for line in process.stderr:
+            for label in ("reports page", "a statement"):
+                if line.strip().startswith(label):
+                    urls[label] = line.split()[-1]
+            if len(urls) == 2:
+                break
+        # As a browser does: the token comes back as a cookie on the redirect.
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor()
+        )
+        for url in urls.values():
+            with opener.open(url, timeout=10) as reply:
+                assert reply.status == 200 and b"<html" in reply.read()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets as secrets_module
+import signal
 import tempfile
 import threading
 import time
@@ -224,7 +225,7 @@ def _run(
         out.print(f"   The team's reports page: {receiver_url}/reports?token={token}")
         out.print(f"Done in {time.monotonic() - started:.1f} s. Everything is in {directory}")
         if keep_running:
-            _keep_running(out, crm, target, receiver_url, config_path)
+            _keep_running(out, crm, target, receiver_url, config_path, owner_id)
     return True
 
 
@@ -306,7 +307,7 @@ def _write_statement(config: Config, store: Store, rep_id: str, path: Path) -> N
 
 
 def _keep_running(
-    out: Console, crm: str, target: _Crm, receiver_url: str, config_path: Path
+    out: Console, crm: str, target: _Crm, receiver_url: str, config_path: Path, rep_id: str
 ) -> None:
     settings = target.sandbox.settings()
     out.print("\nStill running (Ctrl-C stops everything):")
@@ -315,11 +316,17 @@ def _keep_running(
         f"header X-Sandbox-Token: {settings['admin_token']})"
     )
     out.print(f"  receiver        {receiver_url}/webhooks/{crm}")
-    out.print(f"  reports page    {receiver_url}/reports?token={os.environ['SPM_ADMIN_TOKEN']}")
+    token = os.environ["SPM_ADMIN_TOKEN"]
+    out.print(f"  reports page    {receiver_url}/reports?token={token}")
+    out.print(f"  a statement     {receiver_url}/reports/statements/{rep_id}?token={token}")
     out.print(f"  health, metrics {receiver_url}/healthz  {receiver_url}/metrics")
     out.print(f"  config          {config_path}")
     out.print(f"  try             spm-connector --config {config_path} statement <rep email>")
+    stopping = threading.Event()
+    # SIGTERM (a service manager, a test) stops it as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        threading.Event().wait()
+        stopping.wait()
+        out.print("stopped")
     except KeyboardInterrupt:
         out.print("stopped")
