@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime
+from urllib.parse import urlencode
 
 from flask import Blueprint, make_response, redirect, render_template, request
 from werkzeug.wrappers import Response
@@ -78,7 +79,7 @@ def _settled(page: Response | str) -> Response:
 
 def _query_without_token() -> str:
     rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
-    return ("?" + "&".join(f"{k}={v}" for k, v in rest)) if rest else ""
+    return ("?" + urlencode(rest)) if rest else ""
 
 
 @bp.get("/reports")
