@@ -221,8 +221,10 @@ def _run(
         statement = directory / f"statement-{owner_id}.html"
         _write_statement(config, store, owner_id, statement)
         out.print(f"   {rep.name}'s statement, as a page: {statement}")
-        token = os.environ["SPM_ADMIN_TOKEN"]
-        out.print(f"   The team's reports page: {receiver_url}/reports?token={token}")
+        if not keep_running:
+            out.print(
+                "   (`spm-connector demo --keep-running` keeps it all up, with the reports page)"
+            )
         out.print(f"Done in {time.monotonic() - started:.1f} s. Everything is in {directory}")
         if keep_running:
             _keep_running(out, crm, target, receiver_url, config_path, owner_id)
