@@ -93,6 +93,8 @@ def test_the_team_page_shows_calcs_figures_for_the_period(
         shown = f"{Decimal(attainment) * 100:.2f}%" if attainment is not None else "—"
         assert f'data-rep="{statement["rep_id"]}">{shown}<' in page
     assert "<script" not in page and "http://" not in page.replace(org.sandbox.url, "")
+    bad = client.get("/reports?period=last-week", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert bad.status_code == 400 and b"period" in bad.data
 
 
 def test_a_token_in_the_address_becomes_a_cookie_and_leaves_the_address(

@@ -22,6 +22,7 @@ from connector.statement import html as statement_page
 from connector.statement import load_view, money_text, percent_text
 from connector.sync.engine import AS_OF_PERIOD_CURSOR
 from connector.sync.inbox import Inbox
+from connector.sync.periods import parse_label
 from connector.team import team_view
 from webhooks.logs import log
 from webhooks.receiver import receiver
@@ -96,6 +97,10 @@ def team() -> Response:
         period = request.args.get("period") or current
         if period is None:
             return _settled(render_template("reports_empty.html"))
+        try:
+            parse_label(period, config.period)
+        except ValueError as error:
+            return make_response(f"400: period: {error}", 400)
         statements = store.statements_in(period)
         payouts = store.payouts_by_period(period[:4])
         users = {user.id: user for user in store.users()}
