@@ -460,3 +460,50 @@ def test_demo_keep_running_serves_the_reports_page_until_stopped(tmp_path: Path)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_two_worker_processes_share_the_inbox_and_write_each_field_once(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path, live: LiveReceiver
+) -> None:
+    portal = hubspot_synced(make_hubspot_sandbox, tmp_path, live, worker=False)
+    sandbox = portal.sandbox
+    opened = [
+        d
+        for d in sandbox.deals()
+        if d["dealstage"] == "appointmentscheduled" and d["closedate"] < "2026-12"
+    ][:8]
+    for deal in opened:
+        sandbox.close_deal(deal["id"], won=True)
+    assert sandbox.wait_for_webhooks(10)
+    wait_until(lambda: live.inbox.depth().queued >= len(opened), what="the stored events")
+    sandbox.calls.reset()
+    env = {**os.environ, **portal.env}
+    args = ["--config", str(portal.config), "worker", "--once", "--as-of", hs.AS_OF.isoformat()]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "connector.cli", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for process in workers:
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+    # One may have found the other holding the lock and put its batch back: finish it.
+    leftover = subprocess.run(
+        [sys.executable, "-m", "connector.cli", *args], cwd=ROOT, env=env, capture_output=True
+    )
+    assert leftover.returncode == 0
+    assert set(live.inbox.counts()) == {"done"}
+    hs.assert_crm_matches(portal, hs.oracle(portal, hs.AS_OF), hs.AS_OF)
+    written: dict[tuple[str, str], int] = {}
+    for call in sandbox.calls.calls():
+        if call.kind in hs.WRITES:
+            for record_id, names in (call.fields or {}).items():
+                for name in names:
+                    written[(record_id, name)] = written.get((record_id, name), 0) + 1
+    assert written and set(written.values()) == {1}, written
