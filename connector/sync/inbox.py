@@ -146,11 +146,11 @@ class Inbox:
         ]
         # One statement: what is already stored (a retry) is skipped, what is new comes back.
         statement = (
-            self.store._insert(inbox_table)
+            self.store.insert(inbox_table)
             .on_conflict_do_nothing(index_elements=["source", "event_id"])
             .returning(inbox_table.c.id)
         )
-        with self.store._tx() as connection:
+        with self.store.transaction() as connection:
             fresh = 0
             for start in range(0, len(rows), 500):
                 fresh += len(connection.execute(statement, rows[start : start + 500]).all())
@@ -170,7 +170,7 @@ class Inbox:
         now_ms = epoch_ms(now)
         t = inbox_table
         abandoned = sa.and_(t.c.status == CLAIMED, t.c.lease_until_ms < now_ms)
-        with self.store._tx() as connection:
+        with self.store.transaction() as connection:
             # A worker on this host that died (killed, crashed) need not wait out its lease.
             holders = connection.execute(
                 sa.select(t.c.claim).where(t.c.status == CLAIMED).distinct()
@@ -245,7 +245,7 @@ class Inbox:
     ) -> None:
         """Return events to the queue after ``backoff``, or park those out of tries."""
         t, now_ms, chosen = inbox_table, epoch_ms(now), list(ids)
-        with self.store._tx() as connection:
+        with self.store.transaction() as connection:
             for start in range(0, len(chosen), 500):
                 mine = sa.and_(t.c.claim == token, t.c.id.in_(chosen[start : start + 500]))
                 connection.execute(
@@ -267,7 +267,7 @@ class Inbox:
     def release(self, token: str, ids: Iterable[int], now: datetime, delay: timedelta) -> None:
         """Give events back untried (the CRM or the lock was busy): no attempt is spent."""
         t, chosen = inbox_table, list(ids)
-        with self.store._tx() as connection:
+        with self.store.transaction() as connection:
             for start in range(0, len(chosen), 500):
                 connection.execute(
                     t.update()
@@ -284,7 +284,7 @@ class Inbox:
         self, token: str, ids: Iterable[int], values: dict[str, object], now: datetime
     ) -> int:
         t, chosen, count = inbox_table, list(ids), 0
-        with self.store._tx() as connection:
+        with self.store.transaction() as connection:
             for start in range(0, len(chosen), 500):
                 result = connection.execute(
                     t.update()
@@ -298,7 +298,7 @@ class Inbox:
         """Delete applied events older than ``keep`` (parked ones stay until retried)."""
         cutoff = epoch_ms(now) - int(keep.total_seconds() * 1000)
         t = inbox_table
-        with self.store._tx() as connection:
+        with self.store.transaction() as connection:
             result = connection.execute(
                 t.delete().where(t.c.status == DONE, t.c.finished_ms < cutoff)
             )
@@ -307,7 +307,7 @@ class Inbox:
     def retry_parked(self, now: datetime) -> int:
         """Queue every parked event again with fresh tries (after the cause is fixed)."""
         t = inbox_table
-        with self.store._tx() as connection:
+        with self.store.transaction() as connection:
             result = connection.execute(
                 t.update()
                 .where(t.c.status == PARKED)
@@ -319,7 +319,7 @@ class Inbox:
 
     def depth(self) -> Depth:
         t = inbox_table
-        with self.store._read() as connection:
+        with self.store.reading() as connection:
             waiting = connection.execute(
                 sa.select(sa.func.count(), sa.func.min(t.c.received_ms)).where(
                     t.c.status.in_([QUEUED, CLAIMED])
@@ -332,7 +332,7 @@ class Inbox:
 
     def parked(self, limit: int = 20) -> list[Parked]:
         t = inbox_table
-        with self.store._read() as connection:
+        with self.store.reading() as connection:
             rows = connection.execute(
                 sa.select(t).where(t.c.status == PARKED).order_by(t.c.id.desc()).limit(limit)
             )
@@ -344,7 +344,7 @@ class Inbox:
     def recent(self, limit: int = 20) -> list[Recent]:
         """The newest events, whatever became of them: the reports page's activity."""
         t = inbox_table
-        with self.store._read() as connection:
+        with self.store.reading() as connection:
             rows = connection.execute(sa.select(t).order_by(t.c.id.desc()).limit(limit))
             return [
                 Recent(
@@ -356,13 +356,13 @@ class Inbox:
 
     def status_of(self, source: str, event_id: str) -> str | None:
         t = inbox_table
-        with self.store._read() as connection:
+        with self.store.reading() as connection:
             return connection.execute(
                 sa.select(t.c.status).where(t.c.source == source, t.c.event_id == event_id)
             ).scalar_one_or_none()
 
     def counts(self) -> dict[str, int]:
         t = inbox_table
-        with self.store._read() as connection:
+        with self.store.reading() as connection:
             rows = connection.execute(sa.select(t.c.status, sa.func.count()).group_by(t.c.status))
             return {row[0]: int(row[1]) for row in rows}

@@ -413,6 +413,18 @@ class Store:
         with self._engine.connect() as connection:
             yield connection
 
+    # For the store's other tables' modules (the inbox): the same transactions and gate.
+    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        """One write transaction (committed on success), as the store's own writes use."""
+        return self._tx()
+
+    def reading(self) -> contextlib.AbstractContextManager[Connection]:
+        return self._read()
+
+    def insert(self, table: sa.Table) -> Any:
+        """An INSERT that knows this database's ON CONFLICT (PostgreSQL or SQLite)."""
+        return self._insert(table)
+
     def _insert(self, table: sa.Table) -> Any:
         if self._engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
