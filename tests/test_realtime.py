@@ -507,3 +507,25 @@ def test_two_worker_processes_share_the_inbox_and_write_each_field_once(
                 for name in names:
                     written[(record_id, name)] = written.get((record_id, name), 0) + 1
     assert written and set(written.values()) == {1}, written
+
+
+def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    import socket
+
+    config = write_config(tmp_path, {"type": "hubspot", "base_url": "http://127.0.0.1:9"}, ["x@y"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = ["-m", "connector.cli", "--config", str(config), "serve", "--no-worker"]
+        result = subprocess.run(
+            [sys.executable, *command, "--port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert (
+        f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+    )

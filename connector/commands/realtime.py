@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 from connector.commands.common import as_of_date, config_of, config_option, console
 from connector.config import Config, config_warnings, load_secrets, store_url
 from connector.connect import adapter_for, sync_settings
+from connector.errors import ConfigError
 from connector.retry import RetryPolicy
 from connector.sync.engine import SyncEngine
 from connector.sync.inbox import Inbox
@@ -114,11 +115,19 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
                 target=worker.run, args=(stop, state.wake), name="spm-worker", daemon=True
             )
             thread.start()
-        server = make_server(host, port, app, threaded=True)
+        try:
+            server = make_server(host, port, app, threaded=True)
+        except (OSError, SystemExit) as error:
+            # werkzeug reports a port in use itself and exits 1; say it our way, exit 2.
+            stop.set()
+            reason = error.strerror if isinstance(error, OSError) else "the address is in use"
+            raise ConfigError(
+                f"serve: cannot listen on {host}:{port} ({reason}); choose another --port or --host"
+            ) from None
         shown_host = f"[{host}]" if ":" in host else host
         out.print(f"receiving webhooks on http://{shown_host}:{server.port}", highlight=False)
         out.print("  POST /webhooks/hubspot  /webhooks/salesforce  /webhooks/events")
-        out.print("  GET  /healthz  /metrics")
+        out.print("  GET  /healthz  /metrics  /reports (with SPM_ADMIN_TOKEN)")
         if no_worker:
             out.print("  worker: not in this process (run `spm-connector worker`)")
 
