@@ -22,7 +22,7 @@ from connector.errors import (
 )
 from connector.models import ApiUsage
 from connector.sync.engine import ChangeSet, SyncOptions, SyncSummary
-from connector.sync.inbox import Event, Inbox
+from connector.sync.inbox import Claimed, Event, Inbox
 from connector.sync.store import Store
 from webhooks.worker import Worker
 
@@ -175,3 +175,34 @@ def test_the_worker_stops_when_told(inbox: Inbox) -> None:
     wake.set()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_a_bug_outside_a_batch_is_logged_and_the_worker_goes_on(
+    inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [datetime(2026, 12, 1, 9, tzinfo=UTC)]
+    failures = iter([RuntimeError("claim broke")])
+
+    class Flaky(Inbox):
+        def claim(self, *args: object, **kwargs: object) -> tuple[str, list[Claimed]]:
+            error = next(failures, None)
+            if error is not None:
+                raise error
+            return super().claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    flaky = Flaky(inbox.store)
+    worker = worker_for(flaky, StandInEngine(), now)
+    stop, wake = threading.Event(), threading.Event()
+    add(flaky, ("deal", "006A", None), at=now[0])
+    caplog.set_level("ERROR", logger="spm")
+    thread = threading.Thread(target=worker.run, args=(stop, wake))
+    thread.start()
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while flaky.counts() != {"done": 1}:
+        assert datetime.now(UTC) < deadline
+        wake.set()
+        stop.wait(0.05)
+    stop.set()
+    wake.set()
+    thread.join(timeout=5)
+    assert "claim broke" in caplog.text and "worker_bug" in caplog.text

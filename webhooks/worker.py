@@ -96,6 +96,17 @@ class Worker:
                 log("worker_store_error", level=logging.ERROR, error=str(error))
                 stop.wait(POLL_S * 4)
                 continue
+            except Exception as error:
+                # A bug outside one batch: logged with its trace, and the worker goes on,
+                # or real time would stop silently while the receiver keeps acknowledging.
+                log(
+                    "worker_bug",
+                    level=logging.ERROR,
+                    error=f"{type(error).__name__}: {error}",
+                    trace=traceback.format_exc(limit=8),
+                )
+                stop.wait(POLL_S * 4)
+                continue
             if not claimed:
                 woken = wake.wait(POLL_S) if wake is not None else stop.wait(POLL_S)
                 if wake is not None:
