@@ -220,8 +220,8 @@ class Bar:
 
 
 def _attainment_bars(year: Sequence[Statement]) -> list[Bar]:
-    """Attainment per period, scaled so 150 % fills the chart (a 100 % line is drawn)."""
-    top = max([Decimal("1.5"), *(s.attainment or Decimal(0) for s in year)])
+    """Attainment per period, scaled so 150 % (or the best period) fills the chart."""
+    top = _chart_top(year)
     last = year[-1].period if year else ""
     return [
         Bar(
@@ -235,5 +235,9 @@ def _attainment_bars(year: Sequence[Statement]) -> list[Bar]:
 
 
 def reference_line(year: Sequence[Statement]) -> float:
-    top = max([Decimal("1.5"), *(s.attainment or Decimal(0) for s in year)])
-    return float(Decimal(1) / top)
+    """Where 100 % attainment falls on the chart, as a share of its height."""
+    return float(Decimal(1) / _chart_top(year))
+
+
+def _chart_top(year: Sequence[Statement]) -> Decimal:
+    return max([Decimal("1.5"), *(s.attainment or Decimal(0) for s in year)])

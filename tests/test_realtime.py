@@ -81,6 +81,17 @@ def open_hubspot_deal(sandbox: HubSpotSandbox) -> dict[str, str]:
     )
 
 
+def writes_per_field(sandbox: HubSpotSandbox) -> dict[tuple[str, str], int]:
+    """How many times each (record, property) was written since the call log was reset."""
+    written: dict[tuple[str, str], int] = {}
+    for call in sandbox.calls.calls():
+        if call.kind in hs.WRITES:
+            for record_id, names in (call.fields or {}).items():
+                for name in names:
+                    written[(record_id, name)] = written.get((record_id, name), 0) + 1
+    return written
+
+
 def hubspot_commission(sandbox: HubSpotSandbox, deal_id: str) -> str | None:
     deal = next(d for d in sandbox.deals() if d["id"] == deal_id)
     return deal.get("spm_commission") or None
@@ -288,12 +299,7 @@ def test_worker_killed_mid_event_is_finished_after_restart_with_one_write_per_fi
     assert live.inbox.counts() == {"done": live.inbox.counts()["done"]}
     hs.assert_crm_matches(portal, hs.oracle(portal, hs.AS_OF), hs.AS_OF)
     # Every changed field was written exactly once, across both processes.
-    written: dict[tuple[str, str], int] = {}
-    for call in sandbox.calls.calls():
-        if call.kind in hs.WRITES:
-            for record_id, names in (call.fields or {}).items():
-                for name in names:
-                    written[(record_id, name)] = written.get((record_id, name), 0) + 1
+    written = writes_per_field(sandbox)
     assert written and set(written.values()) == {1}, written
 
 
@@ -500,12 +506,7 @@ def test_two_worker_processes_share_the_inbox_and_write_each_field_once(
     assert leftover.returncode == 0
     assert set(live.inbox.counts()) == {"done"}
     hs.assert_crm_matches(portal, hs.oracle(portal, hs.AS_OF), hs.AS_OF)
-    written: dict[tuple[str, str], int] = {}
-    for call in sandbox.calls.calls():
-        if call.kind in hs.WRITES:
-            for record_id, names in (call.fields or {}).items():
-                for name in names:
-                    written[(record_id, name)] = written.get((record_id, name), 0) + 1
+    written = writes_per_field(sandbox)
     assert written and set(written.values()) == {1}, written
 
 

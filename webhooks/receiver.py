@@ -36,16 +36,15 @@ class Receiver:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     inbox: Inbox = field(init=False)
     metrics: Metrics = field(init=False)
+    # Our own HubSpot properties: a change to one of them by our app is our write coming back.
+    our_hubspot_properties: frozenset[str] = field(init=False)
     # Set whenever events are stored: an in-process worker wakes at once.
     wake: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(self.store)
         self.metrics = Metrics(self.inbox.depth)
-
-    @property
-    def our_hubspot_properties(self) -> frozenset[str]:
-        return frozenset(spec.hubspot for spec in field_specs(self.config))
+        self.our_hubspot_properties = frozenset(spec.hubspot for spec in field_specs(self.config))
 
     def store_events(self, source: str, events: Sequence[Event]) -> int:
         """Commit the events; only then may the endpoint acknowledge them."""
