@@ -38,7 +38,7 @@ from connector.errors import ConfigError
 from connector.fields import KEYS as FIELD_KEYS
 from connector.fields import target_problems
 from connector.models import PeriodKind
-from connector.plans import Plan, membership_overlaps
+from connector.plans import Plan, Team, membership_overlaps
 
 DEFAULT_CONFIG = "spm.yaml"
 CONFIG_ENV = "SPM_CONFIG"
@@ -168,7 +168,7 @@ class CrmType(StrEnum):
 
 
 _SALESFORCE_KEYS = ("instance_url", "api_version", "won_stages")
-_HUBSPOT_KEYS = ("base_url", "pipelines")
+_HUBSPOT_KEYS = ("base_url", "pipelines", "quota_goal")
 
 
 def _refuse_other_crm(data: object, other_keys: tuple[str, ...], other: str, this: str) -> object:
@@ -203,6 +203,8 @@ class HubspotCrm(_Model):
     type: Literal[CrmType.HUBSPOT]
     base_url: str = Field(default="https://api.hubapi.com", pattern=r"^https?://[^\s/]+")
     pipelines: tuple[Text, ...] | None = None
+    # With quota_source: crm, only the goal targets of the HubSpot goal of this name.
+    quota_goal: Text | None = None
     ca_bundle: Path | None = None
     timeout_s: float = Field(default=30, gt=0)
 
@@ -220,6 +222,11 @@ class Webhooks(_Model):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
 
 
+class Kpis(_Model):
+    # Reads every lead (Salesforce) or contact (HubSpot) the reps own: extra API calls.
+    lead_to_sale: bool = False
+
+
 class Config(_Model):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     period: PeriodKind
@@ -230,6 +237,10 @@ class Config(_Model):
     webhooks: Webhooks = Webhooks()
     # The store's inbox is the queue; brokers (Celery) are not built yet.
     queue: str = "inline"
+    # Who is on which team, for team goals: `crm` (Salesforce managers, HubSpot
+    # teams, reps.csv manager_id / team_id) or a list of teams.
+    teams: Literal["crm"] | tuple[Team, ...] | None = None
+    kpis: Kpis = Kpis()
     plans: tuple[Plan, ...] = Field(min_length=1)
 
     @field_validator("timezone")
@@ -292,6 +303,20 @@ class Config(_Model):
         overlaps = membership_overlaps(self.plans)
         if overlaps:
             raise ValueError("plans: " + "; ".join(overlaps))
+        for index, plan in enumerate(self.plans):
+            for number, goal in enumerate(plan.goals):
+                if goal.team and self.teams is None:
+                    raise ValueError(
+                        f"plans[{index}].goals[{number}]: {goal.key} is a team goal, but no "
+                        "teams are set: add `teams: crm` (managers / CRM teams) or list them "
+                        "under `teams:`"
+                    )
+        if isinstance(self.teams, tuple):
+            seen: set[str] = set()
+            for index, team in enumerate(self.teams):
+                if team.id in seen:
+                    raise ValueError(f"teams[{index}].id: {team.id!r} is listed twice")
+                seen.add(team.id)
         return self
 
     @property

@@ -34,6 +34,8 @@ def sync_settings(config: Config) -> SyncSettings:
         currency=config.currency,
         period_kind=config.period,
         timezone=ZoneInfo(config.timezone),
+        teams=config.teams,
+        lead_to_sale=config.kpis.lead_to_sale,
     )
 
 
@@ -55,6 +57,7 @@ def adapter_for(
                 ca_bundle=crm.ca_bundle,
                 timeout_s=crm.timeout_s,
                 fields=field_specs(config),
+                timezone=ZoneInfo(config.timezone),
             ),
             SalesforceCredentials(
                 access_token=secrets.salesforce_access_token,
@@ -81,6 +84,7 @@ def adapter_for(
             fields=field_specs(config),
             timezone=ZoneInfo(config.timezone),
             rep_object=config.hubspot_rep_object or "users",
+            quota_goal=crm.quota_goal,
         ),
         secrets.hubspot_access_token,
         retry=retry,

@@ -23,6 +23,7 @@ class ValueKind(StrEnum):
     FRACTION = "fraction"  # Decimal fraction: 0.125 = 12.5 %
     TEXT = "text"
     DATETIME = "datetime"
+    NUMBER = "number"  # Decimal, ``scale`` places: days, coverage ratios
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,22 @@ class FieldSpec:
     hubspot: str
     # Salesforce Percent(7,4) for a deal's rate, Percent(7,2) for attainment.
     percent_scale: int = 2
+    # Places of a NUMBER field (Salesforce Number(14, scale)).
+    scale: int = 4
 
 
 _DEAL, _REP = RecordKind.DEAL, RecordKind.REP
 _M, _F, _T, _DT = ValueKind.MONEY, ValueKind.FRACTION, ValueKind.TEXT, ValueKind.DATETIME
+_N = ValueKind.NUMBER
+
+
+def _rep(key: str, value: ValueKind, label: str, description: str, **options: int) -> FieldSpec:
+    """A rep-level field named after its key: ``SPM_<Key>__c`` / ``spm_<key>``."""
+    title = "_".join(part.capitalize() for part in key.split("_"))
+    return FieldSpec(
+        key, _REP, value, label, description, f"SPM_{title}__c", f"spm_{key}", **options
+    )
+
 
 CATALOGUE: tuple[FieldSpec, ...] = (
     FieldSpec(
@@ -160,7 +173,76 @@ CATALOGUE: tuple[FieldSpec, ...] = (
         "SPM_Updated_At__c",
         "spm_updated_at",
     ),
+    # Goals beyond the revenue quota: attainment of the plan's goal of each metric.
+    _rep(
+        "deals_won_attainment",
+        _F,
+        "SPM Deals Won Attainment",
+        "Deals won this period against the deals-won goal",
+    ),
+    _rep(
+        "new_customers_attainment",
+        _F,
+        "SPM New Customers Attainment",
+        "New customers won this period against the new-customers goal",
+    ),
+    _rep(
+        "team_attainment",
+        _F,
+        "SPM Team Attainment",
+        "The team's bookings this period against the team's revenue goal",
+    ),
+    _rep(
+        "team_deals_won_attainment",
+        _F,
+        "SPM Team Deals Won Attainment",
+        "The team's deals won this period against its deals-won goal",
+    ),
+    _rep(
+        "team_new_customers_attainment",
+        _F,
+        "SPM Team New Customers Attainment",
+        "The team's new customers this period against its new-customers goal",
+    ),
+    # The KPIs managers coach on, for the current period.
+    _rep("win_rate", _F, "SPM Win Rate", "Deals won out of deals closed this period"),
+    _rep("average_deal_size", _M, "SPM Average Deal Size", "Bookings per deal won this period"),
+    _rep(
+        "sales_cycle_days",
+        _N,
+        "SPM Sales Cycle Days",
+        "Mean days from creation to close of the deals won this period",
+        scale=1,
+    ),
+    _rep(
+        "pipeline_coverage",
+        _N,
+        "SPM Pipeline Coverage",
+        "Open pipeline closing this period divided by the quota still to book",
+    ),
+    _rep("pace", _F, "SPM Pace", "Attainment against the share of the period gone by"),
+    _rep(
+        "to_next_tier",
+        _M,
+        "SPM To Next Tier",
+        "Bookings still needed before the next commission tier's rate",
+    ),
+    _rep(
+        "lead_to_sale",
+        _F,
+        "SPM Lead To Sale",
+        "Leads created this period that have converted to a sale",
+    ),
 )
+
+# Which rep field shows the attainment of a plan's goal of each (metric, team?).
+GOAL_FIELDS = {
+    ("deals_won", False): "deals_won_attainment",
+    ("new_customers", False): "new_customers_attainment",
+    ("revenue", True): "team_attainment",
+    ("deals_won", True): "team_deals_won_attainment",
+    ("new_customers", True): "team_new_customers_attainment",
+}
 
 KEYS = frozenset(spec.key for spec in CATALOGUE)
 
@@ -192,6 +274,7 @@ HUBSPOT_DEAL_INPUTS = (
     "pipeline",
     "hubspot_owner_id",
     "hs_lastmodifieddate",
+    "createdate",
     "dealtype",
     "hs_is_closed_won",
     "hs_is_closed",

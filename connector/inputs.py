@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from connector.errors import InputError
-from connector.models import Deal, DealStatus, Rep, Split
+from connector.models import CrmQuota, Deal, DealStatus, Lead, Rep, Split
 from connector.money import HUNDRED, ZERO
 
 if TYPE_CHECKING:
@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 DEAL_COLUMNS = ("id", "owner_id", "amount", "close_date", "status")
 REP_COLUMNS = ("id",)
 SPLIT_COLUMNS = ("deal_id", "rep_id", "percent")
+QUOTA_COLUMNS = ("rep_id", "start_date")
+LEAD_COLUMNS = ("id", "owner_id", "created_date", "converted")
 # Columns the Deal record holds itself; every other column becomes a property
 # (the engine's SPIFF filters read these through the Deal's own fields).
-_DEAL_FIELDS = frozenset({*DEAL_COLUMNS, "currency", "cancel_date", "type"})
+_DEAL_FIELDS = frozenset({*DEAL_COLUMNS, "currency", "cancel_date", "type", "created_date"})
 MAX_ERRORS = 20  # enough to fix a batch of mistakes at once, short enough to read
 
 _STATUSES = {status.value: status for status in DealStatus}
@@ -48,6 +50,7 @@ _FALSE = frozenset({"false", "no", "n", "0", "f"})
 class Inputs:
     reps: tuple[Rep, ...]
     deals: tuple[Deal, ...]
+    deal_columns: frozenset[str] = frozenset()  # deals.csv's header, for filter checks
 
 
 class _BadValue(Exception):
@@ -72,7 +75,9 @@ def load_inputs(
     deal_records = read_deals(deals, currency=currency)
     if splits is not None:
         deal_records = attach_splits(deal_records, read_splits(splits), str(splits), str(deals))
-    return Inputs(tuple(rep_records), tuple(deal_records))
+    with _reader(deals) as (_, header):
+        columns = frozenset(header)
+    return Inputs(tuple(rep_records), tuple(deal_records), columns)
 
 
 # --- reps --------------------------------------------------------------------
@@ -90,7 +95,7 @@ def read_reps(path: str | Path) -> list[Rep]:
         for row in _rows(reader, name, len(header), errors):
             try:
                 rep_id = _required(row[column["id"]], "id")
-                rep_name, email, active, start, end, manager = (
+                rep_name, email, active, start, end, manager, team = (
                     row[index] if index is not None else "" for index in optional
                 )
                 start_date = (
@@ -115,13 +120,14 @@ def read_reps(path: str | Path) -> list[Rep]:
                     start_date=start_date,
                     end_date=end_date,
                     manager_id=manager or None,
+                    team_id=team or None,
                 )
             )
     _raise_if(errors)
     return reps
 
 
-_REP_OPTIONAL = ("name", "email", "active", "start_date", "end_date", "manager_id")
+_REP_OPTIONAL = ("name", "email", "active", "start_date", "end_date", "manager_id", "team_id")
 
 
 def _active(text: str) -> bool:
@@ -148,6 +154,7 @@ def read_deals(path: str | Path, *, currency: str) -> list[Deal]:
         i_currency = column.get("currency")
         i_cancel = column.get("cancel_date")
         i_type = column.get("type")
+        i_created = column.get("created_date")
         extra = [(key, index) for key, index in column.items() if key not in _DEAL_FIELDS]
         width = len(header)
         dates: dict[str, date] = {}
@@ -185,6 +192,14 @@ def read_deals(path: str | Path, *, currency: str) -> list[Deal]:
                         raise _BadValue(
                             "cancel_date", f"{cancel_date} is before close_date {close_date}"
                         )
+                created = None
+                if i_created is not None and row[i_created]:
+                    text = row[i_created]
+                    created = dates.get(text) or _date(text, "created_date", dates)
+                    if created > close_date:
+                        raise _BadValue(
+                            "created_date", f"{created} is after close_date {close_date}"
+                        )
                 if status is DealStatus.CANCELLED and cancel_date is None:
                     raise _BadValue("cancel_date", "a cancelled deal needs a cancel_date")
                 if i_currency is not None and row[i_currency] != currency and row[i_currency]:
@@ -208,6 +223,8 @@ def read_deals(path: str | Path, *, currency: str) -> list[Deal]:
                     cancel_date,
                     (row[i_type] or None) if i_type is not None else None,
                     {key: row[index] for key, index in extra} if extra else no_properties,
+                    (),
+                    created,
                 )
             )
     _raise_if(errors)
@@ -289,6 +306,84 @@ def attach_splits(
         result[index] = result[index]._replace(splits=tuple(row.split for row in rows))
     _raise_if(errors)
     return result
+
+
+# --- quotas and leads ------------------------------------------------------------
+
+
+def read_quotas(path: str | Path) -> list[CrmQuota]:
+    """quotas.csv: the CRM's quotas as an export has them (rep_id, start_date, amount, quantity).
+
+    A quota counts in the period containing its start date; a row gives an
+    ``amount`` (revenue), a ``quantity`` (a count goal's target) or both.
+    """
+    name = str(path)
+    quotas: list[CrmQuota] = []
+    errors: list[str] = []
+    with _reader(path) as (reader, header):
+        column = _columns(name, header, QUOTA_COLUMNS)
+        i_amount, i_quantity = column.get("amount"), column.get("quantity")
+        if i_amount is None and i_quantity is None:
+            raise InputError(f"{name}:1: needs an amount or a quantity column")
+        dates: dict[str, date] = {}
+        for row in _rows(reader, name, len(header), errors):
+            try:
+                rep_id = _required(row[column["rep_id"]], "rep_id")
+                start = _date(
+                    _required(row[column["start_date"]], "start_date"), "start_date", dates
+                )
+                amount = _optional_number(row, i_amount, "amount")
+                quantity = _optional_number(row, i_quantity, "quantity")
+                if amount is None and quantity is None:
+                    raise _BadValue("amount", "give an amount or a quantity")
+            except _BadValue as problem:
+                _note(errors, name, reader.line_num, problem)
+                continue
+            quotas.append(CrmQuota(rep_id, start, amount, quantity))
+    _raise_if(errors)
+    return quotas
+
+
+def _optional_number(row: Sequence[str], index: int | None, column: str) -> Decimal | None:
+    if index is None or not row[index].strip():
+        return None
+    number = _decimal(row[index], column)
+    if number < 0:
+        raise _BadValue(column, f"{number} is negative")
+    return number
+
+
+def read_leads(path: str | Path) -> list[Lead]:
+    """leads.csv: id, owner_id, created_date, converted (true/false)."""
+    name = str(path)
+    leads: list[Lead] = []
+    errors: list[str] = []
+    with _reader(path) as (reader, header):
+        column = _columns(name, header, LEAD_COLUMNS)
+        dates: dict[str, date] = {}
+        for row in _rows(reader, name, len(header), errors):
+            try:
+                lead_id = _required(row[column["id"]], "id")
+                owner = _required(row[column["owner_id"]], "owner_id")
+                created = _date(
+                    _required(row[column["created_date"]], "created_date"), "created_date", dates
+                )
+                converted = _flag(row[column["converted"]], "converted")
+            except _BadValue as problem:
+                _note(errors, name, reader.line_num, problem)
+                continue
+            leads.append(Lead(lead_id, owner, created, converted))
+    _raise_if(errors)
+    return leads
+
+
+def _flag(text: str, column: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE and lowered:
+        return True
+    if lowered in _FALSE or not lowered:
+        return False
+    raise _BadValue(column, f"{text!r} is not true or false")
 
 
 # --- shared ------------------------------------------------------------------

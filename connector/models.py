@@ -49,6 +49,35 @@ class Rep:
     start_date: date | None = None
     end_date: date | None = None
     manager_id: str | None = None
+    team_id: str | None = None  # a CRM team (HubSpot's primary team), when not by manager
+
+
+class TeamSpell(NamedTuple):
+    """A rep's membership of one team, from ``start`` to ``end`` (inclusive; None: open)."""
+
+    rep_id: str
+    team_id: str
+    manager_id: str | None
+    start: date | None = None
+    end: date | None = None
+
+
+class CrmQuota(NamedTuple):
+    """A quota the CRM holds for a rep (ForecastingQuota, a HubSpot goal target)."""
+
+    rep_id: str
+    start_date: date  # counts in the period containing it
+    amount: Decimal | None = None
+    quantity: Decimal | None = None
+
+
+class Lead(NamedTuple):
+    """A lead (Salesforce) or contact (HubSpot) a rep owns, for the lead-to-sale ratio."""
+
+    id: str
+    owner_id: str
+    created_date: date
+    converted: bool
 
 
 class Split(NamedTuple):
@@ -68,6 +97,7 @@ class Deal(NamedTuple):
     # Every other column / CRM property as text, for SPIFF filters.
     properties: Mapping[str, str] = _NO_PROPERTIES
     splits: tuple[Split, ...] = ()
+    created_date: date | None = None  # for the sales cycle length
 
 
 class Line(NamedTuple):
@@ -82,6 +112,30 @@ class Line(NamedTuple):
     paid_period: str | None = None
     # For commission lines: the rep's credit on the deal (the line's base).
     credit: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GoalResult:
+    """One goal's figures in one rep-period (or one team-period)."""
+
+    goal_id: str
+    metric: str  # revenue | deals_won | new_customers
+    team_id: str | None  # the team, for a team goal
+    target: Decimal | None  # None: no target (the CRM had none and there is no fallback)
+    actual: Decimal  # money for revenue; an exact count (split shares) otherwise
+    attainment: Decimal | None  # rounded half-up to 4 places
+
+
+@dataclass(frozen=True, slots=True)
+class TeamResult:
+    """A team goal for one team and period: what the manager's record shows."""
+
+    plan_id: str
+    period: str
+    team_id: str
+    manager_id: str | None
+    members: tuple[str, ...]  # on this plan in the period, sorted
+    goal: GoalResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +168,13 @@ class Statement:
     # The draw's advance (top_up under a recoverable draw, else 0): with
     # draw_paid it makes the ledger identity checkable from statements alone.
     draw_advanced: Decimal = Decimal(0)
+    # KPIs managers coach on (None where they do not apply).
+    sales_cycle_days: Decimal | None = None
+    pipeline_coverage: Decimal | None = None
+    pace: Decimal | None = None
+    to_next_tier: Decimal | None = None
+    lead_to_sale: Decimal | None = None
+    goals: tuple[GoalResult, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +188,7 @@ class FigureKind(StrEnum):
     MONEY = "money"  # two places
     FRACTION = "fraction"  # four places
     COUNT = "count"
+    DAYS = "days"  # one place
 
 
 # A statement's figures in their documented order (cli.md), with how each is shown.
@@ -151,6 +213,11 @@ STATEMENT_FIGURES: tuple[tuple[str, FigureKind], ...] = (
     ("win_rate", FigureKind.FRACTION),
     ("average_deal_size", FigureKind.MONEY),
     ("open_pipeline", FigureKind.MONEY),
+    ("sales_cycle_days", FigureKind.DAYS),
+    ("pipeline_coverage", FigureKind.FRACTION),
+    ("pace", FigureKind.FRACTION),
+    ("to_next_tier", FigureKind.MONEY),
+    ("lead_to_sale", FigureKind.FRACTION),
 )
 
 
@@ -175,6 +242,7 @@ class CrmUser:
     email: str
     active: bool
     manager_id: str | None = None
+    team_id: str | None = None  # HubSpot: the owner's primary team
     # Current values of our custom fields on the rep record, by field key (text as read).
     fields: Mapping[str, str | None] = field(default_factory=dict)
     # Where the rep values live when that is another record than the user (HubSpot:
@@ -197,6 +265,7 @@ class CrmDeal:
     properties: Mapping[str, str] = field(default_factory=dict)
     # Current values of our custom fields on the deal, by field key (text as read).
     fields: Mapping[str, str | None] = field(default_factory=dict)
+    created_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -259,3 +328,4 @@ class DealSnapshot:
     properties: Mapping[str, str]
     modified_at: datetime
     deleted: bool
+    created_date: date | None = None

@@ -93,3 +93,16 @@ def format_money(value: Decimal) -> str:
 def format_fraction(value: Decimal) -> str:
     """``"0.8550"``: exactly four decimals, never ``-0.0000``."""
     return f"{round_fraction(value):.4f}"
+
+
+def format_days(value: Decimal) -> str:
+    """``"12.5"``: days to one place."""
+    return f"{value.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP):.1f}"
+
+
+def format_count(value: Decimal) -> str:
+    """An exact count as plain text: ``"3"``, ``"2.5"``, ``"0.3333"`` (split shares)."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"

@@ -9,7 +9,7 @@ numbers as text, and :func:`connector.money.parse_decimal` refuses floats.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -142,9 +142,88 @@ class Draw(_Model):
     forgive: Forgive = Forgive.NEVER
 
 
+class GoalMetric(StrEnum):
+    REVENUE = "revenue"  # credited amount
+    DEALS_WON = "deals_won"  # credited won deals, a split deal by the rep's share
+    NEW_CUSTOMERS = "new_customers"  # won deals that bring a new customer
+
+
+class TargetSource(StrEnum):
+    PLAN = "plan"  # the numbers in spm.yaml
+    CRM = "crm"  # Salesforce ForecastingQuota / HubSpot goal targets, read by sync
+
+
+class Payee(StrEnum):
+    MEMBERS = "members"  # every member of the team (on this plan)
+    MANAGER = "manager"  # the team's manager alone
+
+
+# A goal id names CRM-facing output and bonus references: short, lower-case.
+_GOAL_ID = r"^[a-z][a-z0-9_]{0,39}$"
+
+
+class Goal(_Model):
+    """A target beyond the plan's revenue quota, for each member or for each team."""
+
+    id: str | None = Field(default=None, pattern=_GOAL_ID)
+    metric: GoalMetric
+    team: bool = False
+    target: Number | None = None
+    target_source: TargetSource = TargetSource.PLAN
+    # By member (an individual goal) or by team id (a team goal).
+    target_overrides: dict[str, Number] = Field(default_factory=dict)
+    ramp: tuple[Number, ...] | None = None  # None: the plan's ramp (individual goals only)
+    when: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.metric is GoalMetric.REVENUE and not self.team:
+            raise ValueError(
+                "metric: an individual revenue goal is the plan's quota; set `quota` "
+                "(or give this goal `team: true`)"
+            )
+        if self.target is None and self.target_source is TargetSource.PLAN:
+            raise ValueError("target: is required (or set target_source: crm)")
+        if self.target is not None and self.target <= 0:
+            raise ValueError("target: must be greater than 0")
+        for key, target in self.target_overrides.items():
+            if target <= 0:
+                raise ValueError(f"target_overrides.{key}: must be greater than 0")
+        if self.team and self.ramp:
+            raise ValueError("ramp: a team goal has no ramp (the team's target is per period)")
+        for index, factor in enumerate(self.ramp or ()):
+            if factor <= 0:
+                raise ValueError(f"ramp[{index}]: must be greater than 0")
+        if self.target_source is TargetSource.CRM and (
+            self.team or self.metric is GoalMetric.REVENUE
+        ):
+            raise ValueError(
+                "target_source: crm quotas are per rep; a team goal's target is set in spm.yaml"
+            )
+        return self
+
+    @property
+    def key(self) -> str:
+        """The goal's id: as written, else its metric (``team_`` first for a team goal)."""
+        if self.id is not None:
+            return self.id
+        return f"team_{self.metric.value}" if self.team else self.metric.value
+
+    def target_for(self, member: str) -> Decimal | None:
+        key = member.lower() if "@" in member else member
+        for name, target in self.target_overrides.items():
+            if (name.lower() if "@" in name else name) == key:
+                return target
+        return self.target
+
+
 class Bonus(_Model):
     at: Number = Field(gt=0)
     amount: Money
+    # The goal whose attainment is compared; none: the plan's quota.
+    goal: str | None = None
+    # For a team goal: who is paid when the team reaches `at`.
+    pay: Payee | None = None
 
 
 class Spiff(_Model):
@@ -171,10 +250,14 @@ class Plan(_Model):
     end: PlanDate | None = None
     members: tuple[str, ...] = ()
     quota: Money | None = None
+    # crm: each rep-period's quota comes from the CRM; `quota` (with overrides and
+    # ramp) is then the fallback for rep-periods the CRM has none for.
+    quota_source: TargetSource = TargetSource.PLAN
     quota_overrides: dict[str, Money] = Field(default_factory=dict)
     ramp: tuple[Number, ...] = ()
     commission: Commission
     draw: Draw | None = None
+    goals: tuple[Goal, ...] = ()
     bonuses: tuple[Bonus, ...] = ()
     spiffs: tuple[Spiff, ...] = ()
     clawback: Clawback | None = None
@@ -193,8 +276,9 @@ class Plan(_Model):
         for index, factor in enumerate(self.ramp):
             if factor <= 0:
                 raise ValueError(f"ramp[{index}]: must be greater than 0")
-        needs_quota = self.commission.tiers_on is TiersOn.ATTAINMENT or self.bonuses
-        if self.quota is None and needs_quota:
+        quota_bonuses = [bonus for bonus in self.bonuses if bonus.goal is None]
+        needs_quota = self.commission.tiers_on is TiersOn.ATTAINMENT or quota_bonuses
+        if self.quota is None and needs_quota and self.quota_source is TargetSource.PLAN:
             what = (
                 "attainment tiers"
                 if self.commission.tiers_on is TiersOn.ATTAINMENT
@@ -203,10 +287,109 @@ class Plan(_Model):
             raise ValueError(f"quota: is required by {what}")
         if len(set(self.members)) != len(self.members):
             raise ValueError("members: a member is listed twice")
+        self._goals_consistent()
         return self
+
+    def _goals_consistent(self) -> None:
+        seen: dict[str, int] = {}
+        slots: dict[tuple[GoalMetric, bool], int] = {}
+        for index, goal in enumerate(self.goals):
+            if goal.key in seen:
+                raise ValueError(
+                    f"goals[{index}].id: {goal.key!r} is already the id of goals[{seen[goal.key]}]"
+                )
+            seen[goal.key] = index
+            slot = (goal.metric, goal.team)
+            if slot in slots:
+                scope = "team" if goal.team else "individual"
+                raise ValueError(
+                    f"goals[{index}]: goals[{slots[slot]}] is already the {scope} "
+                    f"{goal.metric.value} goal; a plan has one of each (each has its CRM field)"
+                )
+            slots[slot] = index
+            if not goal.team:
+                for member in goal.target_overrides:
+                    if member not in self.members:
+                        raise ValueError(
+                            f"goals[{index}].target_overrides.{member}: is not one of the "
+                            "plan's members"
+                        )
+        for index, bonus in enumerate(self.bonuses):
+            if bonus.goal is None:
+                if bonus.pay is not None:
+                    raise ValueError(f"bonuses[{index}].pay: only a team goal's bonus has a payee")
+                continue
+            named = self.goal(bonus.goal)
+            if named is None:
+                known = ", ".join(g.key for g in self.goals) or "none"
+                raise ValueError(
+                    f"bonuses[{index}].goal: {bonus.goal!r} is not a goal of this plan "
+                    f"(its goals: {known})"
+                )
+            if bonus.pay is not None and not named.team:
+                raise ValueError(
+                    f"bonuses[{index}].pay: {bonus.goal} is an individual goal; "
+                    "only a team goal's bonus has a payee"
+                )
+
+    def goal(self, key: str) -> Goal | None:
+        return next((goal for goal in self.goals if goal.key == key), None)
+
+    @property
+    def team_goals(self) -> tuple[Goal, ...]:
+        return tuple(goal for goal in self.goals if goal.team)
 
     def covers(self, day: date) -> bool:
         return self.start <= day and (self.end is None or day <= self.end)
+
+
+class TeamMember(_Model):
+    """A member who joined or left the team on a given day."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True
+    )
+    id: str = Field(min_length=1)
+    since: PlanDate | None = Field(default=None, alias="from")
+    until: PlanDate | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError(f"until: {self.until} is before from {self.since}")
+        return self
+
+
+class Team(_Model):
+    """A team listed in spm.yaml: its manager and members (ids or emails)."""
+
+    id: str = Field(min_length=1)
+    manager: str | None = None
+    members: tuple[str | TeamMember, ...] = Field(min_length=1)
+
+
+# Deal columns every source has (the Deal record's own fields).
+DEAL_ATTRIBUTES = frozenset({"type", "status", "currency", "owner_id", "id"})
+
+
+def filter_problems(plans: Sequence[Plan], columns: Collection[str], source: str) -> list[str]:
+    """Goal filters (``when``) that name no deal column of ``source``, with their paths.
+
+    A filter on a missing column matches nothing, silently: a goal that can never
+    be met. Column names are compared as written (CRM property names are exact).
+    """
+    known = DEAL_ATTRIBUTES | set(columns)
+    problems: list[str] = []
+    for index, plan in enumerate(plans):
+        for number, goal in enumerate(plan.goals):
+            for key in goal.when:
+                if key not in known:
+                    listing = ", ".join(sorted(known))
+                    problems.append(
+                        f"plans[{index}].goals[{number}].when.{key}: names no deal column of "
+                        f"{source} (known: {listing})"
+                    )
+    return problems
 
 
 def membership_overlaps(plans: Iterable[Plan]) -> list[str]:

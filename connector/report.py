@@ -20,8 +20,16 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from connector.models import STATEMENT_FIGURES, FigureKind, Line, LineKind, Statement
-from connector.money import ZERO, format_fraction, format_money
+from connector.models import (
+    STATEMENT_FIGURES,
+    FigureKind,
+    GoalResult,
+    Line,
+    LineKind,
+    Statement,
+    TeamResult,
+)
+from connector.money import ZERO, format_count, format_days, format_fraction, format_money
 
 # The documented order of a statement's fields (cli.md), lines last.
 STATEMENT_FIELDS = ("rep_id", "plan_id", "period", *(name for name, _ in STATEMENT_FIGURES))
@@ -48,6 +56,7 @@ _FORMAT: dict[FigureKind, Callable[[Any], str]] = {
     FigureKind.MONEY: format_money,
     FigureKind.FRACTION: format_fraction,
     FigureKind.COUNT: str,
+    FigureKind.DAYS: format_days,
 }
 _FORMATTERS = tuple((name, _FORMAT[kind]) for name, kind in STATEMENT_FIGURES)
 
@@ -57,8 +66,35 @@ _FORMATTERS = tuple((name, _FORMAT[kind]) for name, kind in STATEMENT_FIGURES)
 _COUNTS = frozenset(name for name, kind in STATEMENT_FIGURES if kind is FigureKind.COUNT)
 
 
-def write_json(out: TextIO, statements: Sequence[Statement], *, currency: str, as_of: date) -> None:
+def goal_texts(goal: GoalResult) -> dict[str, str | None]:
+    """A goal's figures as output text: money for revenue, exact counts otherwise."""
+    number = format_money if goal.metric == "revenue" else format_count
+    return {
+        "id": goal.goal_id,
+        "metric": goal.metric,
+        "team": goal.team_id,
+        "target": None if goal.target is None else number(goal.target),
+        "actual": number(goal.actual),
+        "attainment": None if goal.attainment is None else format_fraction(goal.attainment),
+    }
+
+
+def _json_object(values: Mapping[str, object]) -> str:
+    return json.dumps(values, separators=(", ", ": "))
+
+
+def write_json(
+    out: TextIO,
+    statements: Sequence[Statement],
+    *,
+    currency: str,
+    as_of: date,
+    teams: Sequence[TeamResult] = (),
+) -> None:
     """The cli.md document: one statement's figures per line, then one line per line item.
+
+    Each statement carries its goals (``"goals"``); team goals by team and
+    period follow the statements (``"teams"``), for the managers' view.
 
     Hand-written rather than ``json.dumps(indent=…)`` because the indenting
     encoder is pure Python and takes many seconds on a million lines; every
@@ -78,13 +114,34 @@ def write_json(out: TextIO, statements: Sequence[Statement], *, currency: str, a
             else:
                 fields.append(f'"{name}": {_text(value)}')
         out.write(", ".join(fields))
+        goals = ", ".join(_json_object(goal_texts(goal)) for goal in statement.goals)
+        out.write(f', "goals": [{goals}]')
         if statement.lines:
             out.write(', "lines": [\n      ')
             out.write(",\n      ".join([_json_line(line, rates) for line in statement.lines]))
             out.write("\n    ]}")
         else:
             out.write(', "lines": []}')
-    out.write("\n  ]\n}\n" if statements else "]\n}\n")
+    out.write("\n  ]" if statements else "]")
+    out.write(',\n  "teams": [')
+    for index, team in enumerate(teams):
+        out.write(",\n    " if index else "\n    ")
+        out.write(_json_object(team_texts(team)))
+    out.write("\n  ]\n}\n" if teams else "]\n}\n")
+
+
+def team_texts(team: TeamResult) -> dict[str, object]:
+    texts: dict[str, object] = {
+        "plan_id": team.plan_id,
+        "period": team.period,
+        "team": team.team_id,
+        "manager_id": team.manager_id,
+        "members": list(team.members),
+    }
+    goal = goal_texts(team.goal)
+    del goal["team"]
+    texts["goal"] = goal
+    return texts
 
 
 def _json_line(line: Line, rates: dict[Decimal, str]) -> str:

@@ -43,6 +43,8 @@ def canonical(key: str, value: object) -> str | None:
         return format_money(Decimal(str(value)))
     if spec.value is ValueKind.FRACTION:
         return canonical_fraction(key, Decimal(str(value)))
+    if spec.value is ValueKind.NUMBER:
+        return f"{ratio(Decimal(str(value)), Decimal(1), Decimal(1).scaleb(-spec.scale)):f}"
     if spec.value is ValueKind.DATETIME and isinstance(value, datetime):
         return canonical_datetime(value)
     return str(value)

@@ -80,6 +80,11 @@ class OracleDeal:
     status: str  # won | lost | open | cancelled
     type: str = ""
     cancel_date: date | None = None
+    created_date: date | None = None
+
+
+# (id, name, email, active), optionally followed by manager_id and team_id.
+OracleRep = tuple[Any, ...]
 
 
 def calc_statements(
@@ -88,29 +93,76 @@ def calc_statements(
     deals: Iterable[OracleDeal],
     splits: Iterable[tuple[str, str, Decimal]],
     as_of: date,
-    reps: Iterable[tuple[str, str, str, bool]],
+    reps: Iterable[OracleRep],
+    quotas: Iterable[tuple[str, date, Decimal | None, Decimal | None]] | None = None,
+    leads: Iterable[tuple[str, str, date, bool]] | None = None,
 ) -> list[dict[str, Any]]:
-    """`spm-connector calc --format json` on CSV exports of the given records.
+    """`spm-connector calc --format json` on CSV exports of the given records."""
+    return calc_document(config, directory, deals, splits, as_of, reps, quotas, leads)[
+        "statements"
+    ]
 
-    ``reps`` are (id, name, email, active): members named by email resolve through them.
+
+def calc_document(
+    config: Path,
+    directory: Path,
+    deals: Iterable[OracleDeal],
+    splits: Iterable[tuple[str, str, Decimal]],
+    as_of: date,
+    reps: Iterable[OracleRep],
+    quotas: Iterable[tuple[str, date, Decimal | None, Decimal | None]] | None = None,
+    leads: Iterable[tuple[str, str, date, bool]] | None = None,
+) -> dict[str, Any]:
+    """The whole calc JSON document (statements and teams) on CSV exports of the records.
+
+    ``reps`` are (id, name, email, active[, manager_id, team_id]): members named
+    by email resolve through them. ``quotas`` are (rep_id, start_date, amount,
+    quantity) and ``leads`` (id, owner_id, created_date, converted), as the CRM has them.
     """
     deals_path, splits_path = directory / "oracle-deals.csv", directory / "oracle-splits.csv"
     reps_path = directory / "oracle-reps.csv"
     with reps_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "name", "email", "active"])
-        for rep_id, name, email, active in reps:
-            writer.writerow([rep_id, name, email, "true" if active else "false"])
+        writer.writerow(["id", "name", "email", "active", "manager_id", "team_id"])
+        for rep_id, name, email, active, *team in reps:
+            manager, team_id = (*team, None, None)[:2]
+            writer.writerow(
+                [rep_id, name, email, "true" if active else "false", manager or "", team_id or ""]
+            )
     with deals_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "owner_id", "amount", "close_date", "status", "type", "cancel_date"])
+        writer.writerow(
+            ["id", "owner_id", "amount", "close_date", "status", "type", "cancel_date",
+             "created_date"]
+        )  # fmt: skip
         for d in deals:
             cancel = d.cancel_date.isoformat() if d.cancel_date else ""
-            writer.writerow([d.id, d.owner_id, d.amount, d.close_date, d.status, d.type, cancel])
+            created = d.created_date.isoformat() if d.created_date else ""
+            writer.writerow(
+                [d.id, d.owner_id, d.amount, d.close_date, d.status, d.type, cancel, created]
+            )
     with splits_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["deal_id", "rep_id", "percent"])
         writer.writerows(splits)
+    extra: list[str] = []
+    if quotas is not None:
+        quotas_path = directory / "oracle-quotas.csv"
+        with quotas_path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["rep_id", "start_date", "amount", "quantity"])
+            for rep_id, start, amount, quantity in quotas:
+                writer.writerow([rep_id, start, "" if amount is None else amount,
+                                 "" if quantity is None else quantity])  # fmt: skip
+        extra += ["--quotas", str(quotas_path)]
+    if leads is not None:
+        leads_path = directory / "oracle-leads.csv"
+        with leads_path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "owner_id", "created_date", "converted"])
+            for lead_id, owner, created, converted in leads:
+                writer.writerow([lead_id, owner, created, "true" if converted else "false"])
+        extra += ["--leads", str(leads_path)]
     result = run(
         config,
         {},
@@ -125,10 +177,11 @@ def calc_statements(
         as_of.isoformat(),
         "--format",
         "json",
+        *extra,
     )
     assert result.exit_code == 0, result.output
-    statements: list[dict[str, Any]] = json.loads(result.stdout)["statements"]
-    return statements
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
 
 
 def expected_deal_fields(

@@ -39,6 +39,7 @@ def deal(
     owner: str = "r1",
     cancel: date | None = None,
     splits: tuple[tuple[str, str], ...] = (),
+    created: date | None = None,
     **properties: str,
 ) -> Deal:
     return Deal(
@@ -51,6 +52,7 @@ def deal(
         type=properties.get("type"),
         properties=dict(properties),
         splits=tuple(Split(rep, Decimal(pct)) for rep, pct in splits),
+        created_date=created,
     )
 
 
@@ -60,9 +62,11 @@ def run(
     reps: list[Rep] | None = None,
     as_of: date = date(2026, 12, 31),
     kind: PeriodKind = PeriodKind.MONTH,
+    **inputs: Any,
 ) -> Calculation:
+    """``inputs``: calculate's keyword inputs (teams, crm_quotas, leads, rep_ids)."""
     plan_list = plans if isinstance(plans, list) else [plans]
-    return calculate(plan_list, reps or [], deals, period_kind=kind, as_of=as_of)
+    return calculate(plan_list, reps or [], deals, period_kind=kind, as_of=as_of, **inputs)
 
 
 def by_period(calculation: Calculation, rep_id: str = "r1") -> dict[str, Statement]:

@@ -104,7 +104,8 @@ def test_json_document_shape(files: Path) -> None:
     result = calc()
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert list(document) == ["currency", "as_of", "statements"]
+    assert list(document) == ["currency", "as_of", "statements", "teams"]
+    assert document["teams"] == []  # no team goals in this plan
     assert document["currency"] == "USD"
     assert document["as_of"] == "2026-03-31"
     statements = document["statements"]
@@ -117,7 +118,8 @@ def test_json_document_shape(files: Path) -> None:
         ("r2", "2026-03"),
     ]
     for statement in statements:
-        assert list(statement) == [*STATEMENT_FIELDS, "lines"]
+        assert list(statement) == [*STATEMENT_FIELDS, "goals", "lines"]
+        assert statement["goals"] == []
         for key in MONEY_KEYS:
             value = statement[key]
             assert value is None or MONEY.match(value), (key, value)

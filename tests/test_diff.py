@@ -58,6 +58,20 @@ def test_rep_values_use_as_of_period_and_year_to_date() -> None:
         "draw_balance": "1200.00",
         "payout": "1500.00",
         "payout_ytd": "3000.00",
+        # KPIs: 1 won, 0 lost; 10 of February's 28 days gone: pace 0.5 / (10/28) = 1.4.
+        "win_rate": "1.0000",
+        "average_deal_size": "5000.00",
+        "sales_cycle_days": None,  # no creation dates
+        "pipeline_coverage": "0.0000",  # no open deals, 5,000 still to book
+        "pace": "1.4000",
+        "to_next_tier": "5000.00",
+        "lead_to_sale": None,  # leads not read
+        # No goals on this plan: their fields are cleared.
+        "deals_won_attainment": None,
+        "new_customers_attainment": None,
+        "team_attainment": None,
+        "team_deals_won_attainment": None,
+        "team_new_customers_attainment": None,
     }
 
 

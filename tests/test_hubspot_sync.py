@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from connector.fields import CATALOGUE
 from connector.retry import RetryPolicy
 from connector.sandbox.common import Faults
 from connector.sandbox.hubspot import HubSpotSandbox
@@ -94,6 +95,7 @@ def oracle(portal: Portal, as_of: date, cancelled: dict[str, date] | None = None
                 status,
                 TYPE_LABELS.get(d.get("dealtype", ""), ""),
                 cancelled.get(d["id"]),
+                datetime.fromisoformat(d["createdate"].replace("Z", "+00:00")).date(),
             )
         )
     splits = [
@@ -166,7 +168,7 @@ def test_install_is_idempotent(portal: Portal) -> None:
     assert dry.exit_code == 0 and "would create" in dry.output
     assert "property_create" not in portal.sandbox.calls.counts()
     installed(portal)
-    assert portal.sandbox.calls.counts()["property_create"] == 15
+    assert portal.sandbox.calls.counts()["property_create"] == len(CATALOGUE)
     portal.sandbox.calls.reset()
     again = portal.cli("install")
     assert again.exit_code == 0, again.output

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from connector.fields import CATALOGUE
 from connector.retry import RetryPolicy
 from connector.sandbox.salesforce import SalesforceSandbox
 from tests.crm_sync_helpers import (
@@ -103,6 +104,7 @@ def oracle(org: Org, as_of: date, reversed_on: dict[str, date] | None = None) ->
                 status,
                 d["Type"] or "",
                 reversed_on.get(d["Id"]),
+                d["CreatedDate"].date(),
             )
         )
     splits = [
@@ -170,11 +172,11 @@ def test_install_creates_fields_and_permission_set_idempotently(org: Org) -> Non
     user = org.sandbox.org.objects["User"]
     assert opportunity.field("SPM_Commission__c") is not None
     assert user.field("SPM_Payout_YTD__c") is not None
-    assert org.sandbox.calls.counts()["tooling_create"] == 15
+    assert org.sandbox.calls.counts()["tooling_create"] == len(CATALOGUE)
     permission = org.sandbox.org.records["PermissionSet"]
     assert [r.values["Name"] for r in permission.values()] == ["SPM_Payout_Fields"]
     grants = [r.values for r in org.sandbox.org.records["FieldPermissions"].values()]
-    assert len(grants) == 15
+    assert len(grants) == len(CATALOGUE)
     assert all(g["PermissionsRead"] and not g["PermissionsEdit"] for g in grants)
     assigned = {
         r.values["AssigneeId"] for r in org.sandbox.org.records["PermissionSetAssignment"].values()

@@ -21,9 +21,11 @@ from connector.fields import FieldSpec, RecordKind
 from connector.models import (
     ApiUsage,
     CrmDeal,
+    CrmQuota,
     CrmSplit,
     CrmUser,
     FieldStatus,
+    Lead,
     Outcome,
     RecordUpdate,
     WriteResult,
@@ -42,6 +44,7 @@ class MemoryCrm:
     """Users, deals and our fields in dicts; every change moves a modstamp."""
 
     name = "memory"
+    deal_columns = frozenset({"Name"})
 
     def __init__(self) -> None:
         self.clock = datetime(2026, 3, 1, tzinfo=UTC)
@@ -102,6 +105,12 @@ class MemoryCrm:
 
     def read_splits(self, deal_ids: Collection[str]) -> Iterator[CrmSplit] | None:
         return iter([s for deal_id in deal_ids for s in self.splits.get(deal_id, [])])
+
+    def read_quotas(self) -> list[CrmQuota]:
+        return []
+
+    def read_leads(self, since: date) -> list[Lead]:
+        return []
 
     def ensure_fields(
         self, specs: Sequence[FieldSpec], *, dry_run: bool, assign_to: Collection[str] = ()

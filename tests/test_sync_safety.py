@@ -311,7 +311,8 @@ def test_salesforce_worker_door_touches_only_one_deal(
             if not d["IsClosed"] and d["Id"] not in split_ids and d["CloseDate"] <= as_of
         )
         org.sandbox.close_deal(deal["Id"], won=True)
-        as_of = sf.as_of_for(org.sandbox)
+        # The same as-of day as the sync: a new day moves every rep's pace, a real change.
+        assert sf.as_of_for(org.sandbox) >= as_of
         org.sandbox.calls.reset()
         summary = engine.process(ChangeSet.of(deals=[deal["Id"]]), SyncOptions(as_of=as_of))
         assert summary.exit_code == 0

@@ -8,16 +8,18 @@ nothing sees a vendor dict.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from connector.fields import FieldSpec, RecordKind
 from connector.models import (
     ApiUsage,
     CrmDeal,
+    CrmQuota,
     CrmSplit,
     CrmUser,
     FieldStatus,
+    Lead,
     RecordUpdate,
     WriteResult,
 )
@@ -27,6 +29,8 @@ class CrmAdapter(Protocol):
     """Reads users, deals and splits; creates our fields; writes values back."""
 
     name: str
+    # The deal columns a goal or SPIFF filter can name, besides the Deal's own.
+    deal_columns: frozenset[str]
 
     def account_id(self) -> str:
         """The CRM account this adapter talks to (Salesforce org id, HubSpot portal id)."""
@@ -64,6 +68,15 @@ class CrmAdapter(Protocol):
 
     def read_splits(self, deal_ids: Collection[str]) -> Iterator[CrmSplit] | None:
         """Splits of the given deals, or None when the CRM has no splits."""
+        ...
+
+    def read_quotas(self) -> list[CrmQuota]:
+        """Every quota the CRM holds for its users (Salesforce ``ForecastingQuota``,
+        HubSpot goal targets); raises CrmConfigError where the CRM has none to read."""
+        ...
+
+    def read_leads(self, since: date) -> list[Lead]:
+        """Leads (Salesforce) or contacts (HubSpot) created from ``since``, with an owner."""
         ...
 
     def ensure_fields(

@@ -45,10 +45,12 @@ from connector.fields import CATALOGUE, HUBSPOT_DEAL_INPUTS, FieldSpec, RecordKi
 from connector.models import (
     ApiUsage,
     CrmDeal,
+    CrmQuota,
     CrmSplit,
     CrmUser,
     FieldStatus,
     FieldValue,
+    Lead,
     Outcome,
     RecordUpdate,
     WriteResult,
@@ -67,6 +69,7 @@ _PROPERTY_TYPE = {
     ValueKind.FRACTION: ("number", "number", "percentage"),
     ValueKind.TEXT: ("string", "text", None),
     ValueKind.DATETIME: ("datetime", "date", None),
+    ValueKind.NUMBER: ("number", "number", None),
 }
 # 207 error categories worth sending again (the record was busy, not wrong).
 _RETRYABLE_CATEGORIES = frozenset({"CONFLICT", "RATE_LIMITS", "LOCKED"})
@@ -81,6 +84,7 @@ class HubSpotSettings:
     fields: tuple[FieldSpec, ...] = CATALOGUE
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     rep_object: str = "users"
+    quota_goal: str | None = None  # only goal targets of the goal of this name are quotas
     searches_per_second: float = 4.0
     reserve: int = 2  # calls kept in hand in each ten-second window
 
@@ -100,6 +104,8 @@ class _Budget:
 
 class HubSpotAdapter:
     name = "hubspot"
+    # The deal columns a goal or SPIFF filter can name, besides the Deal's own.
+    deal_columns = frozenset({"Name", "StageName", "Pipeline", "Type"})
 
     def __init__(
         self,
@@ -336,7 +342,7 @@ class HubSpotAdapter:
                             key: owner.get(key)
                             for key in ("id", "email", "firstName", "lastName", "userId")
                         }
-                        | {"archived": archived == "true"}
+                        | {"archived": archived == "true", "team": _primary_team(owner)}
                         for owner in page.get("results", [])
                     ]
                     after = ((page.get("paging") or {}).get("next") or {}).get("after")
@@ -378,9 +384,66 @@ class HubSpotAdapter:
                 name=name or email,
                 email=email,
                 active=not owner.get("archived", False),
+                team_id=owner.get("team"),
                 fields=values,
                 record_id=record_id,
             )
+
+    def _every(self, object_type: str, names: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """Every live record of an object type, a page (one call) at a time."""
+        after: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("limit", LIST_PAGE), ("properties", ",".join(names))]
+            if after:
+                query.append(("after", after))
+            _, page = self._request("objects", f"/crm/v3/objects/{object_type}", query=query)
+            yield from page.get("results", [])
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+
+    def read_quotas(self) -> list[CrmQuota]:
+        """Goal targets (``goal_targets``) assigned to users, as quota amounts by owner.
+
+        A target names its user (``hs_assignee_user_id``); the owner with that
+        ``userId`` is the rep. With ``quota_goal`` set, only targets of the goal
+        of that name count (a portal may also track calls made, meetings booked).
+        """
+        by_user = {str(o.get("userId")): str(o["id"]) for o in self._owners(refresh=False)}
+        names = (
+            "hs_assignee_user_id",
+            "hs_start_datetime",
+            "hs_end_datetime",
+            "hs_target_amount",
+            "hs_goal_name",
+        )
+        quotas: list[CrmQuota] = []
+        for row in self._every("goal_targets", names):
+            props = row.get("properties") or {}
+            goal = self.settings.quota_goal
+            if goal is not None and props.get("hs_goal_name") != goal:
+                continue
+            owner = by_user.get(str(props.get("hs_assignee_user_id") or ""))
+            start, amount = props.get("hs_start_datetime"), props.get("hs_target_amount")
+            if owner is None or not start or amount in (None, ""):
+                continue
+            quotas.append(CrmQuota(owner, self._date(str(start)), _decimal(str(amount))))
+        return quotas
+
+    def read_leads(self, since: date) -> list[Lead]:
+        """Contacts created on or after ``since`` with an owner; converted = became a customer."""
+        names = ("hubspot_owner_id", "createdate", "lifecyclestage")
+        leads: list[Lead] = []
+        for row in self._every("contacts", names):
+            props = row.get("properties") or {}
+            owner, created = props.get("hubspot_owner_id"), props.get("createdate")
+            if not owner or not created:
+                continue
+            day = self._date(str(created))
+            if day >= since:
+                converted = str(props.get("lifecyclestage") or "") == "customer"
+                leads.append(Lead(str(row["id"]), str(owner), day, converted))
+        return leads
 
     def _rep_object_records(self, specs: Sequence[FieldSpec]) -> list[dict[str, Any]]:
         object_type = self.settings.rep_object
@@ -582,6 +645,7 @@ class HubSpotAdapter:
             deleted=deleted,
             properties=properties,
             fields={s.key: _value_text(s, props.get(s.hubspot)) for s in specs},
+            created_date=self._date(str(props["createdate"])) if props.get("createdate") else None,
         )
 
     def _date(self, text: str) -> date:
@@ -868,6 +932,13 @@ def _outgoing(spec: FieldSpec, value: FieldValue) -> str:
     if spec.value is ValueKind.DATETIME:
         return _moment(value).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return str(value)
+
+
+def _primary_team(owner: Mapping[str, Any]) -> str | None:
+    """The owner's primary team id (the first team when none is marked primary)."""
+    teams = owner.get("teams") or []
+    chosen = next((t for t in teams if t.get("primary")), teams[0] if teams else None)
+    return str(chosen["id"]) if chosen and chosen.get("id") is not None else None
 
 
 def _is_api_exception(error: Exception) -> bool:

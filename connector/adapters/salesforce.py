@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 from urllib.request import getproxies
+from zoneinfo import ZoneInfo
 
 import requests
 from pydantic import SecretStr
@@ -49,10 +50,12 @@ from connector.fields import CATALOGUE, FieldSpec, RecordKind, ValueKind
 from connector.models import (
     ApiUsage,
     CrmDeal,
+    CrmQuota,
     CrmSplit,
     CrmUser,
     FieldStatus,
     FieldValue,
+    Lead,
     Outcome,
     RecordUpdate,
     WriteResult,
@@ -74,6 +77,7 @@ _SF_TYPE = {
     ValueKind.FRACTION: "percent",
     ValueKind.TEXT: "string",
     ValueKind.DATETIME: "datetime",
+    ValueKind.NUMBER: "double",
 }
 _ID = re.compile(r"^[A-Za-z0-9]{15,18}$")
 
@@ -98,6 +102,7 @@ class SalesforceSettings:
     ca_bundle: Path | None = None
     timeout_s: float = 30.0
     fields: tuple[FieldSpec, ...] = CATALOGUE
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
 
 def _value_text(spec: FieldSpec, raw: Any) -> str | None:
@@ -141,6 +146,8 @@ def _json(payload: Any) -> str:
 
 class SalesforceAdapter:
     name = "salesforce"
+    # The deal columns a goal or SPIFF filter can name, besides the Deal's own.
+    deal_columns = frozenset({"Name", "StageName", "Type"})
 
     def __init__(
         self,
@@ -347,6 +354,7 @@ class SalesforceAdapter:
             "Type",
             "SystemModstamp",
             "IsDeleted",
+            "CreatedDate",
         ]
         if "CurrencyIsoCode" in self._fields_of("Opportunity"):
             columns.append("CurrencyIsoCode")  # multi-currency orgs only
@@ -407,7 +415,61 @@ class SalesforceAdapter:
             deleted=bool(row.get("IsDeleted")),
             properties=properties,
             fields={s.key: _value_text(s, row.get(s.salesforce)) for s in specs},
+            created_date=self._day(row.get("CreatedDate")),
         )
+
+    def _day(self, stamp: str | None) -> date | None:
+        """A Salesforce datetime as a date in the configured time zone."""
+        return _datetime(stamp).astimezone(self.settings.timezone).date() if stamp else None
+
+    def read_quotas(self) -> list[CrmQuota]:
+        """Collaborative Forecasts quotas (``ForecastingQuota``): amounts and quantities."""
+        soql = (
+            "SELECT QuotaOwnerId, StartDate, QuotaAmount, QuotaQuantity, IsQuantity "
+            "FROM ForecastingQuota"
+        )
+        quotas: list[CrmQuota] = []
+        try:
+            for row in self._query(soql):
+                start = row.get("StartDate")
+                owner = row.get("QuotaOwnerId")
+                if not start or not owner:
+                    continue
+                amount, quantity = row.get("QuotaAmount"), row.get("QuotaQuantity")
+                quantity_type = bool(row.get("IsQuantity"))
+                quotas.append(
+                    CrmQuota(
+                        owner,
+                        date.fromisoformat(start),
+                        None if quantity_type or amount is None else Decimal(str(amount)),
+                        None if not quantity_type or quantity is None else Decimal(str(quantity)),
+                    )
+                )
+        except CrmError as error:
+            if error.code in ("INVALID_TYPE", "NOT_FOUND") or error.status == 404:
+                raise CrmConfigError(
+                    "Salesforce: this org has no ForecastingQuota (Collaborative Forecasts is "
+                    "off, or the integration user cannot see quotas): turn it on, or set the "
+                    "plans' quota_source and target_source back to plan",
+                    status=error.status,
+                    code=error.code,
+                ) from None
+            raise
+        return quotas
+
+    def read_leads(self, since: date) -> list[Lead]:
+        """Leads created on or after ``since`` that a user owns (not a queue)."""
+        soql = (
+            "SELECT Id, OwnerId, CreatedDate, IsConverted FROM Lead "
+            f"WHERE CreatedDate >= {since.isoformat()}T00:00:00Z"
+        )
+        leads: list[Lead] = []
+        for row in self._query(soql):
+            owner = str(row.get("OwnerId") or "")
+            created = self._day(row.get("CreatedDate"))
+            if owner.startswith("005") and created is not None:
+                leads.append(Lead(row["Id"], owner, created, bool(row.get("IsConverted"))))
+        return leads
 
     def read_splits(self, deal_ids: Collection[str]) -> Iterator[CrmSplit] | None:
         ids = sorted(deal_id for deal_id in deal_ids if _ID.match(deal_id))
@@ -669,7 +731,7 @@ def _outgoing(spec: FieldSpec, value: FieldValue) -> Any:
     """Canonical text → what Salesforce expects in the field."""
     if value is None:
         return None
-    if spec.value is ValueKind.MONEY:
+    if spec.value in (ValueKind.MONEY, ValueKind.NUMBER):
         return Decimal(str(value))
     if spec.value is ValueKind.FRACTION:
         return Decimal(str(value)) * 100  # Salesforce Percent fields hold 12.5 for 12.5 %
@@ -686,6 +748,8 @@ def _field_metadata(full_name: str, spec: FieldSpec) -> dict[str, Any]:
         metadata.update(type="Currency", precision=16, scale=2)
     elif spec.value is ValueKind.FRACTION:
         metadata.update(type="Percent", precision=7, scale=spec.percent_scale)
+    elif spec.value is ValueKind.NUMBER:
+        metadata.update(type="Number", precision=14, scale=spec.scale)
     elif spec.value is ValueKind.TEXT:
         metadata.update(type="Text", length=10)
     else:

@@ -9,12 +9,20 @@ from typing import TextIO
 
 import click
 
-from connector.commands.common import as_of_date, config_of, config_option, gc_paused
+from connector.commands.common import (
+    as_of_date,
+    config_name,
+    config_of,
+    config_option,
+    gc_paused,
+)
 from connector.config import Config, config_warnings
-from connector.errors import InputError
-from connector.inputs import Inputs, load_inputs
-from connector.models import Deal, Rep, Statement
+from connector.errors import ConfigError, InputError
+from connector.inputs import Inputs, load_inputs, read_leads, read_quotas
+from connector.models import Deal, Rep, Statement, TeamResult
+from connector.plans import filter_problems
 from connector.report import write_csv, write_json, write_table
+from connector.sync.goals import team_spells
 from connector.sync.periods import parse_label
 from connector.sync.statements import calculate
 
@@ -26,6 +34,13 @@ MAX_WARNINGS = 20
 @click.option("--deals", "deals_path", required=True, metavar="FILE", help="deals.csv")
 @click.option("--reps", "reps_path", metavar="FILE", help="reps.csv (default: the plan members)")
 @click.option("--splits", "splits_path", metavar="FILE", help="splits.csv")
+@click.option(
+    "--quotas",
+    "quotas_path",
+    metavar="FILE",
+    help="quotas.csv: the CRM's quotas, for plans with quota_source: crm",
+)
+@click.option("--leads", "leads_path", metavar="FILE", help="leads.csv, for the lead-to-sale ratio")
 @click.option(
     "--as-of",
     "as_of_text",
@@ -48,6 +63,8 @@ def calc(
     deals_path: str,
     reps_path: str | None,
     splits_path: str | None,
+    quotas_path: str | None,
+    leads_path: str | None,
     as_of_text: str | None,
     output_format: str,
     rep_ids: tuple[str, ...],
@@ -65,6 +82,11 @@ def calc(
             ) from None
     as_of = as_of_date(as_of_text, config)
     inputs = load_inputs(deals_path, reps_path, splits_path, currency=config.currency)
+    problems = filter_problems(config.plans, inputs.deal_columns, deals_path)
+    if problems:
+        raise ConfigError("\n".join(f"{config_name(ctx)}: {problem}" for problem in problems))
+    quotas = read_quotas(quotas_path) if quotas_path is not None else []
+    leads = read_leads(leads_path) if leads_path is not None else None
     with gc_paused():
         calculation = calculate(
             config.plans,
@@ -73,6 +95,9 @@ def calc(
             period_kind=config.period,
             as_of=as_of,
             rep_ids=rep_ids or None,
+            teams=team_spells(config.teams, inputs.reps),
+            crm_quotas=quotas,
+            leads=leads,
         )
         statements = _selected(calculation.statements, rep_ids, period, as_of)
         warnings = [
@@ -91,13 +116,14 @@ def calc(
         if output_format == "table" and len(statements) == 1:
             # One rep, one period: it reads like the statement the rep gets.
             single = _statement_text(statements[0], calculation.statements, config, inputs)
+        teams = _selected_teams(calculation.teams, rep_ids, period)
         if output_path is None:
-            _write(sys.stdout, output_format, statements, config, as_of, names, single)
+            _write(sys.stdout, output_format, statements, config, as_of, names, single, teams)
             sys.stdout.flush()  # the summary below goes to stderr: keep the two in order
         else:
             try:
                 with open(output_path, "w", encoding="utf-8", newline="") as out:
-                    _write(out, output_format, statements, config, as_of, names, single)
+                    _write(out, output_format, statements, config, as_of, names, single, teams)
             except OSError as error:
                 raise InputError(f"{output_path}: cannot be written ({error.strerror})") from None
     click.echo(
@@ -147,6 +173,19 @@ def _selected(
     return [s for s in statements if period is None or s.period == period]
 
 
+def _selected_teams(
+    teams: Sequence[TeamResult], rep_ids: Sequence[str], period: str | None
+) -> list[TeamResult]:
+    """The team results a selection shows: the chosen period, teams of the chosen reps."""
+    wanted = set(rep_ids)
+    return [
+        team
+        for team in teams
+        if (period is None or team.period == period)
+        and (not wanted or wanted & {*team.members, team.manager_id})
+    ]
+
+
 def _write(
     out: TextIO,
     output_format: str,
@@ -155,9 +194,10 @@ def _write(
     as_of: date,
     names: Mapping[str, str],
     single: str | None,
+    teams: Sequence[TeamResult] = (),
 ) -> None:
     if output_format == "json":
-        write_json(out, statements, currency=config.currency, as_of=as_of)
+        write_json(out, statements, currency=config.currency, as_of=as_of, teams=teams)
     elif output_format == "csv":
         write_csv(out, statements)
     elif single is not None:

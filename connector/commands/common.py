@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -45,6 +46,12 @@ def config_option(command: F) -> F:
 def config_of(ctx: click.Context) -> Config:
     state = ctx.find_object(State)
     return load_config(resolve_config_path(state.config_option if state else None, os.environ))
+
+
+def config_name(ctx: click.Context) -> str:
+    """The config file's name as messages give it (``spm.yaml``)."""
+    state = ctx.find_object(State)
+    return Path(resolve_config_path(state.config_option if state else None, os.environ)).name
 
 
 def console() -> Console:

@@ -30,7 +30,7 @@ class Credit(NamedTuple):
     share: Decimal  # percent / 100; 1 for an unsplit deal
 
 
-def _percent(fraction: Decimal) -> str:
+def percent_text(fraction: Decimal) -> str:
     text = format(fraction * HUNDRED, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -57,13 +57,15 @@ class Schedule:
         labels: list[str] = []
         previous_text = ""
         for index, tier in enumerate(commission.tiers, start=1):
-            rate_text = _percent(tier.rate)
+            rate_text = percent_text(tier.rate)
             if tier.up_to is None:
                 bound_text = f">{previous_text}" if previous_text else "all"
             else:
                 bound = tier.up_to * quota if on_attainment and quota is not None else tier.up_to
                 bounds.append(bound)
-                previous_text = _percent(tier.up_to) if on_attainment else format_money(tier.up_to)
+                previous_text = (
+                    percent_text(tier.up_to) if on_attainment else format_money(tier.up_to)
+                )
                 bound_text = f"<={previous_text}"
             labels.append(f"tier {index} ({bound_text}) {rate_text}")
         rates = tuple(tier.rate for tier in commission.tiers)
@@ -208,8 +210,8 @@ def deal_value(deal: Deal, key: str) -> str | None:
 _ATTRIBUTES = {"type", "status", "currency", "owner_id", "id"}
 
 
-def _matcher(when: Mapping[str, str]) -> Callable[[Deal], bool]:
-    """A predicate for a SPIFF's ``when``; a single ``type`` condition, the common one,
+def deal_matcher(when: Mapping[str, str]) -> Callable[[Deal], bool]:
+    """A predicate for a SPIFF's or goal's ``when``; a single ``type`` condition, the common one,
     compares the attribute directly (this runs once per credited deal)."""
     if len(when) == 1:
         ((key, value),) = when.items()
@@ -221,7 +223,7 @@ def _matcher(when: Mapping[str, str]) -> Callable[[Deal], bool]:
 
 def _spiff_rule(spiff: Spiff) -> str:
     if spiff.rate is not None:
-        return f"SPIFF {spiff.name}: {_percent(spiff.rate)} of credit"
+        return f"SPIFF {spiff.name}: {percent_text(spiff.rate)} of credit"
     assert spiff.amount is not None  # the plan schema requires amount or rate
     return f"SPIFF {spiff.name}: {format_money(spiff.amount)} per deal"
 
@@ -231,7 +233,7 @@ def spiff_lines(credits: Sequence[Credit], spiffs: Sequence[Spiff]) -> list[Line
     lines: list[Line] = []
     if not spiffs:
         return lines
-    prepared = [(spiff, _matcher(spiff.when), _spiff_rule(spiff)) for spiff in spiffs]
+    prepared = [(spiff, deal_matcher(spiff.when), _spiff_rule(spiff)) for spiff in spiffs]
     for credit in credits:
         deal = credit.deal
         for spiff, matches, rule in prepared:
@@ -243,7 +245,7 @@ def spiff_lines(credits: Sequence[Credit], spiffs: Sequence[Spiff]) -> list[Line
             elif spiff.amount is not None and credit.amount > 0:
                 amount = round_cents(spiff.amount * credit.share)
                 if credit.share != 1:
-                    share_rule = f"{rule} × {_percent(credit.share)} split"
+                    share_rule = f"{rule} × {percent_text(credit.share)} split"
                     lines.append(Line(LineKind.SPIFF, deal.id, amount, None, share_rule))
                 else:
                     lines.append(Line(LineKind.SPIFF, deal.id, amount, None, rule))
@@ -260,7 +262,7 @@ def bonus_lines(bookings: Decimal, quota: Decimal | None, bonuses: Sequence[Bonu
             None,
             round_cents(bonus.amount),
             None,
-            f"bonus for attainment >= {_percent(bonus.at)}",
+            f"bonus for attainment >= {percent_text(bonus.at)}",
         )
         for bonus in bonuses
         if bookings >= bonus.at * quota

@@ -11,8 +11,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from connector.fields import CATALOGUE, RecordKind
-from connector.models import STATEMENT_FIGURES, LineKind, Statement
+from connector.fields import CATALOGUE, GOAL_FIELDS, RecordKind
+from connector.models import STATEMENT_FIGURES, GoalResult, LineKind, Statement, TeamResult
 from connector.money import ZERO, format_money
 from connector.values import canonical, canonical_fraction
 
@@ -66,11 +66,16 @@ def deal_values(statements: Iterable[Statement], deal_ids: Collection[str]) -> d
     return result
 
 
-def rep_values(statements: Sequence[Statement], as_of_period: str) -> dict[str, Values]:
+def rep_values(
+    statements: Sequence[Statement], as_of_period: str, teams: Sequence[TeamResult] = ()
+) -> dict[str, Values]:
     """Desired rep fields: the as-of period's statement (or the rep's last) and year to date.
 
-    ``updated_at`` is left out: it is stamped only on reps whose other values
-    change, or every sync would rewrite every rep.
+    Each goal's attainment goes to the field of its metric (``GOAL_FIELDS``);
+    a team goal's also to the team manager's record, even when the manager is
+    on no plan (then only those fields). ``updated_at`` is left out: it is
+    stamped only on reps whose other values change, or every sync would
+    rewrite every rep.
     """
     by_rep: dict[str, list[Statement]] = {}
     for statement in statements:
@@ -87,8 +92,36 @@ def rep_values(statements: Sequence[Statement], as_of_period: str) -> dict[str, 
         for key in _FIGURE_KEYS:
             values[key] = canonical(key, getattr(current, key))
         values["payout_ytd"] = format_money(ytd)
+        values.update(dict.fromkeys(GOAL_FIELDS.values()))
+        values.update(_goal_values(current.goals))
         result[rep_id] = values
+    for rep_id, goals in _managed(teams, as_of_period).items():
+        # The team they lead, whatever their own statement shows (a manager may be
+        # on another plan, or on none).
+        result.setdefault(rep_id, {}).update(_goal_values(goals))
     return result
+
+
+def _goal_values(goals: Iterable[GoalResult]) -> Values:
+    values: Values = {}
+    for goal in goals:
+        key = GOAL_FIELDS[goal.metric, goal.team_id is not None]
+        values.setdefault(key, canonical(key, goal.attainment))
+    return values
+
+
+def _managed(teams: Sequence[TeamResult], as_of_period: str) -> dict[str, list[GoalResult]]:
+    """Per manager, the team goals of the latest period up to the as-of period."""
+    latest: dict[str, str] = {}
+    for team in teams:
+        if team.manager_id is not None and team.period <= as_of_period:
+            latest[team.manager_id] = max(latest.get(team.manager_id, ""), team.period)
+    managed: dict[str, list[GoalResult]] = {}
+    for team in sorted(teams, key=lambda t: (t.plan_id, t.team_id, t.goal.goal_id)):
+        manager = team.manager_id
+        if manager is not None and latest.get(manager) == team.period:
+            managed.setdefault(manager, []).append(team.goal)
+    return managed
 
 
 @dataclass(frozen=True)

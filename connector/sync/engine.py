@@ -39,7 +39,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from connector.adapters.base import CrmAdapter
-from connector.errors import ConnectorError
+from connector.errors import ConfigError, ConnectorError
 from connector.fields import RecordKind
 from connector.models import (
     ApiUsage,
@@ -50,10 +50,12 @@ from connector.models import (
     RecordUpdate,
     Rep,
     Statement,
+    TeamResult,
     WriteResult,
 )
-from connector.plans import Plan
+from connector.plans import Plan, TargetSource, Team, filter_problems
 from connector.sync.diff import DEAL_KEYS, PlannedWrite, changes, deal_values, rep_values
+from connector.sync.goals import team_spells
 from connector.sync.members import resolve, resolve_members
 from connector.sync.periods import label, period_of
 from connector.sync.snapshots import (
@@ -66,7 +68,7 @@ from connector.sync.snapshots import (
     snapshot_of,
     touched_reps,
 )
-from connector.sync.statements import calculate
+from connector.sync.statements import calculate, reps_to_compute
 from connector.sync.store import OWED_REP, OWED_SPLITS, USERS_FETCHED_CURSOR, Store, this_process
 from connector.values import canonical_datetime
 
@@ -87,6 +89,17 @@ class SyncSettings:
     currency: str
     period_kind: PeriodKind
     timezone: ZoneInfo
+    teams: str | tuple[Team, ...] | None = None  # spm.yaml's `teams:`
+    lead_to_sale: bool = False  # read leads for the lead-to-sale ratio
+
+    @property
+    def crm_quotas(self) -> bool:
+        """Whether any plan takes its quotas or goal targets from the CRM."""
+        return any(
+            plan.quota_source is TargetSource.CRM
+            or any(goal.target_source is TargetSource.CRM for goal in plan.goals)
+            for plan in self.plans
+        )
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,9 @@ class SyncSummary:
     records_written: int = 0
     fields_written: int = 0
     interrupted_runs: int = 0
+    quotas_read: int | None = None  # None: not read (no plan takes quotas from the CRM)
+    leads_read: int | None = None  # None: the lead-to-sale ratio is off
+    lead_calls: int = 0  # API calls the lead reads cost
     planned: list[PlannedWrite] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -149,6 +165,9 @@ class SyncSummary:
             "statements": self.statements,
             "records_written": self.records_written,
             "fields_written": self.fields_written,
+            "quotas_read": self.quotas_read,
+            "leads_read": self.leads_read,
+            "lead_api_calls": self.lead_calls,
             "failures": [f.__dict__ for f in self.failures],
             "warnings": self.warnings,
             "api_calls": self.usage.calls if self.usage else None,
@@ -247,11 +266,17 @@ class SyncEngine:
 
     def _steps(self, run: _Run, change: ChangeSet | None) -> None:
         store, options, kind = run.store, run.options, self.settings.period_kind
+        problems = filter_problems(
+            self.settings.plans, self.adapter.deal_columns, self.adapter.name
+        )
+        if problems:
+            raise ConfigError("; ".join(problems))
         rebuilt = self._bind_account(run)
         full = options.full or rebuilt
         if change is None:
             # Cached owners are refreshed when an unknown one appears, not on every full sync.
             users = self._read_users(run)
+            self._read_goal_inputs(run, users)
             since = None if full else store.cursor_time(DEALS_CURSOR)
             self._pull(run, self.adapter.read_deals(since))
             pulled = run.pulled_owners
@@ -277,7 +302,7 @@ class SyncEngine:
         owed_reps = store.owed(OWED_REP)
         owed_deals = store.owed(OWED_DEAL)
         affected = (set(members) if full or rolled_over else set()) | (owed_reps & members)
-        statements, covered, computed = self._recompute(run, reps, affected)
+        statements, teams, covered, computed = self._recompute(run, reps, affected)
         run.summary.reps_recomputed = len({s.rep_id for s in statements})
         run.summary.statements = len(statements)
 
@@ -287,7 +312,7 @@ class SyncEngine:
             desired_deals[deal_id] = dict.fromkeys(DEAL_KEYS)
         desired = {
             RecordKind.DEAL: desired_deals,
-            RecordKind.REP: rep_values(statements, as_of_label),
+            RecordKind.REP: rep_values(statements, as_of_label, teams),
         }
         store.commit_statements(
             computed | owed_reps, statements, desired, paid={OWED_DEAL: owed_deals}
@@ -327,12 +352,49 @@ class SyncEngine:
         run.users_refreshed = refresh
         run.summary.users_read = len(users)
         self.progress("users", len(users))
-        run.store.upsert_users(users.values(), fetched_at=run.started)
+        known = {u.id: (u.manager_id, u.team_id) for u in run.store.users()}
+        moved = [
+            u.id
+            for u in users.values()
+            if u.id in known and known[u.id] != (u.manager_id, u.team_id)
+        ]
+        if moved and self.settings.teams is not None:
+            # A rep changed teams: every team's figures may move. Owed before the move
+            # is stored, so a run killed in between still recomputes.
+            run.store.owe(OWED_REP, self._members(users))
+        seen_on = run.started.astimezone(self.settings.timezone).date()
+        run.store.upsert_users(users.values(), fetched_at=run.started, seen_on=seen_on)
         run.store.set_crm_values(
             RecordKind.REP,
             ((u.id, key, value) for u in users.values() for key, value in u.fields.items()),
         )
         return users
+
+    def _members(self, users: Mapping[str, CrmUser]) -> set[str]:
+        return set(resolve_members(self.settings.plans, users))
+
+    def _read_goal_inputs(self, run: _Run, users: Mapping[str, CrmUser]) -> None:
+        """The CRM's quotas and leads, when the plans use them; a change recomputes everyone.
+
+        The recomputation is owed before the new figures are stored, so a run killed
+        in between still recomputes on the next one.
+        """
+        store, adapter = run.store, self.adapter
+        if self.settings.crm_quotas:
+            quotas = adapter.read_quotas()
+            run.summary.quotas_read = len(quotas)
+            if sorted(quotas) != sorted(store.crm_quotas()):
+                store.owe(OWED_REP, self._members(users))
+                store.replace_quotas(quotas)
+        if self.settings.lead_to_sale:
+            before = adapter.usage().calls
+            since = min(plan.start for plan in self.settings.plans)
+            leads = adapter.read_leads(since)
+            run.summary.leads_read = len(leads)
+            run.summary.lead_calls = adapter.usage().calls - before
+            if sorted(leads) != store.leads():
+                store.owe(OWED_REP, self._members(users))
+                store.replace_leads(leads)
 
     def _known_users(self, run: _Run, change: ChangeSet) -> dict[str, CrmUser]:
         """The worker door's users: from the store, unless stale or named by the change."""
@@ -407,28 +469,34 @@ class SyncEngine:
 
     def _recompute(
         self, run: _Run, reps: Sequence[Rep], affected: set[str]
-    ) -> tuple[list[Statement], set[str], set[str]]:
-        """Statements of the affected reps (and split partners), the deals they cover, who."""
+    ) -> tuple[list[Statement], list[TeamResult], set[str], set[str]]:
+        """Statements of the affected reps (with split partners and, for team goals,
+        teammates), the team results, the deals they cover, and who was computed."""
         if not affected:
-            return [], set(), set()
-        store = run.store
+            return [], [], set(), set()
+        store, plans = run.store, self.settings.plans
+        teams = team_spells(self.settings.teams, reps, store.team_history())
         member_ids = {rep.id for rep in reps}
-        snapshots = {d.id: d for d in store.deals_for_reps(affected)}
+        wanted = reps_to_compute(plans, teams, affected) & (member_ids | affected)
+        snapshots = {d.id: d for d in store.deals_for_reps(wanted)}
         splits = store.splits_for(list(snapshots))
         partners = {rep for rows in splits.values() for rep, _ in rows} & member_ids
-        computed = affected | partners
-        if partners - affected:
-            for snapshot in store.deals_for_reps(partners - affected):
+        computed = reps_to_compute(plans, teams, wanted | partners) & (member_ids | affected)
+        if computed - wanted:
+            for snapshot in store.deals_for_reps(computed - wanted):
                 snapshots.setdefault(snapshot.id, snapshot)
             splits.update(store.splits_for([d for d in snapshots if d not in splits]))
         deals, problems = engine_deals(snapshots.values(), splits, self.settings.currency)
         calculation = calculate(
-            self.settings.plans,
+            plans,
             reps,
             deals,
             period_kind=self.settings.period_kind,
             as_of=run.options.as_of,
             rep_ids=computed,
+            teams=teams,
+            crm_quotas=store.crm_quotas() if self.settings.crm_quotas else (),
+            leads=store.leads() if self.settings.lead_to_sale else None,
         )
         run.summary.warnings.extend(w.message for w in (*problems, *calculation.warnings))
         # A deal's values are complete only when every member credited on it was recomputed.
@@ -437,7 +505,7 @@ class SyncEngine:
             for deal in deals
             if all(rep in computed for rep in credited(deal) if rep in member_ids)
         }
-        return list(calculation.statements), covered, computed
+        return list(calculation.statements), list(calculation.teams), covered, computed
 
     # -- writing ------------------------------------------------------------------------------
 

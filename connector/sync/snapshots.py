@@ -70,6 +70,7 @@ def snapshot_of(deal: CrmDeal, previous: DealSnapshot | None, zone: ZoneInfo) ->
         properties=dict(deal.properties),
         modified_at=deal.modified_at,
         deleted=deal.deleted,
+        created_date=deal.created_date,
     )
 
 
@@ -85,6 +86,7 @@ def business_key(snapshot: DealSnapshot) -> tuple[object, ...]:
         snapshot.type,
         tuple(sorted(snapshot.properties.items())),
         snapshot.deleted,
+        snapshot.created_date,
     )
 
 
@@ -117,12 +119,18 @@ def as_deleted(snapshot: DealSnapshot) -> CrmDeal:
         name=snapshot.name,
         deleted=True,
         properties=snapshot.properties,
+        created_date=snapshot.created_date,
     )
 
 
 def rep_of(user: CrmUser) -> Rep:
     return Rep(
-        id=user.id, name=user.name, email=user.email, active=user.active, manager_id=user.manager_id
+        id=user.id,
+        name=user.name,
+        email=user.email,
+        active=user.active,
+        manager_id=user.manager_id,
+        team_id=user.team_id,
     )
 
 
@@ -201,6 +209,7 @@ def engine_deals(
                 type=snap.type,
                 properties=snap.properties,
                 splits=deal_splits,
+                created_date=snap.created_date,
             )
         )
     return deals, warnings

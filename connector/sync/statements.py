@@ -8,39 +8,56 @@ plan's end and the as-of date. Each period's statement is built in three
 passes over the rep's ledgers, because clawbacks need the lines of earlier
 periods and draws need every period's earnings:
 
-1. commission, SPIFF and bonus lines per period;
-2. clawback lines, in the period that holds each cancel date;
-3. the draw ledger, period by period, and forgiveness after the last period.
+1. commission, SPIFF and bonus lines per period, and individual goals;
+2. team goals, which need every member's pass 1, and the team bonuses they pay;
+3. clawback lines, in the period that holds each cancel date;
+4. the draw ledger, KPIs, period by period, and forgiveness after the last period.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 
 from connector.errors import CalculationError
-from connector.models import CalcWarning, Deal, Line, LineKind, Rep, Statement
+from connector.models import (
+    CalcWarning,
+    CrmQuota,
+    Deal,
+    GoalResult,
+    Lead,
+    Line,
+    LineKind,
+    Rep,
+    Statement,
+    TeamResult,
+    TeamSpell,
+)
 from connector.money import CENT, ZERO, format_money, ratio, round_cents
-from connector.plans import Forgive, Plan
-from connector.sync import draws
+from connector.plans import Bonus, Forgive, Goal, GoalMetric, Payee, Plan, TargetSource
+from connector.sync import draws, kpis
 from connector.sync.commission import (
     Credit,
     Schedule,
     bonus_lines,
     commission_lines,
+    percent_text,
     spiff_lines,
 )
 from connector.sync.credit import RepActivity, activity_by_rep, validate_deals
-from connector.sync.periods import PeriodKind, label, period_of
+from connector.sync.goals import Matcher, TeamIndex, credit_value, goal_matcher, measure
+from connector.sync.periods import PeriodKind, first_day, label, period_of
 
 
 @dataclass(frozen=True, slots=True)
 class Calculation:
     statements: tuple[Statement, ...]  # sorted by rep id, then period, then plan id
     warnings: tuple[CalcWarning, ...]
+    # Team goals by team and period (sorted by plan, period, team, goal): the managers' view.
+    teams: tuple[TeamResult, ...] = ()
 
 
 @dataclass(slots=True)
@@ -55,7 +72,9 @@ class _Period:
     lines: list[Line]
     lost_count: int
     open_pipeline: Decimal
+    bounds: tuple[Decimal, ...] = ()  # tier bounds in money, for the gap to the next tier
     clawbacks: list[Line] = field(default_factory=list)
+    goals: list[GoalResult] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -67,7 +86,14 @@ class _Ledger:
     start_day: date
     end_day: date
     quota: Decimal | None
+    member: str  # as the plan lists it (id or email), for overrides
     periods: dict[int, _Period] = field(default_factory=dict)
+    quotas: dict[int, Decimal | None] = field(default_factory=dict)
+    targets: dict[tuple[str, int], Decimal | None] = field(default_factory=dict)
+
+    def reference_day(self, period: int, kind: PeriodKind) -> date:
+        """The day whose team counts for a period: its last day on this ledger."""
+        return min(first_day(period + 1, kind) - timedelta(days=1), self.end_day)
 
 
 def calculate(
@@ -78,12 +104,22 @@ def calculate(
     period_kind: PeriodKind,
     as_of: date,
     rep_ids: Collection[str] | None = None,
+    teams: Sequence[TeamSpell] = (),
+    crm_quotas: Sequence[CrmQuota] = (),
+    leads: Sequence[Lead] | None = None,
 ) -> Calculation:
     """Every statement of every plan member, from their first period to the as-of period.
 
     With ``rep_ids``, only those members' statements are computed (an
-    incremental sync recomputes the reps whose deals changed); ``deals`` must
-    then hold at least every deal credited to them.
+    incremental sync recomputes the reps whose deals changed), and with team
+    goals their teammates' too, since a team's figure needs all of them;
+    ``deals`` must then hold at least every deal credited to those reps
+    (:func:`reps_to_compute` says who they are).
+
+    ``teams`` are the team memberships, ``crm_quotas`` the quotas the CRM
+    holds (for plans with ``quota_source: crm`` or goals with
+    ``target_source: crm``), ``leads`` the leads for the lead-to-sale ratio
+    (None: not read, the ratio stays empty).
 
     Raises :class:`connector.errors.CalculationError` naming the record for
     inputs that cannot be computed.
@@ -91,27 +127,50 @@ def calculate(
     validate_deals(deals)
     warnings: list[CalcWarning] = []
     ledgers = _ledgers(plans, reps, as_of, period_kind, warnings)
+    index = TeamIndex(teams)
+    team_goals = bool(index) and any(plan.team_goals for plan in plans)
     if rep_ids is not None:
-        wanted = set(rep_ids)
+        wanted = reps_to_compute(plans, teams, rep_ids, index)
         ledgers = [ledger for ledger in ledgers if ledger.rep.id in wanted]
     by_rep: dict[str, list[_Ledger]] = {}
     for ledger in ledgers:
         by_rep.setdefault(ledger.rep.id, []).append(ledger)
     activity = activity_by_rep(deals, by_rep.keys(), period_kind)
+    _resolve_targets(ledgers, crm_quotas, period_kind)
+    lead_counts = _leads_by_period(leads, by_rep.keys(), period_kind)
 
-    statements: list[Statement] = []
     # Most periods share a quota, so tier bounds are resolved once per (plan, quota).
     schedules: dict[tuple[int, Decimal | None], Schedule] = {}
-    for rep_id in sorted(by_rep):
-        rep_ledgers = sorted(by_rep[rep_id], key=lambda ledger: (ledger.start_day, ledger.plan.id))
-        rep_activity = activity[rep_id]
+    matchers: dict[int, Matcher | None] = {}
+    ordered = {
+        rep_id: sorted(by_rep[rep_id], key=lambda ledger: (ledger.start_day, ledger.plan.id))
+        for rep_id in sorted(by_rep)
+    }
+    for rep_id, rep_ledgers in ordered.items():
         for ledger in rep_ledgers:
-            _earn(ledger, rep_activity, rep_ledgers, period_kind, schedules)
-        _claw_back(rep_ledgers, rep_activity, period_kind, warnings)
+            _earn(ledger, activity[rep_id], rep_ledgers, period_kind, schedules, matchers)
+    team_results = (
+        _team_goals(plans, ordered, index, period_kind, matchers, warnings) if team_goals else []
+    )
+    statements: list[Statement] = []
+    for rep_id, rep_ledgers in ordered.items():
+        _claw_back(rep_ledgers, activity[rep_id], period_kind, warnings)
         for ledger in rep_ledgers:
-            statements.extend(_settle(ledger, period_kind, as_of))
+            statements.extend(_settle(ledger, period_kind, as_of, lead_counts))
     statements.sort(key=lambda s: (s.rep_id, s.period, s.plan_id))
-    return Calculation(tuple(statements), tuple(warnings))
+    return Calculation(tuple(statements), tuple(warnings), tuple(team_results))
+
+
+def reps_to_compute(
+    plans: Sequence[Plan],
+    teams: Sequence[TeamSpell],
+    rep_ids: Collection[str],
+    index: TeamIndex | None = None,
+) -> set[str]:
+    """The reps a recomputation of ``rep_ids`` must include: with team goals, their teammates."""
+    if not any(plan.team_goals for plan in plans):
+        return set(rep_ids)
+    return (index or TeamIndex(teams)).teammates(rep_ids)
 
 
 def _ledgers(
@@ -164,6 +223,7 @@ def _ledgers(
                     start_day=start_day,
                     end_day=end_day,
                     quota=quota,
+                    member=key,
                 )
             )
     return ledgers
@@ -186,17 +246,89 @@ def _owner_ledger(ledgers: Sequence[_Ledger], period: int, day: date) -> _Ledger
     return candidates[0] if candidates else None
 
 
-def _quota(ledger: _Ledger, k: int, period: int, kind: PeriodKind) -> Decimal | None:
-    if ledger.quota is None:
-        return None
-    ramp = ledger.plan.ramp
-    quota = ledger.quota * ramp[k - 1] if k <= len(ramp) else ledger.quota
-    if quota <= 0:
+def _ramped(base: Decimal, ramp: Sequence[Decimal], k: int) -> Decimal:
+    return base * ramp[k - 1] if k <= len(ramp) else base
+
+
+def _resolve_targets(
+    ledgers: Sequence[_Ledger], crm_quotas: Sequence[CrmQuota], kind: PeriodKind
+) -> None:
+    """Each ledger period's quota and individual goal targets, from the plan or the CRM.
+
+    A CRM figure counts in the period holding its start date (monthly CRM quotas
+    add up in a quarter); a CRM figure of 0 is no quota. A rep-period the CRM has
+    no figure for takes the plan's (the fallback), else it is an error that names
+    every such rep-period at once.
+    """
+    amounts: dict[tuple[str, int], Decimal] = {}
+    quantities: dict[tuple[str, int], Decimal] = {}
+    for crm_quota in crm_quotas:
+        key = (crm_quota.rep_id, period_of(crm_quota.start_date, kind))
+        if crm_quota.amount is not None:
+            amounts[key] = amounts.get(key, ZERO) + crm_quota.amount
+        if crm_quota.quantity is not None:
+            quantities[key] = quantities.get(key, ZERO) + crm_quota.quantity
+    missing: dict[tuple[str, str], list[str]] = {}
+    for ledger in ledgers:
+        plan, rep_id = ledger.plan, ledger.rep.id
+        for period in range(ledger.first, ledger.last + 1):
+            k = period - ledger.first + 1
+            fallback = None if ledger.quota is None else _ramped(ledger.quota, plan.ramp, k)
+            quota = fallback
+            if plan.quota_source is TargetSource.CRM:
+                quota = amounts.get((rep_id, period)) or fallback
+                if quota is None:
+                    missing.setdefault((plan.id, "quota"), []).append(
+                        f"{rep_id} {label(period, kind)}"
+                    )
+            if quota is not None and quota <= 0:
+                raise CalculationError(
+                    f"plan {plan.id}: rep {rep_id} has a quota of {quota} "
+                    f"in {label(period, kind)}; a quota must be greater than 0"
+                )
+            ledger.quotas[period] = quota
+            for goal in plan.goals:
+                if goal.team:
+                    continue
+                base = goal.target_for(ledger.member)
+                target = (
+                    None
+                    if base is None
+                    else _ramped(base, plan.ramp if goal.ramp is None else goal.ramp, k)
+                )
+                if goal.target_source is TargetSource.CRM:
+                    target = quantities.get((rep_id, period)) or target
+                    if target is None:
+                        missing.setdefault((plan.id, f"{goal.key} target"), []).append(
+                            f"{rep_id} {label(period, kind)}"
+                        )
+                ledger.targets[goal.key, period] = target
+    if missing:
         raise CalculationError(
-            f"plan {ledger.plan.id}: rep {ledger.rep.id} has a quota of {quota} "
-            f"in {label(period, kind)}; a quota must be greater than 0"
+            "; ".join(
+                f"plan {plan_id}: the CRM has no {what} for {_listing(where)}"
+                for (plan_id, what), where in sorted(missing.items())
+            )
+            + ". Enter them in the CRM, or give the plan a figure to fall back on"
         )
-    return quota
+
+
+def _listing(items: Sequence[str], shown: int = 12) -> str:
+    text = ", ".join(items[:shown])
+    return f"{text} and {len(items) - shown} more" if len(items) > shown else text
+
+
+def _leads_by_period(
+    leads: Sequence[Lead] | None, members: Collection[str], kind: PeriodKind
+) -> dict[tuple[str, int], list[Lead]] | None:
+    if leads is None:
+        return None
+    wanted = set(members)
+    buckets: dict[tuple[str, int], list[Lead]] = {}
+    for lead in leads:
+        if lead.owner_id in wanted:
+            buckets.setdefault((lead.owner_id, period_of(lead.created_date, kind)), []).append(lead)
+    return buckets
 
 
 def _earn(
@@ -205,12 +337,18 @@ def _earn(
     rep_ledgers: Sequence[_Ledger],
     kind: PeriodKind,
     schedules: dict[tuple[int, Decimal | None], Schedule],
+    matchers: dict[int, Matcher | None],
 ) -> None:
-    """Pass 1: commission, SPIFF and bonus lines for each of the ledger's periods."""
+    """Pass 1: commission, SPIFF and bonus lines, and individual goals, for each period."""
     plan = ledger.plan
+    goals = [goal for goal in plan.goals if not goal.team]
+    for goal in goals:
+        if id(goal) not in matchers:
+            matchers[id(goal)] = goal_matcher(goal)
+    quota_bonuses = [bonus for bonus in plan.bonuses if bonus.goal is None]
     for period in range(ledger.first, ledger.last + 1):
         k = period - ledger.first + 1
-        quota = _quota(ledger, k, period, kind)
+        quota = ledger.quotas[period]
         credits = activity.credits.get(period, [])
         lost = activity.lost.get(period, [])
         open_deals = activity.open_deals.get(period, [])
@@ -224,11 +362,167 @@ def _earn(
         lines = commission_lines(credits, schedule)
         lines += spiff_lines(credits, plan.spiffs)
         bookings = sum((credit.amount for credit in credits), ZERO)
-        lines += bonus_lines(bookings, quota, plan.bonuses)
+        lines += bonus_lines(bookings, quota, quota_bonuses)
+        results: list[GoalResult] = []
+        for goal in goals:
+            target = ledger.targets[goal.key, period]
+            actual = measure(goal.metric, credits, matchers[id(goal)])
+            results.append(_result(goal, None, target, actual))
+            if target is not None:
+                lines += _goal_bonuses(plan, goal, actual, target, None)
         open_pipeline = sum((deal.amount for deal in open_deals), ZERO)
         ledger.periods[period] = _Period(
-            period, k, quota, credits, bookings, lines, len(lost), open_pipeline
+            period,
+            k,
+            quota,
+            credits,
+            bookings,
+            lines,
+            len(lost),
+            open_pipeline,
+            schedule.bounds,
+            goals=results,
         )
+
+
+def _result(goal: Goal, team_id: str | None, target: Decimal | None, actual: Decimal) -> GoalResult:
+    return GoalResult(
+        goal.key,
+        goal.metric.value,
+        team_id,
+        target,
+        actual,
+        None if target is None else ratio(actual, target),
+    )
+
+
+def _goal_bonuses(
+    plan: Plan, goal: Goal, actual: Decimal, target: Decimal, payee: Payee | None
+) -> list[Line]:
+    """Bonus lines of ``plan`` that name ``goal`` (and pay ``payee``, for a team goal)."""
+    lines: list[Line] = []
+    for bonus in plan.bonuses:
+        if bonus.goal != goal.key or (payee is not None and _payee(bonus) is not payee):
+            continue
+        if actual >= bonus.at * target:
+            lines.append(
+                Line(LineKind.BONUS, None, round_cents(bonus.amount), None, _goal_rule(goal, bonus))
+            )
+    return lines
+
+
+def _payee(bonus: Bonus) -> Payee:
+    return bonus.pay or Payee.MEMBERS
+
+
+def _goal_rule(goal: Goal, bonus: Bonus) -> str:
+    who = " (to the manager)" if bonus.pay is Payee.MANAGER else ""
+    scope = "team " if goal.team else ""
+    return f"{scope}bonus for {goal.key} attainment >= {percent_text(bonus.at)}{who}"
+
+
+def _team_goals(
+    plans: Sequence[Plan],
+    ledgers: Mapping[str, Sequence[_Ledger]],
+    index: TeamIndex,
+    kind: PeriodKind,
+    matchers: dict[int, Matcher | None],
+    warnings: list[CalcWarning],
+) -> list[TeamResult]:
+    """Pass 2: each team's metric, its members' team goal results, and team bonuses.
+
+    A team's metric adds every credit of every rep computed (on any plan) whose
+    team on the deal's close date is that team: a credit counts once, for one
+    team. The team goal of plan P is shown to, and pays, the P members on the
+    team on the period's last day (their last day, if they left).
+    """
+    goals = [(plan, goal) for plan in sorted(plans, key=lambda p: p.id) for goal in plan.team_goals]
+    # Goals with the same metric and filter share one sum.
+    signatures: dict[tuple[GoalMetric, tuple[tuple[str, str], ...]], int] = {}
+    measures: list[tuple[GoalMetric, Matcher | None]] = []
+    for _, goal in goals:
+        if id(goal) not in matchers:
+            matchers[id(goal)] = goal_matcher(goal)
+        signature = _signature(goal)
+        if signature not in signatures:
+            signatures[signature] = len(measures)
+            measures.append((goal.metric, matchers[id(goal)]))
+    totals: dict[tuple[int, str, int], Decimal] = {}
+    for rep_id, rep_ledgers in ledgers.items():
+        for ledger in rep_ledgers:
+            for period, work in ledger.periods.items():
+                for credit in work.credits:
+                    team = index.team_of(rep_id, credit.deal.close_date)
+                    if team is None:
+                        continue
+                    for number, (metric, matches) in enumerate(measures):
+                        if matches is None or matches(credit.deal):
+                            key = (number, team, period)
+                            totals[key] = totals.get(key, ZERO) + credit_value(metric, credit)
+    results: list[TeamResult] = []
+    for plan, goal in goals:
+        number = signatures[_signature(goal)]
+        members: dict[tuple[int, str], list[_Ledger]] = {}
+        for rep_ledgers in ledgers.values():
+            for ledger in rep_ledgers:
+                if ledger.plan is not plan:
+                    continue
+                for period in ledger.periods:
+                    team = index.team_of(ledger.rep.id, ledger.reference_day(period, kind))
+                    if team is not None:
+                        members.setdefault((period, team), []).append(ledger)
+        for (period, team), team_ledgers in sorted(members.items()):
+            target = goal.target_for(team)
+            actual = totals.get((number, team, period), ZERO)
+            result = _result(goal, team, target, actual)
+            manager = index.managers.get(team)
+            results.append(
+                TeamResult(
+                    plan.id,
+                    label(period, kind),
+                    team,
+                    manager,
+                    tuple(sorted(ledger.rep.id for ledger in team_ledgers)),
+                    result,
+                )
+            )
+            assert target is not None  # team goals always have a target in spm.yaml
+            for ledger in team_ledgers:
+                work = ledger.periods[period]
+                work.goals.append(result)
+                work.lines += _goal_bonuses(plan, goal, actual, target, Payee.MEMBERS)
+            manager_lines = _goal_bonuses(plan, goal, actual, target, Payee.MANAGER)
+            if manager_lines:
+                _pay_manager(manager, team, period, manager_lines, ledgers, kind, warnings)
+    results.sort(key=lambda r: (r.plan_id, r.period, r.team_id, r.goal.goal_id))
+    return results
+
+
+def _signature(goal: Goal) -> tuple[GoalMetric, tuple[tuple[str, str], ...]]:
+    return goal.metric, tuple(sorted(goal.when.items()))
+
+
+def _pay_manager(
+    manager: str | None,
+    team: str,
+    period: int,
+    lines: list[Line],
+    ledgers: Mapping[str, Sequence[_Ledger]],
+    kind: PeriodKind,
+    warnings: list[CalcWarning],
+) -> None:
+    own = ledgers.get(manager, ()) if manager is not None else ()
+    candidates = [ledger for ledger in own if ledger.first <= period <= ledger.last]
+    if not candidates:
+        who = f"manager {manager}" if manager else "no manager"
+        warnings.append(
+            CalcWarning(
+                f"team {team}: {who} has no statement in {label(period, kind)}; "
+                "the manager's team bonus is not paid"
+            )
+        )
+        return
+    candidates[0].periods[period].lines.extend(lines)
 
 
 def _counts_in(ledger: _Ledger, rep_ledgers: Sequence[_Ledger], period: int, deal: Deal) -> bool:
@@ -284,8 +578,13 @@ def _claw_back(
         )
 
 
-def _settle(ledger: _Ledger, kind: PeriodKind, as_of: date) -> list[Statement]:
-    """Pass 3: totals, the draw ledger, forgiveness and KPIs; one statement per period."""
+def _settle(
+    ledger: _Ledger,
+    kind: PeriodKind,
+    as_of: date,
+    leads: Mapping[tuple[str, int], list[Lead]] | None,
+) -> list[Statement]:
+    """Pass 4: totals, the draw ledger, forgiveness and KPIs; one statement per period."""
     plan = ledger.plan
     balance = ZERO
     statements: list[Statement] = []
@@ -339,6 +638,14 @@ def _settle(ledger: _Ledger, kind: PeriodKind, as_of: date) -> list[Statement]:
                 open_pipeline=work.open_pipeline,
                 lines=tuple(lines),
                 draw_advanced=step.advanced,
+                sales_cycle_days=kpis.sales_cycle_days(work.credits),
+                pipeline_coverage=kpis.pipeline_coverage(work.open_pipeline, bookings, work.quota),
+                pace=kpis.pace(bookings, work.quota, period, kind, as_of),
+                to_next_tier=kpis.to_next_tier(bookings, work.bounds),
+                lead_to_sale=(
+                    None if leads is None else kpis.lead_to_sale(leads.get((ledger.rep.id, period)))
+                ),
+                goals=tuple(work.goals),
             )
         )
     return statements

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -48,9 +48,12 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from connector.errors import ConfigError, StoreBusyError, StoreError, SyncLockedError
 from connector.fields import RecordKind
 from connector.models import (
+    CrmQuota,
     CrmUser,
     DealSnapshot,
     DealStatus,
+    GoalResult,
+    Lead,
     Line,
     LineKind,
     Outcome,
@@ -75,6 +78,7 @@ users_table = sa.Table(
     sa.Column("active", sa.Boolean),
     sa.Column("manager_id", sa.String(64)),
     sa.Column("record_id", sa.String(64)),
+    sa.Column("team_id", sa.String(64)),
 )
 deals_table = sa.Table(
     "deals",
@@ -93,6 +97,7 @@ deals_table = sa.Table(
     sa.Column("properties", sa.Text),
     sa.Column("modified_at", sa.String(32)),
     sa.Column("deleted", sa.Boolean),
+    sa.Column("created_date", sa.Date),
 )
 splits_table = sa.Table(
     "splits",
@@ -158,8 +163,36 @@ metadata_table = sa.Table(
     sa.Column("value", sa.Text),
     sa.Column("fetched_at", sa.String(32)),
 )
+team_history_table = sa.Table(
+    "team_history",
+    _meta,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("since", sa.String(10), primary_key=True),  # "" for since ever
+    sa.Column("manager_id", sa.String(64)),
+    sa.Column("team_id", sa.String(64)),
+)
+quotas_table = sa.Table(
+    "crm_quotas",
+    _meta,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("rep_id", sa.String(64)),
+    sa.Column("start_date", sa.Date),
+    sa.Column("amount", sa.Text),
+    sa.Column("quantity", sa.Text),
+)
+leads_table = sa.Table(
+    "leads",
+    _meta,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner_id", sa.String(64)),
+    sa.Column("created_date", sa.Date),
+    sa.Column("converted", sa.Boolean),
+)
 # What a rebuild forgets: everything learnt from one CRM account.
 _STATE_TABLES = (
+    team_history_table,
+    quotas_table,
+    leads_table,
     users_table,
     deals_table,
     splits_table,
@@ -720,7 +753,15 @@ class Store:
 
     # -- users ---------------------------------------------------------------------------
 
-    def upsert_users(self, users: Iterable[CrmUser], fetched_at: datetime | None = None) -> None:
+    def upsert_users(
+        self,
+        users: Iterable[CrmUser],
+        fetched_at: datetime | None = None,
+        seen_on: date | None = None,
+    ) -> None:
+        """Users as read; with ``seen_on``, a manager or team that changed is recorded
+        in the team history from that day (a user seen for the first time: since ever)."""
+        users = list(users)
         rows = [
             {
                 "id": u.id,
@@ -729,12 +770,31 @@ class Store:
                 "active": u.active,
                 "manager_id": u.manager_id,
                 "record_id": u.record_id,
+                "team_id": u.team_id,
             }
             for u in users
         ]
-        columns = ["name", "email", "active", "manager_id", "record_id"]
+        columns = ["name", "email", "active", "manager_id", "record_id", "team_id"]
+        moves = []
+        history = self.team_history() if seen_on is not None else {}
+        for user in users:
+            if seen_on is None:
+                break
+            past = history.get(user.id)
+            if past and (past[-1][1], past[-1][2]) == (user.manager_id, user.team_id):
+                continue
+            since = "" if not past else seen_on.isoformat()
+            moves.append(
+                {
+                    "user_id": user.id,
+                    "since": since,
+                    "manager_id": user.manager_id,
+                    "team_id": user.team_id,
+                }
+            )
         with self._tx() as connection:
             self._upsert(connection, users_table, rows, columns)
+            self._upsert(connection, team_history_table, moves, ["manager_id", "team_id"])
             if fetched_at is not None:
                 self._upsert(
                     connection,
@@ -754,9 +814,68 @@ class Store:
                 active=bool(r.active),
                 manager_id=r.manager_id,
                 record_id=r.record_id,
+                team_id=r.team_id,
             )
             for r in rows
         ]
+
+    def team_history(self) -> dict[str, list[tuple[date | None, str | None, str | None]]]:
+        """Per user, (since, manager_id, team_id) in order; since None: since ever."""
+        history: dict[str, list[tuple[date | None, str | None, str | None]]] = {}
+        t = team_history_table
+        with self._read() as connection:
+            for row in connection.execute(sa.select(t).order_by(t.c.user_id, t.c.since)):
+                since = date.fromisoformat(row.since) if row.since else None
+                history.setdefault(row.user_id, []).append((since, row.manager_id, row.team_id))
+        return history
+
+    # -- quotas and leads -------------------------------------------------------------------
+
+    def replace_quotas(self, quotas: Iterable[CrmQuota]) -> None:
+        """The CRM's quotas as just read, in place of the last read's."""
+        rows = [
+            {
+                "id": f"{number}",
+                "rep_id": quota.rep_id,
+                "start_date": quota.start_date,
+                "amount": _text(quota.amount),
+                "quantity": _text(quota.quantity),
+            }
+            for number, quota in enumerate(quotas)
+        ]
+        with self._tx() as connection:
+            connection.execute(quotas_table.delete())
+            for start in range(0, len(rows), _CHUNK):
+                connection.execute(quotas_table.insert(), rows[start : start + _CHUNK])
+
+    def crm_quotas(self) -> list[CrmQuota]:
+        t = quotas_table
+        with self._read() as connection:
+            rows = connection.execute(sa.select(t).order_by(t.c.rep_id, t.c.start_date, t.c.id))
+            return [
+                CrmQuota(r.rep_id, r.start_date, _number(r.amount), _number(r.quantity))
+                for r in rows
+            ]
+
+    def replace_leads(self, leads: Iterable[Lead]) -> None:
+        rows = [
+            {
+                "id": lead.id,
+                "owner_id": lead.owner_id,
+                "created_date": lead.created_date,
+                "converted": lead.converted,
+            }
+            for lead in leads
+        ]
+        with self._tx() as connection:
+            connection.execute(leads_table.delete())
+            for start in range(0, len(rows), _CHUNK):
+                connection.execute(leads_table.insert(), rows[start : start + _CHUNK])
+
+    def leads(self) -> list[Lead]:
+        with self._read() as connection:
+            rows = connection.execute(sa.select(leads_table).order_by(leads_table.c.id))
+            return [Lead(r.id, r.owner_id, r.created_date, bool(r.converted)) for r in rows]
 
     # -- deals -----------------------------------------------------------------------------
 
@@ -1176,6 +1295,7 @@ def _deal_row(snapshot: DealSnapshot) -> dict[str, Any]:
         "properties": json.dumps(dict(snapshot.properties), sort_keys=True),
         "modified_at": _iso(snapshot.modified_at),
         "deleted": snapshot.deleted,
+        "created_date": snapshot.created_date,
     }
 
 
@@ -1195,6 +1315,7 @@ def _snapshot(row: Any) -> DealSnapshot:
         properties=json.loads(row.properties or "{}"),
         modified_at=datetime.fromisoformat(row.modified_at),
         deleted=bool(row.deleted),
+        created_date=row.created_date,
     )
 
 
@@ -1221,6 +1342,18 @@ def _statement_json(statement: Statement) -> dict[str, Any]:
     }
     for name in _DECIMAL_FIELDS:
         body[name] = _text(getattr(statement, name))
+    if statement.goals:
+        body["goals"] = [
+            [
+                goal.goal_id,
+                goal.metric,
+                goal.team_id,
+                _text(goal.target),
+                str(goal.actual),
+                _text(goal.attainment),
+            ]
+            for goal in statement.goals
+        ]
     body["lines"] = [
         [
             line.kind.value,
@@ -1237,7 +1370,9 @@ def _statement_json(statement: Statement) -> dict[str, Any]:
 
 
 def _statement(body: Mapping[str, Any]) -> Statement:
-    values: dict[str, Any] = {name: _number(body[name]) for name in _DECIMAL_FIELDS}
+    # A body stored before a figure existed lacks it: the figure is empty until recomputed.
+    values: dict[str, Any] = {name: _number(body.get(name)) for name in _DECIMAL_FIELDS}
+    values["draw_advanced"] = values["draw_advanced"] or Decimal(0)
     lines = tuple(
         Line(LineKind(kind), deal_id, Decimal(amount), _number(rate), rule, paid, _number(credit))
         for kind, deal_id, amount, rate, rule, paid, credit in body["lines"]
@@ -1249,5 +1384,9 @@ def _statement(body: Mapping[str, Any]) -> Statement:
         won_count=body["won_count"],
         lost_count=body["lost_count"],
         lines=lines,
+        goals=tuple(
+            GoalResult(goal_id, metric, team, _number(target), Decimal(actual), _number(att))
+            for goal_id, metric, team, target, actual, att in body.get("goals", ())
+        ),
         **values,
     )
