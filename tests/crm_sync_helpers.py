@@ -98,9 +98,7 @@ def calc_statements(
     leads: Iterable[tuple[str, str, date, bool]] | None = None,
 ) -> list[dict[str, Any]]:
     """`spm-connector calc --format json` on CSV exports of the given records."""
-    return calc_document(config, directory, deals, splits, as_of, reps, quotas, leads)[
-        "statements"
-    ]
+    return calc_document(config, directory, deals, splits, as_of, reps, quotas, leads)["statements"]
 
 
 def calc_document(

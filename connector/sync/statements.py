@@ -514,13 +514,12 @@ def _pay_manager(
     own = ledgers.get(manager, ()) if manager is not None else ()
     candidates = [ledger for ledger in own if ledger.first <= period <= ledger.last]
     if not candidates:
-        who = f"manager {manager}" if manager else "no manager"
-        warnings.append(
-            CalcWarning(
-                f"team {team}: {who} has no statement in {label(period, kind)}; "
-                "the manager's team bonus is not paid"
-            )
+        why = (
+            f"manager {manager} has no statement in {label(period, kind)}"
+            if manager
+            else "has no manager (list it under teams: with a manager)"
         )
+        warnings.append(CalcWarning(f"team {team}: {why}; the manager's team bonus is not paid"))
         return
     candidates[0].periods[period].lines.extend(lines)
 

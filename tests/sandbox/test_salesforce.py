@@ -73,9 +73,7 @@ def test_tls_is_real(salesforce_sandbox: SalesforceSandbox) -> None:
 def _seeded(rows: list[dict[str, Any]], started: datetime) -> list[dict[str, Any]]:
     """Rows without the stamps a seeded future change gets from the clock (the org's start)."""
     stamps = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
-    return [
-        {k: v for k, v in row.items() if not (k in stamps and v >= started)} for row in rows
-    ]
+    return [{k: v for k, v in row.items() if not (k in stamps and v >= started)} for row in rows]
 
 
 def test_same_seed_same_org(make_salesforce_sandbox: MakeSalesforceSandbox) -> None:
