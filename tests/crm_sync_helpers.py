@@ -29,8 +29,13 @@ def write_config(
     *,
     store: str | None = None,
     plan_end: str = "2027-12-31",
+    plan_extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """An spm.yaml with one plan exercising tiers, a draw, a bonus, a SPIFF and clawbacks."""
+    """An spm.yaml with one plan exercising tiers, a draw, a bonus, a SPIFF and clawbacks.
+
+    ``plan_extra`` adds to (or replaces keys of) the plan, ``extra`` to the top level.
+    """
     config = {
         "currency": "USD",
         "period": "month",
@@ -58,8 +63,10 @@ def write_config(
                 "bonuses": [{"at": "1.0", "amount": "500"}],
                 "spiffs": [{"name": "new-logo", "when": {"type": "New Business"}, "amount": "100"}],
                 "clawback": {"window_days": 365},
+                **(plan_extra or {}),
             }
         ],
+        **(extra or {}),
     }
     path = directory / "spm.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -274,7 +274,7 @@ def test_missing_crm_quotas_are_one_error_naming_every_rep_period() -> None:
         run(p, [], as_of=date(2026, 2, 28), crm_quotas=quotas)
     message = str(error.value)
     # A quota of 0 is no quota (an unset forecast shows 0): r1 February is missing too.
-    assert "plan p: the CRM has no quota for r1 2026-02, r2 2026-01, r2 2026-02" in message
+    assert "plan p: the CRM has no quota for rep r1 2026-02, rep r2 2026-01 to 2026-02" in message
     assert "fall back on" in message
 
 

@@ -161,6 +161,13 @@ def print_summary(console: Console, summary: SyncSummary, dry_run: bool) -> None
         f"({summary.deals_changed:,} changed)",
         f"computed: {summary.reps_recomputed:,} reps, {summary.statements:,} rep-periods",
     ]
+    if summary.quotas_read is not None:
+        lines.append(f"quotas: {summary.quotas_read:,} read from the CRM")
+    if summary.leads_read is not None:
+        lines.append(
+            f"leads: {summary.leads_read:,} read for the lead-to-sale ratio "
+            f"({summary.lead_calls:,} API calls)"
+        )
     if dry_run:
         records = len({(c.record, c.record_id) for c in summary.planned})
         lines.append(

@@ -129,11 +129,31 @@ class SeedDeal:
 
 
 @dataclass(frozen=True)
+class SeedQuota:
+    """A rep's monthly quota as the CRM's forecasting / goals keep it."""
+
+    rep_index: int
+    month: date  # the first day of the month
+    amount: Decimal
+    quantity: int  # deals to win
+
+
+@dataclass(frozen=True)
+class SeedLead:
+    index: int
+    owner_index: int
+    created_at: datetime
+    converted: bool
+
+
+@dataclass(frozen=True)
 class SeedOrg:
     seed: int
     year: int
     reps: tuple[SeedRep, ...]
     deals: tuple[SeedDeal, ...] = field(default=())
+    quotas: tuple[SeedQuota, ...] = field(default=())
+    leads: tuple[SeedLead, ...] = field(default=())
 
 
 def _at(day: date, rng: random.Random) -> datetime:
@@ -203,4 +223,42 @@ def generate(seed: int = 7, reps: int = 12, deals: int = 400, year: int = 2026) 
                 splits=splits,
             )
         )
-    return SeedOrg(seed=seed, year=year, reps=tuple(seed_reps), deals=tuple(seed_deals))
+    quotas, leads = _quotas_and_leads(seed, year, sellers, deals)
+    return SeedOrg(
+        seed=seed,
+        year=year,
+        reps=tuple(seed_reps),
+        deals=tuple(seed_deals),
+        quotas=quotas,
+        leads=leads,
+    )
+
+
+def _quotas_and_leads(
+    seed: int, year: int, sellers: list[int], deals: int
+) -> tuple[tuple[SeedQuota, ...], tuple[SeedLead, ...]]:
+    """Monthly quotas for every seller (30,000-80,000, 2-6 deals) and about a lead per deal.
+
+    Drawn from a generator of their own, so the users and deals of a seed stay
+    what they were before quotas and leads were seeded.
+    """
+    rng = random.Random(seed * 7919 + 1)
+    quotas = tuple(
+        SeedQuota(
+            rep, date(year, month, 1), Decimal(rng.randrange(6, 17) * 5000), rng.randrange(2, 7)
+        )
+        for rep in sellers
+        for month in range(1, 13)
+    )
+    start = date(year, 1, 1)
+    days_in_year = (date(year + 1, 1, 1) - start).days
+    leads = tuple(
+        SeedLead(
+            i,
+            sellers[rng.randrange(len(sellers))],
+            _at(start + timedelta(days=rng.randrange(days_in_year)), rng),
+            rng.random() < 0.3,
+        )
+        for i in range(deals)
+    )
+    return quotas, leads

@@ -44,6 +44,7 @@ from connector.fields import RecordKind
 from connector.models import (
     ApiUsage,
     CrmDeal,
+    CrmQuota,
     CrmUser,
     DealSnapshot,
     PeriodKind,
@@ -383,7 +384,7 @@ class SyncEngine:
         if self.settings.crm_quotas:
             quotas = adapter.read_quotas()
             run.summary.quotas_read = len(quotas)
-            if sorted(quotas) != sorted(store.crm_quotas()):
+            if sorted(map(_quota_key, quotas)) != sorted(map(_quota_key, store.crm_quotas())):
                 store.owe(OWED_REP, self._members(users))
                 store.replace_quotas(quotas)
         if self.settings.lead_to_sale:
@@ -600,6 +601,10 @@ class _CrmSink:
 
     def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
         return self._adapter.write(record, updates)
+
+
+def _quota_key(quota: CrmQuota) -> tuple[str, date, str, str]:
+    return quota.rep_id, quota.start_date, str(quota.amount), str(quota.quantity)
 
 
 def _run_options(options: SyncOptions) -> dict[str, object]:

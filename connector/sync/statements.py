@@ -268,7 +268,7 @@ def _resolve_targets(
             amounts[key] = amounts.get(key, ZERO) + crm_quota.amount
         if crm_quota.quantity is not None:
             quantities[key] = quantities.get(key, ZERO) + crm_quota.quantity
-    missing: dict[tuple[str, str], list[str]] = {}
+    missing: dict[tuple[str, str], dict[str, list[int]]] = {}
     for ledger in ledgers:
         plan, rep_id = ledger.plan, ledger.rep.id
         for period in range(ledger.first, ledger.last + 1):
@@ -278,9 +278,7 @@ def _resolve_targets(
             if plan.quota_source is TargetSource.CRM:
                 quota = amounts.get((rep_id, period)) or fallback
                 if quota is None:
-                    missing.setdefault((plan.id, "quota"), []).append(
-                        f"{rep_id} {label(period, kind)}"
-                    )
+                    missing.setdefault((plan.id, "quota"), {}).setdefault(rep_id, []).append(period)
             if quota is not None and quota <= 0:
                 raise CalculationError(
                     f"plan {plan.id}: rep {rep_id} has a quota of {quota} "
@@ -299,23 +297,39 @@ def _resolve_targets(
                 if goal.target_source is TargetSource.CRM:
                     target = quantities.get((rep_id, period)) or target
                     if target is None:
-                        missing.setdefault((plan.id, f"{goal.key} target"), []).append(
-                            f"{rep_id} {label(period, kind)}"
-                        )
+                        what = (plan.id, f"{goal.key} target")
+                        missing.setdefault(what, {}).setdefault(rep_id, []).append(period)
                 ledger.targets[goal.key, period] = target
     if missing:
         raise CalculationError(
             "; ".join(
-                f"plan {plan_id}: the CRM has no {what} for {_listing(where)}"
-                for (plan_id, what), where in sorted(missing.items())
+                f"plan {plan_id}: the CRM has no {what} for {_listing(by_rep, kind)}"
+                for (plan_id, what), by_rep in sorted(missing.items())
             )
             + ". Enter them in the CRM, or give the plan a figure to fall back on"
         )
 
 
-def _listing(items: Sequence[str], shown: int = 12) -> str:
-    text = ", ".join(items[:shown])
-    return f"{text} and {len(items) - shown} more" if len(items) > shown else text
+def _listing(by_rep: Mapping[str, list[int]], kind: PeriodKind, shown: int = 10) -> str:
+    """``r1 2026-03; r2 2026-01 to 2026-12``: each rep's missing periods, runs as ranges."""
+    parts: list[str] = []
+    for rep_id in sorted(by_rep):
+        periods = sorted(by_rep[rep_id])
+        runs: list[list[int]] = []
+        for period in periods:
+            if runs and period == runs[-1][-1] + 1:
+                runs[-1].append(period)
+            else:
+                runs.append([period])
+        text = ", ".join(
+            label(run[0], kind)
+            if len(run) == 1
+            else f"{label(run[0], kind)} to {label(run[-1], kind)}"
+            for run in runs
+        )
+        parts.append(f"rep {rep_id} {text}")
+    listed = ", ".join(parts[:shown])
+    return f"{listed} and {len(parts) - shown} more reps" if len(parts) > shown else listed
 
 
 def _leads_by_period(

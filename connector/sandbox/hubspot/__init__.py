@@ -18,7 +18,7 @@ from typing import Any
 from connector.sandbox.common import CallLog, Faults, ServerThread, apply_mutation
 from connector.sandbox.hubspot.app import HubSpotApp
 from connector.sandbox.hubspot.portal import DEAL_TYPE_VALUES, Portal
-from connector.sandbox.hubspot.records import DEALS, ApiError
+from connector.sandbox.hubspot.records import CONTACTS, DEALS, GOAL_TARGETS, ApiError
 from connector.sandbox.hubspot.webhooks import WebhookDispatcher
 from connector.sandbox.seed import generate
 
@@ -145,6 +145,20 @@ class HubSpotSandbox:
 
     def owners(self) -> list[dict[str, Any]]:
         return [self.portal.owners[i] for i in self.portal.owner_ids]
+
+    def goal_targets(self) -> list[dict[str, str]]:
+        """Every goal target's properties, with its id."""
+        with self.portal.lock:
+            return [{**r.properties, "id": r.id} for r in self.portal.stores[GOAL_TARGETS].live()]
+
+    def contacts(self) -> list[dict[str, str]]:
+        with self.portal.lock:
+            return [{**r.properties, "id": r.id} for r in self.portal.stores[CONTACTS].live()]
+
+    def set_team(self, owner_id: str, team: dict[str, Any] | None) -> None:
+        """An admin moves an owner to another team (``{"id", "name"}``), or out of any."""
+        with self.portal.lock:
+            self.portal.owners[owner_id]["teams"] = [{**team, "primary": True}] if team else []
 
     # -- mutations ----------------------------------------------------------------------------
 

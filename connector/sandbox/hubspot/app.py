@@ -29,7 +29,9 @@ from connector.sandbox.hubspot.portal import (
     Portal,
 )
 from connector.sandbox.hubspot.records import (
+    CONTACTS,
     DEALS,
+    GOAL_TARGETS,
     OBJECT_TYPES,
     USERS,
     ApiError,
@@ -46,12 +48,21 @@ _DEFAULT_PROPERTIES = {
     DEALS: ("amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
             "hs_object_id", "pipeline"),
     USERS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+    GOAL_TARGETS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+    CONTACTS: ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
 }  # fmt: skip
 _SEARCH_DEFAULTS = {
     DEALS: ("createdate", "hs_lastmodifieddate", "hs_object_id"),
     USERS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+    GOAL_TARGETS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+    CONTACTS: ("createdate", "hs_object_id", "lastmodifieddate"),
 }
-_SEARCHABLE = {DEALS: ("dealname",), USERS: ("hs_email", "hs_given_name", "hs_family_name")}
+_SEARCHABLE = {
+    DEALS: ("dealname",),
+    USERS: ("hs_email", "hs_given_name", "hs_family_name"),
+    GOAL_TARGETS: ("hs_goal_name",),
+    CONTACTS: ("email", "firstname", "lastname"),
+}
 _OBJECT_PATH = "/crm/v3/objects/<object_type>"
 
 
@@ -300,7 +311,9 @@ class HubSpotApp:
         if next_num is not None:
             link = f"/crm/v3/objects/{object_type}?after={next_num}"
             page += b',"paging":{"next":{"after":"%d","link":"%s"}}' % (next_num, link.encode())
-        kind = "deal_list_page" if object_type == DEALS else "user_list_page"
+        kind = {DEALS: "deal_list_page", USERS: "user_list_page"}.get(
+            object_type, f"{object_type}_list_page"
+        )
         return Answer(page + b"}", kind=kind, records=len(found))
 
     def _object(self, request: Request, object_type: str, object_id: str) -> Answer:

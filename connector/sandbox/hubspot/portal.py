@@ -18,8 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 from connector.sandbox.hubspot.records import (
+    CONTACTS,
     DEALS,
     FIELD_TYPES,
+    GOAL_TARGETS,
     NUMBER_DISPLAY_HINTS,
     PROPERTY_TYPES,
     USERS,
@@ -80,6 +82,8 @@ USER_OBJECT_ID_BASE = 1_430_000_001
 DEAL_ID_BASE = 9_000_000_001
 SPLIT_ID_BASE = 60_000_000_001
 TEAM_ID_BASE = 3_100
+GOAL_TARGET_ID_BASE = 44_000_000_001
+CONTACT_ID_BASE = 120_000_000_001
 
 
 def _probability(stage: str) -> str:
@@ -185,7 +189,12 @@ class Portal:
         self.started_ms = int(clock() * 1000)
         self._last_ms = 0
         self.listeners: list[EventSink] = []
-        self.stores = {DEALS: ObjectStore(), USERS: ObjectStore()}
+        self.stores = {
+            DEALS: ObjectStore(),
+            USERS: ObjectStore(),
+            GOAL_TARGETS: ObjectStore(),
+            CONTACTS: ObjectStore(),
+        }
         self.owners: dict[str, dict[str, Any]] = {}
         self.owner_ids: list[str] = []
         self.user_ids: list[str] = []
@@ -198,13 +207,20 @@ class Portal:
         self.properties: dict[str, dict[str, PropertyDef]] = {
             DEALS: {p.name: p for p in self._deal_properties(epoch)},
             USERS: {p.name: p for p in self._user_properties(epoch)},
+            GOAL_TARGETS: {p.name: p for p in _goal_target_properties()},
+            CONTACTS: {p.name: p for p in _contact_properties()},
         }
         self.groups: dict[str, dict[str, PropertyGroup]] = {
             DEALS: {"dealinformation": PropertyGroup("dealinformation", "Deal information", 0)},
             USERS: {"userinformation": PropertyGroup("userinformation", "User information", 0)},
+            GOAL_TARGETS: {"goalinformation": PropertyGroup("goalinformation", "Goal", 0)},
+            CONTACTS: {
+                "contactinformation": PropertyGroup("contactinformation", "Contact information", 0)
+            },
         }
         self._seed_people()
         self._seed_deals()
+        self._seed_goals()
 
     # --- seeding ------------------------------------------------------------------
 
@@ -407,6 +423,62 @@ class Portal:
                     )
                     for s in deal.splits
                 ]
+
+    def _seed_goals(self) -> None:
+        """A monthly revenue goal target per rep, and contacts (some became customers)."""
+        targets = self.stores[GOAL_TARGETS]
+        for number, quota in enumerate(self.org.quotas):
+            num = GOAL_TARGET_ID_BASE + number
+            start = to_ms(datetime.combine(quota.month, datetime.min.time(), tzinfo=UTC))
+            month_end = (
+                date(quota.month.year + 1, 1, 1)
+                if quota.month.month == 12
+                else date(quota.month.year, quota.month.month + 1, 1)
+            )
+            end = to_ms(datetime.combine(month_end, datetime.min.time(), tzinfo=UTC)) - 1
+            created = min(start, self.started_ms)
+            targets.add(
+                CrmRecord(
+                    id=str(num),
+                    num=num,
+                    properties={
+                        "hs_goal_name": f"Revenue {self.org.year}",
+                        "hs_assignee_user_id": str(USER_ID_BASE + quota.rep_index * 3),
+                        "hs_start_datetime": iso_ms(start),
+                        "hs_end_datetime": iso_ms(end),
+                        "hs_target_amount": _money_text(quota.amount),
+                        "hs_createdate": iso_ms(created),
+                        "hs_lastmodifieddate": iso_ms(created),
+                        "hs_object_id": str(num),
+                    },
+                    created_ms=created,
+                    updated_ms=created,
+                )
+            )
+        contacts = self.stores[CONTACTS]
+        for lead in self.org.leads:
+            created = to_ms(lead.created_at)
+            if created > self.started_ms:
+                continue  # not created yet
+            num = CONTACT_ID_BASE + lead.index
+            contacts.add(
+                CrmRecord(
+                    id=str(num),
+                    num=num,
+                    properties={
+                        "email": f"prospect{lead.index + 1}@prospect.example",
+                        "firstname": "Prospect",
+                        "lastname": str(lead.index + 1),
+                        "hubspot_owner_id": str(OWNER_ID_BASE + lead.owner_index),
+                        "lifecyclestage": "customer" if lead.converted else "lead",
+                        "createdate": iso_ms(created),
+                        "lastmodifieddate": iso_ms(created),
+                        "hs_object_id": str(num),
+                    },
+                    created_ms=created,
+                    updated_ms=created,
+                )
+            )
 
     def _new_split(self, deal_id: str, owner_id: str, fraction: Decimal, at: int) -> Split:
         split = Split(str(self._next_split), deal_id, owner_id, fraction, at)
@@ -771,6 +843,57 @@ class Portal:
     def archive_deal(self, deal_id: str) -> None:
         with self.lock:
             self.archive(DEALS, self.deal(deal_id), source="CRM_UI")
+
+
+def _goal_target_properties() -> list[PropertyDef]:
+    group = "goalinformation"
+    return [
+        PropertyDef("hs_goal_name", "Goal name", "string", "text", group, read_only=True),
+        PropertyDef(
+            "hs_assignee_user_id", "Assignee user ID", "number", "number", group, read_only=True
+        ),
+        PropertyDef("hs_start_datetime", "Start date", "datetime", "date", group, read_only=True),
+        PropertyDef("hs_end_datetime", "End date", "datetime", "date", group, read_only=True),
+        PropertyDef(
+            "hs_target_amount",
+            "Target amount",
+            "number",
+            "number",
+            group,
+            read_only=True,
+            number_display_hint="currency",
+        ),
+        PropertyDef("hs_createdate", "Create date", "datetime", "date", group, read_only=True),
+        PropertyDef(
+            "hs_lastmodifieddate", "Last modified date", "datetime", "date", group, read_only=True
+        ),
+        PropertyDef("hs_object_id", "Record ID", "number", "number", group, read_only=True),
+    ]
+
+
+def _contact_properties() -> list[PropertyDef]:
+    group = "contactinformation"
+    stages = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead",
+              "opportunity", "customer")  # fmt: skip
+    return [
+        PropertyDef("email", "Email", "string", "text", group),
+        PropertyDef("firstname", "First name", "string", "text", group),
+        PropertyDef("lastname", "Last name", "string", "text", group),
+        PropertyDef("hubspot_owner_id", "Contact owner", "enumeration", "select", group),
+        PropertyDef(
+            "lifecyclestage",
+            "Lifecycle stage",
+            "enumeration",
+            "radio",
+            group,
+            options=tuple((stage, stage) for stage in stages),
+        ),
+        PropertyDef("createdate", "Create date", "datetime", "date", group, read_only=True),
+        PropertyDef(
+            "lastmodifieddate", "Last modified date", "datetime", "date", group, read_only=True
+        ),
+        PropertyDef("hs_object_id", "Record ID", "number", "number", group, read_only=True),
+    ]
 
 
 def _problem(name: str, message: str, error: str) -> dict[str, Any]:

@@ -11,9 +11,22 @@ from typing import Any
 
 DEALS = "deals"
 USERS = "users"
+GOAL_TARGETS = "goal_targets"
+CONTACTS = "contacts"
 
 # Every spelling a caller may use in a path, mapped to our object type.
-OBJECT_TYPES = {"deals": DEALS, "deal": DEALS, "0-3": DEALS, "users": USERS, "user": USERS}
+OBJECT_TYPES = {
+    "deals": DEALS,
+    "deal": DEALS,
+    "0-3": DEALS,
+    "users": USERS,
+    "user": USERS,
+    "goal_targets": GOAL_TARGETS,
+    "0-68": GOAL_TARGETS,
+    "contacts": CONTACTS,
+    "contact": CONTACTS,
+    "0-1": CONTACTS,
+}
 
 PROPERTY_TYPES = ("bool", "date", "datetime", "enumeration", "number", "phone_number", "string")
 FIELD_TYPES = (

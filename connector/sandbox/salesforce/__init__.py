@@ -49,6 +49,7 @@ class SalesforceSandbox:
         daily_limit: int = 100_000,
         splits: bool = True,
         multicurrency: bool = False,
+        forecasting: bool = True,
         outbound_url: str | None = None,
         outbound_first_retry_s: float = 0.5,
         clock: Callable[[], float] = time.time,
@@ -60,6 +61,7 @@ class SalesforceSandbox:
             generate(seed=seed, reps=reps, deals=deals, year=year),
             splits=splits,
             multicurrency=multicurrency,
+            forecasting=forecasting,
             clock=clock,
         )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -181,6 +183,20 @@ class SalesforceSandbox:
         if "OpportunitySplit" not in self.org.records:
             return []
         return [dict(r) for r in self.org.rows("OpportunitySplit")]
+
+    def quotas(self) -> list[dict[str, Any]]:
+        """Collaborative Forecasts quotas (``ForecastingQuota``), amount and quantity rows."""
+        if "ForecastingQuota" not in self.org.records:
+            return []
+        return [dict(r) for r in self.org.rows("ForecastingQuota")]
+
+    def leads(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.org.rows("Lead")]
+
+    def set_manager(self, user_id: str, manager_id: str | None) -> None:
+        """An admin moves a rep to another manager (a new team)."""
+        with self.org.lock:
+            self.org.update("User", user_id, {"ManagerId": manager_id}, source="sandbox")
 
     # -- mutations (what a sales rep or an admin does in the org) -----------------------------
 

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -145,6 +145,7 @@ class Org:
         *,
         multicurrency: bool = False,
         splits: bool = True,
+        forecasting: bool = True,
         organization_id: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -157,7 +158,10 @@ class Org:
         self.started = datetime.fromtimestamp(int(clock()), tz=UTC)
         self.organization_id = organization_id or make_id("00D", self.seed, 1)
         self.objects = build_objects(
-            tuple(label for label, *_ in STAGES), multicurrency=multicurrency, splits=splits
+            tuple(label for label, *_ in STAGES),
+            multicurrency=multicurrency,
+            splits=splits,
+            forecasting=forecasting,
         )
         self.tooling = tooling_objects()
         self.records: dict[str, dict[str, Record]] = {name: {} for name in self.objects}
@@ -279,6 +283,45 @@ class Org:
                         },
                         deal.modified_at,
                     )
+        self._seed_goals(seed_org)
+
+    def _seed_goals(self, seed_org: SeedOrg) -> None:
+        """Quotas (an amount and a quantity forecast per rep and month) and leads."""
+        if "ForecastingQuota" in self.objects:
+            for quota in seed_org.quotas:
+                owner = self.user_ids[quota.rep_index]
+                at = datetime.combine(quota.month, datetime.min.time(), tzinfo=UTC)
+                for is_quantity in (False, True):
+                    self._insert(
+                        "ForecastingQuota",
+                        {
+                            "QuotaOwnerId": owner,
+                            "StartDate": quota.month,
+                            "QuotaAmount": None if is_quantity else quota.amount,
+                            "QuotaQuantity": Decimal(quota.quantity) if is_quantity else None,
+                            "IsQuantity": is_quantity,
+                            "ForecastingTypeId": "0Db000000000002" if is_quantity
+                            else "0Db000000000001",
+                        },
+                        at - timedelta(days=30),
+                    )  # fmt: skip
+        for lead in seed_org.leads:
+            if lead.created_at > self.started:
+                continue  # not created yet
+            self._insert(
+                "Lead",
+                {
+                    "OwnerId": self.user_ids[lead.owner_index],
+                    "LastName": f"Prospect {lead.index + 1}",
+                    "Company": f"Prospect Co {lead.index + 1}",
+                    "Status": "Closed - Converted" if lead.converted else "Working - Contacted",
+                    "IsConverted": lead.converted,
+                    "ConvertedDate": lead.created_at.date() + timedelta(days=7)
+                    if lead.converted
+                    else None,
+                },
+                lead.created_at,
+            )
 
     def _insert(
         self, sobject: str, values: dict[str, Any], at: datetime, *, seeded: bool = True

@@ -227,7 +227,7 @@ CURRENCIES = ("USD", "EUR", "GBP")
 
 
 def build_objects(
-    stage_labels: tuple[str, ...], *, multicurrency: bool, splits: bool
+    stage_labels: tuple[str, ...], *, multicurrency: bool, splits: bool, forecasting: bool = True
 ) -> dict[str, ObjectDef]:
     """Standard objects as a fresh org has them (custom fields are added at run time)."""
     user = ObjectDef(
@@ -397,6 +397,48 @@ def build_objects(
             },
         ),
     }
+    objects["Lead"] = ObjectDef(
+        "Lead",
+        "Lead",
+        "Leads",
+        "00Q",
+        {
+            f.name: f
+            for f in _system(
+                [
+                    _ref("OwnerId", "Owner ID", "User", nillable=False),
+                    _text("LastName", "Last Name", 80, nillable=False),
+                    _text("Company", "Company", 255, nillable=False),
+                    FieldDef("Status", "picklist", "Lead Status", length=255, nillable=False,
+                             picklist=("Open - Not Contacted", "Working - Contacted",
+                                       "Closed - Converted", "Closed - Not Converted")),
+                    FieldDef("IsConverted", "boolean", "Converted", nillable=False),
+                    FieldDef("ConvertedDate", "date", "Converted Date"),
+                ]
+            )
+        },
+    )  # fmt: skip
+    if forecasting:
+        # Collaborative Forecasts' quotas: one per user, period start and forecast type.
+        objects["ForecastingQuota"] = ObjectDef(
+            "ForecastingQuota",
+            "Forecasting Quota",
+            "Forecasting Quotas",
+            "0J9",
+            {
+                f.name: f
+                for f in _system(
+                    [
+                        _ref("QuotaOwnerId", "Quota Owner ID", "User", nillable=False),
+                        FieldDef("StartDate", "date", "Start Date", nillable=False),
+                        FieldDef("QuotaAmount", "currency", "Amount", precision=18, scale=2),
+                        FieldDef("QuotaQuantity", "double", "Quantity", precision=18, scale=2),
+                        FieldDef("IsQuantity", "boolean", "Is Quantity", nillable=False),
+                        _text("ForecastingTypeId", "Forecasting Type ID", 18),
+                    ]
+                )
+            },
+        )  # fmt: skip
     if splits:
         objects["OpportunitySplit"] = ObjectDef(
             "OpportunitySplit",
