@@ -17,8 +17,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from connector.errors import InputError
-from connector.models import CrmUser, Line, LineKind, Statement
-from connector.money import format_money
+from connector.models import CrmUser, GoalResult, Line, LineKind, Statement
+from connector.money import format_count, format_days, format_money
 from connector.sync.engine import AS_OF_PERIOD_CURSOR
 from connector.sync.store import Store
 
@@ -123,6 +123,61 @@ def percent_text(value: Decimal | None) -> str:
     return "—" if value is None else f"{format_money(value * 100)}%"
 
 
+_METRIC_WORDS = {"revenue": "bookings", "deals_won": "deals won", "new_customers": "new customers"}
+
+
+@dataclass(frozen=True)
+class GoalRow:
+    """One goal as a statement shows it: what, whose, how far."""
+
+    name: str  # "deals_won: deals won" / "team_revenue: team 005…, bookings"
+    actual: str
+    target: str
+    attainment: str
+
+
+def goal_rows(statement: Statement) -> list[GoalRow]:
+    return [_goal_row(goal) for goal in statement.goals]
+
+
+def _goal_row(goal: GoalResult) -> GoalRow:
+    number = money_text if goal.metric == "revenue" else _count_text
+    words = _METRIC_WORDS.get(goal.metric, goal.metric)
+    whose = f"team {goal.team_id}, " if goal.team_id is not None else ""
+    return GoalRow(
+        f"{goal.goal_id}: {whose}{words}",
+        number(goal.actual),
+        number(goal.target),
+        percent_text(goal.attainment),
+    )
+
+
+def _count_text(value: Decimal | None) -> str:
+    return "—" if value is None else format_count(value)
+
+
+def kpi_rows(statement: Statement) -> list[tuple[str, str]]:
+    """The coaching KPIs, labelled, in the order a manager reads them."""
+    s = statement
+    coverage = "—" if s.pipeline_coverage is None else f"{format_count(s.pipeline_coverage)}×"
+    rows = [
+        ("Won / lost", f"{s.won_count} / {s.lost_count}"),
+        ("Win rate", percent_text(s.win_rate)),
+        ("Average deal size", money_text(s.average_deal_size)),
+        (
+            "Sales cycle",
+            "—" if s.sales_cycle_days is None else f"{format_days(s.sales_cycle_days)} days",
+        ),
+        ("Open pipeline", money_text(s.open_pipeline)),
+        ("Pipeline coverage", coverage),
+        ("Pace", percent_text(s.pace)),
+        ("To the next tier", money_text(s.to_next_tier)),
+    ]
+    if s.lead_to_sale is not None:
+        rows.append(("Lead to sale", percent_text(s.lead_to_sale)))
+    return rows
+
+
 def text(view: StatementView) -> str:
     """The statement in plain text, every line at most 80 characters."""
     s, c = view.statement, view.currency
@@ -164,10 +219,20 @@ def text(view: StatementView) -> str:
         out.append(heading)
         for line in lines:
             out.extend(_text_line(view, line))
+    goals = goal_rows(s)
+    if goals:
+        out.append("")
+        out.append("Goals")
+        width = min(max(len(g.name) for g in goals), WIDTH - 4 - 2 * 14 - 10 - 6)
+        for g in goals:
+            name = textwrap.shorten(g.name, width=width, placeholder="…")
+            out.append(f"  {name:<{width}}  {g.actual:>14} of {g.target:>14}  {g.attainment:>9}")
     out.append("")
-    out.append(
-        f"Won {s.won_count}, lost {s.lost_count}; open pipeline {money_text(s.open_pipeline)}"
-    )
+    out.append("Performance")
+    kpis = kpi_rows(s)
+    kpi_width = max(len(label) for label, _ in kpis)
+    for label, value in kpis:
+        out.append(f"  {label:<{kpi_width}}  {value:>16}")
     return "\n".join(line[:WIDTH] for line in out) + "\n"
 
 
@@ -208,6 +273,8 @@ def html(view: StatementView) -> str:
         bars=_attainment_bars(view.year),
         target=reference_line(view.year),
         kinds=LineKind,
+        goals=goal_rows(view.statement),
+        kpis=kpi_rows(view.statement),
     )
 
 

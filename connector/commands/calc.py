@@ -170,7 +170,13 @@ def _selected(
         if rep_id not in found:
             # A typo must not look like a rep who earned nothing.
             raise InputError(f"--rep {rep_id}: no statements; not a member of any plan by {as_of}")
-    return [s for s in statements if period is None or s.period == period]
+    wanted = set(rep_ids)
+    # With team goals the engine computes the chosen reps' teammates too: show only the chosen.
+    return [
+        s
+        for s in statements
+        if (period is None or s.period == period) and (not wanted or s.rep_id in wanted)
+    ]
 
 
 def _selected_teams(
