@@ -254,6 +254,16 @@ class Config(_Model):
             ) from None
         return value
 
+    @field_validator("teams", mode="before")
+    @classmethod
+    def _teams_form(cls, value: object) -> object:
+        if isinstance(value, str) and value != "crm":
+            raise ValueError(
+                f"{value!r}: give `crm` (managers and teams as the CRM has them) or a list "
+                "of teams, each {id, manager, members}"
+            )
+        return value
+
     @field_validator("queue")
     @classmethod
     def _known_queue(cls, value: str) -> str:

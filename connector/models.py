@@ -114,9 +114,9 @@ class Line(NamedTuple):
     credit: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class GoalResult:
-    """One goal's figures in one rep-period (or one team-period)."""
+class GoalResult(NamedTuple):
+    """One goal's figures in one rep-period (or one team-period); a NamedTuple, as a
+    large org has half a million of them."""
 
     goal_id: str
     metric: str  # revenue | deals_won | new_customers

@@ -64,15 +64,26 @@ def ratio(numerator: Decimal, denominator: Decimal, places: Decimal = FRACTION_P
 
     Plain Decimal division rounds to the context precision first, and rounding
     that again could round twice. Instead, take the integer quotient and
-    remainder of the scaled division (both exact) and round once, by hand.
+    remainder of the scaled division and round once, by hand. Both are exact:
+    Decimal's ``divmod`` computes the remainder exactly whenever the integer
+    quotient fits the context's 28 digits, as any ratio of plausible amounts
+    does; a wider one (an absurd ratio) is computed again at 60 digits.
     """
-    with localcontext() as context:
-        context.prec = 60  # wide enough that divmod of money-sized operands is exact
-        scaled = numerator.copy_abs() / places
-        whole, rest = divmod(scaled, denominator.copy_abs())
-        if 2 * rest >= denominator.copy_abs():
-            whole += 1
-        result = (whole * places).quantize(places)
+    try:
+        return _ratio(numerator, denominator, places)
+    except InvalidOperation:
+        with localcontext() as context:
+            context.prec = 60
+            return _ratio(numerator, denominator, places)
+
+
+def _ratio(numerator: Decimal, denominator: Decimal, places: Decimal) -> Decimal:
+    scaled = abs(numerator) / places  # exact: a power-of-ten scaling
+    divisor = abs(denominator)
+    whole, rest = divmod(scaled, divisor)
+    if 2 * rest >= divisor:
+        whole += 1
+    result = (whole * places).quantize(places)
     if (numerator < 0) != (denominator < 0) and whole:
         result = -result
     return result
@@ -92,7 +103,8 @@ def format_money(value: Decimal) -> str:
 
 def format_fraction(value: Decimal) -> str:
     """``"0.8550"``: exactly four decimals, never ``-0.0000``."""
-    return f"{round_fraction(value):.4f}"
+    rounded = value.quantize(FRACTION_PLACES, rounding=ROUND_HALF_UP)
+    return str(rounded) if rounded else "0.0000"
 
 
 def format_days(value: Decimal) -> str:

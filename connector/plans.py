@@ -368,8 +368,10 @@ class Team(_Model):
     members: tuple[str | TeamMember, ...] = Field(min_length=1)
 
 
-# Deal columns every source has (the Deal record's own fields).
+# Deal columns every source has (the Deal record's own fields), and those a filter cannot
+# compare as text (amounts and dates are not matched by `when`).
 DEAL_ATTRIBUTES = frozenset({"type", "status", "currency", "owner_id", "id"})
+UNFILTERABLE = frozenset({"amount", "close_date", "cancel_date", "created_date"})
 
 
 def filter_problems(plans: Sequence[Plan], columns: Collection[str], source: str) -> list[str]:
@@ -378,7 +380,7 @@ def filter_problems(plans: Sequence[Plan], columns: Collection[str], source: str
     A filter on a missing column matches nothing, silently: a goal that can never
     be met. Column names are compared as written (CRM property names are exact).
     """
-    known = DEAL_ATTRIBUTES | set(columns)
+    known = DEAL_ATTRIBUTES | (set(columns) - UNFILTERABLE)
     problems: list[str] = []
     for index, plan in enumerate(plans):
         for number, goal in enumerate(plan.goals):

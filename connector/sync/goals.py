@@ -14,15 +14,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import pairwise
 
 from connector.errors import CalculationError
 from connector.models import Deal, Rep, TeamSpell
-from connector.money import ZERO
-from connector.plans import Goal, GoalMetric, Team, TeamMember
-from connector.sync.commission import Credit, deal_matcher
+from connector.money import ZERO, round_cents
+from connector.plans import Bonus, Goal, GoalMetric, Payee, Plan, Team, TeamMember
+from connector.sync.commission import Credit, deal_matcher, percent_text
 
 # The values CRMs use for a deal that wins a new customer (Opportunity.Type, dealtype).
 NEW_BUSINESS_TYPES = frozenset({"New Customer", "New Business", "newbusiness"})
@@ -43,17 +44,60 @@ def goal_matcher(goal: Goal) -> Matcher | None:
     return None
 
 
-def credit_value(metric: GoalMetric, credit: Credit) -> Decimal:
-    """What one credit adds to a goal of ``metric``."""
-    if metric is GoalMetric.REVENUE:
-        return credit.amount
-    return credit.share if credit.amount > 0 else ZERO
+@dataclass(frozen=True, slots=True)
+class PreparedGoal:
+    """A plan's goal with what every period needs resolved once (a plan has few goals,
+    a large org a hundred thousand rep-periods)."""
+
+    goal: Goal
+    key: str
+    metric: str  # the metric's name, as statements carry it
+    revenue: bool  # sums amounts, rather than counting deals
+    matches: Matcher | None
+    ramp: tuple[Decimal, ...]
+    # The plan's bonuses naming this goal: (threshold, amount, payee, the line's rule).
+    bonuses: tuple[tuple[Decimal, Decimal, Payee, str], ...]
 
 
-def measure(metric: GoalMetric, credits: Iterable[Credit], matches: Matcher | None) -> Decimal:
-    """The metric over ``credits`` (a Decimal, exact)."""
+def prepare(plan: Plan) -> tuple[tuple[PreparedGoal, ...], tuple[PreparedGoal, ...]]:
+    """The plan's (individual, team) goals, prepared."""
+    individual: list[PreparedGoal] = []
+    team: list[PreparedGoal] = []
+    for goal in plan.goals:
+        key = goal.key
+        bonuses = tuple(
+            (
+                bonus.at,
+                round_cents(bonus.amount),
+                bonus.pay or Payee.MEMBERS,
+                _bonus_rule(goal, key, bonus),
+            )
+            for bonus in plan.bonuses
+            if bonus.goal == key
+        )
+        prepared = PreparedGoal(
+            goal,
+            key,
+            goal.metric.value,
+            goal.metric is GoalMetric.REVENUE,
+            goal_matcher(goal),
+            plan.ramp if goal.ramp is None else goal.ramp,
+            bonuses,
+        )
+        (team if goal.team else individual).append(prepared)
+    return tuple(individual), tuple(team)
+
+
+def _bonus_rule(goal: Goal, key: str, bonus: Bonus) -> str:
+    who = " (to the manager)" if bonus.pay is Payee.MANAGER else ""
+    scope = "team " if goal.team else ""
+    return f"{scope}bonus for {key} attainment >= {percent_text(bonus.at)}{who}"
+
+
+def measure(revenue: bool, credits: Iterable[Credit], matches: Matcher | None) -> Decimal:
+    """The metric over ``credits`` (a Decimal, exact): amounts, or deals won by share."""
     total = ZERO
-    if metric is GoalMetric.REVENUE:
+    if revenue:
         for credit in credits:
             if matches is None or matches(credit.deal):
                 total += credit.amount
@@ -170,6 +214,10 @@ class TeamIndex:
 
     def __bool__(self) -> bool:
         return bool(self._by_rep)
+
+    def always(self, rep_id: str) -> str | None:
+        """The rep's team when it is one team for all time, else None."""
+        return self._always.get(rep_id)
 
     def team_of(self, rep_id: str, day: date) -> str | None:
         team = self._always.get(rep_id)

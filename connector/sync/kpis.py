@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 
 from connector.models import Lead
 from connector.money import ratio, round_cents
@@ -20,6 +21,7 @@ from connector.sync.periods import PeriodKind, first_day
 _TENTH = Decimal("0.1")
 
 
+@cache
 def elapsed_days(period: int, kind: PeriodKind, as_of: date) -> tuple[int, int]:
     """(days gone by on ``as_of``, today included; days in the period)."""
     start, end = first_day(period, kind), first_day(period + 1, kind)

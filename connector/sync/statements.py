@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
+from functools import cache, lru_cache
 
 from connector.errors import CalculationError
 from connector.models import (
@@ -37,18 +37,17 @@ from connector.models import (
     TeamSpell,
 )
 from connector.money import CENT, ZERO, format_money, ratio, round_cents
-from connector.plans import Bonus, Forgive, Goal, GoalMetric, Payee, Plan, TargetSource
+from connector.plans import Forgive, Payee, Plan, TargetSource
 from connector.sync import draws, kpis
 from connector.sync.commission import (
     Credit,
     Schedule,
     bonus_lines,
     commission_lines,
-    percent_text,
     spiff_lines,
 )
 from connector.sync.credit import RepActivity, activity_by_rep, validate_deals
-from connector.sync.goals import Matcher, TeamIndex, credit_value, goal_matcher, measure
+from connector.sync.goals import Matcher, PreparedGoal, TeamIndex, measure, prepare
 from connector.sync.periods import PeriodKind, first_day, label, period_of
 
 
@@ -136,21 +135,21 @@ def calculate(
     for ledger in ledgers:
         by_rep.setdefault(ledger.rep.id, []).append(ledger)
     activity = activity_by_rep(deals, by_rep.keys(), period_kind)
-    _resolve_targets(ledgers, crm_quotas, period_kind)
+    prepared = {plan.id: prepare(plan) for plan in plans}
+    _resolve_targets(ledgers, crm_quotas, period_kind, prepared)
     lead_counts = _leads_by_period(leads, by_rep.keys(), period_kind)
 
     # Most periods share a quota, so tier bounds are resolved once per (plan, quota).
     schedules: dict[tuple[int, Decimal | None], Schedule] = {}
-    matchers: dict[int, Matcher | None] = {}
     ordered = {
         rep_id: sorted(by_rep[rep_id], key=lambda ledger: (ledger.start_day, ledger.plan.id))
         for rep_id in sorted(by_rep)
     }
     for rep_id, rep_ledgers in ordered.items():
         for ledger in rep_ledgers:
-            _earn(ledger, activity[rep_id], rep_ledgers, period_kind, schedules, matchers)
+            _earn(ledger, activity[rep_id], rep_ledgers, period_kind, schedules, prepared)
     team_results = (
-        _team_goals(plans, ordered, index, period_kind, matchers, warnings) if team_goals else []
+        _team_goals(plans, ordered, index, period_kind, prepared, warnings) if team_goals else []
     )
     statements: list[Statement] = []
     for rep_id, rep_ledgers in ordered.items():
@@ -250,8 +249,11 @@ def _ramped(base: Decimal, ramp: Sequence[Decimal], k: int) -> Decimal:
     return base * ramp[k - 1] if k <= len(ramp) else base
 
 
+Prepared = Mapping[str, tuple[tuple[PreparedGoal, ...], tuple[PreparedGoal, ...]]]
+
+
 def _resolve_targets(
-    ledgers: Sequence[_Ledger], crm_quotas: Sequence[CrmQuota], kind: PeriodKind
+    ledgers: Sequence[_Ledger], crm_quotas: Sequence[CrmQuota], kind: PeriodKind, goals: Prepared
 ) -> None:
     """Each ledger period's quota and individual goal targets, from the plan or the CRM.
 
@@ -271,6 +273,9 @@ def _resolve_targets(
     missing: dict[tuple[str, str], dict[str, list[int]]] = {}
     for ledger in ledgers:
         plan, rep_id = ledger.plan, ledger.rep.id
+        bases = [
+            (prepared, prepared.goal.target_for(ledger.member)) for prepared in goals[plan.id][0]
+        ]
         for period in range(ledger.first, ledger.last + 1):
             k = period - ledger.first + 1
             fallback = None if ledger.quota is None else _ramped(ledger.quota, plan.ramp, k)
@@ -285,21 +290,15 @@ def _resolve_targets(
                     f"in {label(period, kind)}; a quota must be greater than 0"
                 )
             ledger.quotas[period] = quota
-            for goal in plan.goals:
-                if goal.team:
-                    continue
-                base = goal.target_for(ledger.member)
-                target = (
-                    None
-                    if base is None
-                    else _ramped(base, plan.ramp if goal.ramp is None else goal.ramp, k)
-                )
+            for prepared, base in bases:
+                goal = prepared.goal
+                target = None if base is None else _ramped(base, prepared.ramp, k)
                 if goal.target_source is TargetSource.CRM:
                     target = quantities.get((rep_id, period)) or target
                     if target is None:
-                        what = (plan.id, f"{goal.key} target")
+                        what = (plan.id, f"{prepared.key} target")
                         missing.setdefault(what, {}).setdefault(rep_id, []).append(period)
-                ledger.targets[goal.key, period] = target
+                ledger.targets[prepared.key, period] = target
     if missing:
         raise CalculationError(
             "; ".join(
@@ -351,14 +350,12 @@ def _earn(
     rep_ledgers: Sequence[_Ledger],
     kind: PeriodKind,
     schedules: dict[tuple[int, Decimal | None], Schedule],
-    matchers: dict[int, Matcher | None],
+    prepared: Prepared,
 ) -> None:
     """Pass 1: commission, SPIFF and bonus lines, and individual goals, for each period."""
     plan = ledger.plan
-    goals = [goal for goal in plan.goals if not goal.team]
-    for goal in goals:
-        if id(goal) not in matchers:
-            matchers[id(goal)] = goal_matcher(goal)
+    goals = prepared[plan.id][0]
+    targets = ledger.targets
     quota_bonuses = [bonus for bonus in plan.bonuses if bonus.goal is None]
     for period in range(ledger.first, ledger.last + 1):
         k = period - ledger.first + 1
@@ -379,11 +376,11 @@ def _earn(
         lines += bonus_lines(bookings, quota, quota_bonuses)
         results: list[GoalResult] = []
         for goal in goals:
-            target = ledger.targets[goal.key, period]
-            actual = measure(goal.metric, credits, matchers[id(goal)])
+            target = targets[goal.key, period]
+            actual = measure(goal.revenue, credits, goal.matches)
             results.append(_result(goal, None, target, actual))
-            if target is not None:
-                lines += _goal_bonuses(plan, goal, actual, target, None)
+            if goal.bonuses and target is not None:
+                lines += _goal_bonuses(goal, actual, target, None)
         open_pipeline = sum((deal.amount for deal in open_deals), ZERO)
         ledger.periods[period] = _Period(
             period,
@@ -399,40 +396,28 @@ def _earn(
         )
 
 
-def _result(goal: Goal, team_id: str | None, target: Decimal | None, actual: Decimal) -> GoalResult:
-    return GoalResult(
-        goal.key,
-        goal.metric.value,
-        team_id,
-        target,
-        actual,
-        None if target is None else ratio(actual, target),
-    )
+def _result(
+    goal: PreparedGoal, team_id: str | None, target: Decimal | None, actual: Decimal
+) -> GoalResult:
+    attainment = None if target is None else _attainment(actual, target)
+    return GoalResult(goal.key, goal.metric, team_id, target, actual, attainment)
+
+
+@lru_cache(maxsize=65536)
+def _attainment(actual: Decimal, target: Decimal) -> Decimal:
+    # Count goals repeat the same few (deals, target) pairs in every rep-period.
+    return ratio(actual, target)
 
 
 def _goal_bonuses(
-    plan: Plan, goal: Goal, actual: Decimal, target: Decimal, payee: Payee | None
+    goal: PreparedGoal, actual: Decimal, target: Decimal, payee: Payee | None
 ) -> list[Line]:
-    """Bonus lines of ``plan`` that name ``goal`` (and pay ``payee``, for a team goal)."""
-    lines: list[Line] = []
-    for bonus in plan.bonuses:
-        if bonus.goal != goal.key or (payee is not None and _payee(bonus) is not payee):
-            continue
-        if actual >= bonus.at * target:
-            lines.append(
-                Line(LineKind.BONUS, None, round_cents(bonus.amount), None, _goal_rule(goal, bonus))
-            )
-    return lines
-
-
-def _payee(bonus: Bonus) -> Payee:
-    return bonus.pay or Payee.MEMBERS
-
-
-def _goal_rule(goal: Goal, bonus: Bonus) -> str:
-    who = " (to the manager)" if bonus.pay is Payee.MANAGER else ""
-    scope = "team " if goal.team else ""
-    return f"{scope}bonus for {goal.key} attainment >= {percent_text(bonus.at)}{who}"
+    """The bonus lines ``goal`` pays at ``actual`` (only ``payee``'s, for a team goal)."""
+    return [
+        Line(LineKind.BONUS, None, amount, None, rule)
+        for at, amount, paid_to, rule in goal.bonuses
+        if (payee is None or paid_to is payee) and actual >= at * target
+    ]
 
 
 def _team_goals(
@@ -440,7 +425,7 @@ def _team_goals(
     ledgers: Mapping[str, Sequence[_Ledger]],
     index: TeamIndex,
     kind: PeriodKind,
-    matchers: dict[int, Matcher | None],
+    prepared: Prepared,
     warnings: list[CalcWarning],
 ) -> list[TeamResult]:
     """Pass 2: each team's metric, its members' team goal results, and team bonuses.
@@ -450,43 +435,27 @@ def _team_goals(
     team. The team goal of plan P is shown to, and pays, the P members on the
     team on the period's last day (their last day, if they left).
     """
-    goals = [(plan, goal) for plan in sorted(plans, key=lambda p: p.id) for goal in plan.team_goals]
+    goals = [
+        (plan, goal) for plan in sorted(plans, key=lambda p: p.id) for goal in prepared[plan.id][1]
+    ]
     # Goals with the same metric and filter share one sum.
-    signatures: dict[tuple[GoalMetric, tuple[tuple[str, str], ...]], int] = {}
-    measures: list[tuple[GoalMetric, Matcher | None]] = []
+    signatures: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+    measures: list[tuple[bool, Matcher | None]] = []
     for _, goal in goals:
-        if id(goal) not in matchers:
-            matchers[id(goal)] = goal_matcher(goal)
         signature = _signature(goal)
         if signature not in signatures:
             signatures[signature] = len(measures)
-            measures.append((goal.metric, matchers[id(goal)]))
-    totals: dict[tuple[int, str, int], Decimal] = {}
-    for rep_id, rep_ledgers in ledgers.items():
-        for ledger in rep_ledgers:
-            for period, work in ledger.periods.items():
-                for credit in work.credits:
-                    team = index.team_of(rep_id, credit.deal.close_date)
-                    if team is None:
-                        continue
-                    for number, (metric, matches) in enumerate(measures):
-                        if matches is None or matches(credit.deal):
-                            key = (number, team, period)
-                            totals[key] = totals.get(key, ZERO) + credit_value(metric, credit)
+            measures.append((goal.revenue, goal.matches))
+    totals = _team_totals(ledgers, index, measures)
     results: list[TeamResult] = []
+    members_of: dict[str, dict[tuple[int, str], list[_Ledger]]] = {}
     for plan, goal in goals:
         number = signatures[_signature(goal)]
-        members: dict[tuple[int, str], list[_Ledger]] = {}
-        for rep_ledgers in ledgers.values():
-            for ledger in rep_ledgers:
-                if ledger.plan is not plan:
-                    continue
-                for period in ledger.periods:
-                    team = index.team_of(ledger.rep.id, ledger.reference_day(period, kind))
-                    if team is not None:
-                        members.setdefault((period, team), []).append(ledger)
-        for (period, team), team_ledgers in sorted(members.items()):
-            target = goal.target_for(team)
+        if plan.id not in members_of:
+            members_of[plan.id] = _team_members(plan, ledgers, index, kind)
+        for (period, team), team_ledgers in sorted(members_of[plan.id].items()):
+            target = goal.goal.target_for(team)
+            assert target is not None  # team goals always have a target in spm.yaml
             actual = totals.get((number, team, period), ZERO)
             result = _result(goal, team, target, actual)
             manager = index.managers.get(team)
@@ -500,20 +469,71 @@ def _team_goals(
                     result,
                 )
             )
-            assert target is not None  # team goals always have a target in spm.yaml
             for ledger in team_ledgers:
                 work = ledger.periods[period]
                 work.goals.append(result)
-                work.lines += _goal_bonuses(plan, goal, actual, target, Payee.MEMBERS)
-            manager_lines = _goal_bonuses(plan, goal, actual, target, Payee.MANAGER)
+                if goal.bonuses:
+                    work.lines += _goal_bonuses(goal, actual, target, Payee.MEMBERS)
+            manager_lines = _goal_bonuses(goal, actual, target, Payee.MANAGER)
             if manager_lines:
                 _pay_manager(manager, team, period, manager_lines, ledgers, kind, warnings)
     results.sort(key=lambda r: (r.plan_id, r.period, r.team_id, r.goal.goal_id))
     return results
 
 
-def _signature(goal: Goal) -> tuple[GoalMetric, tuple[tuple[str, str], ...]]:
-    return goal.metric, tuple(sorted(goal.when.items()))
+def _team_totals(
+    ledgers: Mapping[str, Sequence[_Ledger]],
+    index: TeamIndex,
+    measures: Sequence[tuple[bool, Matcher | None]],
+) -> dict[tuple[int, str, int], Decimal]:
+    """(measure, team, period) → the sum over every computed credit of that team."""
+    totals: dict[tuple[int, str, int], Decimal] = {}
+    get = totals.get
+    for rep_id, rep_ledgers in ledgers.items():
+        always = index.always(rep_id)
+        for ledger in rep_ledgers:
+            for period, work in ledger.periods.items():
+                if not work.credits:
+                    continue
+                if always is not None:
+                    # One team all along (the common case): sum the period at once.
+                    for number, (revenue, matches) in enumerate(measures):
+                        if revenue and matches is None:
+                            value = work.bookings
+                        else:
+                            value = measure(revenue, work.credits, matches)
+                        key = (number, always, period)
+                        totals[key] = get(key, ZERO) + value
+                    continue
+                for credit in work.credits:
+                    team = index.team_of(rep_id, credit.deal.close_date)
+                    if team is None:
+                        continue
+                    for number, (revenue, matches) in enumerate(measures):
+                        value = measure(revenue, (credit,), matches)
+                        key = (number, team, period)
+                        totals[key] = get(key, ZERO) + value
+    return totals
+
+
+def _team_members(
+    plan: Plan, ledgers: Mapping[str, Sequence[_Ledger]], index: TeamIndex, kind: PeriodKind
+) -> dict[tuple[int, str], list[_Ledger]]:
+    """(period, team) → the plan's ledgers on that team on the period's reference day."""
+    members: dict[tuple[int, str], list[_Ledger]] = {}
+    for rep_ledgers in ledgers.values():
+        for ledger in rep_ledgers:
+            if ledger.plan is not plan:
+                continue
+            for period in ledger.periods:
+                team = index.team_of(ledger.rep.id, ledger.reference_day(period, kind))
+                if team is not None:
+                    members.setdefault((period, team), []).append(ledger)
+    return members
+
+
+def _signature(goal: PreparedGoal) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return goal.metric, tuple(sorted(goal.goal.when.items()))
 
 
 def _pay_manager(
