@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from connector.models import CrmUser, PeriodKind, Statement
 from connector.plans import Plan, TiersOn
-from connector.sync.periods import first_day, parse_label
+from connector.sync import kpis
+from connector.sync.periods import parse_label
 
 ZERO = Decimal(0)
 
@@ -68,14 +69,8 @@ class Team:
 
 def elapsed_share(period: str, kind: PeriodKind, today: date) -> Decimal:
     """How much of ``period`` has gone by on ``today`` (whole days, today included)."""
-    ordinal = parse_label(period, kind)
-    start, end = first_day(ordinal, kind), first_day(ordinal + 1, kind)
-    if today < start:
-        return ZERO
-    if today >= end:
-        return Decimal(1)
-    days = (end - start).days
-    return Decimal((today - start + timedelta(days=1)).days) / Decimal(days)
+    gone, length = kpis.elapsed_days(parse_label(period, kind), kind, today)
+    return Decimal(gone) / Decimal(length) if gone < length else Decimal(1)
 
 
 def _next_tier(plan: Plan | None, statement: Statement) -> tuple[Decimal | None, Decimal | None]:
@@ -86,16 +81,16 @@ def _next_tier(plan: Plan | None, statement: Statement) -> tuple[Decimal | None,
     if commission.tiers_on is TiersOn.ATTAINMENT:
         if statement.quota is None or statement.quota <= 0:
             return None, None
-        position = statement.bookings / statement.quota
         scale = statement.quota
     else:
-        position, scale = statement.bookings, Decimal(1)
+        scale = Decimal(1)
     tiers = commission.tiers
-    for index, tier in enumerate(tiers[:-1]):
-        if tier.up_to is not None and position < tier.up_to:
-            needed = (tier.up_to - position) * scale
-            return needed.quantize(Decimal("0.01")), tiers[index + 1].rate
-    return None, None
+    bounds = [tier.up_to * scale for tier in tiers[:-1] if tier.up_to is not None]
+    gap = kpis.to_next_tier(statement.bookings, bounds)
+    if gap is None:
+        return None, None
+    above = next(i for i, bound in enumerate(bounds) if bound > statement.bookings)
+    return gap, tiers[above + 1].rate
 
 
 def team_view(
@@ -116,9 +111,8 @@ def team_view(
         if s.period != period:
             continue
         user = users.get(s.rep_id)
-        pace = None
-        if s.attainment is not None and elapsed > 0:
-            pace = (s.attainment / elapsed).quantize(Decimal("0.0001"))
+        # As of today, as the page says (the statement's own pace is as of the last sync).
+        pace = kpis.pace(s.bookings, s.quota, parse_label(s.period, kind), kind, today)
         gap, rate = _next_tier(by_plan.get(s.plan_id), s)
         rows.append(
             RepRow(

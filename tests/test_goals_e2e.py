@@ -148,14 +148,22 @@ def salesforce_config(sandbox: SalesforceSandbox, directory: Path) -> Path:
     )
 
 
+def installed_salesforce(
+    make_salesforce_sandbox: MakeSalesforceSandbox, directory: Path
+) -> tuple[SalesforceSandbox, Path, dict[str, str]]:
+    """A 12-user org (two managers) on the org's clock of 31 December, installed."""
+    clock_now = datetime(2026, 12, 31, 9, tzinfo=UTC).timestamp()
+    sandbox = make_salesforce_sandbox(reps=12, deals=300, clock=lambda: clock_now)
+    config = salesforce_config(sandbox, directory)
+    env = dict(sandbox.settings()["env"])
+    assert run(config, env, "install").exit_code == 0
+    return sandbox, config, env
+
+
 def test_salesforce_goals_teams_quotas_and_kpis_equal_calc(
     make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
 ) -> None:
-    clock_now = datetime(2026, 12, 31, 9, tzinfo=UTC).timestamp()
-    sandbox = make_salesforce_sandbox(reps=12, deals=300, clock=lambda: clock_now)
-    config = salesforce_config(sandbox, tmp_path)
-    env = dict(sandbox.settings()["env"])
-    assert run(config, env, "install").exit_code == 0
+    sandbox, config, env = installed_salesforce(make_salesforce_sandbox, tmp_path)
     result = run(config, env, "sync", "--as-of", AS_OF.isoformat())
     assert result.exit_code == 0, result.output
     check_summary(result.output)
@@ -188,11 +196,7 @@ def test_salesforce_goals_teams_quotas_and_kpis_equal_calc(
 def test_salesforce_team_move_recomputes_both_teams(
     make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
 ) -> None:
-    clock_now = datetime(2026, 12, 31, 9, tzinfo=UTC).timestamp()
-    sandbox = make_salesforce_sandbox(reps=12, deals=300, clock=lambda: clock_now)
-    config = salesforce_config(sandbox, tmp_path)
-    env = dict(sandbox.settings()["env"])
-    assert run(config, env, "install").exit_code == 0
+    sandbox, config, env = installed_salesforce(make_salesforce_sandbox, tmp_path)
     assert run(config, env, "sync", "--as-of", AS_OF.isoformat()).exit_code == 0
     users = sandbox.users()
     managers = sorted({u["ManagerId"] for u in users if u["ManagerId"]})

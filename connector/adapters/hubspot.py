@@ -450,17 +450,7 @@ class HubSpotAdapter:
         if specs:
             self._require(object_type, specs)
         names = ["hs_email", "hs_internal_user_id", *(s.hubspot for s in specs)]
-        records: list[dict[str, Any]] = []
-        after: str | None = None
-        while True:
-            query: list[tuple[str, Any]] = [("limit", LIST_PAGE), ("properties", ",".join(names))]
-            if after:
-                query.append(("after", after))
-            _, page = self._request("objects", f"/crm/v3/objects/{object_type}", query=query)
-            records += page.get("results", [])
-            after = ((page.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                return records
+        return list(self._every(object_type, names))
 
     def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:
         specs = self._ours(RecordKind.DEAL)

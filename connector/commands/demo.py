@@ -41,7 +41,17 @@ from webhooks.app import create_app
 from webhooks.receiver import EXTENSION, Receiver
 
 SALESFORCE, HUBSPOT = "salesforce", "hubspot"
-SHOWN = ("bookings", "attainment", "earnings", "payout", "payout_ytd")
+SHOWN = (
+    "bookings",
+    "attainment",
+    "deals_won_attainment",
+    "team_attainment",
+    "pace",
+    "earnings",
+    "payout",
+    "payout_ytd",
+)
+_PERCENT = frozenset({"attainment", "deals_won_attainment", "team_attainment", "pace"})
 WAIT_S = 20.0
 
 
@@ -256,7 +266,7 @@ def _await_change(
 def _shown(key: str, value: str | None) -> str:
     if not value:
         return "—"
-    if key == "attainment":
+    if key in _PERCENT:
         return f"{Decimal(value) * 100:.2f}%"
     return value
 

@@ -12,13 +12,16 @@ import yaml
 def write_sandbox_config(
     directory: Path, crm: Mapping[str, Any], members: Sequence[str], name: str = "spm.yaml"
 ) -> Path:
-    """A plan with every moving part: tiers, a draw, a bonus, a SPIFF, clawbacks."""
+    """A plan with every moving part: tiers, a draw, bonuses, a SPIFF, clawbacks, quotas
+    from the CRM's forecasts or goals (the plan's quota for managers, who have none),
+    a deals-won goal and a team goal on the CRM's teams."""
     config = {
         "currency": "USD",
         "period": "month",
         "timezone": "UTC",
         "crm": dict(crm),
         "store": f"sqlite:///{directory / 'spm.db'}",
+        "teams": "crm",
         "plans": [
             {
                 "id": "ae-2026",
@@ -27,6 +30,7 @@ def write_sandbox_config(
                 "end": "2027-12-31",
                 "members": list(members),
                 "quota": "150000",
+                "quota_source": "crm",
                 "commission": {
                     "method": "marginal",
                     "tiers_on": "attainment",
@@ -37,7 +41,15 @@ def write_sandbox_config(
                     ],
                 },
                 "draw": {"type": "recoverable", "amount": "2000", "periods": 3},
-                "bonuses": [{"at": "1.0", "amount": "500"}],
+                "goals": [
+                    {"metric": "deals_won", "target": "3"},
+                    {"metric": "revenue", "team": True, "target": "400000"},
+                ],
+                "bonuses": [
+                    {"at": "1.0", "amount": "500"},
+                    {"goal": "deals_won", "at": "1.0", "amount": "200"},
+                    {"goal": "team_revenue", "at": "1.0", "amount": "750"},
+                ],
                 "spiffs": [{"name": "new-logo", "when": {"type": "New Business"}, "amount": "100"}],
                 "clawback": {"window_days": 180},
             }
