@@ -130,7 +130,8 @@ _METRIC_WORDS = {"revenue": "bookings", "deals_won": "deals won", "new_customers
 class GoalRow:
     """One goal as a statement shows it: what, whose, how far."""
 
-    name: str  # "deals_won: deals won" / "team_revenue: team 005…, bookings"
+    name: str  # "deals_won: deals won"
+    team: str | None  # "team 005…" for a team goal
     actual: str
     target: str
     attainment: str
@@ -143,9 +144,9 @@ def goal_rows(statement: Statement) -> list[GoalRow]:
 def _goal_row(goal: GoalResult) -> GoalRow:
     number = money_text if goal.metric == "revenue" else _count_text
     words = _METRIC_WORDS.get(goal.metric, goal.metric)
-    whose = f"team {goal.team_id}, " if goal.team_id is not None else ""
     return GoalRow(
-        f"{goal.goal_id}: {whose}{words}",
+        f"{goal.goal_id}: {words}",
+        None if goal.team_id is None else f"team {goal.team_id}",
         number(goal.actual),
         number(goal.target),
         percent_text(goal.attainment),
@@ -159,7 +160,7 @@ def _count_text(value: Decimal | None) -> str:
 def kpi_rows(statement: Statement) -> list[tuple[str, str]]:
     """The coaching KPIs, labelled, in the order a manager reads them."""
     s = statement
-    coverage = "—" if s.pipeline_coverage is None else f"{format_count(s.pipeline_coverage)}×"
+    coverage = "—" if s.pipeline_coverage is None else f"{format_money(s.pipeline_coverage)}×"
     rows = [
         ("Won / lost", f"{s.won_count} / {s.lost_count}"),
         ("Win rate", percent_text(s.win_rate)),
@@ -227,6 +228,8 @@ def text(view: StatementView) -> str:
         for g in goals:
             name = textwrap.shorten(g.name, width=width, placeholder="…")
             out.append(f"  {name:<{width}}  {g.actual:>14} of {g.target:>14}  {g.attainment:>9}")
+            if g.team is not None:
+                out.append(f"    {g.team}")
     out.append("")
     out.append("Performance")
     kpis = kpi_rows(s)

@@ -355,3 +355,33 @@ def test_sales_cycle_rounds_half_up_to_a_tenth(cycles: tuple[int, ...], expected
     (jan,) = run(plan(), deals, as_of=date(2026, 1, 31)).statements
     assert jan.sales_cycle_days == D(expected)
     assert str(jan.sales_cycle_days) == expected  # one place, always
+
+
+# --- what a rep reads -------------------------------------------------------------------------
+
+
+def test_the_statement_shows_goals_and_kpis_within_80_columns() -> None:
+    from connector.models import CrmUser
+    from connector.statement import html, text, view_of
+
+    deals = [
+        deal("d1", "8000", JAN5, owner="r1", type="New Business", created=date(2025, 12, 6)),
+        deal("d2", "15000", JAN20, owner="r2"),
+    ]
+    result = run(
+        plan(**{**TEAM_PLAN, "goals": [*TEAM_PLAN["goals"], {"metric": "deals_won", "target": 2}]}),
+        deals,
+        TEAM_REPS,
+        as_of=date(2026, 1, 31),
+        teams=crm_team_spells(TEAM_REPS),
+    )
+    jan = statement(result, "r1", "2026-01")
+    view = view_of(CrmUser("r1", "Riley", "r@x.example", True), [jan], jan, "USD", {})
+    shown = text(view)
+    assert all(len(line) <= 80 for line in shown.splitlines())
+    assert "  deals_won: deals won" in shown and "50.00%" in shown  # 1 of 2
+    assert "team_revenue: bookings" in shown and "    team m" in shown  # 23,000 of 20,000
+    assert "115.00%" in shown
+    assert "Sales cycle" in shown and "30.0 days" in shown
+    page = html(view)
+    assert "<h2>Goals</h2>" in page and "team m" in page and "30.0 days" in page

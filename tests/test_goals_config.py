@@ -171,3 +171,17 @@ def test_goal_filters_are_checked_against_the_crms_deal_columns(tmp_path: Path) 
         "plans[0].goals[0].when.Segment__c: names no deal column of salesforce deals"
     )
     assert filter_problems(plans, {"Segment__c"}, "x") == []
+
+
+def test_goal_and_kpi_fields_can_be_renamed(tmp_path: Path) -> None:
+    from connector.connect import field_specs
+
+    top = (
+        "crm: {type: salesforce, instance_url: 'https://acme.my.salesforce.com'}\n"
+        "fields: {team_attainment: SPM_Team_Quota_Att__c, pace: Pace_To_Date__c}"
+    )
+    config = load(tmp_path, top=top)
+    names = {spec.key: spec.salesforce for spec in field_specs(config)}  # type: ignore[arg-type]
+    assert names["team_attainment"] == "SPM_Team_Quota_Att__c"
+    assert names["pace"] == "Pace_To_Date__c"
+    assert names["deals_won_attainment"] == "SPM_Deals_Won_Attainment__c"
