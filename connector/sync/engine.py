@@ -372,7 +372,8 @@ class SyncEngine:
         return users
 
     def _members(self, users: Mapping[str, CrmUser]) -> set[str]:
-        return set(resolve_members(self.settings.plans, users))
+        """The plan members these users resolve (an unknown email is dealt with later)."""
+        return resolve(self.settings.plans, users)[0]
 
     def _read_goal_inputs(self, run: _Run, users: Mapping[str, CrmUser]) -> None:
         """The CRM's quotas and leads, when the plans use them; a change recomputes everyone.
