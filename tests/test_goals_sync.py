@@ -138,3 +138,15 @@ def test_leads_are_read_counted_and_drive_the_ratio(crm: GoalCrm, store: Store) 
     crm.lead_rows.append(Lead("l2", "u1", date(2026, 3, 5), False))
     engine(crm, store).run(SyncOptions(as_of=AS_OF))
     assert values(crm, "u1")["lead_to_sale"] == "0.5000"
+
+
+def test_a_new_day_moves_every_reps_pace(crm: GoalCrm, store: Store) -> None:
+    engine(crm, store).run(SyncOptions(as_of=date(2026, 3, 15)))
+    # u2: 8,000 of 10,000 closed on the 20th counts in March; on the 15th, 15/31 gone.
+    assert values(crm, "u2")["pace"] == "1.6533"
+    again = engine(crm, store).run(SyncOptions(as_of=date(2026, 3, 15)))
+    assert again.fields_written == 0  # the same day: nothing moved
+    later = engine(crm, store).run(SyncOptions(as_of=date(2026, 3, 16)))
+    # Nothing changed in the CRM, yet the day did: 0.8 ÷ 16/31 = 1.5500.
+    assert values(crm, "u2")["pace"] == "1.5500"
+    assert later.reps_recomputed == 3

@@ -75,6 +75,7 @@ from connector.values import canonical_datetime
 
 DEALS_CURSOR = "deals_modified"
 AS_OF_PERIOD_CURSOR = "as_of_period"
+AS_OF_DATE_CURSOR = "as_of_date"
 OWED_DEAL = "deal"  # a changed deal whose own values must be recomputed
 READ_BATCH = 2000
 # The worker door reuses the users it knows for this long (an event naming a
@@ -300,9 +301,13 @@ class SyncEngine:
 
         as_of_label = label(period_of(options.as_of, kind), kind)
         rolled_over = store.cursor(AS_OF_PERIOD_CURSOR) != as_of_label and change is None
+        # Pace moves with the calendar: a scheduled sync on a new day recomputes everyone,
+        # or a rep with no new deals would keep yesterday's pace.
+        new_day = store.cursor(AS_OF_DATE_CURSOR) != options.as_of.isoformat() and change is None
         owed_reps = store.owed(OWED_REP)
         owed_deals = store.owed(OWED_DEAL)
-        affected = (set(members) if full or rolled_over else set()) | (owed_reps & members)
+        everyone = full or rolled_over or new_day
+        affected = (set(members) if everyone else set()) | (owed_reps & members)
         statements, teams, covered, computed = self._recompute(run, reps, affected)
         run.summary.reps_recomputed = len({s.rep_id for s in statements})
         run.summary.statements = len(statements)
@@ -331,6 +336,7 @@ class SyncEngine:
             if run.newest is not None:
                 store.set_cursor(DEALS_CURSOR, run.newest.isoformat())
             store.set_cursor(AS_OF_PERIOD_CURSOR, as_of_label)
+            store.set_cursor(AS_OF_DATE_CURSOR, options.as_of.isoformat())
         run.summary.usage = self.adapter.usage()
 
     def _bind_account(self, run: _Run) -> bool:
