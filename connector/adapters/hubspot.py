@@ -351,6 +351,9 @@ class HubSpotAdapter:
             return owners
 
         found: list[dict[str, Any]] = self._metadata.get("owners", fetch, refresh=refresh)
+        if found and "team" not in found[0]:
+            # Cached by a version that did not keep teams: read them now, not in a day.
+            found = self._metadata.get("owners", fetch, refresh=True)
         return found
 
     def read_users(
