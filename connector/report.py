@@ -195,11 +195,26 @@ def _json_line(line: Line, rates: dict[Decimal, str]) -> str:
 
 
 def write_csv(out: TextIO, statements: Sequence[Statement]) -> None:
-    """One row per statement, every scalar field, empty cells for missing figures."""
+    """One row per statement, every scalar field, empty cells for missing figures.
+
+    Each goal of any plan adds two columns after the figures: ``<goal>_actual``
+    and ``<goal>_attainment`` (empty where the rep's plan has no such goal).
+    """
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow((*STATEMENT_FIELDS, "lines"))
-    for statement in ordered(statements):
-        writer.writerow((*scalar_text(statement), len(statement.lines)))
+    rows = ordered(statements)
+    goal_ids = list(dict.fromkeys(goal.goal_id for s in rows for goal in s.goals))
+    goal_columns = [
+        f"{goal_id}_{what}" for goal_id in goal_ids for what in ("actual", "attainment")
+    ]
+    writer.writerow((*STATEMENT_FIELDS, *goal_columns, "lines"))
+    for statement in rows:
+        cells: list[str | None] = []
+        if goal_ids:
+            texts = {goal.goal_id: goal_texts(goal) for goal in statement.goals}
+            for goal_id in goal_ids:
+                found = texts.get(goal_id)
+                cells += [found["actual"], found["attainment"]] if found else [None, None]
+        writer.writerow((*scalar_text(statement), *cells, len(statement.lines)))
 
 
 # --- table -------------------------------------------------------------------

@@ -185,3 +185,29 @@ def test_goal_and_kpi_fields_can_be_renamed(tmp_path: Path) -> None:
     assert names["team_attainment"] == "SPM_Team_Quota_Att__c"
     assert names["pace"] == "Pace_To_Date__c"
     assert names["deals_won_attainment"] == "SPM_Deals_Won_Attainment__c"
+
+
+def test_calc_csv_has_a_pair_of_columns_per_goal(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    (tmp_path / "spm.yaml").write_text(
+        config_text("goals: [{metric: deals_won, target: 4}]").replace(
+            "members: [r1, r2]", "members: [r1]"
+        )
+    )
+    (tmp_path / "deals.csv").write_text(
+        "id,owner_id,amount,close_date,status\nd1,r1,100,2026-01-05,won\nd2,r1,50,2026-01-06,won\n"
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--config", str(tmp_path / "spm.yaml"), "calc", "--deals", str(tmp_path / "deals.csv"),
+            "--as-of", "2026-01-31", "--format", "csv",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    header, january = list(csv.reader(io.StringIO(result.stdout)))
+    row = dict(zip(header, january, strict=True))
+    assert header[-3:] == ["deals_won_actual", "deals_won_attainment", "lines"]
+    assert (row["deals_won_actual"], row["deals_won_attainment"]) == ("2", "0.5000")
