@@ -245,3 +245,28 @@ def test_bad_url_is_a_clear_error_without_the_password() -> None:
         Store.open("postgresql+psycopg://spm:hunter2@127.0.0.1:1/none")
     assert "hunter2" not in str(caught.value)
     assert "cannot open" in str(caught.value)
+
+
+def test_team_history_quotas_and_leads_round_trip(store: Store) -> None:
+    from connector.models import CrmQuota, CrmUser, Lead
+
+    def user(manager: str | None, team: str | None = None) -> CrmUser:
+        return CrmUser("u1", "Dana", "d@x.example", True, manager_id=manager, team_id=team)
+
+    store.upsert_users([user("m1")], seen_on=date(2026, 3, 1))
+    store.upsert_users([user("m1")], seen_on=date(2026, 3, 2))  # no move: no new row
+    store.upsert_users([user("m2", "t9")], seen_on=date(2026, 4, 10))
+    assert store.team_history() == {"u1": [(None, "m1", None), (date(2026, 4, 10), "m2", "t9")]}
+    assert store.users()[0].team_id == "t9"
+    quotas = [
+        CrmQuota("u1", date(2026, 1, 1), Decimal("50000.00")),
+        CrmQuota("u1", date(2026, 1, 1), None, Decimal(4)),
+    ]
+    store.replace_quotas(quotas)
+    store.replace_quotas(quotas)  # replaced, not added to
+    assert store.crm_quotas() == quotas
+    leads = [Lead("l1", "u1", date(2026, 1, 3), True), Lead("l2", "u1", date(2026, 2, 3), False)]
+    store.replace_leads(leads)
+    assert store.leads() == leads
+    store.replace_leads(leads[:1])
+    assert store.leads() == leads[:1]
