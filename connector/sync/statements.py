@@ -92,7 +92,12 @@ class _Ledger:
 
     def reference_day(self, period: int, kind: PeriodKind) -> date:
         """The day whose team counts for a period: its last day on this ledger."""
-        return min(first_day(period + 1, kind) - timedelta(days=1), self.end_day)
+        return min(_last_day(period, kind), self.end_day)
+
+
+@cache
+def _last_day(period: int, kind: PeriodKind) -> date:
+    return first_day(period + 1, kind) - timedelta(days=1)
 
 
 def calculate(
@@ -525,8 +530,9 @@ def _team_members(
         for ledger in rep_ledgers:
             if ledger.plan is not plan:
                 continue
+            always = index.always(ledger.rep.id)
             for period in ledger.periods:
-                team = index.team_of(ledger.rep.id, ledger.reference_day(period, kind))
+                team = always or index.team_of(ledger.rep.id, ledger.reference_day(period, kind))
                 if team is not None:
                     members.setdefault((period, team), []).append(ledger)
     return members
