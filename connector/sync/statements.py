@@ -362,6 +362,7 @@ def _earn(
     goals = prepared[plan.id][0]
     targets = ledger.targets
     quota_bonuses = [bonus for bonus in plan.bonuses if bonus.goal is None]
+    results_seen: dict[tuple[str, Decimal | None, Decimal], GoalResult] = {}
     for period in range(ledger.first, ledger.last + 1):
         k = period - ledger.first + 1
         quota = ledger.quotas[period]
@@ -382,8 +383,14 @@ def _earn(
         results: list[GoalResult] = []
         for goal in goals:
             target = targets[goal.key, period]
-            actual = measure(goal.revenue, credits, goal.matches)
-            results.append(_result(goal, None, target, actual))
+            actual = measure(goal.revenue, credits, goal.matches) if credits else ZERO
+            # Count goals repeat a few (target, actual) pairs across thousands of
+            # rep-periods: share one immutable result for each.
+            known = (goal.key, target, actual)
+            result = results_seen.get(known)
+            if result is None:
+                result = results_seen[known] = _result(goal, None, target, actual)
+            results.append(result)
             if goal.bonuses and target is not None:
                 lines += _goal_bonuses(goal, actual, target, None)
         open_pipeline = sum((deal.amount for deal in open_deals), ZERO)
