@@ -483,7 +483,9 @@ class SyncEngine:
         if not affected:
             return [], [], set(), set()
         store, plans = run.store, self.settings.plans
-        teams = team_spells(self.settings.teams, reps, store.team_history())
+        # Only teams taken from the CRM have a history to read.
+        history = store.team_history() if self.settings.teams == "crm" else None
+        teams = team_spells(self.settings.teams, reps, history)
         member_ids = {rep.id for rep in reps}
         wanted = reps_to_compute(plans, teams, affected) & (member_ids | affected)
         snapshots = {d.id: d for d in store.deals_for_reps(wanted)}
@@ -503,8 +505,9 @@ class SyncEngine:
             as_of=run.options.as_of,
             rep_ids=computed,
             teams=teams,
-            crm_quotas=store.crm_quotas() if self.settings.crm_quotas else (),
-            leads=store.leads() if self.settings.lead_to_sale else None,
+            # Only the computed reps' rows: the worker door computes a team, not the org.
+            crm_quotas=store.crm_quotas(computed) if self.settings.crm_quotas else (),
+            leads=store.leads(computed) if self.settings.lead_to_sale else None,
         )
         run.summary.warnings.extend(w.message for w in (*problems, *calculation.warnings))
         # A deal's values are complete only when every member credited on it was recomputed.

@@ -307,11 +307,18 @@ def _resolve_targets(
     if missing:
         raise CalculationError(
             "; ".join(
-                f"plan {plan_id}: the CRM has no {what} for {_listing(by_rep, kind)}"
+                f"plan {plan_id}: the CRM has no {what} for {_listing(by_rep, kind)}: enter "
+                f"them in the CRM, or set {_fallback(what)} in spm.yaml to fall back on"
                 for (plan_id, what), by_rep in sorted(missing.items())
             )
-            + ". Enter them in the CRM, or give the plan a figure to fall back on"
         )
+
+
+def _fallback(what: str) -> str:
+    """The spm.yaml setting that stands in for a missing CRM figure (``what`` of the error)."""
+    if what == "quota":
+        return "the plan's quota"
+    return f"the {what.removesuffix(' target')} goal's target"
 
 
 def _listing(by_rep: Mapping[str, list[int]], kind: PeriodKind, shown: int = 10) -> str:

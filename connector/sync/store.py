@@ -848,14 +848,26 @@ class Store:
             for start in range(0, len(rows), _CHUNK):
                 connection.execute(quotas_table.insert(), rows[start : start + _CHUNK])
 
-    def crm_quotas(self) -> list[CrmQuota]:
+    def crm_quotas(self, rep_ids: Collection[str] | None = None) -> list[CrmQuota]:
+        """The stored CRM quotas (of ``rep_ids`` only, if given), by rep and start date."""
         t = quotas_table
+        rows = self._rows_of(t, t.c.rep_id, rep_ids)
+        rows.sort(key=lambda r: (r.rep_id, r.start_date, int(r.id)))
+        return [
+            CrmQuota(r.rep_id, r.start_date, _number(r.amount), _number(r.quantity)) for r in rows
+        ]
+
+    def _rows_of(
+        self, table: sa.Table, column: sa.Column[Any], ids: Collection[str] | None
+    ) -> list[Any]:
+        """Every row of ``table``, or those whose ``column`` is one of ``ids``."""
         with self._read() as connection:
-            rows = connection.execute(sa.select(t).order_by(t.c.rep_id, t.c.start_date, t.c.id))
-            return [
-                CrmQuota(r.rep_id, r.start_date, _number(r.amount), _number(r.quantity))
-                for r in rows
-            ]
+            if ids is None:
+                return list(connection.execute(sa.select(table)))
+            found: list[Any] = []
+            for chunk in _chunks(sorted(ids)):
+                found += connection.execute(sa.select(table).where(column.in_(chunk)))
+            return found
 
     def replace_leads(self, leads: Iterable[Lead]) -> None:
         rows = [
@@ -872,10 +884,11 @@ class Store:
             for start in range(0, len(rows), _CHUNK):
                 connection.execute(leads_table.insert(), rows[start : start + _CHUNK])
 
-    def leads(self) -> list[Lead]:
-        with self._read() as connection:
-            rows = connection.execute(sa.select(leads_table).order_by(leads_table.c.id))
-            return [Lead(r.id, r.owner_id, r.created_date, bool(r.converted)) for r in rows]
+    def leads(self, owner_ids: Collection[str] | None = None) -> list[Lead]:
+        """The stored leads (of ``owner_ids`` only, if given), by id."""
+        rows = self._rows_of(leads_table, leads_table.c.owner_id, owner_ids)
+        rows.sort(key=lambda r: r.id)
+        return [Lead(r.id, r.owner_id, r.created_date, bool(r.converted)) for r in rows]
 
     # -- deals -----------------------------------------------------------------------------
 
