@@ -385,3 +385,20 @@ def test_the_statement_shows_goals_and_kpis_within_80_columns() -> None:
     assert "Sales cycle" in shown and "30.0 days" in shown
     page = html(view)
     assert "<h2>Goals</h2>" in page and "team m" in page and "30.0 days" in page
+
+
+def test_calcs_fast_goal_json_says_what_goal_texts_says() -> None:
+    import json
+
+    from connector.models import GoalResult
+    from connector.report import _json_goal, goal_texts
+
+    goals = [
+        GoalResult("deals_won", "deals_won", None, D("3.0"), D("1.4"), D("0.4667")),
+        GoalResult("team_revenue", "revenue", 'm "1"', D(20000), D("22000.5"), D("1.1000")),
+        GoalResult("new_customers", "new_customers", None, None, D(0), None),
+    ]
+    heads: dict[Any, str] = {}
+    numbers: dict[Any, str] = {}
+    for g in goals * 2:  # the second time from the caches
+        assert json.loads(_json_goal(g, heads, numbers)) == goal_texts(g)
