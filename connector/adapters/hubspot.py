@@ -710,16 +710,22 @@ class HubSpotAdapter:
                     f"owner {update.record_id} has no HubSpot {object_type} record to hold "
                     "rep values",
                 )
-        sendable = [u for u in updates if u.record_id in targets]
-        for start in range(0, len(sendable), BATCH_SIZE):
-            batch = sendable[start : start + BATCH_SIZE]
-            results.update(self._write_batch(object_type, batch, targets))
+        for round_ in _rounds([u for u in updates if u.record_id in targets], targets):
+            for start in range(0, len(round_), BATCH_SIZE):
+                batch = round_[start : start + BATCH_SIZE]
+                results.update(self._write_batch(object_type, batch, targets))
         return [results[u.record_id] for u in updates]
 
     def _write_batch(
         self, object_type: str, batch: Sequence[RecordUpdate], targets: Mapping[str, str]
     ) -> dict[str, WriteResult]:
-        """One batch update; records failing for a passing reason are sent again."""
+        """One batch update; records failing for a passing reason are sent again.
+
+        Every input carries its record id as ``objectWriteTraceId``, and a write counts
+        as done only when the answer lists it among the results: a 207 may name a
+        failed input by its trace id alone, and an input the answer does not mention
+        is not confirmed (reported, and sent again by the next sync).
+        """
         results: dict[str, WriteResult] = {}
         remaining = list(batch)
         owner_of = {targets[u.record_id]: u.record_id for u in batch}
@@ -730,6 +736,7 @@ class HubSpotAdapter:
                 "inputs": [
                     {
                         "id": targets[u.record_id],
+                        "objectWriteTraceId": u.record_id,
                         "properties": {
                             self._specs[key].hubspot: _outgoing(self._specs[key], value)
                             for key, value in u.values.items()
@@ -744,23 +751,25 @@ class HubSpotAdapter:
                 "POST",
                 body=body,
             )
-            failed: dict[str, tuple[str, str]] = {}
-            for error in answer.get("errors") or []:
-                category = str(error.get("category", "ERROR"))
-                for crm_id in (error.get("context") or {}).get("ids", []):
-                    failed[str(crm_id)] = (category, str(error.get("message", "")))
+            written, failed = _batch_outcome(answer, owner_of)
             retry: list[RecordUpdate] = []
             for update in remaining:
-                crm_id = targets[update.record_id]
-                if crm_id in failed:
-                    category, message = failed[crm_id]
+                if update.record_id in failed:
+                    category, message = failed[update.record_id]
                     results[update.record_id] = WriteResult(
                         update.record_id, False, category, message
                     )
                     if category in _RETRYABLE_CATEGORIES:
                         retry.append(update)
-                else:
+                elif update.record_id in written:
                     results[update.record_id] = WriteResult(update.record_id, True)
+                else:
+                    results[update.record_id] = WriteResult(
+                        update.record_id,
+                        False,
+                        "NOT_CONFIRMED",
+                        "HubSpot's answer did not list this record as written",
+                    )
             remaining = retry
             if retry:
                 names = ", ".join(owner_of[targets[u.record_id]] for u in retry[:5])
@@ -879,6 +888,80 @@ class HubSpotAdapter:
         )
 
 
+# -- batches -----------------------------------------------------------------------------------
+
+
+def _rounds(
+    updates: Sequence[RecordUpdate], targets: Mapping[str, str]
+) -> list[list[RecordUpdate]]:
+    """The updates as rounds in which no CRM record appears twice.
+
+    HubSpot refuses a whole batch that names one record twice. Updates of one
+    record id are merged (later values win); updates of different record ids that
+    land on one CRM record (two owners matched to one user record) go in separate
+    rounds, one after the other, so none is lost.
+    """
+    merged: dict[str, RecordUpdate] = {}
+    for update in updates:
+        earlier = merged.get(update.record_id)
+        if earlier is not None:
+            update = RecordUpdate(
+                update.record_id,
+                {**earlier.values, **update.values},
+                update.target_id or earlier.target_id,
+            )
+        merged[update.record_id] = update
+    rounds: list[list[RecordUpdate]] = []
+    seen: dict[str, int] = {}
+    for update in merged.values():
+        target = targets[update.record_id]
+        index = seen.get(target, 0)
+        seen[target] = index + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(update)
+    return rounds
+
+
+def _listed(value: Any) -> list[str]:
+    """A context entry as a list of ids: HubSpot sends a list, or now and then one string."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple | set):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _batch_outcome(
+    answer: Any, owner_of: Mapping[str, str]
+) -> tuple[set[str], dict[str, tuple[str, str]]]:
+    """A batch answer as (record ids written, record id → (category, message) failed).
+
+    Results and errors are matched by ``objectWriteTraceId`` (our record id) where
+    they carry one, else by the CRM record id they name.
+    """
+    written: set[str] = set()
+    failed: dict[str, tuple[str, str]] = {}
+    if not isinstance(answer, dict):
+        return written, failed
+    for result in answer.get("results") or []:
+        trace = result.get("objectWriteTraceId")
+        if trace is not None:
+            written.add(str(trace))
+        elif str(result.get("id")) in owner_of:
+            written.add(owner_of[str(result.get("id"))])
+    for error in answer.get("errors") or []:
+        outcome = (str(error.get("category") or "ERROR"), str(error.get("message") or ""))
+        context = error.get("context") or {}
+        names = _listed(context.get("objectWriteTraceId"))
+        names += _listed(error.get("objectWriteTraceId"))
+        names += [owner_of[i] for i in _listed(context.get("ids")) if i in owner_of]
+        for name in names:
+            failed[name] = outcome
+            written.discard(name)
+    return written, failed
+
+
 # -- values ------------------------------------------------------------------------------------
 
 
@@ -941,6 +1024,13 @@ def _is_api_exception(error: Exception) -> bool:
         and hasattr(error, "status")
         and (hasattr(error, "body"))
     )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return float(text) >= 0
+    except ValueError:
+        return False
 
 
 def client_options(settings: HubSpotSettings, access_token: SecretStr) -> dict[str, Any]:
@@ -1020,11 +1110,21 @@ def _mapped(error: Exception, base_url: str, path: str = "") -> Exception:
         return RetryableError(
             f"HubSpot rate limit ({body.get('policyName', '429')})", wait, status=429, code=category
         )
+    if status == 423:
+        # A record locked by concurrent writes: HubSpot holds such a lock about 2 s.
+        locked_for = headers.get("Retry-After")
+        return RetryableError(
+            f"HubSpot answered 423 Locked ({message})",
+            max(float(locked_for), 2.0) if locked_for and _is_number(locked_for) else 2.0,
+            status=423,
+            code=category or "LOCKED",
+        )
     if status >= 500 or status == 0:
         return RetryableError(
             f"HubSpot answered {status or 'nothing'} ({message})", status=status, code=category
         )
-    if status == 400 and "PROPERTY_DOESNT_EXIST" in json.dumps(body.get("errors", "")):
+    # Newer bodies name the code in errors[]; older ones only inside the message text.
+    if status == 400 and "PROPERTY_DOESNT_EXIST" in json.dumps(body):
         return CrmConfigError(f"HubSpot: {message}. Run `spm-connector install` first", **structure)
     if status == 404:
         # Every call we make names a collection, never one record: a 404 means the

@@ -78,6 +78,9 @@ class Faults:
     for ``lock_failures`` attempts; ``latency_ms``: delay added to every call.
     ``search_rate_limit``: search calls allowed per ``search_window_s``, counted
     apart from the other calls (HubSpot limits its search endpoints per second).
+    ``locked_writes``: the next this many batch writes are answered 423 Locked as a
+    whole (HubSpot's answer to concurrent writes on one record); Salesforce reports
+    its locks per record instead (``locked_ids``).
     """
 
     rate_limit: int | None = None
@@ -90,6 +93,7 @@ class Faults:
     seed: int = 0
     search_rate_limit: int | None = None
     search_window_s: float = 1.0
+    locked_writes: int = 0
     _rng: random.Random = field(init=False, repr=False)
     _window: list[float] = field(init=False, repr=False, default_factory=list)
     _search_window: list[float] = field(init=False, repr=False, default_factory=list)
@@ -145,6 +149,14 @@ class Faults:
                 return True, 0, max(wait, 0.0)
             window.append(now)
             return False, limit - len(window), 0.0
+
+    def write_locked(self) -> bool:
+        """True when this batch write should be answered 423 Locked (counts one down)."""
+        with self._guard:
+            if self.locked_writes <= 0:
+                return False
+            self.locked_writes -= 1
+            return True
 
     def lock_fails(self, record_id: str) -> bool:
         """True when a write to this record should fail as locked this time."""
@@ -308,6 +320,7 @@ _FAULT_TYPES: dict[str, tuple[str, bool]] = {
     "seed": ("count", False),
     "search_rate_limit": ("count", True),
     "search_window_s": ("seconds", False),
+    "locked_writes": ("count", False),
 }
 
 

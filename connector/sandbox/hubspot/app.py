@@ -364,7 +364,7 @@ class HubSpotApp:
 
     def _batch_read(self, request: Request, object_type: str) -> Answer:
         body = _json_body(request)
-        inputs = _inputs(body)
+        inputs = _inputs(body, unique=True)
         id_property = str(body.get("idProperty") or "hs_object_id")
         names = _selection(object_type, [str(p) for p in body.get("properties") or []])
         started = _now()
@@ -394,13 +394,23 @@ class HubSpotApp:
 
     def _batch_update(self, request: Request, object_type: str) -> Answer:
         body = _json_body(request)
-        inputs = _inputs(body)
+        inputs = _inputs(body, unique=True)
+        if self.faults.write_locked():
+            raise ApiError(
+                423,
+                "The records are locked by another write in progress; retry in 2 seconds.",
+                "LOCKED",
+                headers={"Retry-After": "2"},
+            )
+        # Inputs that carry an objectWriteTraceId are answered by it: results echo it, and
+        # a 207's errors name the failed inputs by trace id alone (HubSpot's documented shape).
+        traced = any("objectWriteTraceId" in item for item in inputs)
         started = _now()
         results: list[bytes] = []
         missing: list[str] = []
         locked: list[str] = []
         with self.portal.lock:
-            planned: list[tuple[CrmRecord, dict[str, str]]] = []
+            planned: list[tuple[CrmRecord, dict[str, str], str]] = []
             for item in inputs:  # any invalid value refuses the whole batch, as HubSpot does
                 properties = item.get("properties")
                 if not isinstance(properties, dict):
@@ -408,26 +418,34 @@ class HubSpotApp:
                         400, "Invalid input JSON: each input needs properties", "VALIDATION_ERROR"
                     )
                 clean = self.portal.validate(object_type, properties)
+                key = str(item.get("id", ""))
+                trace = str(item.get("objectWriteTraceId", "")) if traced else ""
                 record = self.portal.find_by(
-                    object_type,
-                    str(body.get("idProperty") or "hs_object_id"),
-                    str(item.get("id", "")),
+                    object_type, str(body.get("idProperty") or "hs_object_id"), key
                 )
                 if record is None:
-                    missing.append(str(item.get("id", "")))
+                    missing.append(trace or key)
                     continue
-                planned.append((record, clean))
-            for record, clean in planned:
+                planned.append((record, clean, trace))
+            for record, clean, trace in planned:
                 if self.faults.lock_fails(record.id):
-                    locked.append(record.id)
+                    locked.append(trace or record.id)
                     continue
                 self.portal.update(object_type, record, clean)
-                results.append(record.render(_selection(object_type, list(clean))))
+                rendered = record.render(_selection(object_type, list(clean)))
+                if traced:
+                    rendered = (
+                        rendered[:-1] + b',"objectWriteTraceId":%s}' % json.dumps(trace).encode()
+                    )
+                results.append(rendered)
         errors = []
         if missing:
             errors.append(
                 batch_error(
-                    "OBJECT_NOT_FOUND", "Could not update some objects: they do not exist.", missing
+                    "OBJECT_NOT_FOUND",
+                    "Could not update some objects: they do not exist.",
+                    missing,
+                    by_trace=traced,
                 )
             )
         if locked:
@@ -436,10 +454,15 @@ class HubSpotApp:
                     "CONFLICT",
                     "Some objects were being modified at the same time; retry them.",
                     locked,
+                    by_trace=traced,
                 )
             )
         kind = "deal_batch_update" if object_type == DEALS else "user_batch_update"
-        written = {record.id: sorted(clean) for record, clean in planned if record.id not in locked}
+        written = {
+            record.id: sorted(clean)
+            for record, clean, trace in planned
+            if (trace or record.id) not in locked
+        }
         return Answer(
             _batch(results, errors, started), 207 if errors else 200, kind, len(results), written
         )
@@ -601,6 +624,7 @@ class HubSpotApp:
                     "locked_ids": sorted(self.faults.locked_ids),
                     "lock_failures": self.faults.lock_failures,
                     "latency_ms": self.faults.latency_ms,
+                    "locked_writes": self.faults.locked_writes,
                 }
             elif endpoint == "admin_mutate":
                 if self._mutations is None:
@@ -671,7 +695,7 @@ def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _inputs(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _inputs(body: dict[str, Any], *, unique: bool = False) -> list[dict[str, Any]]:
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
         raise ApiError(
@@ -684,13 +708,23 @@ def _inputs(body: dict[str, Any]) -> list[dict[str, Any]]:
             "VALIDATION_ERROR",
             context={"inputs": [str(len(inputs))]},
         )
+    if unique:  # HubSpot refuses a whole batch that names one record twice
+        ids = [str(item.get("id", "")) for item in inputs]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ApiError(
+                400,
+                f"Duplicate IDs found in batch input: [{', '.join(repeated)}]. IDs must be unique",
+                "VALIDATION_ERROR",
+                context={"ids": repeated},
+            )
     return inputs
 
 
 def _batch(results: list[bytes], errors: list[dict[str, Any]], started: str) -> bytes:
     head: dict[str, Any] = {"status": "COMPLETE", "startedAt": started, "completedAt": _now()}
     if errors:
-        head["numErrors"] = sum(len(e["context"]["ids"]) for e in errors)
+        head["numErrors"] = sum(len(next(iter(e["context"].values()))) for e in errors)
         head["errors"] = errors
     text = json.dumps(head)[:-1].encode()
     return text + b',"results":[' + b",".join(results) + b"]}"

@@ -116,13 +116,19 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def batch_error(category: str, message: str, ids: list[str]) -> dict[str, Any]:
-    """One entry of a 207's ``errors`` (HubSpot's ``StandardError``), grouped by category."""
+def batch_error(
+    category: str, message: str, ids: list[str], *, by_trace: bool = False
+) -> dict[str, Any]:
+    """One entry of a 207's ``errors`` (HubSpot's ``StandardError``), grouped by category.
+
+    ``by_trace``: ``ids`` are the inputs' ``objectWriteTraceId`` values, and the entry
+    names them alone, as HubSpot does for inputs that carry one.
+    """
     return {
         "status": "error",
         "category": category,
         "message": message,
-        "context": {"ids": ids},
+        "context": {"objectWriteTraceId" if by_trace else "ids": ids},
         "errors": [],
         "links": {},
     }
