@@ -173,15 +173,20 @@ def test_install_creates_fields_and_permission_set_idempotently(org: Org) -> Non
     assert opportunity.field("SPM_Commission__c") is not None
     assert user.field("SPM_Payout_YTD__c") is not None
     assert org.sandbox.calls.counts()["tooling_create"] == len(CATALOGUE)
-    permission = org.sandbox.org.records["PermissionSet"]
-    assert [r.values["Name"] for r in permission.values()] == ["SPM_Payout_Fields"]
-    grants = [r.values for r in org.sandbox.org.records["FieldPermissions"].values()]
-    assert len(grants) == len(CATALOGUE)
-    assert all(g["PermissionsRead"] and not g["PermissionsEdit"] for g in grants)
-    assigned = {
-        r.values["AssigneeId"] for r in org.sandbox.org.records["PermissionSetAssignment"].values()
-    }
-    assert assigned == {u["Id"] for u in org.sandbox.users()}
+    records = org.sandbox.org.records
+    sets = {r.values["Name"]: r.id for r in records["PermissionSet"].values()}
+    assert set(sets) == {"SPM_Payout_Fields", "SPM_Connector_Integration"}
+    grants = [r.values for r in records["FieldPermissions"].values()]
+    assert len(grants) == 2 * len(CATALOGUE)
+    for grant in grants:
+        edit = grant["ParentId"] == sets["SPM_Connector_Integration"]
+        assert grant["PermissionsRead"] and grant["PermissionsEdit"] is edit
+    assigned: dict[str, set[str]] = {}
+    for row in records["PermissionSetAssignment"].values():
+        assigned.setdefault(row.values["PermissionSetId"], set()).add(row.values["AssigneeId"])
+    assert assigned[sets["SPM_Connector_Integration"]] == {org.sandbox.integration_user_id}
+    # Plan members, and their managers (every seeded user here is one or the other).
+    assert assigned[sets["SPM_Payout_Fields"]] == {u["Id"] for u in org.sandbox.users()}
 
     org.sandbox.calls.reset()
     again = org.cli("install")
@@ -381,3 +386,102 @@ def test_deal_in_another_currency_is_reported_not_mixed(
     assert result.exit_code == 0, result.output
     assert f"deal {euro['Id']} is in EUR, not the plan currency USD" in result.output
     assert sandbox.org.opportunity(euro["Id"]).values["SPM_Commission__c"] is None
+
+
+# -- field-level security: the sandbox hides fields created through the API until granted --
+
+INTEGRATION = "SPM_Connector_Integration"
+
+
+def permission_set_id(sandbox: SalesforceSandbox, name: str) -> str:
+    return next(
+        r.id for r in sandbox.org.records["PermissionSet"].values() if r.values["Name"] == name
+    )
+
+
+def grant_of(sandbox: SalesforceSandbox, set_name: str, field: str) -> Any:
+    parent = permission_set_id(sandbox, set_name)
+    return next(
+        r
+        for r in sandbox.org.records["FieldPermissions"].values()
+        if r.values["ParentId"] == parent
+        and r.values["Field"] == field
+        and not r.values["IsDeleted"]
+    )
+
+
+def sync(org: Org, as_of: date) -> Any:
+    return org.cli("sync", "--as-of", as_of.isoformat())
+
+
+def test_dry_run_lists_every_grant_and_assignment(org: Org) -> None:
+    result = org.cli("install", "--dry-run")
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert f"would grant  read and edit on Opportunity.SPM_Commission__c ({INTEGRATION})" in output
+    assert "would grant  read on User.SPM_Payout__c (SPM_Payout_Fields)" in output
+    assert f"would assign  {INTEGRATION} for user {org.sandbox.integration_user_id}" in output
+    assert output.count("would grant  ") == 2 * len(CATALOGUE)
+    assert not org.sandbox.org.records["FieldPermissions"]
+
+
+def test_sync_after_install_writes_and_reads_back_every_field(org: Org) -> None:
+    installed(org)
+    as_of = as_of_for(org.sandbox)
+    first = sync(org, as_of)
+    assert first.exit_code == 0, first.output
+    assert_crm_matches(org, oracle(org, as_of), as_of)
+    org.sandbox.calls.reset()
+    idle = sync(org, as_of)  # reads every field back through SOQL: Read is granted
+    assert idle.exit_code == 0, idle.output
+    assert org.writes() == []
+
+
+@pytest.mark.parametrize("removed", ["grant", "edit", "assignment"])
+def test_a_removed_grant_stops_sync_clearly_and_install_repairs_it(org: Org, removed: str) -> None:
+    installed(org)
+    as_of = as_of_for(org.sandbox)
+    assert sync(org, as_of).exit_code == 0
+    sandbox = org.sandbox
+    if removed == "grant":
+        sandbox.org.delete(
+            "FieldPermissions", grant_of(sandbox, INTEGRATION, "Opportunity.SPM_Clawback__c").id
+        )
+        expected = "cannot see Opportunity field(s) SPM_Clawback__c"
+    elif removed == "edit":
+        sandbox.org.update(
+            "FieldPermissions",
+            grant_of(sandbox, INTEGRATION, "User.SPM_Payout__c").id,
+            {"PermissionsEdit": False},
+        )
+        expected = "may read but not edit User field(s) SPM_Payout__c"
+    else:
+        parent = permission_set_id(sandbox, INTEGRATION)
+        assignment = next(
+            r
+            for r in sandbox.org.records["PermissionSetAssignment"].values()
+            if r.values["PermissionSetId"] == parent
+        )
+        sandbox.org.delete("PermissionSetAssignment", assignment.id)
+        expected = "cannot see"
+    # Something for the sync to write: a deal that changed since.
+    deal = next(d for d in sandbox.opportunities() if d["IsWon"])
+    sandbox.set_amount(deal["Id"], deal["Amount"] + 1000)
+
+    sandbox.calls.reset()
+    stopped = sync(org, as_of)
+    assert stopped.exit_code == 2, stopped.output
+    assert expected in stopped.output
+    assert "spm-connector install" in stopped.output and "Traceback" not in stopped.output
+    assert org.writes() == []  # one clear stop, not a failure per record
+
+    repaired = org.cli("install")
+    assert repaired.exit_code == 0, repaired.output
+    assert any(word in repaired.output for word in ("granted", "repaired", "assigned"))
+    resumed = sync(org, as_of)
+    assert resumed.exit_code == 0, resumed.output
+    assert_crm_matches(org, oracle(org, as_of), as_of)
+
+    again = org.cli("install")
+    assert again.exit_code == 0
+    assert not any(w in again.output for w in ("granted", "repaired", "assigned"))

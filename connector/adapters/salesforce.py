@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import quote_plus, urlparse
 from urllib.request import getproxies
 from zoneinfo import ZoneInfo
 
@@ -69,8 +69,10 @@ BATCH_SIZE = 200  # sObject Collections' limit per call
 SPLIT_QUERY_CHUNK = 300  # ids per OpportunitySplit query, well under SOQL's length limit
 ID_QUERY_CHUNK = 300  # ids per `Id IN (...)` query when reading deals by id
 SPLIT_QUERIES_MAX = 3  # past this many IN queries, read every split in pages instead
-PERMISSION_SET = "SPM_Payout_Fields"
+PERMISSION_SET = "SPM_Payout_Fields"  # Read, for plan members and their managers
+INTEGRATION_PERMISSION_SET = "SPM_Connector_Integration"  # Read and Edit, for the API user
 _LOCKED = "UNABLE_TO_LOCK_ROW"
+_CONCURRENT_WAIT_S = 5.0  # a long-running request takes seconds: let some finish first
 _OBJECT = {RecordKind.DEAL: "Opportunity", RecordKind.REP: "User"}
 _SF_TYPE = {
     ValueKind.MONEY: "currency",
@@ -103,6 +105,30 @@ class SalesforceSettings:
     timeout_s: float = 30.0
     fields: tuple[FieldSpec, ...] = CATALOGUE
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+
+
+@dataclass(frozen=True)
+class _PermissionSet:
+    name: str
+    label: str
+    description: str
+    edit: bool
+
+
+# Fields created through the API are visible to nobody until field-level security grants
+# them: the API user needs Read and Edit to sync, the people paid by them Read only.
+_INTEGRATION_SET = _PermissionSet(
+    INTEGRATION_PERMISSION_SET,
+    "SPM Connector Integration",
+    "Read and edit spm-connector payout fields: for the integration user that writes them",
+    edit=True,
+)
+_PAYOUT_SET = _PermissionSet(
+    PERMISSION_SET,
+    "SPM Payout Fields",
+    "Read access to spm-connector payout fields: for plan members and their managers",
+    edit=False,
+)
 
 
 def _value_text(spec: FieldSpec, raw: Any) -> str | None:
@@ -264,36 +290,111 @@ class SalesforceAdapter:
 
     # -- reading --------------------------------------------------------------------------
 
+    def _described(self, sobject: str, *, refresh: bool = False) -> dict[str, list[Any]]:
+        """Field name → [type, editable] as the API user sees the object (cached describe).
+
+        Field-level security shapes the answer: a field the user may not read is not
+        in it at all, and one it may read but not edit is not ``updateable``.
+        """
+
+        def describe() -> dict[str, list[Any]]:
+            described = self._rest(f"sobjects/{sobject}/describe")
+            return {
+                f["name"]: [f.get("type", ""), bool(f.get("updateable"))]
+                for f in described["fields"]
+            }
+
+        found: dict[str, list[Any]] = self._metadata.get(
+            f"fields:{sobject}", describe, refresh=refresh
+        )
+        return found
+
     def _fields_of(self, sobject: str, *, refresh: bool = False) -> dict[str, str]:
         """The object's field names and types, from the cached describe."""
-
-        def describe() -> dict[str, str]:
-            described = self._rest(f"sobjects/{sobject}/describe")
-            return {f["name"]: f.get("type", "") for f in described["fields"]}
-
-        found: dict[str, str] = self._metadata.get(f"describe:{sobject}", describe, refresh=refresh)
-        return found
+        return {name: kind for name, (kind, _) in self._described(sobject, refresh=refresh).items()}
 
     def _ours(self, record: RecordKind) -> list[FieldSpec]:
         return [spec for spec in self.settings.fields if spec.record is record]
 
-    def _require_fields(self, sobject: str, specs: Sequence[FieldSpec]) -> None:
-        """Our fields exist with the types we write; a cached describe is checked afresh first."""
+    def _require_fields(
+        self, sobject: str, specs: Sequence[FieldSpec], *, edit: bool = False, fresh: bool = False
+    ) -> None:
+        """Our fields exist with the types we write, and the API user may read them (and,
+        with ``edit``, change them). A cached describe that disagrees is read afresh first;
+        ``fresh`` reads it afresh anyway (once per run), as before writing."""
         if not specs:
             return
-        problems = _field_problems(sobject, specs, self._fields_of(sobject))
+        problems = _field_problems(sobject, specs, self._described(sobject, refresh=fresh), edit)
+        if problems and not fresh:
+            problems = _field_problems(sobject, specs, self._described(sobject, refresh=True), edit)
         if problems:
-            problems = _field_problems(sobject, specs, self._fields_of(sobject, refresh=True))
-        if problems:
-            raise ConfigError("; ".join(problems))
+            raise ConfigError("; ".join(self._explained(sobject, specs, problems)))
 
-    def _query(self, soql: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
-        """Every record of a SOQL query, one page (one API call) at a time."""
+    def _explained(
+        self, sobject: str, specs: Sequence[FieldSpec], problems: list[str]
+    ) -> list[str]:
+        """Say which missing fields exist but are hidden by field-level security.
+
+        Describe cannot tell a field that was never created from one the user may not
+        see; the Tooling API's CustomField list can (one call, only when something is
+        wrong).
+        """
+        visible = self._described(sobject)
+        unseen = [s.salesforce for s in specs if s.salesforce not in visible]
+        if not unseen:
+            return problems
+        rows = self._query_tooling(
+            "SELECT DeveloperName FROM CustomField "
+            f"WHERE TableEnumOrId = '{sobject}' AND NamespacePrefix = null"
+        )
+        created = {f"{row['DeveloperName']}__c" for row in rows}
+        hidden = [name for name in unseen if name in created]
+        if not hidden:
+            return problems
+        missing = [name for name in unseen if name not in created]
+        explained = [p for p in problems if not p.startswith(f"{sobject} has no field")]
+        if missing:
+            explained.insert(
+                0,
+                f"{sobject} has no field {', '.join(missing)}: run `spm-connector install` first",
+            )
+        explained.insert(
+            0,
+            f"the integration user cannot see {sobject} field(s) {', '.join(hidden)}: no "
+            f"field-level security grants it Read (permission set {INTEGRATION_PERMISSION_SET}"
+            " is missing, changed or unassigned); run `spm-connector install` to grant it again",
+        )
+        return explained
+
+    def _query_tooling(self, soql: str) -> list[dict[str, Any]]:
+        def request() -> Any:
+            return self.sf.toolingexecute(f"query/?q={quote_plus(soql)}")
+
+        answer: Any = self._call(request)
+        return list(answer.get("records", []))
+
+    def _query(
+        self,
+        soql: str,
+        include_deleted: bool = False,
+        ours: tuple[str, Sequence[FieldSpec]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every record of a SOQL query, one page (one API call) at a time.
+
+        ``ours``: the object and our fields the query names. Should the org answer that
+        one does not exist (a cached describe can predate a grant someone removed), the
+        describe is read afresh and the error says which grant is missing.
+        """
 
         def first() -> Any:
             return self.sf.query(soql, include_deleted=include_deleted)
 
-        page: Any = self._call(first)
+        try:
+            page: Any = self._call(first)
+        except CrmConfigError as error:
+            if ours is not None and error.code == "INVALID_FIELD":
+                self._require_fields(*ours, fresh=True)
+            raise
         while True:
             yield from page["records"]
             next_url: str | None = page.get("nextRecordsUrl")
@@ -312,7 +413,7 @@ class SalesforceAdapter:
         specs = self._ours(RecordKind.REP) if include_fields else []
         self._require_fields("User", specs)
         columns = ["Id", "Name", "Email", "IsActive", "ManagerId", *(s.salesforce for s in specs)]
-        for row in self._query(f"SELECT {', '.join(columns)} FROM User"):
+        for row in self._query(f"SELECT {', '.join(columns)} FROM User", ours=("User", specs)):
             yield CrmUser(
                 id=row["Id"],
                 name=row.get("Name") or "",
@@ -369,7 +470,7 @@ class SalesforceAdapter:
             # rather than missed; re-reading an unchanged deal changes nothing.
             soql += f" WHERE SystemModstamp >= {_soql_datetime(since)}"
         soql += " ORDER BY SystemModstamp, Id"
-        for row in self._query(soql, include_deleted=True):
+        for row in self._query(soql, include_deleted=True, ours=("Opportunity", specs)):
             yield self._deal(row, specs)
 
     def read_deals_by_id(self, deal_ids: Collection[str]) -> Iterator[CrmDeal]:
@@ -380,7 +481,7 @@ class SalesforceAdapter:
         for start in range(0, len(ids), ID_QUERY_CHUNK):
             quoted = ", ".join(f"'{deal_id}'" for deal_id in ids[start : start + ID_QUERY_CHUNK])
             soql = f"SELECT {columns} FROM Opportunity WHERE Id IN ({quoted})"
-            for row in self._query(soql, include_deleted=True):
+            for row in self._query(soql, include_deleted=True, ours=("Opportunity", specs)):
                 yield self._deal(row, specs)
 
     def _deal(self, row: Mapping[str, Any], specs: Sequence[FieldSpec]) -> CrmDeal:
@@ -515,6 +616,12 @@ class SalesforceAdapter:
 
     def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
         sobject = _OBJECT[record]
+        if updates:
+            # Both objects, described afresh once a run, before the first write: a grant
+            # someone removed is one clear error, not a failure on every record, and not
+            # a run that wrote the deals and then could not write the reps.
+            for kind, name in _OBJECT.items():
+                self._require_fields(name, self._ours(kind), edit=True, fresh=True)
         results: dict[str, WriteResult] = {}
         for start in range(0, len(updates), BATCH_SIZE):
             batch = updates[start : start + BATCH_SIZE]
@@ -550,6 +657,11 @@ class SalesforceAdapter:
                 errors = outcome.get("errors") or [{}]
                 code = str(errors[0].get("statusCode", "UNKNOWN"))
                 message = "; ".join(str(e.get("message", "")) for e in errors)
+                if code == "INVALID_FIELD_FOR_INSERT_UPDATE":
+                    message += (
+                        f" (the integration user lacks Edit on our fields: run "
+                        f"`spm-connector install` to grant it through {INTEGRATION_PERMISSION_SET})"
+                    )
                 results[update.record_id] = WriteResult(update.record_id, False, code, message)
                 if code == _LOCKED:
                     locked.append(update)
@@ -592,10 +704,13 @@ class SalesforceAdapter:
     ) -> list[FieldStatus]:
         report: list[FieldStatus] = []
         for sobject, record in (("Opportunity", RecordKind.DEAL), ("User", RecordKind.REP)):
-            existing = self._fields_of(sobject, refresh=True)
+            visible = self._fields_of(sobject, refresh=True)
+            # A field the API user has no field-level security on is missing from describe
+            # but exists: the Tooling API lists it, and creating it again would fail.
+            created = self._custom_fields(sobject)
             for spec in (s for s in specs if s.record is record):
                 full_name = f"{sobject}.{spec.salesforce}"
-                found = existing.get(spec.salesforce)
+                found = visible.get(spec.salesforce)
                 if found is not None:
                     expected = _SF_TYPE[spec.value]
                     if found != expected:
@@ -605,15 +720,27 @@ class SalesforceAdapter:
                             "remove theirs"
                         )
                     report.append(FieldStatus(full_name, "exists"))
-                    continue
-                if dry_run:
+                elif spec.salesforce in created:
+                    report.append(FieldStatus(full_name, "exists", "hidden from the API user"))
+                elif dry_run:
                     report.append(FieldStatus(full_name, "would create", _SF_TYPE[spec.value]))
-                    continue
-                self._tooling_create(_field_metadata(full_name, spec))
-                report.append(FieldStatus(full_name, "created", _SF_TYPE[spec.value]))
-            self._metadata.forget(f"describe:{sobject}")
-        report += self._permission_set(specs, dry_run=dry_run, assign_to=assign_to)
+                else:
+                    self._tooling_create(_field_metadata(full_name, spec))
+                    report.append(FieldStatus(full_name, "created", _SF_TYPE[spec.value]))
+            self._metadata.forget(f"fields:{sobject}")
+        writer = self.writer_id()
+        report += self._permission_set(
+            _INTEGRATION_SET, specs, dry_run=dry_run, assign_to={writer} if writer else set()
+        )
+        report += self._permission_set(_PAYOUT_SET, specs, dry_run=dry_run, assign_to=assign_to)
         return report
+
+    def _custom_fields(self, sobject: str) -> set[str]:
+        """API names of the object's custom fields, whoever may see them (Tooling API)."""
+        rows = self._query_tooling(
+            f"SELECT DeveloperName FROM CustomField WHERE TableEnumOrId = '{sobject}'"
+        )
+        return {f"{row['DeveloperName']}__c" for row in rows}
 
     def _tooling_create(self, body: dict[str, Any]) -> None:
         def request() -> Any:
@@ -622,38 +749,41 @@ class SalesforceAdapter:
         self._call(request)
 
     def _permission_set(
-        self, specs: Sequence[FieldSpec], *, dry_run: bool, assign_to: Collection[str]
+        self,
+        kind: _PermissionSet,
+        specs: Sequence[FieldSpec],
+        *,
+        dry_run: bool,
+        assign_to: Collection[str],
     ) -> list[FieldStatus]:
+        """One permission set of ours: created, every field granted as ``kind`` says
+        (a grant someone removed or changed is put back), and assigned to ``assign_to``."""
         report: list[FieldStatus] = []
-        found = list(self._query(f"SELECT Id FROM PermissionSet WHERE Name = '{PERMISSION_SET}'"))
+        name = kind.name
+        found = list(self._query(f"SELECT Id FROM PermissionSet WHERE Name = '{name}'"))
         if found:
             permission_set_id = found[0]["Id"]
-            report.append(FieldStatus(f"PermissionSet {PERMISSION_SET}", "exists"))
+            report.append(FieldStatus(f"PermissionSet {name}", "exists"))
         elif dry_run:
-            report.append(FieldStatus(f"PermissionSet {PERMISSION_SET}", "would create"))
+            report.append(FieldStatus(f"PermissionSet {name}", "would create"))
             permission_set_id = None
         else:
             created = self._rest(
                 "sobjects/PermissionSet",
                 "POST",
-                json.dumps(
-                    {
-                        "Name": PERMISSION_SET,
-                        "Label": "SPM Payout Fields",
-                        "Description": "Read access to spm-connector payout fields",
-                    }
-                ),
+                json.dumps({"Name": name, "Label": kind.label, "Description": kind.description}),
             )
             permission_set_id = created["id"]
-            report.append(FieldStatus(f"PermissionSet {PERMISSION_SET}", "created"))
+            report.append(FieldStatus(f"PermissionSet {name}", "created"))
 
-        granted: set[str] = set()
+        granted: dict[str, dict[str, Any]] = {}
         assigned: set[str] = set()
         if permission_set_id is not None:
             granted = {
-                row["Field"]
+                str(row["Field"]).lower(): row
                 for row in self._query(
-                    f"SELECT Field FROM FieldPermissions WHERE ParentId = '{permission_set_id}'"
+                    "SELECT Id, Field, PermissionsRead, PermissionsEdit FROM FieldPermissions "
+                    f"WHERE ParentId = '{permission_set_id}'"
                 )
             }
             assigned = {
@@ -663,24 +793,31 @@ class SalesforceAdapter:
                     f"WHERE PermissionSetId = '{permission_set_id}'"
                 )
             }
-        grants = []
+        access = "read and edit" if kind.edit else "read"
+        grants: list[dict[str, Any]] = []
+        repairs: list[dict[str, Any]] = []
         for spec in specs:
             full_name = f"{_OBJECT[spec.record]}.{spec.salesforce}"
-            if full_name in granted:
+            row = granted.get(full_name.lower())
+            wanted = {"PermissionsRead": True, "PermissionsEdit": kind.edit}
+            if row is None:
+                grants.append(
+                    {
+                        "attributes": {"type": "FieldPermissions"},
+                        "ParentId": permission_set_id,
+                        "SobjectType": _OBJECT[spec.record],
+                        "Field": full_name,
+                        **wanted,
+                    }
+                )
+                action = "would grant" if dry_run else "granted"
+            elif any(bool(row.get(flag)) != value for flag, value in wanted.items()):
+                repair = {"attributes": {"type": "FieldPermissions"}, "id": row["Id"]}
+                repairs.append(repair | wanted)
+                action = "would repair" if dry_run else "repaired"
+            else:
                 continue
-            grants.append(
-                {
-                    "attributes": {"type": "FieldPermissions"},
-                    "ParentId": permission_set_id,
-                    "SobjectType": _OBJECT[spec.record],
-                    "Field": full_name,
-                    "PermissionsRead": True,
-                    "PermissionsEdit": False,
-                }
-            )
-            report.append(
-                FieldStatus(f"read access to {full_name}", "would grant" if dry_run else "granted")
-            )
+            report.append(FieldStatus(f"{access} on {full_name} ({name})", action))
         assignments = [
             {
                 "attributes": {"type": "PermissionSetAssignment"},
@@ -691,24 +828,25 @@ class SalesforceAdapter:
         ]
         report += [
             FieldStatus(
-                f"{PERMISSION_SET} for user {a['AssigneeId']}",
-                "would assign" if dry_run else "assigned",
+                f"{name} for user {a['AssigneeId']}", "would assign" if dry_run else "assigned"
             )
             for a in assignments
         ]
         if not dry_run:
-            for rows in (grants, assignments):
-                self._create(rows)
+            self._create(grants)
+            self._create(repairs, method="PATCH")
+            self._create(assignments)
         return report
 
-    def _create(self, rows: Sequence[dict[str, Any]]) -> None:
+    def _create(self, rows: Sequence[dict[str, Any]], method: str = "POST") -> None:
+        """Create (or, with PATCH, update) setup records; any refusal stops the install."""
         for start in range(0, len(rows), BATCH_SIZE):
             chunk = list(rows[start : start + BATCH_SIZE])
             answer = self._rest(
-                "composite/sobjects", "POST", json.dumps({"allOrNone": False, "records": chunk})
+                "composite/sobjects", method, json.dumps({"allOrNone": False, "records": chunk})
             )
             failed = [
-                f"{row.get('Field') or row.get('AssigneeId')}: "
+                f"{row.get('Field') or row.get('AssigneeId') or row.get('id')}: "
                 f"{(outcome.get('errors') or [{}])[0].get('message', 'failed')}"
                 for row, outcome in zip(chunk, answer or [], strict=True)
                 if not outcome.get("success")
@@ -758,7 +896,10 @@ def _field_metadata(full_name: str, spec: FieldSpec) -> dict[str, Any]:
 
 
 def _field_problems(
-    sobject: str, specs: Sequence[FieldSpec], existing: Mapping[str, str]
+    sobject: str,
+    specs: Sequence[FieldSpec],
+    existing: Mapping[str, Sequence[Any]],
+    edit: bool = False,
 ) -> list[str]:
     missing = [spec.salesforce for spec in specs if spec.salesforce not in existing]
     problems = []
@@ -766,14 +907,25 @@ def _field_problems(
         problems.append(
             f"{sobject} has no field {', '.join(missing)}: run `spm-connector install` first"
         )
+    read_only: list[str] = []
     for spec in specs:
         found = existing.get(spec.salesforce)
-        if found is not None and found != _SF_TYPE[spec.value]:
+        if found is None:
+            continue
+        if found[0] != _SF_TYPE[spec.value]:
             problems.append(
-                f"{sobject}.{spec.salesforce} is a {found} field, not {_SF_TYPE[spec.value]}: "
-                f"spm-connector would write {spec.key} values into it; rename ours under "
-                f"`fields: {{{spec.key}: …}}` in spm.yaml"
+                f"{sobject}.{spec.salesforce} is a {found[0]} field, not "
+                f"{_SF_TYPE[spec.value]}: spm-connector would write {spec.key} values into it; "
+                f"rename ours under `fields: {{{spec.key}: …}}` in spm.yaml"
             )
+        elif edit and not found[1]:
+            read_only.append(spec.salesforce)
+    if read_only:
+        problems.append(
+            f"the integration user may read but not edit {sobject} field(s) "
+            f"{', '.join(read_only)}: field-level security grants no Edit (permission set "
+            f"{INTEGRATION_PERMISSION_SET}); run `spm-connector install` to grant it again"
+        )
     return problems
 
 
@@ -805,6 +957,17 @@ def _mapped(error: SalesforceError, instance_url: str) -> Exception:
     structure: dict[str, Any] = {"status": status, "code": code, "field": field_name}
     if isinstance(error, SalesforceAuthenticationFailed):
         return CrmAuthError(f"Salesforce login failed: {error.message}", **structure)
+    if code == "REQUEST_LIMIT_EXCEEDED" and "concurrent" in message.lower():
+        # Not the daily allowance: a short-term limit (ConcurrentPerOrgLongTxn, the org's
+        # ten concurrent long-running requests) that passes once other requests finish.
+        limit = message.split(" Limit exceeded")[0].strip() or "a concurrent request limit"
+        return RetryableError(
+            f"Salesforce's {limit} limit was reached (too many long-running requests in the "
+            "org at once); waiting and trying again",
+            _CONCURRENT_WAIT_S,
+            status=status,
+            code=code,
+        )
     if code == "REQUEST_LIMIT_EXCEEDED":
         return CrmLimitError(
             f"Salesforce's daily API limit is used up ({message}); nothing more was written. "
@@ -819,7 +982,9 @@ def _mapped(error: SalesforceError, instance_url: str) -> Exception:
         )
     if code == "INVALID_FIELD":
         return CrmConfigError(
-            f"Salesforce: {message}. Run `spm-connector install` first", **structure
+            f"Salesforce: {message}. The field is missing, or field-level security hides it "
+            "from the integration user: run `spm-connector install`",
+            **structure,
         )
     kind, meaning = _STATUS.get(status, (CrmError, f"answered {status}"))
     if isinstance(error, SalesforceExpiredSession) or status == 401:

@@ -62,10 +62,14 @@ def _retry(out: Console) -> RetryPolicy:
 @click.command()
 @config_option
 @click.option("--dry-run", is_flag=True, help="Show what would be created; change nothing.")
-@click.option("--no-assign", is_flag=True, help="Do not assign the permission set to members.")
+@click.option(
+    "--no-assign",
+    is_flag=True,
+    help="Do not assign the read-only permission set to plan members and their managers.",
+)
 @click.pass_context
 def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
-    """Create the custom fields (and the read-only permission set) in the CRM."""
+    """Create the custom fields, and on Salesforce the permission sets that grant them."""
     config = config_of(ctx)
     out = console()
     for warning in config_warnings(config):
@@ -81,11 +85,14 @@ def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
 def install_fields(
     adapter: CrmAdapter, config: Config, out: Console, *, dry_run: bool, no_assign: bool
 ) -> None:
-    members: set[str] = set()
+    readers: set[str] = set()
     if not no_assign:
         users = {user.id: user for user in adapter.read_users(include_fields=False)}
         members = resolve_members(config.plans, users)
-    report = adapter.ensure_fields(field_specs(config), dry_run=dry_run, assign_to=members)
+        # Managers read their reps' payouts too (a manager who is not in the CRM is skipped).
+        managers = {users[m].manager_id for m in members if m in users}
+        readers = members | {m for m in managers if m is not None and m in users}
+    report = adapter.ensure_fields(field_specs(config), dry_run=dry_run, assign_to=readers)
     counts = Counter(item.action for item in report)
     for item in report:
         detail = f" ({item.detail})" if item.detail else ""

@@ -80,7 +80,9 @@ class Faults:
     apart from the other calls (HubSpot limits its search endpoints per second).
     ``locked_writes``: the next this many batch writes are answered 423 Locked as a
     whole (HubSpot's answer to concurrent writes on one record); Salesforce reports
-    its locks per record instead (``locked_ids``).
+    its locks per record instead (``locked_ids``). ``busy_requests``: the next this many
+    Salesforce calls are refused for the org's concurrent long-running request limit
+    (``REQUEST_LIMIT_EXCEEDED``, ``ConcurrentPerOrgLongTxn``), which passes in seconds.
     """
 
     rate_limit: int | None = None
@@ -94,6 +96,7 @@ class Faults:
     search_rate_limit: int | None = None
     search_window_s: float = 1.0
     locked_writes: int = 0
+    busy_requests: int = 0
     _rng: random.Random = field(init=False, repr=False)
     _window: list[float] = field(init=False, repr=False, default_factory=list)
     _search_window: list[float] = field(init=False, repr=False, default_factory=list)
@@ -152,10 +155,18 @@ class Faults:
 
     def write_locked(self) -> bool:
         """True when this batch write should be answered 423 Locked (counts one down)."""
+        return self._take("locked_writes")
+
+    def org_busy(self) -> bool:
+        """True when this call should meet the concurrent request limit (counts one down)."""
+        return self._take("busy_requests")
+
+    def _take(self, name: str) -> bool:
         with self._guard:
-            if self.locked_writes <= 0:
+            left = int(getattr(self, name))
+            if left <= 0:
                 return False
-            self.locked_writes -= 1
+            setattr(self, name, left - 1)
             return True
 
     def lock_fails(self, record_id: str) -> bool:
@@ -321,6 +332,7 @@ _FAULT_TYPES: dict[str, tuple[str, bool]] = {
     "search_rate_limit": ("count", True),
     "search_window_s": ("seconds", False),
     "locked_writes": ("count", False),
+    "busy_requests": ("count", False),
 }
 
 

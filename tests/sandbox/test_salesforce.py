@@ -215,6 +215,7 @@ def test_custom_fields_exist_only_after_tooling_create(
 
     created = sf.toolingexecute("sobjects/CustomField", method="POST", data=COMMISSION)
     assert created["success"] is True and created["id"].startswith("00N")
+    grant(sf, salesforce_sandbox, "Opportunity.SPM_Commission__c", edit=True)
     described = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
     field = described["SPM_Commission__c"]
     assert (field["type"], field["precision"], field["scale"], field["custom"]) == (
@@ -235,6 +236,88 @@ def test_custom_fields_exist_only_after_tooling_create(
     # SFType.get parses numbers as float; query honours parse_float=Decimal.
     row = sf.query(f"SELECT SPM_Commission__c FROM Opportunity WHERE Id = '{deal}'")
     assert row["records"][0]["SPM_Commission__c"] == Decimal("1234.57")  # scale 2, half up
+
+
+def grant(sf: Salesforce, sandbox: SalesforceSandbox, field: str, *, edit: bool) -> str:
+    """A permission set granting ``field`` to the integration user; its FieldPermissions id."""
+    permission_set = sf.PermissionSet.create(
+        {"Name": f"Grant_{len(sandbox.org.records['PermissionSet'])}", "Label": "Grant"}
+    )
+    results = collection(
+        sf,
+        "POST",
+        [
+            {
+                "attributes": {"type": "FieldPermissions"},
+                "ParentId": permission_set["id"],
+                "SobjectType": field.split(".")[0],
+                "Field": field,
+                "PermissionsRead": True,
+                "PermissionsEdit": edit,
+            },
+            {
+                "attributes": {"type": "PermissionSetAssignment"},
+                "PermissionSetId": permission_set["id"],
+                "AssigneeId": sandbox.integration_user_id,
+            },
+        ],
+    )
+    assert all(r["success"] for r in results), results
+    return str(results[0]["id"])
+
+
+def test_field_level_security_hides_and_locks_new_fields(
+    salesforce_sandbox: SalesforceSandbox,
+) -> None:
+    """A field created through the API exists for nobody until a permission set grants it."""
+    sf = client_for(salesforce_sandbox)
+    deal = salesforce_sandbox.opportunities()[0]["Id"]
+    sf.toolingexecute("sobjects/CustomField", method="POST", data=COMMISSION)
+    assert "SPM_Commission__c" not in {f["name"] for f in sf.Opportunity.describe()["fields"]}
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        sf.query("SELECT Id, SPM_Commission__c FROM Opportunity")
+    assert error_code(raised.value) == "INVALID_FIELD"
+    assert "No such column 'SPM_Commission__c' on entity 'Opportunity'" in str(raised.value)
+    update = [{"attributes": {"type": "Opportunity"}, "id": deal, "SPM_Commission__c": 1}]
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        collection(sf, "PATCH", update)
+    assert error_code(raised.value) == "INVALID_FIELD"
+    assert "SPM_Commission__c" not in sf.Opportunity.get(deal)
+
+    # Read, not Edit: visible, not updateable, and a write fails per record.
+    grant_id = grant(sf, salesforce_sandbox, "Opportunity.SPM_Commission__c", edit=False)
+    described = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
+    assert described["SPM_Commission__c"]["updateable"] is False
+    assert sf.query("SELECT Id, SPM_Commission__c FROM Opportunity LIMIT 1")["totalSize"] == 1
+    results = collection(sf, "PATCH", update)
+    assert results[0]["success"] is False
+    assert results[0]["errors"][0]["statusCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+
+    # Edit needs Read; with both, the write goes through.
+    bad = collection(
+        sf,
+        "PATCH",
+        [
+            {
+                "attributes": {"type": "FieldPermissions"},
+                "id": grant_id,
+                "PermissionsRead": False,
+                "PermissionsEdit": True,
+            }
+        ],
+    )
+    assert bad[0]["errors"][0]["statusCode"] == "FIELD_INTEGRITY_EXCEPTION"
+    collection(
+        sf,
+        "PATCH",
+        [{"attributes": {"type": "FieldPermissions"}, "id": grant_id, "PermissionsEdit": True}],
+    )
+    assert collection(sf, "PATCH", update)[0]["success"] is True
+
+    # Removing the grant hides the field again.
+    sf.FieldPermissions.delete(grant_id)
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.query("SELECT SPM_Commission__c FROM Opportunity")
 
 
 def test_modstamp_moves_and_stage_derives_outcome(salesforce_sandbox: SalesforceSandbox) -> None:

@@ -72,7 +72,9 @@ def test_salesforce_sandbox_command(tmp_path: Path) -> None:
             timeout=60,
         )
         assert installed.returncode == 0, installed.stderr
-        assert "3 assigned" in installed.stderr
+        # The three plan members read the fields; the integration user reads and edits them.
+        assert "4 assigned" in installed.stderr
+        assert "SPM_Connector_Integration for user" in installed.stderr
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=10)

@@ -183,6 +183,17 @@ class SalesforceApp:
                 ],
                 403,
             )
+        if self.faults.org_busy():
+            self._log(request, "rejected", 403)
+            return self._json(
+                [
+                    {
+                        "message": "ConcurrentPerOrgLongTxn Limit exceeded.",
+                        "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                    }
+                ],
+                403,
+            )
         if self.faults.should_fail():
             self._log(request, "unavailable", 503)
             return self._json(
@@ -316,7 +327,8 @@ class SalesforceApp:
 
     def _describe(self, request: Request, sobject: str) -> Answer:
         definition = self.org.describe_object(sobject)
-        return Answer(definition.describe(self.org.api_version), kind="describe")
+        access = self.org.security.access(definition.name)
+        return Answer(definition.describe(self.org.api_version, access), kind="describe")
 
     def _tooling_describe(self, request: Request, sobject: str) -> Answer:
         definition = self.org.describe_object(sobject, tooling=True)
@@ -353,10 +365,11 @@ class SalesforceApp:
                 f"{definition.name}/{record.id}",
             }
             cells = [f'"attributes":{json.dumps(attributes)}']
+            access = self.org.security.access(definition.name)
             cells += [
                 f'"{name}":{record.text(f)}'
                 for name, f in definition.fields.items()
-                if not wanted or name.lower() in wanted
+                if (not wanted or name.lower() in wanted) and access(name)[0]
             ]
             return Answer("{" + ",".join(cells) + "}", kind="record_get", records=1)
         if request.method == "DELETE":
@@ -404,10 +417,12 @@ class SalesforceApp:
         if not sobject:
             raise SalesforceApiError(400, "INVALID_TYPE", "Must send a concrete entity type.", [])
         definition = self.org.describe_object(str(sobject))
+        access = self.org.security.access(definition.name)
         for name in row:
             if name in ("attributes", "id", "Id"):
                 continue
-            if definition.field(name) is None:
+            found = definition.field(name)
+            if found is None or not access(found.name)[0]:
                 raise SalesforceApiError(
                     400,
                     "INVALID_FIELD",
@@ -574,4 +589,5 @@ def _faults_json(faults: Faults) -> dict[str, Any]:
         "lock_failures": faults.lock_failures,
         "latency_ms": faults.latency_ms,
         "seed": faults.seed,
+        "busy_requests": faults.busy_requests,
     }

@@ -39,6 +39,7 @@ from connector.sandbox.salesforce.schema import (
     tooling_objects,
     wire,
 )
+from connector.sandbox.salesforce.security import FieldSecurity
 from connector.sandbox.seed import OPEN_STAGE_PROBABILITY, SeedOrg
 
 DEFAULT_BATCH = 2000
@@ -171,6 +172,7 @@ class Org:
         self._cursor_ids = itertools.count(1)
         self.listeners: list[Callable[[list[Change]], None]] = []
         self.stage_outcome = {label: (won, closed) for label, won, closed, _ in STAGES}
+        self.security = FieldSecurity(self.records, lambda: self.integration_user_id)
         self._seed(seed_org)
 
     # -- ids, clock, seeding -------------------------------------------------------------
@@ -443,6 +445,7 @@ class Org:
                 ),
             )
             target.add(definition)
+            self.security.guard(object_name, field_name)
             for record in self.records[object_name].values():
                 record.values.setdefault(field_name, False if kind == "boolean" else None)
                 record.changed()
@@ -472,17 +475,18 @@ class Org:
         """A client's field values, checked and coerced; raises per-record errors."""
         values: dict[str, Any] = {}
         refused: list[str] = []
+        access = self.security.access(definition.name)
         for name, raw in body.items():
             if (name in ("attributes", "Id", "id") and not creating) or name == "attributes":
                 continue
             f = definition.field(name)
-            if f is None:
+            if f is None or not access(f.name)[0]:  # a field the user cannot read: no such field
                 raise SalesforceApiError(
                     400,
                     "INVALID_FIELD",
                     f"No such column '{name}' on sobject of type {definition.name}",
                 )
-            if not (f.createable if creating else f.updateable):
+            if not (f.createable if creating else f.updateable) or not access(f.name)[1]:
                 refused.append(f.name)
                 continue
             values[f.name] = coerce(f, raw)
@@ -518,6 +522,8 @@ class Org:
             if record.values.get("IsDeleted"):
                 raise ValueError_("ENTITY_IS_DELETED", "entity is deleted")
             values = self._values_for(definition, body, creating=False)
+            if sobject == "FieldPermissions":
+                self.security.check_grant(self.objects, {**record.values, **values})
             if locked(normal):
                 raise ValueError_(
                     "UNABLE_TO_LOCK_ROW",
@@ -545,6 +551,10 @@ class Org:
                 )
             self._check_references(definition, values)
             self._check_unique(definition, values)
+            if sobject == "FieldPermissions":
+                self.security.check_grant(self.objects, values)
+            elif sobject == "PermissionSetAssignment":
+                self.security.check_assignment(values)
             record = self._insert(sobject, values, self.now(), seeded=False)
             self._modified_by(record, source)
         self._announce([Change(sobject, record.id, source)])
@@ -689,6 +699,9 @@ class Org:
 
     def _field(self, definition: ObjectDef, ref: soql.FieldRef, text: str) -> FieldDef:
         found = definition.field(ref.name)
+        readable = self.security.access(definition.name)
+        if found is not None and not definition.tooling and not readable(found.name)[0]:
+            found = None  # without Read, the field does not exist for this user
         if found is None:
             raise SalesforceApiError(
                 400,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -180,12 +181,24 @@ class ObjectDef:
     def field(self, name: str) -> FieldDef | None:
         return self.by_lower.get(name.lower())
 
-    def describe(self, api_version: str) -> dict[str, Any]:
+    def describe(
+        self, api_version: str, access: Callable[[str], tuple[bool, bool]] | None = None
+    ) -> dict[str, Any]:
+        """The describe answer; ``access`` (read, edit) by field hides and locks fields."""
         base = f"/services/data/v{api_version}/{'tooling/' if self.tooling else ''}sobjects"
+        fields = []
+        for f in self.fields.values():
+            read, edit = access(f.name) if access is not None else (True, True)
+            if not read:
+                continue
+            described = f.describe()
+            if not edit:
+                described["createable"] = described["updateable"] = False
+            fields.append(described)
         return {
             **self.summary(api_version),
             "childRelationships": [],
-            "fields": [f.describe() for f in self.fields.values()],
+            "fields": fields,
             "recordTypeInfos": [],
             "urls": {
                 "describe": f"{base}/{self.name}/describe",
