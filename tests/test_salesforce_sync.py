@@ -485,3 +485,13 @@ def test_a_removed_grant_stops_sync_clearly_and_install_repairs_it(org: Org, rem
     again = org.cli("install")
     assert again.exit_code == 0
     assert not any(w in again.output for w in ("granted", "repaired", "assigned"))
+
+
+def test_concurrent_request_limit_is_waited_out_not_a_daily_limit(org: Org) -> None:
+    installed(org)
+    org.sandbox.faults.update({"busy_requests": 2})
+    result = org.cli("sync", "--as-of", as_of_for(org.sandbox).isoformat())
+    assert result.exit_code == 0, result.output
+    assert "ConcurrentPerOrgLongTxn limit was reached" in result.output
+    assert "daily API limit" not in result.output
+    assert org.sandbox.faults.busy_requests == 0
