@@ -374,6 +374,13 @@ def test_create_app_without_arguments_reads_spm_config(
     monkeypatch.setenv("SPM_CONFIG", str(config))
     from webhooks.app import create_app
 
+    monkeypatch.delenv("SPM_HUBSPOT_CLIENT_SECRET", raising=False)
+    unready = create_app().test_client().get("/healthz")
+    # Without the app's secret every delivery would be refused: not ready, and says why.
+    assert unready.status_code == 503
+    assert unready.json["status"] == "not_ready"
+    assert unready.json["missing"] == ["SPM_HUBSPOT_CLIENT_SECRET"]
+    monkeypatch.setenv("SPM_HUBSPOT_CLIENT_SECRET", "app-secret")
     client = create_app().test_client()
     assert client.get("/healthz").json["status"] == "ok"
 

@@ -28,6 +28,7 @@ from connector.sync.inbox import Event, Inbox
 from connector.sync.store import ACCOUNT_CURSOR, Store
 from tests.crm_sync_helpers import write_config
 from webhooks.app import create_app
+from webhooks.signing import Rejected, verify_hubspot
 
 HUBSPOT_SECRET = "hs-client-secret-0123456789"
 EVENTS_SECRET = "generic-secret-abcdef"
@@ -282,6 +283,96 @@ def test_hubspot_signature_uses_the_public_url_behind_a_proxy(tmp_path: Path, st
         headers=hubspot_headers(body, uri="http://localhost/webhooks/hubspot?portal=1"),
     )
     assert internal.status_code == 401
+
+
+def test_hubspot_signature_over_a_utf8_escaped_query_verifies(
+    hubspot: FlaskClient, store: Store
+) -> None:
+    """HubSpot signs the URI as it sent it: ``caf%C3%A9`` stays escaped (not ``café``)."""
+    body = json.dumps([hubspot_event(21, 4021)]).encode()
+    sent = "/webhooks/hubspot?team=caf%C3%A9&x=a%2Fb"
+    # HubSpot decodes only its listed escapes (%2F among them) before signing.
+    signed = "http://localhost/webhooks/hubspot?team=caf%C3%A9&x=a/b"
+    reply = hubspot.post(sent, data=body, headers=hubspot_headers(body, uri=signed))
+    assert reply.status_code == 200, reply.json
+    decoded = hubspot.post(
+        sent,
+        data=body,
+        headers=hubspot_headers(body, uri="http://localhost/webhooks/hubspot?team=café&x=a/b"),
+    )
+    assert decoded.status_code == 401
+
+    # Over a real socket, as HubSpot's request line reaches werkzeug's server.
+    server = make_server("127.0.0.1", 0, hubspot.application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        body = json.dumps([hubspot_event(22, 4022)]).encode()
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        uri = f"http://127.0.0.1:{server.port}/webhooks/hubspot?team=caf%C3%A9"
+        connection.request("POST", "/webhooks/hubspot?team=caf%C3%A9", body=body,
+                           headers=hubspot_headers(body, uri=uri))  # fmt: skip
+        assert connection.getresponse().status == 200
+    finally:
+        server.shutdown()
+        thread.join()
+    assert waiting(store) == 2
+
+
+def test_hubspot_event_type_is_read_as_the_docs_example_spells_it(
+    hubspot: FlaskClient, store: Store
+) -> None:
+    event = hubspot_event(31, 4031)
+    event["eventType"] = event.pop("subscriptionType")
+    reply = post_hubspot(hubspot, [event])
+    assert reply.status_code == 200 and reply.json["stored"] == 1
+    missing = hubspot_event(32, 4032)
+    del missing["subscriptionType"]
+    assert post_hubspot(hubspot, [missing]).status_code == 400
+
+
+def test_hubspot_published_signature_vector_verifies_through_our_verifier() -> None:
+    """The v3 test vector of HubSpot's own client library (tests/spec/utils/test_signature.py)."""
+    secret = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
+    body = b"{'example_field':'example_value'}"
+    vector = {
+        "secret": secret,
+        "signature": "HPW73RUtKmcYoEDADG0s6MmGFWUzWJKAW07r8RDgcQw=",
+        "timestamp": "15000000",
+        "method": "POST",
+        "uri": "https://www.example.com/webhook_uri",
+        "body": body,
+    }
+    verify_hubspot(**vector, now_s=15_000.0)  # the vector's own moment: inside the window
+    with pytest.raises(Rejected) as wrong:
+        verify_hubspot(**{**vector, "body": body + b" "}, now_s=15_000.0)
+    assert wrong.value.reason == "bad_signature"
+    with pytest.raises(Rejected) as stale:
+        verify_hubspot(**vector, now_s=15_000.0 + 301)
+    assert stale.value.reason == "stale_timestamp"
+
+
+@pytest.mark.parametrize(
+    ("crm", "missing"),
+    [("hubspot", "SPM_HUBSPOT_CLIENT_SECRET"), ("salesforce", "SPM_SALESFORCE_ORG_ID")],
+)
+def test_healthz_is_not_ready_without_the_crm_secret(
+    tmp_path: Path, store: Store, crm: str, missing: str
+) -> None:
+    section = (
+        {"type": "hubspot", "base_url": "http://127.0.0.1:9"}
+        if crm == "hubspot"
+        else {"type": "salesforce", "instance_url": "https://127.0.0.1:9"}
+    )
+    path = write_config(tmp_path, section, ["x@y.z"])
+    environ = {k: v for k, v in ENV.items() if k != missing}
+    health = (
+        create_app(load_config(path), environ=environ, store=store).test_client().get("/healthz")
+    )
+    assert health.status_code == 503
+    assert health.json["status"] == "not_ready" and health.json["missing"] == [missing]
+    ready = create_app(load_config(path), environ=ENV, store=store).test_client().get("/healthz")
+    assert ready.status_code == 200 and ready.json["status"] == "ok"
 
 
 def test_bodies_over_the_limit_are_refused_before_they_are_read(

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from connector.sync.inbox import Event
 from webhooks.receiver import read_body, receiver, rejected
@@ -42,7 +43,8 @@ class HubSpotEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     eventId: int
-    subscriptionType: str
+    # HubSpot's docs spell it eventType in one example; deliveries say subscriptionType.
+    subscriptionType: str = Field(validation_alias=AliasChoices("subscriptionType", "eventType"))
     portalId: int
     occurredAt: int
     subscriptionId: int | None = None
@@ -88,12 +90,29 @@ def _secret() -> str | None:
 
 
 def _public_uri() -> str:
-    """The URI HubSpot called: behind a proxy, ``webhooks.public_url`` says what it was."""
+    """The URI HubSpot called, as it sent it: its escapes (``caf%C3%A9``) are signed as sent,
+    so the path and query come from the raw request line, never werkzeug's decoded form.
+    Behind a proxy, ``webhooks.public_url`` says the scheme and host it called."""
     public = receiver().config.webhooks.public_url
-    if public is None:
-        return request.url
-    query = request.query_string.decode("latin-1")
-    return public.rstrip("/") + request.path + (f"?{query}" if query else "")
+    base = public.rstrip("/") if public is not None else request.host_url.rstrip("/")
+    return base + raw_request_uri()
+
+
+def raw_request_uri() -> str:
+    """The path and query of the request line as the client sent them."""
+    environ = request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # werkzeug, gunicorn
+    if raw:
+        text = str(raw)
+        if "://" in text:  # an absolute-form request line (a proxy's)
+            text = "/" + text.split("://", 1)[1].partition("/")[2]
+        return text
+    # Servers that keep no raw line: PATH_INFO is decoded (WSGI's latin-1 bytes), so
+    # quote it back; QUERY_STRING is passed on undecoded.
+    decoded = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    path = quote(decoded.encode("latin-1"), safe="/:@!$&'()*+,;=-._~")
+    query = environ.get("QUERY_STRING", "")
+    return path + (f"?{query}" if query else "")
 
 
 def _parse(body: bytes) -> list[HubSpotEvent]:

@@ -15,8 +15,21 @@ bp = Blueprint("ops", __name__)
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """200 while the store answers (``degraded`` when events are parked), else 503."""
+    """200 while the store answers (``degraded`` when events are parked), else 503.
+
+    ``not_ready`` (503) while a setting the CRM's deliveries are checked against is
+    missing: every delivery would be refused, so a load balancer should not route here.
+    """
     state = receiver()
+    missing = state.missing_secrets()
+    if missing:
+        return jsonify(
+            {
+                "status": "not_ready",
+                "missing": missing,
+                "detail": f"set {' and '.join(missing)}: until then every delivery is refused",
+            }
+        ), 503
     try:
         depth = state.inbox.depth()
         parked = state.inbox.parked(limit=10)

@@ -71,6 +71,15 @@ class Receiver:
             log("store_failed", error=str(error))
             raise Rejected(503, "store_unavailable", "the store cannot be read") from None
 
+    def missing_secrets(self) -> list[str]:
+        """The settings without which every delivery from the configured CRM is refused."""
+        crm = self.config.crm.type.value if self.config.crm is not None else None
+        if crm == "salesforce" and not self.secrets.salesforce_org_id:
+            return ["SPM_SALESFORCE_ORG_ID"]
+        if crm == "hubspot" and self.secrets.hubspot_client_secret is None:
+            return ["SPM_HUBSPOT_CLIENT_SECRET"]
+        return []
+
     def ignore(self, source: str, reason: str, count: int = 1) -> None:
         self.metrics.ignored.labels(source, reason).inc(count)
 

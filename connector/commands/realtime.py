@@ -104,6 +104,11 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
     with Store.open(url) as store, Store.open(url, checkpoints=False) as receiving:
         app = create_app(config, store=receiving)
         state: Receiver = app.extensions[EXTENSION]
+        for name in state.missing_secrets():
+            out.print(
+                f"warning: {name} is not set: every delivery from the CRM will be refused "
+                "(403/401) and /healthz answers not_ready until it is"
+            )
         stop = threading.Event()
         thread: threading.Thread | None = None
         if not no_worker:

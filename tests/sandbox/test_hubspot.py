@@ -326,8 +326,9 @@ def test_admin_endpoint_refuses_what_a_web_page_could_send(hubspot_sandbox: HubS
 class Receiver:
     """A webhook endpoint that fails its first ``refuse`` deliveries, then accepts."""
 
-    def __init__(self, refuse: int) -> None:
+    def __init__(self, refuse: int, status: int = 500) -> None:
         self.refuse = refuse
+        self.status = status
         self.received: list[tuple[dict[str, str], bytes, str]] = []
         self.lock = threading.Lock()
 
@@ -336,7 +337,7 @@ class Receiver:
         with self.lock:
             self.received.append((dict(request.headers), request.get_data(), request.url))
             refuse = len(self.received) <= self.refuse
-        return Response(status=500 if refuse else 204)(environ, start_response)
+        return Response(status=self.status if refuse else 204)(environ, start_response)
 
 
 @pytest.fixture
@@ -372,6 +373,19 @@ def test_webhooks_are_signed_and_retried(
     change = next(e for e in first if e.get("propertyName") == "dealstage")
     assert change["objectId"] == int(deal["id"]) and change["propertyValue"] == "closedwon"
     assert change["subscriptionType"] == "deal.propertyChange"
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 429])
+def test_webhooks_answered_with_any_4xx_are_retried_as_hubspot_documents(
+    make_hubspot_sandbox: MakeHubSpotSandbox, status: int
+) -> None:
+    target = Receiver(refuse=1, status=status)
+    with serving(target) as server:
+        sandbox = make_hubspot_sandbox(webhook_url=f"{server.url}/hooks/hubspot")
+        deal = next(d for d in sandbox.deals() if d["dealstage"] == "appointmentscheduled")
+        sandbox.close_deal(deal["id"], won=True)
+        assert sandbox.wait_for_webhooks(timeout=10)
+    assert len(target.received) == 2
 
 
 # -- OpenAPI conformance ------------------------------------------------------------------------------------

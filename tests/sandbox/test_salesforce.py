@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import date, datetime
@@ -571,7 +572,10 @@ def test_outbound_messages_are_acknowledged_or_retried(
     body = listener.bodies[0].decode()
     assert '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">' in body
     assert f"<sf:Id>{deal['Id']}</sf:Id>" in body and "<sf:IsWon>true</sf:IsWon>" in body
-    assert f"<OrganizationId>{sandbox.org.organization_id[:15]}</OrganizationId>" in body
+    # 18 characters, as the outbound-message WSDL types the ID and real deliveries carry it.
+    assert f"<OrganizationId>{sandbox.org.organization_id}</OrganizationId>" in body
+    assert len(sandbox.org.organization_id) == 18
+    assert re.search(r"<ActionId>04k[0-9A-Za-z]{15}</ActionId>", body)
     deliveries = sandbox.outbound.status()["deliveries"] if sandbox.outbound else []
     assert [d["acknowledged"] for d in deliveries] == [False, False, True]
     assert [d["attempt"] for d in deliveries] == [1, 2, 3]

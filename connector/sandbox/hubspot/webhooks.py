@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_BATCH = 100
-# HubSpot gives up on these at once; anything else (5xx, 429, timeouts) is retried.
-FINAL_STATUSES = frozenset({400, 401, 403, 404, 405})
+# HubSpot retries a delivery that failed to connect, timed out, or was answered with any
+# 4xx or 5xx status (its webhooks documentation); only a 2xx ends it.
+FINAL_STATUSES: frozenset[int] = frozenset()
 SUBSCRIPTION_IDS = {
     "deal.creation": 2_101_001,
     "deal.propertyChange": 2_101_002,

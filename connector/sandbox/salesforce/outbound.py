@@ -174,8 +174,9 @@ class OutboundMessages:
             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">',
             "<soapenv:Body>",
             f'<notifications xmlns="{_NOTIFICATIONS}">',
-            f"<OrganizationId>{self.org.organization_id[:15]}</OrganizationId>",
-            f"<ActionId>{self.action_id[:15]}</ActionId>",
+            # 18 characters, as the WSDL's ID type and real deliveries carry them.
+            f"<OrganizationId>{self.org.organization_id}</OrganizationId>",
+            f"<ActionId>{self.action_id}</ActionId>",
         ]
         if self.session_id is not None:
             parts.append(f"<SessionId>{escape(self.session_id)}</SessionId>")
