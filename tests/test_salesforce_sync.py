@@ -495,3 +495,70 @@ def test_concurrent_request_limit_is_waited_out_not_a_daily_limit(org: Org) -> N
     assert "ConcurrentPerOrgLongTxn limit was reached" in result.output
     assert "daily API limit" not in result.output
     assert org.sandbox.faults.busy_requests == 0
+
+
+# -- page layouts: a field on no layout is invisible on the record -------------------------------
+
+
+def layout(sandbox: SalesforceSandbox, name: str) -> dict[str, Any]:
+    record = next(
+        r for r in sandbox.org.tooling_records["Layout"].values() if r.values["Name"] == name
+    )
+    metadata: dict[str, Any] = record.values["Metadata"]
+    return metadata
+
+
+def section_fields(metadata: dict[str, Any], label: str) -> list[str]:
+    section = next(s for s in metadata["layoutSections"] if s["label"] == label)
+    return [i["field"] for c in section["layoutColumns"] for i in c["layoutItems"]]
+
+
+def test_install_shows_our_fields_on_the_members_layouts_idempotently(org: Org) -> None:
+    before = {n: layout(org.sandbox, n) for n in ("Opportunity Layout", "User Layout")}
+    dry = org.cli("install", "--dry-run")
+    assert "would update  page layout Opportunity (Sales) Layout" in dry.output, dry.output
+    assert "would update  page layout User Layout" in dry.output
+    assert "tooling_update" not in org.sandbox.calls.counts()
+
+    installed(org)
+    deal_fields = {s.salesforce for s in CATALOGUE if s.record.value == "deal"}
+    rep_fields = {s.salesforce for s in CATALOGUE if s.record.value == "rep"}
+    # The reps' profile (Standard User) sees the Sales layout: it gets the section.
+    sales = layout(org.sandbox, "Opportunity (Sales) Layout")
+    assert set(section_fields(sales, "Commission")) == deal_fields
+    assert set(section_fields(layout(org.sandbox, "User Layout"), "Commission")) == rep_fields
+    # Nothing else on a changed layout moved; a layout no member sees is untouched.
+    assert [s["label"] for s in sales["layoutSections"]] == [
+        "Opportunity Information",
+        "Commission",
+        "System Information",
+    ]
+    untouched = layout(org.sandbox, "Opportunity Layout")
+    assert untouched == before["Opportunity Layout"]
+    for key in ("relatedLists", "showHighlightsPanel", "fullName"):
+        assert sales[key] == untouched[key] or key == "fullName"
+    assert sales["layoutSections"][0] == untouched["layoutSections"][0]
+
+    org.sandbox.calls.reset()
+    again = org.cli("install")
+    assert again.exit_code == 0, again.output
+    assert "tooling_update" not in org.sandbox.calls.counts()
+    assert "exists  page layout User Layout (Commission section)" in again.output
+
+
+def test_install_layouts_by_name_or_not_at_all(org: Org) -> None:
+    skipped = org.cli("install", "--no-layouts")
+    assert skipped.exit_code == 0, skipped.output
+    assert "tooling_update" not in org.sandbox.calls.counts()
+    unknown = org.cli("install", "--layouts", "Nope Layout")
+    assert unknown.exit_code == 2
+    assert "no Opportunity or User page layout named 'Nope Layout'" in unknown.output
+    assert "'Opportunity Layout'" in unknown.output
+    chosen = org.cli("install", "--layouts", "Opportunity Layout")
+    assert chosen.exit_code == 0, chosen.output
+    assert "Commission" in [
+        s["label"] for s in layout(org.sandbox, "Opportunity Layout")["layoutSections"]
+    ]
+    assert "Commission" not in [
+        s["label"] for s in layout(org.sandbox, "User Layout")["layoutSections"]
+    ]

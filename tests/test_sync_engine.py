@@ -113,7 +113,14 @@ class MemoryCrm:
         return []
 
     def ensure_fields(
-        self, specs: Sequence[FieldSpec], *, dry_run: bool, assign_to: Collection[str] = ()
+        self,
+        specs: Sequence[FieldSpec],
+        *,
+        dry_run: bool,
+        assign_to: Collection[str] = (),
+        readers: Collection[str] | None = None,
+        layouts: Sequence[str] | None = None,
+        skip_layouts: bool = False,
     ) -> list[FieldStatus]:
         return []
 

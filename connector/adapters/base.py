@@ -80,9 +80,18 @@ class CrmAdapter(Protocol):
         ...
 
     def ensure_fields(
-        self, specs: Sequence[FieldSpec], *, dry_run: bool, assign_to: Collection[str] = ()
+        self,
+        specs: Sequence[FieldSpec],
+        *,
+        dry_run: bool,
+        assign_to: Collection[str] = (),
+        readers: Collection[str] | None = None,
+        layouts: Sequence[str] | None = None,
+        skip_layouts: bool = False,
     ) -> list[FieldStatus]:
-        """Create missing custom fields (and read access for ``assign_to`` users)."""
+        """Create missing custom fields, grant the API user and ``assign_to`` access, and
+        show the fields on record layouts (those named in ``layouts``, else the layouts the
+        ``readers`` see, ``assign_to`` when not given), where the CRM has such things."""
         ...
 
     def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:

@@ -788,8 +788,18 @@ class HubSpotAdapter:
     # -- install ------------------------------------------------------------------------------
 
     def ensure_fields(
-        self, specs: Sequence[FieldSpec], *, dry_run: bool, assign_to: Collection[str] = ()
+        self,
+        specs: Sequence[FieldSpec],
+        *,
+        dry_run: bool,
+        assign_to: Collection[str] = (),
+        readers: Collection[str] | None = None,
+        layouts: Sequence[str] | None = None,
+        skip_layouts: bool = False,
     ) -> list[FieldStatus]:
+        # HubSpot has no API for record layouts (install prints the steps) and no
+        # field-level security to grant: ``assign_to`` and the layout choices do not apply.
+        del assign_to, readers, layouts, skip_layouts
         report: list[FieldStatus] = []
         targets = (("deals", RecordKind.DEAL), (self.settings.rep_object, RecordKind.REP))
         for object_type, record in targets:

@@ -15,6 +15,7 @@ the environment (``trust_env = False``) and takes its proxies explicitly.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -69,6 +70,7 @@ BATCH_SIZE = 200  # sObject Collections' limit per call
 SPLIT_QUERY_CHUNK = 300  # ids per OpportunitySplit query, well under SOQL's length limit
 ID_QUERY_CHUNK = 300  # ids per `Id IN (...)` query when reading deals by id
 SPLIT_QUERIES_MAX = 3  # past this many IN queries, read every split in pages instead
+COMMISSION_SECTION = "Commission"  # the page-layout section that holds our fields
 PERMISSION_SET = "SPM_Payout_Fields"  # Read, for plan members and their managers
 INTEGRATION_PERMISSION_SET = "SPM_Connector_Integration"  # Read and Edit, for the API user
 _LOCKED = "UNABLE_TO_LOCK_ROW"
@@ -129,6 +131,44 @@ _PAYOUT_SET = _PermissionSet(
     "Read access to spm-connector payout fields: for plan members and their managers",
     edit=False,
 )
+
+
+def _with_commission_section(
+    metadata: Mapping[str, Any], fields: Sequence[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """The layout with every one of ``fields`` placed, and the fields it had to add.
+
+    Fields already anywhere on the layout stay where an admin put them; the rest go
+    in the "Commission" section (created after the first section when missing),
+    read-only, into its shorter column. Nothing else on the layout changes.
+    """
+    layout = copy.deepcopy(dict(metadata))
+    sections: list[dict[str, Any]] = layout.setdefault("layoutSections", [])
+    placed = {
+        str(item.get("field") or "").lower()
+        for section in sections
+        for column in section.get("layoutColumns") or []
+        for item in column.get("layoutItems") or []
+    }
+    missing = [name for name in fields if name.lower() not in placed]
+    if not missing:
+        return layout, []
+    section = next((s for s in sections if s.get("label") == COMMISSION_SECTION), None)
+    if section is None:
+        section = {
+            "label": COMMISSION_SECTION,
+            "style": "TwoColumnsTopToBottom",
+            "customLabel": True,
+            "detailHeading": True,
+            "editHeading": False,
+            "layoutColumns": [{"layoutItems": []}, {"layoutItems": []}],
+        }
+        sections.insert(min(1, len(sections)), section)
+    columns = section.setdefault("layoutColumns", [{"layoutItems": []}])
+    for name in missing:
+        shortest = min(columns, key=lambda column: len(column.get("layoutItems") or []))
+        shortest.setdefault("layoutItems", []).append({"field": name, "behavior": "Readonly"})
+    return layout, missing
 
 
 def _value_text(spec: FieldSpec, raw: Any) -> str | None:
@@ -700,7 +740,14 @@ class SalesforceAdapter:
     # -- install ------------------------------------------------------------------------------
 
     def ensure_fields(
-        self, specs: Sequence[FieldSpec], *, dry_run: bool, assign_to: Collection[str] = ()
+        self,
+        specs: Sequence[FieldSpec],
+        *,
+        dry_run: bool,
+        assign_to: Collection[str] = (),
+        readers: Collection[str] | None = None,
+        layouts: Sequence[str] | None = None,
+        skip_layouts: bool = False,
     ) -> list[FieldStatus]:
         report: list[FieldStatus] = []
         for sobject, record in (("Opportunity", RecordKind.DEAL), ("User", RecordKind.REP)):
@@ -733,6 +780,82 @@ class SalesforceAdapter:
             _INTEGRATION_SET, specs, dry_run=dry_run, assign_to={writer} if writer else set()
         )
         report += self._permission_set(_PAYOUT_SET, specs, dry_run=dry_run, assign_to=assign_to)
+        if not skip_layouts:
+            report += self._place_on_layouts(
+                specs, dry_run=dry_run, readers=assign_to, names=layouts
+            )
+        return report
+
+    def _place_on_layouts(
+        self,
+        specs: Sequence[FieldSpec],
+        *,
+        dry_run: bool,
+        readers: Collection[str],
+        names: Sequence[str] | None,
+    ) -> list[FieldStatus]:
+        """Put our fields in a "Commission" section of the Opportunity and User page layouts:
+        those assigned to the readers' profiles, or the ones ``names`` lists. A field on no
+        layout is invisible on the record whatever its field-level security. Each layout is
+        read, changed only by that section, and written back whole (Tooling API)."""
+        ours = {
+            _OBJECT[record]: [s.salesforce for s in specs if s.record is record]
+            for record in _OBJECT
+        }
+        objects = "('Opportunity', 'User')"
+        if names is None:
+            profiles = {
+                row["ProfileId"]
+                for row in self._query("SELECT Id, ProfileId FROM User")
+                if row["Id"] in readers and row.get("ProfileId")
+            }
+            assigned = self._query_tooling(
+                f"SELECT LayoutId, ProfileId FROM ProfileLayout WHERE TableEnumOrId IN {objects}"
+            )
+            layout_ids = sorted({r["LayoutId"] for r in assigned if r["ProfileId"] in profiles})
+            if not layout_ids:
+                return [
+                    FieldStatus(
+                        "page layouts", "unchanged", "no plan member's profile has a layout"
+                    )
+                ]
+        else:
+            rows = self._query_tooling(
+                f"SELECT Id, Name FROM Layout WHERE TableEnumOrId IN {objects}"
+            )
+            by_name = {str(r["Name"]): str(r["Id"]) for r in rows}
+            unknown = [n for n in names if n not in by_name]
+            if unknown:
+                raise ConfigError(
+                    f"--layouts: no Opportunity or User page layout named "
+                    f"{', '.join(repr(n) for n in unknown)}; this org has "
+                    f"{', '.join(repr(n) for n in sorted(by_name)) or 'none'}"
+                )
+            layout_ids = list(dict.fromkeys(by_name[n] for n in names))
+        report: list[FieldStatus] = []
+        for layout_id in layout_ids:
+            row = self._query_tooling(
+                f"SELECT Id, Name, TableEnumOrId, Metadata FROM Layout WHERE Id = '{layout_id}'"
+            )[0]
+            metadata, added = _with_commission_section(
+                row["Metadata"], ours.get(str(row["TableEnumOrId"]), [])
+            )
+            what = f"page layout {row['Name']}"
+            if not added:
+                report.append(FieldStatus(what, "exists", f"{COMMISSION_SECTION} section"))
+                continue
+            detail = f"{len(added)} field(s) in its {COMMISSION_SECTION} section"
+            if dry_run:
+                report.append(FieldStatus(what, "would update", detail))
+                continue
+
+            def patch(layout: str = layout_id, body: dict[str, Any] = metadata) -> Any:
+                return self.sf.toolingexecute(
+                    f"sobjects/Layout/{layout}", method="PATCH", data={"Metadata": body}
+                )
+
+            self._call(patch)
+            report.append(FieldStatus(what, "updated", detail))
         return report
 
     def _custom_fields(self, sobject: str) -> set[str]:

@@ -54,6 +54,17 @@ class Progress:
             self._status.stop()
 
 
+# HubSpot has no API for record layouts: what an admin clicks instead (docs/hubspot.md).
+HUBSPOT_RECORD_STEPS = (
+    "next: show the values on HubSpot records (HubSpot has no API for this; once per portal):",
+    "  1. Settings > Objects > Deals > Record Customization > Default view (or a team's view).",
+    "  2. In the left sidebar, edit the 'About this deal' card (or add a card): Add properties,",
+    "     search 'SPM', tick the properties of the group 'Compensation', then Save.",
+    "  3. Rep values are properties of the Users object (group 'Compensation'): add them to",
+    "     the views where your managers look, or to a report of users.",
+)
+
+
 def _retry(out: Console) -> RetryPolicy:
     """The retry policy, telling the person watching whenever it waits."""
     return RetryPolicy(on_wait=lambda line: out.print(f"waiting: {line}"))
@@ -67,9 +78,26 @@ def _retry(out: Console) -> RetryPolicy:
     is_flag=True,
     help="Do not assign the read-only permission set to plan members and their managers.",
 )
+@click.option(
+    "--layouts",
+    "layout_names",
+    metavar="NAME,...",
+    help="Salesforce: the page layouts to show our fields on (default: those assigned to "
+    "the plan members' and managers' profiles).",
+)
+@click.option("--no-layouts", is_flag=True, help="Salesforce: leave page layouts alone.")
 @click.pass_context
-def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
+def install(
+    ctx: click.Context,
+    dry_run: bool,
+    no_assign: bool,
+    layout_names: str | None,
+    no_layouts: bool,
+) -> None:
     """Create the custom fields, and on Salesforce the permission sets that grant them."""
+    if no_layouts and layout_names:
+        raise click.UsageError("--layouts and --no-layouts exclude each other")
+    layouts = [n.strip() for n in (layout_names or "").split(",") if n.strip()] or None
     config = config_of(ctx)
     out = console()
     for warning in config_warnings(config):
@@ -79,24 +107,47 @@ def install(ctx: click.Context, dry_run: bool, no_assign: bool) -> None:
         adapter = adapter_for(
             config, load_secrets(os.environ, Path.cwd()), retry=_retry(out), cache=store
         )
-        install_fields(adapter, config, out, dry_run=dry_run, no_assign=no_assign)
+        install_fields(
+            adapter,
+            config,
+            out,
+            dry_run=dry_run,
+            no_assign=no_assign,
+            layouts=layouts,
+            no_layouts=no_layouts,
+        )
 
 
 def install_fields(
-    adapter: CrmAdapter, config: Config, out: Console, *, dry_run: bool, no_assign: bool
+    adapter: CrmAdapter,
+    config: Config,
+    out: Console,
+    *,
+    dry_run: bool,
+    no_assign: bool,
+    layouts: list[str] | None = None,
+    no_layouts: bool = False,
 ) -> None:
-    readers: set[str] = set()
-    if not no_assign:
-        users = {user.id: user for user in adapter.read_users(include_fields=False)}
-        members = resolve_members(config.plans, users)
-        # Managers read their reps' payouts too (a manager who is not in the CRM is skipped).
-        managers = {users[m].manager_id for m in members if m in users}
-        readers = members | {m for m in managers if m is not None and m in users}
-    report = adapter.ensure_fields(field_specs(config), dry_run=dry_run, assign_to=readers)
+    users = {user.id: user for user in adapter.read_users(include_fields=False)}
+    members = resolve_members(config.plans, users)
+    # Managers read their reps' payouts too (a manager who is not in the CRM is skipped).
+    managers = {users[m].manager_id for m in members if m in users}
+    readers = members | {m for m in managers if m is not None and m in users}
+    report = adapter.ensure_fields(
+        field_specs(config),
+        dry_run=dry_run,
+        assign_to=set() if no_assign else readers,
+        readers=readers,
+        layouts=layouts,
+        skip_layouts=no_layouts,
+    )
     counts = Counter(item.action for item in report)
     for item in report:
         detail = f" ({item.detail})" if item.detail else ""
         out.print(f"{item.action:>13}  {item.name}{detail}")
+    if adapter.name == "hubspot" and not no_layouts:
+        for line in HUBSPOT_RECORD_STEPS:
+            out.print(line, highlight=False)
     usage = adapter.usage()
     out.print(
         ("dry run: nothing was changed; " if dry_run else "install: ")

@@ -62,6 +62,11 @@ def _rules() -> list[Rule]:
         Rule(f"{_PREFIX}/tooling/query/<locator>", endpoint="tooling_more", methods=["GET"]),
         Rule(f"{_PREFIX}/tooling/sobjects/<sobject>", endpoint="tooling_sobject", methods=["POST"]),
         Rule(
+            f"{_PREFIX}/tooling/sobjects/<sobject>/<record_id>",
+            endpoint="tooling_record",
+            methods=["PATCH"],
+        ),
+        Rule(
             f"{_PREFIX}/tooling/sobjects/<sobject>/describe",
             endpoint="tooling_describe",
             methods=["GET"],
@@ -508,6 +513,17 @@ class SalesforceApp:
             kind="tooling_create",
             records=1,
         )
+
+    def _tooling_record(self, request: Request, sobject: str, record_id: str) -> Answer:
+        if sobject.lower() != "layout":
+            raise SalesforceApiError(
+                404, "NOT_FOUND", f"The requested resource does not exist: {sobject}"
+            )
+        body = _body(request)
+        if not isinstance(body, dict):
+            raise SalesforceApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+        self.org.update_layout(record_id, body)
+        return Answer(None, status=204, kind="tooling_update", records=1)
 
     # -- admin -----------------------------------------------------------------------------
 

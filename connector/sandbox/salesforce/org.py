@@ -23,6 +23,14 @@ from decimal import Decimal
 from typing import Any
 
 from connector.sandbox.salesforce import soql
+from connector.sandbox.salesforce.layouts import (
+    LAYOUTS,
+    PROFILES,
+    checked_layout,
+    profile_object,
+    seeded_layout,
+    tooling_layout_objects,
+)
 from connector.sandbox.salesforce.schema import (
     ID_TYPES,
     NUMBER_TYPES,
@@ -164,7 +172,11 @@ class Org:
             splits=splits,
             forecasting=forecasting,
         )
-        self.tooling = tooling_objects()
+        self.objects["Profile"] = profile_object()
+        self.objects["User"].add(
+            FieldDef("ProfileId", "reference", "Profile ID", length=18, reference_to=("Profile",))
+        )
+        self.tooling = tooling_objects() | tooling_layout_objects()
         self.records: dict[str, dict[str, Record]] = {name: {} for name in self.objects}
         self.tooling_records: dict[str, dict[str, Record]] = {name: {} for name in self.tooling}
         self._counters: dict[str, itertools.count[int]] = {}
@@ -252,6 +264,7 @@ class Org:
             },
             created,
         )
+        self._seed_profiles(created)
         self.deal_ids: list[str] = []
         has_splits = "OpportunitySplit" in self.objects
         for deal in seed_org.deals:
@@ -286,6 +299,61 @@ class Org:
                         deal.modified_at,
                     )
         self._seed_goals(seed_org)
+
+    def _seed_profiles(self, created: datetime) -> None:
+        """Profiles (reps are standard users, the integration user an administrator), and
+        the page layouts each profile sees."""
+        profiles = {name: self._insert("Profile", {"Name": name}, created).id for name in PROFILES}
+        for user_id, record in self.records["User"].items():
+            admin = user_id == self.integration_user_id
+            record.values["ProfileId"] = profiles[PROFILES[0] if admin else PROFILES[1]]
+        for name, (sobject, assigned) in LAYOUTS.items():
+            layout_id = self.new_id("00h")
+            metadata = seeded_layout(sobject, name)
+            self.tooling_records["Layout"][layout_id] = Record(
+                "Layout",
+                {
+                    "Id": layout_id,
+                    "Name": name,
+                    "TableEnumOrId": sobject,
+                    "FullName": metadata["fullName"],
+                    "Metadata": metadata,
+                },
+            )
+            for profile in assigned:
+                assignment_id = self.new_id("01G")
+                self.tooling_records["ProfileLayout"][assignment_id] = Record(
+                    "ProfileLayout",
+                    {
+                        "Id": assignment_id,
+                        "LayoutId": layout_id,
+                        "ProfileId": profiles[profile],
+                        "TableEnumOrId": sobject,
+                        "RecordTypeId": None,
+                    },
+                )
+
+    def update_layout(self, layout_id: str, body: Mapping[str, Any]) -> None:
+        """Replace a layout's Metadata (Tooling API PATCH): checked first, all or nothing."""
+        with self.lock:
+            record = self.tooling_records["Layout"].get(normalise_id(layout_id) or "")
+            if record is None:
+                raise SalesforceApiError(404, "NOT_FOUND", "The requested resource does not exist")
+            unknown = set(body) - {"Metadata", "FullName"}
+            if unknown or "Metadata" not in body:
+                raise SalesforceApiError(
+                    400,
+                    "INVALID_FIELD",
+                    f"Unable to update: {', '.join(sorted(unknown)) or 'Metadata is required'}",
+                )
+            definition = self.objects[str(record.values["TableEnumOrId"])]
+            try:
+                metadata = checked_layout(definition, body["Metadata"])
+            except ValueError_ as error:
+                raise SalesforceApiError(400, error.code, error.message) from None
+            metadata["fullName"] = record.values["FullName"]
+            record.values["Metadata"] = metadata
+            record.changed()
 
     def _seed_goals(self, seed_org: SeedOrg) -> None:
         """Quotas (an amount and a quantity forecast per rep and month) and leads."""
