@@ -803,6 +803,8 @@ class SalesforceAdapter:
             for record in _OBJECT
         }
         objects = "('Opportunity', 'User')"
+        if names is None and not readers:
+            return []  # nobody to show them to (no plan members given)
         if names is None:
             profiles = {
                 row["ProfileId"]
