@@ -129,8 +129,12 @@ def test_a_failure_named_by_trace_id_is_not_counted_as_written(
 
 
 def test_a_trace_id_failure_stays_owed_and_the_next_sync_repairs_it(
-    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
+    monkeypatch.setattr(  # the CLI's own policy, with short waits
+        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed, on_wait)
+    )
     portal = portal_for(make_hubspot_sandbox(reps=6, deals=120), tmp_path)
     installed(portal)
     won = [d["id"] for d in portal.sandbox.deals() if d["dealstage"] == "closedwon"][:3]
