@@ -562,3 +562,19 @@ def test_install_layouts_by_name_or_not_at_all(org: Org) -> None:
     assert "Commission" not in [
         s["label"] for s in layout(org.sandbox, "User Layout")["layoutSections"]
     ]
+
+
+def test_install_without_assigning_still_shows_fields_on_the_members_layouts(org: Org) -> None:
+    result = org.cli("install", "--no-assign")
+    assert result.exit_code == 0, result.output
+    records = org.sandbox.org.records
+    payout = next(
+        r.id for r in records["PermissionSet"].values() if r.values["Name"] == "SPM_Payout_Fields"
+    )
+    assert not any(
+        r.values["PermissionSetId"] == payout for r in records["PermissionSetAssignment"].values()
+    )
+    labels = [
+        s["label"] for s in layout(org.sandbox, "Opportunity (Sales) Layout")["layoutSections"]
+    ]
+    assert "Commission" in labels

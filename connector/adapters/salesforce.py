@@ -383,11 +383,7 @@ class SalesforceAdapter:
         unseen = [s.salesforce for s in specs if s.salesforce not in visible]
         if not unseen:
             return problems
-        rows = self._query_tooling(
-            "SELECT DeveloperName FROM CustomField "
-            f"WHERE TableEnumOrId = '{sobject}' AND NamespacePrefix = null"
-        )
-        created = {f"{row['DeveloperName']}__c" for row in rows}
+        created = self._custom_fields(sobject)
         hidden = [name for name in unseen if name in created]
         if not hidden:
             return problems
@@ -782,7 +778,10 @@ class SalesforceAdapter:
         report += self._permission_set(_PAYOUT_SET, specs, dry_run=dry_run, assign_to=assign_to)
         if not skip_layouts:
             report += self._place_on_layouts(
-                specs, dry_run=dry_run, readers=assign_to, names=layouts
+                specs,
+                dry_run=dry_run,
+                readers=assign_to if readers is None else readers,
+                names=layouts,
             )
         return report
 
@@ -861,9 +860,11 @@ class SalesforceAdapter:
         return report
 
     def _custom_fields(self, sobject: str) -> set[str]:
-        """API names of the object's custom fields, whoever may see them (Tooling API)."""
+        """API names of the object's own custom fields (not a managed package's), whoever
+        may see them: the Tooling API lists fields that field-level security hides."""
         rows = self._query_tooling(
-            f"SELECT DeveloperName FROM CustomField WHERE TableEnumOrId = '{sobject}'"
+            "SELECT DeveloperName FROM CustomField "
+            f"WHERE TableEnumOrId = '{sobject}' AND NamespacePrefix = null"
         )
         return {f"{row['DeveloperName']}__c" for row in rows}
 
