@@ -537,3 +537,39 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
     assert (
         f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
     )
+
+
+def test_serve_without_the_app_secret_warns_and_is_not_ready(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path
+) -> None:
+    portal = hs.portal_for(make_hubspot_sandbox(reps=4, deals=20), tmp_path)
+    env = {
+        k: v for k, v in {**os.environ, **portal.env}.items() if k != "SPM_HUBSPOT_CLIENT_SECRET"
+    }
+    command = ["-m", "connector.cli", "--config", str(portal.config), "serve", "--port", "0"]
+    process = subprocess.Popen(
+        [sys.executable, *command, "--no-worker"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        before: list[str] = []
+        for line in process.stderr:
+            if "receiving webhooks on " in line:
+                url = line.split("receiving webhooks on ", 1)[1].strip()
+                break
+            before.append(line)
+        else:
+            raise AssertionError(f"serve exited ({process.wait()}) without listening")
+        assert any("SPM_HUBSPOT_CLIENT_SECRET is not set" in line for line in before), before
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError) as unready:
+            opener.open(f"{url}/healthz", timeout=10)
+        assert unready.value.code == 503
+        assert json.load(unready.value)["status"] == "not_ready"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
