@@ -95,10 +95,10 @@ def _public_uri() -> str:
     Behind a proxy, ``webhooks.public_url`` says the scheme and host it called."""
     public = receiver().config.webhooks.public_url
     base = public.rstrip("/") if public is not None else request.host_url.rstrip("/")
-    return base + raw_request_uri()
+    return base + _raw_request_uri()
 
 
-def raw_request_uri() -> str:
+def _raw_request_uri() -> str:
     """The path and query of the request line as the client sent them."""
     environ = request.environ
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # werkzeug, gunicorn
