@@ -220,6 +220,9 @@ CrmSettings = Annotated[SalesforceCrm | HubspotCrm, Field(discriminator="type")]
 class Webhooks(_Model):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+")
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # How many reverse proxies in front of the receiver to believe about the client's
+    # scheme, host and address (X-Forwarded-*); 0 trusts none of those headers.
+    trusted_proxies: int = Field(default=0, ge=0, le=5)
 
 
 class Kpis(_Model):

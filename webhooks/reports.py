@@ -1,20 +1,18 @@
 """``GET /reports``: the team at a glance, for admins and sales leaders.
 
-Behind ``SPM_ADMIN_TOKEN``: sent as ``Authorization: Bearer …``, or once as
-``?token=…`` (which sets a cookie for ``/reports`` and redirects to the same
-page without it, so the token does not stay in the address bar). A missing or
-wrong token gets 401 and nothing else; with no token configured the page is off.
+Behind ``SPM_ADMIN_TOKEN`` (see :mod:`webhooks.admin`: a bearer token, or once
+``?token=…`` exchanged for a signed, expiring session). A missing or wrong token
+gets 401 and nothing else; with no token configured the page is off. Errors are
+plain text; pages are Jinja templates with autoescaping.
 Everything is rendered on the server; charts are inline SVG, so the page
 works offline and fetches nothing.
 """
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
-from urllib.parse import urlencode
 
-from flask import Blueprint, make_response, redirect, render_template, request
+from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from connector.errors import ConnectorError, InputError
@@ -24,83 +22,33 @@ from connector.sync.engine import AS_OF_PERIOD_CURSOR
 from connector.sync.inbox import Inbox
 from connector.sync.periods import parse_label
 from connector.team import team_view
-from webhooks.logs import log
+from webhooks.admin import exchanged_token, log_out, refusal, text
 from webhooks.receiver import receiver
 
 bp = Blueprint("reports", __name__, template_folder="templates")
-COOKIE = "spm_admin"
 
 
-def _token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[7:].strip()
-    return request.args.get("token") or request.cookies.get(COOKIE)
-
-
-def _refusal() -> Response | None:
-    """None when the request carries the admin token; else the 401 to answer."""
-    secret = receiver().secrets.admin_token
-    given = _token()
-    expected = secret.get_secret_value().encode() if secret is not None else None
-    if expected is not None and given is not None and hmac.compare_digest(given.encode(), expected):
-        return None
-    log("rejected", source="reports", status=401, reason="admin_token", remote=request.remote_addr)
-    body = (
-        "401 Unauthorized: this page needs the admin token."
-        if secret is not None
-        else "401 Unauthorized: the reports page is off until SPM_ADMIN_TOKEN is set."
-    )
-    response = make_response(body, 401)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="spm-connector reports"'
-    response.mimetype = "text/plain"
-    return response
-
-
-def _settled(page: Response | str) -> Response:
-    """The page, and if the token came in the query, a cookie and a redirect without it."""
-    if "token" in request.args:
-        response = redirect(request.path + _query_without_token(), code=303)
-        response.set_cookie(
-            COOKIE,
-            request.args["token"],
-            httponly=True,
-            samesite="Strict",
-            secure=request.is_secure,
-            path="/reports",
-        )
-        return response
-    response = make_response(page)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'"
-    )
-    return response
-
-
-def _query_without_token() -> str:
-    rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
-    return ("?" + urlencode(rest)) if rest else ""
+def _admitted() -> Response | None:
+    """The answer to give instead of the page (a 401, or the token's redirect), or None."""
+    refused = refusal()
+    return refused if refused is not None else exchanged_token()
 
 
 @bp.get("/reports")
 def team() -> Response:
-    refusal = _refusal()
-    if refusal is not None:
-        return refusal
-    if "token" in request.args:
-        return _settled("")
+    if (answer := _admitted()) is not None:
+        return answer
     state = receiver()
     config, store = state.config, state.store
     try:
         current = store.cursor(AS_OF_PERIOD_CURSOR)
         period = request.args.get("period") or current
         if period is None:
-            return _settled(render_template("reports_empty.html"))
+            return _page(render_template("reports_empty.html"))
         try:
             parse_label(period, config.period)
         except ValueError as error:
-            return make_response(f"400: period: {error}", 400)
+            return text(f"400 Bad Request: period: {error}", 400)
         statements = store.statements_in(period)
         payouts = store.payouts_by_period(period[:4])
         users = {user.id: user for user in store.users()}
@@ -108,7 +56,7 @@ def team() -> Response:
         inbox = Inbox(store)
         recent, depth, counts = inbox.recent(20), inbox.depth(), inbox.counts()
     except ConnectorError as error:
-        return make_response(f"503: the store cannot be read ({error})", 503)
+        return text(f"503 Service Unavailable: the store cannot be read ({error})", 503)
     view = team_view(
         statements,
         users,
@@ -132,20 +80,31 @@ def team() -> Response:
             datetime.fromtimestamp(ms / 1000, config.zone).strftime("%H:%M:%S") if ms else ""
         ),
     )
-    return _settled(page)
+    return _page(page)
 
 
 @bp.get("/reports/statements/<rep_id>")
 def statement(rep_id: str) -> Response:
-    refusal = _refusal()
-    if refusal is not None:
-        return refusal
+    if (answer := _admitted()) is not None:
+        return answer
     state = receiver()
     try:
         view = load_view(state.store, state.config.currency, rep_id, request.args.get("period"))
     except InputError as error:
-        return make_response(str(error), 404)
-    return _settled(statement_page(view))
+        return text(f"404 Not Found: {error}", 404)
+    return _page(statement_page(view))
+
+
+@bp.post("/reports/logout")
+def logout() -> Response:
+    return log_out()
+
+
+def _page(html: str) -> Response:
+    """A rendered page (Jinja, autoescaped), never kept by a cache."""
+    response = make_response(html)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 bp.add_app_template_filter(money_text, "money")

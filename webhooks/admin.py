@@ -1,0 +1,135 @@
+"""Who may read the admin pages, and the headers every answer carries.
+
+The admin proves itself with ``SPM_ADMIN_TOKEN``: as ``Authorization: Bearer …``,
+or once as ``?token=…``, which is exchanged for a session and redirected away so
+the token leaves the address bar. The session is Flask's signed cookie
+(itsdangerous), keyed by a value derived from the token: it holds no token, it
+expires after ``SESSION_HOURS``, a changed token ends every session, and
+``/reports/logout`` ends this one. The cookie is ``Secure`` whenever the request
+came over HTTPS; behind a TLS proxy that is known only when
+``webhooks.trusted_proxies`` says how many proxies to believe (werkzeug's ProxyFix).
+
+Every answer, pages and JSON alike, forbids framing, sniffing, referrers and any
+script: the pages need none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+from urllib.parse import quote, urlencode
+
+from flask import Flask, Request, make_response, request, session
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
+
+from webhooks.logs import log
+from webhooks.receiver import receiver
+
+COOKIE = "spm_admin"
+SESSION_HOURS = 8
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class _Sessions(SecureCookieSessionInterface):
+    """Flask's signed session, its cookie ``Secure`` exactly when the request was HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure
+
+    def get_cookie_path(self, app: Flask) -> str:
+        return "/reports"
+
+
+def init_admin(app: Flask, *, admin_token: str | None, trusted_proxies: int) -> None:
+    """Sessions keyed by the admin token, the proxy headers to trust, the headers to send."""
+    if admin_token:
+        # Derived, so the cookie's key is not the token itself; a new token, new key.
+        app.secret_key = hmac.new(
+            admin_token.encode(), b"spm-connector admin session", hashlib.sha256
+        ).hexdigest()
+    app.session_interface = _Sessions()
+    app.config.update(
+        SESSION_COOKIE_NAME=COOKIE,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+    )
+    if trusted_proxies:
+        n = trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
+        )
+    app.after_request(_secured)
+
+
+def _secured(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def text(body: str, status: int) -> Response:
+    """A plain-text answer: what a person reads, never parsed as a page."""
+    response = make_response(body, status)
+    response.mimetype = "text/plain"
+    return response
+
+
+def _bearer(req: Request) -> str | None:
+    header = req.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else None
+
+
+def refusal() -> Response | None:
+    """None when the request is the admin's (bearer token, the one-time ``?token=``, or a
+    live session); else the 401 to answer."""
+    secret = receiver().secrets.admin_token
+    expected = secret.get_secret_value() if secret is not None else None
+    if expected:
+        given = _bearer(request) or request.args.get("token")
+        if given is not None and hmac.compare_digest(given.encode(), expected.encode()):
+            return None
+        if given is None and session.get("admin") is True:
+            return None
+    log("rejected", source="reports", status=401, reason="admin_token", remote=request.remote_addr)
+    response = text(
+        "401 Unauthorized: this page needs the admin token."
+        if expected
+        else "401 Unauthorized: the reports page is off until SPM_ADMIN_TOKEN is set.",
+        401,
+    )
+    response.headers["WWW-Authenticate"] = 'Bearer realm="spm-connector reports"'
+    return response
+
+
+def exchanged_token() -> Response | None:
+    """With ``?token=`` (already checked): a session and a redirect to the same address
+    without the token, before anything else is read or shown; else None."""
+    if "token" not in request.args:
+        return None
+    session.clear()
+    session["admin"] = True
+    session.permanent = True
+    rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
+    query = ("?" + urlencode(rest)) if rest else ""
+    response = make_response("", 303)
+    response.headers["Location"] = quote(request.path) + query
+    return response
+
+
+def log_out() -> Response:
+    """End this browser's admin session (the cookie is emptied and expires)."""
+    if receiver().secrets.admin_token is not None:
+        session.clear()
+    return text("Signed out: the admin session has ended.", 200)
