@@ -194,17 +194,33 @@ def _json_line(line: Line, rates: dict[Decimal, str]) -> str:
 # --- CSV ---------------------------------------------------------------------
 
 
+# A cell a spreadsheet would read as a formula (OWASP's "CSV injection" list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str | None) -> str | None:
+    """Text from outside (a rep id, a plan or goal id) that a spreadsheet will not run:
+    a leading ``'`` before a formula character, as OWASP advises. Our own numbers (a
+    negative amount) are written as they are and never pass through here."""
+    if text and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
 def write_csv(out: TextIO, statements: Sequence[Statement]) -> None:
     """One row per statement, every scalar field, empty cells for missing figures.
 
     Each goal of any plan adds two columns after the figures: ``<goal>_actual``
     and ``<goal>_attainment`` (empty where the rep's plan has no such goal).
+    Ids that came from input are made spreadsheet-safe (:func:`spreadsheet_safe`).
     """
     writer = csv.writer(out, lineterminator="\n")
     rows = ordered(statements)
     goal_ids = list(dict.fromkeys(goal.goal_id for s in rows for goal in s.goals))
     goal_columns = [
-        f"{goal_id}_{what}" for goal_id in goal_ids for what in ("actual", "attainment")
+        spreadsheet_safe(f"{goal_id}_{what}")
+        for goal_id in goal_ids
+        for what in ("actual", "attainment")
     ]
     writer.writerow((*STATEMENT_FIELDS, *goal_columns, "lines"))
     for statement in rows:
@@ -214,7 +230,9 @@ def write_csv(out: TextIO, statements: Sequence[Statement]) -> None:
             for goal_id in goal_ids:
                 found = texts.get(goal_id)
                 cells += [found["actual"], found["attainment"]] if found else [None, None]
-        writer.writerow((*scalar_text(statement), *cells, len(statement.lines)))
+        scalars = scalar_text(statement)
+        scalars[0], scalars[1] = spreadsheet_safe(scalars[0]), spreadsheet_safe(scalars[1])
+        writer.writerow((*scalars, *cells, len(statement.lines)))
 
 
 # --- table -------------------------------------------------------------------

@@ -360,3 +360,45 @@ def test_the_shipped_example_runs() -> None:
     assert {s["plan_id"] for s in statements} == {"ae-2026", "se-2026"}
     kinds = {line["kind"] for s in statements for line in s["lines"]}
     assert kinds == {"commission", "spiff", "bonus", "clawback"}
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(files: Path) -> None:
+    evil, other = "=cmd|' /C calc'!A0", "+SUM(1+1)"
+    config = CONFIG.replace("members: [r1, r2]", "members: ['=cmd|'' /C calc''!A0', '+SUM(1+1)']")
+    (files / "spm.yaml").write_text(config)
+    for name in ("deals.csv", "reps.csv", "splits.csv"):
+        text = (files / name).read_text()
+        text = re.sub(r"\br1\b", "\"=cmd|' /C calc'!A0\"", text)
+        (files / name).write_text(re.sub(r"\br2\b", '"+SUM(1+1)"', text))
+    result = calc("--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert {row[0] for row in rows[1:]} == {"'" + evil, "'" + other}
+    numbers = re.compile(r"^-?\d+(\.\d+)?$")
+    for row in rows[1:]:
+        for cell in row:
+            # Nothing starts like a formula except our own numbers (a negative amount).
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
+            assert not cell.startswith("-") or numbers.match(cell), cell
+    negative = [cell for row in rows[1:] for cell in row if cell.startswith("-")]
+    assert negative  # D5 is a credit note: its negative figures stay numbers
+
+
+@pytest.mark.parametrize(
+    ("cell", "safe"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+1", "'+1"),
+        ("-1+2", "'-1+2"),
+        ("@SUM(1+1)", "'@SUM(1+1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("r1", "r1"),
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_spreadsheet_safe_follows_owasps_list(cell: str | None, safe: str | None) -> None:
+    from connector.report import spreadsheet_safe
+
+    assert spreadsheet_safe(cell) == safe
