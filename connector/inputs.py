@@ -179,8 +179,8 @@ def read_deals(path: str | Path, *, currency: str) -> list[Deal]:
                     amount = Decimal(text)
                 except InvalidOperation:
                     amount = _decimal(text, "amount")  # raises with the message
-                if text.strip(_PLAIN_CHARS):
-                    amount = _decimal(text, "amount")
+                if text.strip(_PLAIN_CHARS) or abs(amount) >= MAX_AMOUNT:
+                    amount = _decimal(text, "amount")  # raises with the message
                 text = row[i_close]
                 close_date = dates.get(text) or _date(text, "close_date", dates)
                 status = statuses.get(row[i_status]) or _status(row[i_status])

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from hubspot.utils.signature import Signature
 
 TOLERANCE_S = 300  # HubSpot's own window, and Stripe's default
+# A Unix time in seconds or milliseconds: plain digits, short enough to be a real moment
+# (a 400-digit "timestamp" is refused here rather than overflow a float later).
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")
 
 # HubSpot decodes exactly these escapes in the URI before signing (v3).
 _HUBSPOT_URI_DECODES = {
@@ -61,12 +65,11 @@ def verify_hubspot(
         raise Rejected(401, "not_configured", "SPM_HUBSPOT_CLIENT_SECRET is not set")
     if not signature or not timestamp:
         raise Rejected(401, "missing_signature", "X-HubSpot-Signature-v3 and its timestamp")
-    try:
-        stamp_ms = int(timestamp)
-    except ValueError:
+    if not _TIMESTAMP.fullmatch(timestamp):
         raise Rejected(
-            401, "bad_timestamp", "X-HubSpot-Request-Timestamp is not a number"
-        ) from None
+            401, "bad_timestamp", "X-HubSpot-Request-Timestamp is not a time in milliseconds"
+        )
+    stamp_ms = int(timestamp)
     if not _within_window(stamp_ms / 1000, now_s):
         raise Rejected(401, "stale_timestamp", "the request is more than 5 minutes old")
     try:
@@ -114,10 +117,9 @@ def verify_event_body(*, secret: str | None, header: str | None, body: bytes, no
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
         if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                raise Rejected(401, "bad_timestamp", "t= is not a number") from None
+            if not _TIMESTAMP.fullmatch(value):
+                raise Rejected(401, "bad_timestamp", "t= is not a time in seconds")
+            timestamp = int(value)
         elif key == "v1":
             candidates.append(value)
     if timestamp is None or not candidates:

@@ -994,9 +994,12 @@ def _moment(text: Any) -> datetime:
     raw = str(text or "").strip()
     if not raw:
         return datetime.fromtimestamp(0, tz=UTC)
-    if raw.lstrip("-").isdigit():
-        return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
-    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    try:
+        if raw.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise CrmError(f"HubSpot sent {raw[:40]!r} where a time belongs") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
