@@ -45,18 +45,14 @@ def parse_decimal(value: object) -> Decimal:
         raise MoneyError(f"{value!r} is not a number")
     if not result.is_finite():
         raise MoneyError(f"{value!r} is not a finite number")
-    if result and not -_MAX_EXPONENT <= result.adjusted() <= _MAX_EXPONENT:
-        # 1e999999 is a Decimal, but no exact step (rounding, comparing) survives it.
-        raise MoneyError(f"{_shown(value)} is out of any plausible range")
+    if result.adjusted() > _MAX_EXPONENT:
+        # 1e999999 is a Decimal, but not even abs() of it survives the default context.
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:37] + "..."
+        raise MoneyError(f"{shown} is beyond any plausible amount")
     return result
 
 
-_MAX_EXPONENT = 20  # figures past 10^20 or below 10^-20 are typos, never money or rates
-
-
-def _shown(value: object) -> str:
-    text = str(value)
-    return repr(text if len(text) <= 40 else text[:37] + "...")
+_MAX_EXPONENT = 20  # a figure of 10^21 or more is a typo, never money, a count or a rate
 
 
 def round_cents(value: Decimal) -> Decimal:

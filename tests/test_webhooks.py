@@ -577,3 +577,66 @@ def test_logs_never_hold_secrets_or_signatures(
     assert "stored" in logged and "bad_signature" in logged
     for secret in (HUBSPOT_SECRET, headers["X-HubSpot-Signature-v3"], EVENTS_SECRET):
         assert secret not in logged
+
+
+# -- hostile values: one bad event never sinks a delivery ---------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    from tests.test_store import _postgres_url
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hostile.db'}"
+        with Store.open(url) as opened:
+            yield opened
+        return
+    urls = _postgres_url()
+    with Store.open(next(urls)) as opened:
+        yield opened
+    urls.close()
+
+
+def test_hubspot_invalid_events_are_skipped_and_the_valid_ones_stored(
+    tmp_path: Path, any_store: Store
+) -> None:
+    client = _app(tmp_path, any_store, "hubspot").test_client()
+    biggest = 2**63 - 1
+    events = [
+        hubspot_event(1, 9001),
+        hubspot_event(2, 10**70),  # an objectId no column holds
+        hubspot_event(10**400, 9003),  # an eventId of 401 digits
+        hubspot_event(4, 9004, occurredAt=10**30),  # a time past any plausible one
+        hubspot_event(5, -5),  # no HubSpot id is negative
+        hubspot_event(6, 9006, subscriptionType="deal." + "x" * 500),
+        # The largest values the model admits are stored on every database.
+        hubspot_event(biggest, biggest, subscriptionId=biggest, portalId=PORTAL_ID),
+    ]
+    reply = post_hubspot(client, events)
+    assert reply.status_code == 200, reply.json
+    assert reply.json["received"] == 2 and reply.json["new"] == 2
+    assert waiting(any_store) == 2
+    stored = {c.event.record_id for c in Inbox(any_store).claim(datetime.now(UTC))[1]}
+    assert stored == {"9001", str(biggest)}
+    assert 'spm_webhook_events_ignored_total{reason="invalid",source="hubspot"} 5.0' in (
+        rejections(client)
+    )
+
+
+def test_salesforce_invalid_notifications_are_skipped_and_the_valid_ones_stored(
+    tmp_path: Path, any_store: Store
+) -> None:
+    client = _app(tmp_path, any_store, "salesforce").test_client()
+    body = envelope(
+        notifications=[
+            ("04l5g00000AbCdEAAA", "Opportunity", "0065g00000XyZ12AAA"),
+            ("x" * 10_000, "Opportunity", "0065g00000XyZ13AAA"),
+            ("04l5g00000AbCdFAAA", "Opportunity", "006' OR Id != '"),
+            ("04l5g00000AbCdGAAA", "Opportunity", "0065g00000XyZ14AAA"),
+        ]
+    )
+    reply = client.post("/webhooks/salesforce", data=body, content_type="text/xml")
+    assert reply.status_code == 200 and b"<Ack>true</Ack>" in reply.data
+    stored = {c.event.record_id for c in Inbox(any_store).claim(datetime.now(UTC))[1]}
+    assert stored == {"0065g00000XyZ12AAA", "0065g00000XyZ14AAA"}
+    assert 'reason="invalid",source="salesforce"} 2.0' in rejections(client)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
@@ -37,26 +37,36 @@ _DEAL_TYPES = {
 _OBJECT_TYPES = {"0-3": "deal", "0-115": "user"}  # generic object.* subscriptions
 
 
+# HubSpot's ids are positive 64-bit numbers; times are epoch milliseconds of this century.
+Id = Annotated[int, Field(ge=1, lt=2**63)]
+Millis = Annotated[int, Field(ge=946_684_800_000, lt=4_102_444_800_000)]  # 2000 to 2100
+Name = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
 class HubSpotEvent(BaseModel):
-    """One event of a delivery; HubSpot adds fields over time, so unknown ones are ignored."""
+    """One event of a delivery; HubSpot adds fields over time, so unknown ones are ignored.
+
+    Every value that reaches the store is bounded here (the inbox's columns hold exactly
+    these sizes): an event outside them is skipped and counted, not stored.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    eventId: int
+    eventId: Id
     # HubSpot's docs spell it eventType in one example; deliveries say subscriptionType.
-    subscriptionType: str = Field(validation_alias=AliasChoices("subscriptionType", "eventType"))
-    portalId: int
-    occurredAt: int
-    subscriptionId: int | None = None
-    appId: int | None = None
-    objectId: int | None = None
-    objectTypeId: str | None = None
-    propertyName: str | None = None
-    changeSource: str | None = None
-    sourceId: str | None = None
-    mergedObjectIds: list[int] = []
-    primaryObjectId: int | None = None
-    newObjectId: int | None = None
+    subscriptionType: Name = Field(validation_alias=AliasChoices("subscriptionType", "eventType"))
+    portalId: Id
+    occurredAt: Millis
+    subscriptionId: Id | None = None
+    appId: Id | None = None
+    objectId: Id | None = None
+    objectTypeId: Name | None = None
+    propertyName: str | None = Field(default=None, max_length=255)
+    changeSource: str | None = Field(default=None, max_length=64)
+    sourceId: str | None = Field(default=None, max_length=255)
+    mergedObjectIds: list[Id] = Field(default=[], max_length=100)
+    primaryObjectId: Id | None = None
+    newObjectId: Id | None = None
 
 
 @bp.post("/webhooks/hubspot")
@@ -116,6 +126,9 @@ def _raw_request_uri() -> str:
 
 
 def _parse(body: bytes) -> list[HubSpotEvent]:
+    """The delivery's valid events; each invalid one beside them is skipped, counted and
+    logged, so one bad value never costs the valid events (a delivery with no valid event
+    at all is refused as malformed)."""
     try:
         payload: Any = json.loads(body)
     except (ValueError, RecursionError):
@@ -123,13 +136,18 @@ def _parse(body: bytes) -> list[HubSpotEvent]:
     if not isinstance(payload, list):
         raise Rejected(400, "malformed", "expected a JSON array of events")
     events: list[HubSpotEvent] = []
+    problems: list[str] = []
     for index, item in enumerate(payload):
         try:
             events.append(HubSpotEvent.model_validate(item))
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "event"
-            raise Rejected(400, "malformed", f"event [{index}] {where}: {first['msg']}") from None
+            problems.append(f"event [{index}] {where}: {first['msg']}")
+    if problems and not events:  # nothing in it is an event: the delivery is malformed
+        raise Rejected(400, "malformed", problems[0])
+    for problem in problems:
+        receiver().invalid(SOURCE, problem)
     return events
 
 

@@ -80,6 +80,11 @@ class Receiver:
             return ["SPM_HUBSPOT_CLIENT_SECRET"]
         return []
 
+    def invalid(self, source: str, detail: str) -> None:
+        """An event that fails its model: skipped, counted as ignored, and logged."""
+        self.ignore(source, "invalid")
+        log("invalid_event", source=source, detail=detail[:300])
+
     def ignore(self, source: str, reason: str, count: int = 1) -> None:
         self.metrics.ignored.labels(source, reason).inc(count)
 

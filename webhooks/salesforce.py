@@ -12,8 +12,9 @@ entities never run.
 
 from __future__ import annotations
 
+import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
@@ -31,6 +32,9 @@ bp = Blueprint("salesforce", __name__)
 _SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 _OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 _XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+# A Salesforce id: 15 or 18 letters and digits. Anything else (a 10,000-character
+# notification id, ``006' OR Id != '``) is no record of the org's and is never stored.
+_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _ACK = (
     '<?xml version="1.0" encoding="UTF-8"?>'
     f'<soapenv:Envelope xmlns:soapenv="{_SOAP}"><soapenv:Body>'
@@ -105,6 +109,8 @@ def _notifications(root: Element) -> tuple[str, list[Event]]:
     org_id = _text(_child(message, "OrganizationId"))
     if not org_id:
         raise Rejected(400, "malformed", "the message has no OrganizationId")
+    if not _ID.fullmatch(org_id):
+        raise Rejected(400, "malformed", "OrganizationId is not a Salesforce id")
     state = receiver()
     events: list[Event] = []
     for notification in message:
@@ -114,6 +120,9 @@ def _notifications(root: Element) -> tuple[str, list[Event]]:
         sobject = _child(notification, "sObject")
         if not notification_id or sobject is None:
             raise Rejected(400, "malformed", "a Notification lacks its Id or sObject")
+        if not _ID.fullmatch(notification_id):
+            state.invalid(SOURCE, f"Notification Id {notification_id[:40]!r} is not an id")
+            continue
         kind = sobject.get(_XSI_TYPE, "").rsplit(":", 1)[-1]
         values = {_local(c): _text(c) for c in sobject}
         target = _target(kind, values)
@@ -121,6 +130,10 @@ def _notifications(root: Element) -> tuple[str, list[Event]]:
             state.ignore(SOURCE, "unused_kind")
             continue
         record, record_id = target
+        if not _ID.fullmatch(record_id):
+            state.invalid(SOURCE, f"{kind} Id {record_id[:40]!r} is not a Salesforce id")
+            continue
+        actor = values.get("LastModifiedById") or None
         events.append(
             Event(
                 SOURCE,
@@ -128,7 +141,7 @@ def _notifications(root: Element) -> tuple[str, list[Event]]:
                 record,
                 record_id,
                 kind,
-                actor=values.get("LastModifiedById") or None,
+                actor=actor if actor is not None and _ID.fullmatch(actor) else None,
                 occurred_ms=_ms(values.get("SystemModstamp") or values.get("LastModifiedDate")),
             )
         )
@@ -146,9 +159,15 @@ def _target(kind: str, values: dict[str, str]) -> tuple[str, str] | None:
 
 
 def _ms(text: str | None) -> int | None:
-    if not text:
+    """A stamp as epoch milliseconds, when it is one this century (else None: unknown)."""
+    if not text or len(text) > 40:
         return None
     try:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if not 2000 <= moment.year < 2100:
+        return None
+    return int(moment.timestamp() * 1000)
