@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 import re
 from datetime import date
@@ -273,6 +274,19 @@ def test_output_file(files: Path) -> None:
     assert result.exit_code == 0
     assert result.stdout == ""
     assert (files / "out.json").read_bytes() == calc().stdout_bytes
+
+
+def test_output_files_are_private_whatever_the_umask(files: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        (files / "old.csv").write_text("left by someone\n")
+        (files / "old.csv").chmod(0o644)
+        for name, form in (("out.json", "json"), ("old.csv", "csv"), ("out.txt", "table")):
+            assert calc("--format", form, "--output", name).exit_code == 0
+            assert (files / name).stat().st_mode & 0o777 == 0o600, name
+    finally:
+        os.umask(old)
+    assert "left by someone" not in (files / "old.csv").read_text()
 
 
 def test_config_from_the_environment(files: Path) -> None:

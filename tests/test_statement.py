@@ -105,6 +105,7 @@ def test_html_is_one_self_contained_page_with_the_figures(
         str(target),
     )
     assert result.exit_code == 0, result.output
+    assert target.stat().st_mode & 0o777 == 0o600  # pay data: its owner's only
     page = target.read_text()
     assert page.startswith("<!doctype html>") and "<svg" in page
     assert not re.search(r"<script|<link|src=|https?://", page)  # nothing fetched

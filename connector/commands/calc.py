@@ -15,6 +15,7 @@ from connector.commands.common import (
     config_of,
     config_option,
     gc_paused,
+    private_file,
 )
 from connector.config import Config, config_warnings
 from connector.errors import ConfigError, InputError
@@ -122,7 +123,7 @@ def calc(
             sys.stdout.flush()  # the summary below goes to stderr: keep the two in order
         else:
             try:
-                with open(output_path, "w", encoding="utf-8", newline="") as out:
+                with private_file(output_path) as out:
                     _write(out, output_format, statements, config, as_of, names, single, teams)
             except OSError as error:
                 raise InputError(f"{output_path}: cannot be written ({error.strerror})") from None

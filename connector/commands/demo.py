@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from werkzeug.serving import make_server
 
-from connector.commands.common import console
+from connector.commands.common import console, private_file
 from connector.commands.crm import Progress, install_fields, print_summary
 from connector.commands.realtime import build_worker, quiet_access_log
 from connector.config import Config, load_config, load_secrets
@@ -315,7 +315,8 @@ def _leaderboard(out: Console, config: Config, store: Store) -> None:
 def _write_statement(config: Config, store: Store, rep_id: str, path: Path) -> None:
     from connector.statement import html, load_view
 
-    path.write_text(html(load_view(store, config.currency, rep_id, None)), encoding="utf-8")
+    with private_file(path) as out:
+        out.write(html(load_view(store, config.currency, rep_id, None)))
 
 
 def _keep_running(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from connector.commands.common import config_of, config_option
+from connector.commands.common import config_of, config_option, private_file
 from connector.config import Config, store_url
 from connector.report import write_json
 from connector.statement import html, load_view, text
@@ -55,7 +55,8 @@ def statement(
     else:
         rendered = text(view)
     if output is not None:
-        output.write_text(rendered, encoding="utf-8")
+        with private_file(output) as out:
+            out.write(rendered)
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(rendered, nl=False)
