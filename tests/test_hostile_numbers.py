@@ -19,6 +19,7 @@ from connector.adapters.hubspot import _decimal, _moment
 from connector.config import load_config
 from connector.errors import ConnectorError, CrmError
 from connector.inputs import read_deals, read_quotas, read_splits
+from connector.sync.store import Store
 from tests.test_cli_calc import CONFIG
 from webhooks.signing import Rejected, verify_event_body, verify_hubspot
 
@@ -115,3 +116,37 @@ def test_hubspot_values_refuse_any_number_or_time(text: str) -> None:
     for parse in (_decimal, _moment):
         with contextlib.suppress(CrmError):
             parse(text)
+
+
+big_ints = st.one_of(
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.sampled_from([0, -1, 2**63 - 1, 2**63, 2**64, 10**30, 10**70]),
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(event_id=big_ints, object_id=big_ints, occurred=big_ints, portal=big_ints)
+def test_the_hubspot_endpoint_answers_any_number_without_a_crash(
+    tmp_path_factory: pytest.TempPathFactory,
+    event_id: int,
+    object_id: int,
+    occurred: int,
+    portal: int,
+) -> None:
+    from tests.test_webhooks import _app, hubspot_event, post_hubspot
+
+    folder = tmp_path_factory.mktemp("receiver")
+    with Store.open(f"sqlite:///{folder / 'spm.db'}") as store:
+        client = _app(folder, store, "hubspot").test_client()
+        events = [
+            hubspot_event(1, 9001),
+            hubspot_event(event_id, object_id, occurredAt=occurred, portalId=portal),
+        ]
+        reply = post_hubspot(client, events)
+        assert reply.status_code == 200, reply.json
+        valid = (
+            all(1 <= n < 2**63 for n in (event_id, object_id, portal))
+            and 946_684_800_000 <= occurred < 4_102_444_800_000
+        )
+        # The valid event beside it is always stored; the other exactly when it is valid.
+        assert reply.json["new"] == (2 if valid else 1)
