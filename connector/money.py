@@ -61,11 +61,6 @@ def round_cents(value: Decimal) -> Decimal:
     return rounded if rounded else CENT * 0
 
 
-def round_fraction(value: Decimal) -> Decimal:
-    rounded = value.quantize(FRACTION_PLACES, rounding=ROUND_HALF_UP)
-    return rounded if rounded else FRACTION_PLACES * 0
-
-
 def ratio(numerator: Decimal, denominator: Decimal, places: Decimal = FRACTION_PLACES) -> Decimal:
     """``numerator / denominator`` rounded half-up to ``places``, computed exactly.
 
@@ -115,8 +110,12 @@ def format_fraction(value: Decimal) -> str:
 
 
 def format_days(value: Decimal) -> str:
-    """``"12.5"``: days to one place."""
-    return f"{value.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP):.1f}"
+    """``"12.5"``: days to one place, never ``-0.0``."""
+    rounded = value.quantize(_TENTH, rounding=ROUND_HALF_UP)
+    return f"{rounded:.1f}" if rounded else "0.0"
+
+
+_TENTH = Decimal("0.1")
 
 
 def format_count(value: Decimal) -> str:

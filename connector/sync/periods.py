@@ -12,7 +12,7 @@ from datetime import date
 
 from connector.models import PeriodKind
 
-__all__ = ["PeriodKind", "first_day", "label", "parse_label", "period_of", "year_of"]
+__all__ = ["PeriodKind", "first_day", "label", "parse_label", "period_of"]
 
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -53,6 +53,3 @@ def first_day(period: int, kind: PeriodKind) -> date:
     year, quarter = divmod(period, 4)
     return date(year, quarter * 3 + 1, 1)
 
-
-def year_of(period: int, kind: PeriodKind) -> int:
-    return period // (12 if kind is PeriodKind.MONTH else 4)

@@ -1,0 +1,395 @@
+"""Worked examples, numbers checked by hand, that pin each money rule of the core.
+
+Invariants (lines sum to totals, order does not matter) hold whatever the rounding or
+the sign; these tests say what the figure must be.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from connector.money import (
+    format_count,
+    format_days,
+    format_fraction,
+    format_money,
+    is_whole_cents,
+    parse_decimal,
+    ratio,
+    round_cents,
+)
+from connector.sync.periods import PeriodKind, first_day, label, parse_label, period_of
+
+D = Decimal
+MONTH, QUARTER = PeriodKind.MONTH, PeriodKind.QUARTER
+
+
+# --- money --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "expected"),
+    [
+        ("1", "3", "0.3333"),  # 0.33333… down
+        ("2", "3", "0.6667"),  # 0.66666… up
+        ("1", "8", "0.1250"),  # exact
+        ("1", "80000", "0.0000"),  # 0.0000125: under half a step
+        ("1", "20000", "0.0001"),  # 0.00005 exactly: the tie goes up (half-up)
+        ("-1", "20000", "-0.0001"),  # and away from zero below it
+        ("3", "-20000", "-0.0002"),  # 0.00015: the sign of a credit note is kept
+        ("-12000", "10000", "-1.2000"),
+        ("-6", "-4", "1.5000"),  # two negatives make a positive
+        ("-1", "80000", "0.0000"),  # rounds to zero: no "-0.0000"
+        ("12000", "10000", "1.2000"),
+    ],
+)
+def test_ratio_rounds_half_up_once_and_keeps_the_sign(
+    numerator: str, denominator: str, expected: str
+) -> None:
+    result = ratio(D(numerator), D(denominator))
+    assert str(result) == expected
+
+
+def test_ratio_to_other_places_and_at_absurd_widths() -> None:
+    assert ratio(D("1"), D("8"), D("0.01")) == D("0.13")  # 0.125: tie, up
+    assert ratio(D("-1"), D("8"), D("0.01")) == D("-0.13")
+    assert ratio(D("10") ** 30, D("3")) == D("333333333333333333333333333333.3333")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.005", "0.01"),
+        ("-0.005", "-0.01"),  # half away from zero
+        ("0.0049", "0.00"),
+        ("-0.004", "0.00"),  # never -0.00
+        ("1234.565", "1234.57"),
+        ("2.675", "2.68"),
+    ],
+)
+def test_round_cents(value: str, expected: str) -> None:
+    assert str(round_cents(D(value))) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "money", "fraction", "days", "count"),
+    [
+        ("30", "30.00", "30.0000", "30.0", "30"),
+        ("2.50", "2.50", "2.5000", "2.5", "2.5"),
+        ("0.33335", "0.33", "0.3334", "0.3", "0.33335"),
+        ("-0.00001", "0.00", "0.0000", "0.0", "-0.00001"),
+        ("100", "100.00", "100.0000", "100.0", "100"),
+        ("0", "0.00", "0.0000", "0.0", "0"),
+        ("-0", "0.00", "0.0000", "0.0", "0"),
+        ("12.05", "12.05", "12.0500", "12.1", "12.05"),
+    ],
+)
+def test_formats(value: str, money: str, fraction: str, days: str, count: str) -> None:
+    number = D(value)
+    assert format_money(number) == money
+    assert format_fraction(number) == fraction
+    assert format_days(number) == days
+    assert format_count(number) == count
+
+
+@pytest.mark.parametrize(
+    ("value", "whole"), [("1.00", True), ("1.5", True), ("1.005", False), ("-0.01", True)]
+)
+def test_whole_cents(value: str, whole: bool) -> None:
+    assert is_whole_cents(D(value)) is whole
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0.1, "0.1 is a binary float; give the number as text"),
+        (True, "True is not a number"),
+        ("abc", "'abc' is not a number"),
+        ("NaN", "'NaN' is not a finite number"),
+        ("Infinity", "'Infinity' is not a finite number"),
+        ([1], "[1] is not a number"),
+        ("1e21", "1e21 is beyond any plausible amount"),
+    ],
+)
+def test_parse_decimal_refuses_with_a_message(value: object, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        parse_decimal(value)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(" 12.50 ", "12.50"), (7, "7"), (D("1.5"), "1.5"), ("1e20", "1E+20"), ("-3", "-3")],
+)
+def test_parse_decimal_reads(value: object, expected: str) -> None:
+    assert str(parse_decimal(value)) == expected
+
+
+# --- periods --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("day", "month", "quarter", "month_start", "quarter_start"),
+    [
+        (date(2026, 1, 1), "2026-01", "2026-Q1", date(2026, 1, 1), date(2026, 1, 1)),
+        (date(2026, 3, 31), "2026-03", "2026-Q1", date(2026, 3, 1), date(2026, 1, 1)),
+        (date(2026, 4, 1), "2026-04", "2026-Q2", date(2026, 4, 1), date(2026, 4, 1)),
+        (date(2026, 6, 30), "2026-06", "2026-Q2", date(2026, 6, 1), date(2026, 4, 1)),
+        (date(2026, 7, 15), "2026-07", "2026-Q3", date(2026, 7, 1), date(2026, 7, 1)),
+        (date(2026, 12, 31), "2026-12", "2026-Q4", date(2026, 12, 1), date(2026, 10, 1)),
+        (date(999, 5, 2), "0999-05", "0999-Q2", date(999, 5, 1), date(999, 4, 1)),
+    ],
+)
+def test_periods_of_a_day(
+    day: date, month: str, quarter: str, month_start: date, quarter_start: date
+) -> None:
+    m, q = period_of(day, MONTH), period_of(day, QUARTER)
+    assert (label(m, MONTH), label(q, QUARTER)) == (month, quarter)
+    assert (first_day(m, MONTH), first_day(q, QUARTER)) == (month_start, quarter_start)
+    assert (parse_label(month, MONTH), parse_label(quarter, QUARTER)) == (m, q)
+
+
+def test_period_ordinals_are_plain_arithmetic() -> None:
+    assert period_of(date(2026, 1, 1), MONTH) == 2026 * 12
+    assert period_of(date(2026, 12, 1), MONTH) == 2026 * 12 + 11
+    assert period_of(date(2026, 1, 1), QUARTER) == 2026 * 4
+    assert period_of(date(2026, 10, 1), QUARTER) == 2026 * 4 + 3
+    assert parse_label("2027-01", MONTH) - parse_label("2026-12", MONTH) == 1
+    assert parse_label("2027-Q1", QUARTER) - parse_label("2026-Q4", QUARTER) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "message"),
+    [
+        ("2026-13", MONTH, "'2026-13' is not a month like 2026-03"),
+        ("2026-00", MONTH, "'2026-00' is not a month like 2026-03"),
+        ("2026-Q1", MONTH, "'2026-Q1' is not a month like 2026-03"),
+        ("2026-3", MONTH, "'2026-3' is not a month like 2026-03"),
+        ("2026-Q5", QUARTER, "'2026-Q5' is not a quarter like 2026-Q1"),
+        ("2026-03", QUARTER, "'2026-03' is not a quarter like 2026-Q1"),
+        ("x2026-Q1", QUARTER, "'x2026-Q1' is not a quarter like 2026-Q1"),
+    ],
+)
+def test_parse_label_refuses(text: str, kind: PeriodKind, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        parse_label(text, kind)
+    assert str(raised.value) == message
+
+
+# --- commission -------------------------------------------------------------------------
+
+from connector.models import Deal, DealStatus, LineKind  # noqa: E402
+from connector.plans import Bonus, Commission, Spiff  # noqa: E402
+from connector.sync.commission import (  # noqa: E402
+    Credit,
+    Schedule,
+    bonus_lines,
+    commission_lines,
+    deal_matcher,
+    deal_value,
+    percent_text,
+    spiff_lines,
+)
+
+
+def a_deal(deal_id: str, amount: str = "1000", **properties: str) -> Deal:
+    return Deal(
+        id=deal_id,
+        owner_id="r1",
+        amount=D(amount),
+        close_date=date(2026, 1, 10),
+        status=DealStatus.WON,
+        type=properties.pop("type", None),
+        properties=properties,
+        currency="USD",
+    )
+
+
+def credit(deal_id: str, amount: str, share: str = "1", **properties: str) -> Credit:
+    return Credit(a_deal(deal_id, amount, **properties), D(amount), D(share))
+
+
+def schedule(quota: str | None = "10000", **commission: object) -> Schedule:
+    spec: dict[str, object] = {
+        "tiers": [
+            {"up_to": "1.0", "rate": "0.10"},
+            {"up_to": "1.5", "rate": "0.15"},
+            {"rate": "0.20"},
+        ]
+    }
+    spec.update(commission)
+    return Schedule.build(Commission.model_validate(spec), None if quota is None else D(quota))
+
+
+@pytest.mark.parametrize(
+    ("fraction", "text"),
+    [("0.1", "10%"), ("0.125", "12.5%"), ("1", "100%"), ("1.5", "150%"), ("0", "0%")],
+)
+def test_percent_text(fraction: str, text: str) -> None:
+    assert percent_text(D(fraction)) == text
+
+
+def test_schedule_on_attainment_scales_bounds_by_the_quota() -> None:
+    built = schedule()
+    assert built.bounds == (D("10000"), D("15000"))
+    assert built.rates == (D("0.10"), D("0.15"), D("0.20"))
+    assert built.at_bounds == (D("1000"), D("1750"))  # 10 % of 10,000; + 15 % of 5,000
+    assert built.labels == ("tier 1 (<=100%) 10%", "tier 2 (<=150%) 15%", "tier 3 (>150%) 20%")
+
+
+def test_schedule_on_amount_keeps_bounds_as_money_even_with_a_quota() -> None:
+    tiers = [{"up_to": "5000", "rate": "0.05"}, {"rate": "0.08"}]
+    built = schedule("10000", tiers_on="amount", tiers=tiers)
+    assert built.bounds == (D("5000"),)
+    assert built.at_bounds == (D("250"),)
+    assert built.labels == ("tier 1 (<=5000.00) 5%", "tier 2 (>5000.00) 8%")
+    assert schedule(None, tiers_on="amount", tiers=tiers).bounds == (D("5000"),)
+
+
+def test_one_tier_is_all() -> None:
+    built = schedule(tiers=[{"rate": "0.07"}])
+    assert built.labels == ("tier 1 (all) 7%",)
+    assert built.tier_of(D("-5")) == 0 and built.tier_of(D("10") ** 12) == 0
+
+
+def test_attainment_tiers_without_a_quota_are_refused() -> None:
+    with pytest.raises(ValueError, match="attainment tiers need a quota"):
+        schedule(None)
+
+
+@pytest.mark.parametrize(
+    ("bookings", "tier"),
+    [("-1", 0), ("0", 0), ("10000", 0), ("10000.01", 1), ("15000", 1), ("15000.01", 2)],
+)
+def test_tier_of_has_inclusive_upper_bounds(bookings: str, tier: int) -> None:
+    assert schedule().tier_of(D(bookings)) == tier
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "spanned"),
+    [
+        ("0", "5000", (0, 0)),
+        ("10000", "12000", (1, 1)),  # starts on a bound: wholly in the tier above
+        ("9000", "12000", (0, 1)),
+        ("12000", "9000", (0, 1)),  # a credit note runs backwards over the same slice
+        ("5000", "20000", (0, 2)),
+        ("15000", "15000", (1, 1)),
+    ],
+)
+def test_tiers_spanned(start: str, end: str, spanned: tuple[int, int]) -> None:
+    assert schedule().tiers_spanned(D(start), D(end)) == spanned
+
+
+def test_marginal_lines_name_their_tiers_and_blend_across_bounds() -> None:
+    credits = [credit("a", "8000"), credit("b", "4000"), credit("c", "5000"), credit("d", "-2000")]
+    lines = commission_lines(credits, schedule())
+    assert [(ln.deal_id, str(ln.amount), str(ln.rate), ln.rule) for ln in lines] == [
+        ("a", "800.00", "0.10", "tier 1 (<=100%) 10%"),
+        # 2,000 at 10 % + 2,000 at 15 % = 500 over 4,000: 12.5 %
+        ("b", "500.00", "0.1250", "tiers 1-2 blended (marginal)"),
+        # 12,000 → 17,000: 3,000 at 15 % + 2,000 at 20 % = 850 over 5,000
+        ("c", "850.00", "0.1700", "tiers 2-3 blended (marginal)"),
+        # 17,000 → 15,000: back over the 20 % tier: -400
+        ("d", "-400.00", "0.20", "tier 3 (>150%) 20%"),
+    ]
+    assert [ln.credit for ln in lines] == [D("8000"), D("4000"), D("5000"), D("-2000")]
+    assert all(ln.kind is LineKind.COMMISSION and ln.paid_period is None for ln in lines)
+
+
+def test_a_credit_that_lands_on_a_bound_stays_in_its_tier() -> None:
+    lines = commission_lines([credit("a", "6000"), credit("b", "4000")], schedule())
+    assert [ln.rule for ln in lines] == ["tier 1 (<=100%) 10%", "tier 1 (<=100%) 10%"]
+    after = commission_lines(
+        [credit("a", "10000"), credit("b", "1000")], schedule()
+    )  # 10,000 → 11,000 lies wholly in tier 2
+    assert (after[1].rule, after[1].amount) == ("tier 2 (<=150%) 15%", D("150.00"))
+
+
+def test_retroactive_lines_say_the_tier_and_the_method() -> None:
+    credits = [credit("a", "8000"), credit("b", "4000.10")]
+    lines = commission_lines(credits, schedule(method="retroactive"))
+    assert [(str(ln.amount), str(ln.rate), ln.rule) for ln in lines] == [
+        ("1200.00", "0.15", "tier 2 (<=150%) 15% on all bookings (retroactive)"),
+        ("600.02", "0.15", "tier 2 (<=150%) 15% on all bookings (retroactive)"),  # 600.015
+    ]
+
+
+@pytest.mark.parametrize(
+    ("amounts", "cap", "paid"),
+    [
+        # 1,000 + 500 + 300 against a cap of 1,200: the second is cut to 200, the third to 0.
+        (["10000", "3333.33", "2000"], "1200", ["1000.00", "200.00", "0.00"]),
+        # Exactly at the cap: nothing is cut.
+        (["10000", "1333.33"], "1200", ["1000.00", "200.00"]),
+        # A credit note after the cap is reached comes off what was paid: 15,000 → 14,000
+        # lies in the 15 % tier.
+        (["10000", "5000", "-1000"], "1200", ["1000.00", "200.00", "-150.00"]),
+        # A line under 1.00 never overshoots the cap.
+        (["9.90", "5"], "1.00", ["0.99", "0.01"]),
+    ],
+)
+def test_the_period_cap(amounts: list[str], cap: str, paid: list[str]) -> None:
+    credits = [credit(f"d{i}", amount) for i, amount in enumerate(amounts)]
+    lines = commission_lines(credits, schedule(cap=cap))
+    assert [str(ln.amount) for ln in lines] == paid
+    uncapped = commission_lines(credits, schedule())
+    cut = [ln.rule.endswith(f"; cut by the period cap of {D(cap):.2f}") for ln in lines]
+    assert cut == [str(ln.amount) != str(r.amount) for ln, r in zip(lines, uncapped, strict=True)]
+    assert sum(ln.amount for ln in lines) <= D(cap)
+
+
+def test_spiffs_every_one_checked_for_every_deal() -> None:
+    spiffs = [
+        Spiff(name="renewals", when={"type": "Renewal"}, amount=D("25")),  # matches nothing
+        Spiff(name="new-logo", when={"type": "New Business"}, amount=D("100")),
+        Spiff(name="east", when={"region": "East"}, rate=D("0.02")),
+    ]
+    credits = [
+        credit("a", "1000", type="New Business", region="East"),
+        credit("b", "500", share="0.4", type="New Business"),
+        credit("z", "0", type="New Business"),  # a zero credit earns no flat SPIFF
+        credit("n", "-300", type="New Business", region="East"),  # nor does a credit note
+    ]
+    lines = spiff_lines(credits, spiffs)
+    assert [(ln.deal_id, str(ln.amount), ln.rate, ln.rule) for ln in lines] == [
+        ("a", "100.00", None, "SPIFF new-logo: 100.00 per deal"),
+        ("a", "20.00", D("0.02"), "SPIFF east: 2% of credit"),
+        ("b", "40.00", None, "SPIFF new-logo: 100.00 per deal × 40% split"),
+        ("n", "-6.00", D("0.02"), "SPIFF east: 2% of credit"),
+    ]
+    assert all(ln.kind is LineKind.SPIFF for ln in lines)
+    assert spiff_lines(credits, []) == []
+
+
+def test_deal_matcher_and_values() -> None:
+    deal = a_deal("d9", type="Renewal", region="West")
+    assert deal_value(deal, "type") == "Renewal"
+    assert deal_value(deal, "region") == "West"
+    assert deal_value(deal, "status") == "won"
+    assert deal_value(deal, "currency") == "USD"
+    assert deal_value(deal, "owner_id") == "r1"
+    assert deal_value(deal, "id") == "d9"
+    assert deal_value(deal, "nothing") is None
+    assert deal_matcher({"type": "Renewal"})(deal)
+    assert not deal_matcher({"type": "New Business"})(deal)
+    by_property = a_deal("d8", **{"type": "Renewal"})
+    assert deal_matcher({"type": "Renewal"})(by_property)
+    assert deal_matcher({"type": "Renewal", "region": "West"})(deal)
+    assert not deal_matcher({"type": "Renewal", "region": "East"})(deal)
+    assert deal_matcher({"region": "West"})(deal)
+
+
+def test_bonuses_compare_exact_bookings_with_the_threshold() -> None:
+    bonuses = [Bonus(at=D("1.0"), amount=D("100")), Bonus(at=D("1.2"), amount=D("250.5"))]
+    assert bonus_lines(D("9999.99"), D("10000"), bonuses) == []
+    reached = bonus_lines(D("10000"), D("10000"), bonuses)
+    assert [(str(ln.amount), ln.rule, ln.deal_id, ln.rate) for ln in reached] == [
+        ("100.00", "bonus for attainment >= 100%", None, None)
+    ]
+    both = bonus_lines(D("12000"), D("10000"), bonuses)
+    assert [str(ln.amount) for ln in both] == ["100.00", "250.50"]
+    assert [ln.rule for ln in both][1] == "bonus for attainment >= 120%"
+    assert bonus_lines(D("99999"), None, bonuses) == []
