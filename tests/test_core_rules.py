@@ -393,3 +393,128 @@ def test_bonuses_compare_exact_bookings_with_the_threshold() -> None:
     assert [str(ln.amount) for ln in both] == ["100.00", "250.50"]
     assert [ln.rule for ln in both][1] == "bonus for attainment >= 120%"
     assert bonus_lines(D("99999"), None, bonuses) == []
+
+
+# --- credit -----------------------------------------------------------------------------
+
+from connector.errors import CalculationError  # noqa: E402
+from connector.models import Split  # noqa: E402
+from connector.sync.credit import activity_by_rep, validate_deals  # noqa: E402
+
+
+def dealt(
+    deal_id: str,
+    amount: str,
+    close: date,
+    status: str = "won",
+    owner: str = "r1",
+    cancel: date | None = None,
+    splits: tuple[tuple[str, str], ...] = (),
+) -> Deal:
+    return Deal(
+        id=deal_id,
+        owner_id=owner,
+        amount=D(amount),
+        close_date=close,
+        status=DealStatus(status),
+        cancel_date=cancel,
+        splits=tuple(Split(rep, D(pct)) for rep, pct in splits),
+    )
+
+
+PLAIN = dealt("ok", "100", date(2026, 1, 5))
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            dealt("c", "100", date(2026, 1, 5), "cancelled"),
+            "deal c: a cancelled deal needs a cancel_date",
+        ),
+        (
+            dealt("e", "100", date(2026, 2, 5), "cancelled", cancel=date(2026, 1, 5)),
+            "deal e: cancel_date 2026-01-05 is before close_date 2026-02-05",
+        ),
+        (
+            dealt("t", "100", date(2026, 1, 5), splits=(("r1", "50"), ("r1", "50"))),
+            "deal t: a rep is listed twice in its splits",
+        ),
+        (
+            dealt("s", "100", date(2026, 1, 5), splits=(("r1", "60"), ("r2", "30"))),
+            "deal s: split percents sum to 90, not 100",
+        ),
+    ],
+)
+def test_validation_names_the_deal_even_after_plain_ones(bad: Deal, message: str) -> None:
+    # A plain deal first, and a good split deal: every deal is checked, not just the first.
+    good_split = dealt("g", "100", date(2026, 1, 5), splits=(("r1", "60"), ("r2", "40")))
+    with pytest.raises(CalculationError) as raised:
+        validate_deals([PLAIN, good_split, bad])
+    assert str(raised.value) == message
+
+
+def test_validation_accepts_what_is_right_and_names_a_repeated_id() -> None:
+    same_day = dealt("x", "100", date(2026, 1, 5), "cancelled", cancel=date(2026, 1, 5))
+    validate_deals([PLAIN, same_day])
+    with pytest.raises(CalculationError) as raised:
+        validate_deals(
+            [PLAIN, dealt("y", "1", date(2026, 1, 1)), dealt("ok", "1", date(2026, 1, 1))]
+        )
+    assert str(raised.value) == "deal ok: the id appears twice"
+
+
+def test_activity_buckets_each_deal_by_rep_and_period() -> None:
+    deals = [
+        dealt("w2", "200", date(2026, 1, 20)),
+        dealt("w1", "100", date(2026, 1, 20)),  # same day: ordered by id
+        dealt("w0", "50", date(2026, 1, 2)),
+        dealt("sp", "1000", date(2026, 2, 3), splits=(("r1", "25"), ("r2", "75"))),
+        dealt("lo", "70", date(2026, 1, 9), "lost"),
+        dealt("op", "80", date(2026, 3, 9), "open"),
+        dealt("cx", "90", date(2026, 1, 9), "cancelled", cancel=date(2026, 1, 30)),  # same month
+        dealt("cl", "40", date(2026, 1, 9), "cancelled", cancel=date(2026, 4, 1)),  # later
+        dealt("xx", "999", date(2026, 1, 9), owner="stranger"),
+        dealt("sc", "400", date(2026, 1, 9), "cancelled", cancel=date(2026, 2, 1),
+              splits=(("r1", "50"), ("r2", "50"))),
+    ]  # fmt: skip
+    activity = activity_by_rep(deals, {"r1", "r2"}, MONTH)
+    jan, feb, mar = (parse_label(p, MONTH) for p in ("2026-01", "2026-02", "2026-03"))
+    r1, r2 = activity["r1"], activity["r2"]
+    assert [(c.deal.id, c.amount, c.share) for c in r1.credits[jan]] == [
+        ("w0", D("50"), D("1")),
+        ("cl", D("40"), D("1")),
+        ("sc", D("200"), D("0.5")),
+        ("w1", D("100"), D("1")),
+        ("w2", D("200"), D("1")),
+    ]
+    assert [(c.deal.id, c.amount, c.share) for c in r1.credits[feb]] == [
+        ("sp", D("250"), D("0.25"))
+    ]
+    assert [(c.deal.id, c.amount) for c in r2.credits[feb]] == [("sp", D("750"))]
+    assert [d.id for d in r1.lost[jan]] == ["cx", "lo"] or [d.id for d in r1.lost[jan]] == [
+        "lo",
+        "cx",
+    ]
+    assert [d.id for d in r1.lost[jan]] == ["lo", "cx"]
+    assert [d.id for d in r1.open_deals[mar]] == ["op"]
+    assert [(r.deal.id, r.close_period, r.cancel_period) for r in r1.reversals] == [
+        ("cl", jan, parse_label("2026-04", MONTH)),
+        ("sc", jan, feb),
+    ]
+    assert [r.deal.id for r in r2.reversals] == ["sc"]
+    assert set(activity) == {"r1", "r2"}
+    assert r2.lost == {} and r2.open_deals == {}
+
+
+def test_activity_by_quarter() -> None:
+    deals = [
+        dealt("a", "10", date(2026, 3, 31)),
+        dealt("b", "20", date(2026, 4, 1)),
+        dealt("c", "30", date(2026, 2, 1), "cancelled", cancel=date(2026, 3, 30)),
+    ]
+    activity = activity_by_rep(deals, {"r1"}, QUARTER)["r1"]
+    q1, q2 = parse_label("2026-Q1", QUARTER), parse_label("2026-Q2", QUARTER)
+    assert [c.deal.id for c in activity.credits[q1]] == ["a"]
+    assert [c.deal.id for c in activity.credits[q2]] == ["b"]
+    assert [d.id for d in activity.lost[q1]] == ["c"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import date, timedelta
 from decimal import Decimal
@@ -120,7 +121,11 @@ def compute(plan: Plan, rep_list: list[Rep], deal_list: list[Deal], as_of: date)
     return calculate([plan], rep_list, deal_list, period_kind=PeriodKind.MONTH, as_of=as_of)
 
 
-common = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# bench/mutation.sh runs these once per mutant: it asks for fewer examples.
+EXAMPLES = int(os.environ.get("SPM_PROPERTY_EXAMPLES", "150"))
+common = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @common

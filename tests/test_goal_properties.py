@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import date, timedelta
 from decimal import Decimal
@@ -90,7 +91,9 @@ def compute(deal_list: list[Deal], rep_ids: set[str] | None = None) -> Calculati
     )
 
 
-QUICK = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# bench/mutation.sh runs these once per mutant: it asks for fewer examples.
+EXAMPLES = min(int(os.environ.get("SPM_PROPERTY_EXAMPLES", "60")), 60)
+QUICK = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @QUICK
