@@ -518,3 +518,131 @@ def test_activity_by_quarter() -> None:
     assert [c.deal.id for c in activity.credits[q1]] == ["a"]
     assert [c.deal.id for c in activity.credits[q2]] == ["b"]
     assert [d.id for d in activity.lost[q1]] == ["c"]
+
+
+# --- diff: the values our CRM fields should hold ---------------------------------------------
+
+import dataclasses  # noqa: E402
+
+from connector.models import GoalResult, Line, Statement, TeamResult  # noqa: E402
+from connector.sync.diff import deal_values, rep_values  # noqa: E402
+
+Z = D(0)
+BASE = Statement(
+    rep_id="r1", plan_id="p", period="2026-01", quota=D("1000"), bookings=Z, attainment=Z,
+    commission=Z, spiffs=Z, bonuses=Z, clawbacks=Z, earnings=Z, draw=Z, draw_paid=Z,
+    draw_recovered=Z, draw_balance=Z, draw_forgiven=Z, payout=Z, won_count=0, lost_count=0,
+    win_rate=None, average_deal_size=None, open_pipeline=Z, lines=(),
+)  # fmt: skip
+
+
+def stmt(period: str, payout: str = "0", **changes: object) -> Statement:
+    return dataclasses.replace(BASE, period=period, payout=D(payout), **changes)  # type: ignore[arg-type]
+
+
+def goal(
+    metric: str, attainment: str | None, team: str | None = None, gid: str = "g"
+) -> GoalResult:
+    value = None if attainment is None else D(attainment)
+    return GoalResult(gid, metric, team, D("10"), D("5"), value)
+
+
+def test_payout_ytd_stops_at_the_year_boundary() -> None:
+    history = [
+        stmt("2025-11", "50"),
+        stmt("2025-12", "100"),
+        stmt("2026-01", "200"),
+        stmt("2026-02", "300"),
+        stmt("2026-03", "400"),  # after the as-of period: not in the year to date
+    ]
+    assert rep_values(history, "2026-02")["r1"]["payout_ytd"] == "500.00"
+    assert rep_values(history, "2026-02")["r1"]["period"] == "2026-02"
+    assert rep_values(history, "2025-12")["r1"]["payout_ytd"] == "150.00"
+    # Before every statement: the rep's latest one stands.
+    early = rep_values(history, "2025-01")["r1"]
+    assert (early["period"], early["payout_ytd"]) == ("2026-03", "900.00")  # 200 + 300 + 400
+
+
+def test_the_current_statement_of_two_plans_is_the_last_by_plan_id() -> None:
+    history = [
+        stmt("2026-01", "7", plan_id="b", bookings=D("2")),
+        stmt("2026-01", "5", plan_id="a", bookings=D("1")),
+    ]
+    values = rep_values(history, "2026-01")["r1"]
+    assert values["bookings"] == "2.00"
+    assert values["payout_ytd"] == "12.00"
+
+
+def test_goal_fields_hold_each_metrics_attainment() -> None:
+    goals = (
+        goal("deals_won", "0.5"),
+        goal("deals_won", "0.9", gid="second"),  # a second goal of one metric: the first stands
+        goal("revenue", "1.2345", team="t1"),
+        goal("new_customers", None),
+    )
+    values = rep_values([stmt("2026-01", goals=goals)], "2026-01")["r1"]
+    assert values["deals_won_attainment"] == "0.5000"
+    assert values["team_attainment"] == "1.2345"
+    assert values["new_customers_attainment"] is None
+    assert values["team_deals_won_attainment"] is None
+    assert values["team_new_customers_attainment"] is None
+
+
+def test_a_manager_gets_the_latest_team_goal_up_to_the_as_of_period() -> None:
+    def team(
+        period: str, attainment: str, manager: str | None = "m", team_id: str = "t1"
+    ) -> TeamResult:
+        return TeamResult(
+            "p", period, team_id, manager, ("r1",), goal("revenue", attainment, team_id)
+        )
+
+    teams = [
+        team("2026-01", "0.4"),
+        team("2026-02", "0.6"),
+        team("2026-03", "0.9"),  # after the as-of period
+        team("2026-02", "0.7", team_id="t2"),  # a second team of the same manager: t1 first
+        team("2026-02", "0.1", manager=None, team_id="t3"),  # no manager: nobody's record
+        team("2026-01", "0.3", manager="n"),
+    ]
+    values = rep_values([stmt("2026-02")], "2026-02", teams)
+    assert values["m"] == {"team_attainment": "0.6000"}  # a manager on no plan: team fields only
+    assert values["n"] == {"team_attainment": "0.3000"}
+    assert set(values) == {"r1", "m", "n"}
+    # A manager who is also a rep keeps their own figures beside the team's.
+    mixed = rep_values([stmt("2026-02", rep_id="m", bookings=D("3"))], "2026-02", teams)["m"]
+    assert (mixed["bookings"], mixed["team_attainment"]) == ("3.00", "0.6000")
+
+
+def line(kind: LineKind, deal_id: str | None, amount: str, credit: str | None = None) -> Line:
+    return Line(kind, deal_id, D(amount), None, "r", None, None if credit is None else D(credit))
+
+
+def test_deal_values_sum_every_statement_and_name_the_last_period() -> None:
+    statements = [
+        stmt("2026-01", lines=(line(LineKind.COMMISSION, "a", "100", "1000"),
+                               line(LineKind.COMMISSION, "b", "5", "0"),
+                               line(LineKind.SPIFF, "a", "50"),
+                               line(LineKind.BONUS, None, "70"),
+                               line(LineKind.COMMISSION, "other", "9", "90"))),
+        stmt("2026-02", rep_id="r2", lines=(line(LineKind.COMMISSION, "a", "60", "500"),)),
+        stmt("2026-03", lines=(line(LineKind.CLAWBACK, "a", "-100"),
+                               line(LineKind.CLAWBACK, "a", "-60"))),
+    ]  # fmt: skip
+    values = deal_values(statements, ["a", "b", "none"])
+    # 160 on 1,500 of credit: 0.106666… → 0.106667
+    assert values["a"] == {
+        "commission": "160.00",
+        "commission_rate": "0.106667",
+        "commission_period": "2026-02",
+        "clawback": "-160.00",
+    }
+    assert values["b"] == {
+        "commission": "5.00",
+        "commission_rate": None,  # no credit to divide by
+        "commission_period": "2026-01",
+        "clawback": "0.00",
+    }
+    assert values["none"] == dict.fromkeys(
+        ("commission", "commission_rate", "commission_period", "clawback")
+    )
+    assert set(values) == {"a", "b", "none"}
