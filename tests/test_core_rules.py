@@ -646,3 +646,232 @@ def test_deal_values_sum_every_statement_and_name_the_last_period() -> None:
         ("commission", "commission_rate", "commission_period", "clawback")
     )
     assert set(values) == {"a", "b", "none"}
+
+
+# --- snapshots: what we remember of a deal, and what the engine may compute ------------------
+
+from datetime import UTC, datetime  # noqa: E402
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from connector.errors import ConfigError  # noqa: E402
+from connector.models import (  # noqa: E402
+    CrmDeal,
+    CrmUser,
+    Outcome,
+    Rep,
+)
+from connector.plans import Plan  # noqa: E402
+from connector.sync.members import resolve, resolve_members  # noqa: E402
+from connector.sync.snapshots import (  # noqa: E402
+    as_deleted,
+    business_key,
+    carries_credit,
+    credited,
+    currency_warning,
+    engine_deals,
+    rep_of,
+    snapshot_of,
+    touched_reps,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def crm_deal(
+    outcome: Outcome = Outcome.WON,
+    at: datetime = datetime(2026, 3, 10, 23, 30, tzinfo=UTC),  # 11 March in Berlin
+    close: date | None = date(2026, 3, 5),
+    deleted: bool = False,
+    amount: str | None = "100",
+    **extra: object,
+) -> CrmDeal:
+    return CrmDeal(
+        id=str(extra.pop("id", "d1")),
+        owner_id=str(extra.pop("owner", "r1")),
+        amount=None if amount is None else D(amount),
+        close_date=close,
+        outcome=outcome,
+        modified_at=at,
+        deleted=deleted,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_a_won_deal_remembers_the_day_it_was_first_seen_won() -> None:
+    won = snapshot_of(crm_deal(), None, BERLIN)
+    assert (won.status, won.first_won_on, won.cancel_date) == (
+        DealStatus.WON, date(2026, 3, 11), None,
+    )  # fmt: skip
+    later = snapshot_of(crm_deal(at=datetime(2026, 4, 1, tzinfo=UTC)), won, BERLIN)
+    assert later.first_won_on == date(2026, 3, 11)
+
+
+def test_a_deal_won_once_then_lost_is_cancelled_on_the_day_seen() -> None:
+    won = snapshot_of(crm_deal(), None, BERLIN)
+    lost = snapshot_of(crm_deal(Outcome.LOST, at=datetime(2026, 4, 2, 8, tzinfo=UTC)), won, BERLIN)
+    assert (lost.status, lost.cancel_date, lost.first_won_on) == (
+        DealStatus.CANCELLED, date(2026, 4, 2), date(2026, 3, 11),
+    )  # fmt: skip
+    # Seen again later, still lost: the cancel date stays the first one.
+    again = snapshot_of(crm_deal(Outcome.OPEN, at=datetime(2026, 5, 1, tzinfo=UTC)), lost, BERLIN)
+    assert (again.status, again.cancel_date) == (DealStatus.CANCELLED, date(2026, 4, 2))
+    # Deleted after winning: cancelled too.
+    gone = snapshot_of(crm_deal(deleted=True, at=datetime(2026, 4, 9, tzinfo=UTC)), won, BERLIN)
+    assert (gone.status, gone.cancel_date, gone.deleted) == (
+        DealStatus.CANCELLED, date(2026, 4, 9), True,
+    )  # fmt: skip
+
+
+def test_reversed_before_its_close_date_is_cancelled_on_the_close_date() -> None:
+    won = snapshot_of(crm_deal(close=date(2026, 6, 30)), None, BERLIN)
+    lost = snapshot_of(crm_deal(Outcome.LOST, close=date(2026, 6, 30)), won, BERLIN)
+    assert lost.cancel_date == date(2026, 6, 30)
+
+
+def test_never_won_is_lost_or_open() -> None:
+    assert snapshot_of(crm_deal(Outcome.LOST), None, BERLIN).status is DealStatus.LOST
+    assert snapshot_of(crm_deal(Outcome.OPEN), None, BERLIN).status is DealStatus.OPEN
+    deleted = snapshot_of(crm_deal(Outcome.OPEN, deleted=True), None, BERLIN)
+    assert (deleted.status, deleted.first_won_on) == (DealStatus.OPEN, None)
+
+
+def test_snapshot_keeps_every_field_and_as_deleted_gives_it_back() -> None:
+    deal = crm_deal(
+        currency="EUR", type="Renewal", name="Big", properties={"region": "East"},
+        created_date=date(2026, 1, 2),
+    )  # fmt: skip
+    snap = snapshot_of(deal, None, BERLIN)
+    assert (snap.id, snap.owner_id, snap.amount, snap.currency, snap.close_date) == (
+        "d1", "r1", D("100"), "EUR", date(2026, 3, 5),
+    )  # fmt: skip
+    assert (snap.type, snap.name, dict(snap.properties), snap.created_date) == (
+        "Renewal", "Big", {"region": "East"}, date(2026, 1, 2),
+    )  # fmt: skip
+    assert (snap.outcome, snap.modified_at, snap.deleted) == (Outcome.WON, deal.modified_at, False)
+    back = as_deleted(snap)
+    assert back.deleted is True
+    assert (back.id, back.owner_id, back.amount, back.close_date, back.outcome) == (
+        "d1", "r1", D("100"), date(2026, 3, 5), Outcome.WON,
+    )  # fmt: skip
+    assert (back.currency, back.type, back.name, dict(back.properties), back.created_date) == (
+        "EUR", "Renewal", "Big", {"region": "East"}, date(2026, 1, 2),
+    )  # fmt: skip
+    assert back.modified_at == deal.modified_at
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"owner": "r2"}, {"amount": "101"}, {"currency": "EUR"}, {"close": date(2026, 3, 6)},
+        {"outcome": Outcome.LOST}, {"type": "Renewal"}, {"properties": {"a": "b"}},
+        {"deleted": True}, {"created_date": date(2026, 1, 1)},
+    ],
+)  # fmt: skip
+def test_every_business_field_touches_the_reps(change: dict[str, object]) -> None:
+    before = snapshot_of(crm_deal(), None, BERLIN)
+    after = snapshot_of(crm_deal(**change), before, BERLIN)  # type: ignore[arg-type]
+    assert business_key(before) != business_key(after)
+    assert touched_reps(before, after) == {"r1", str(change.get("owner", "r1"))}
+    assert touched_reps(None, after) == {after.owner_id}
+
+
+def test_a_rename_or_a_new_stamp_touches_nobody() -> None:
+    before = snapshot_of(crm_deal(name="A"), None, BERLIN)
+    after = snapshot_of(crm_deal(name="B", at=datetime(2026, 3, 20, tzinfo=UTC)), before, BERLIN)
+    assert touched_reps(before, after) == set()
+
+
+def test_who_a_deal_credits_and_whether_it_can() -> None:
+    assert carries_credit(snapshot_of(crm_deal(), None, BERLIN))
+    assert not carries_credit(snapshot_of(crm_deal(Outcome.OPEN), None, BERLIN))
+    won = snapshot_of(crm_deal(), None, BERLIN)
+    assert carries_credit(snapshot_of(crm_deal(Outcome.LOST), won, BERLIN))
+    plain = Deal("d", "o", D("1"), date(2026, 1, 1), DealStatus.WON)
+    assert credited(plain) == ["o"]
+    split = plain._replace(splits=(Split("a", D("60")), Split("b", D("40"))))
+    assert credited(split) == ["a", "b"]
+
+
+def test_rep_of_and_the_currency_warning() -> None:
+    user = CrmUser("u", "Ann", "a@x", False, manager_id="m", team_id="t")
+    assert rep_of(user) == Rep(
+        id="u", name="Ann", email="a@x", active=False, manager_id="m", team_id="t"
+    )
+    snap = snapshot_of(crm_deal(currency="EUR"), None, BERLIN)
+    assert currency_warning(snap, "USD") == (
+        "deal d1 is in EUR, not the plan currency USD: left out of the calculation"
+    )
+    assert currency_warning(snap, "EUR") is None
+    assert currency_warning(snapshot_of(crm_deal(), None, BERLIN), "USD") is None
+
+
+def test_engine_deals_leave_out_and_report_what_cannot_be_computed() -> None:
+    won = snapshot_of(crm_deal(id="ok", currency="USD"), None, BERLIN)
+    snaps = [
+        won,
+        snapshot_of(crm_deal(Outcome.OPEN, id="del", deleted=True), None, BERLIN),
+        snapshot_of(crm_deal(id="eur", currency="EUR"), None, BERLIN),
+        snapshot_of(crm_deal(id="noamount", amount=None), None, BERLIN),
+        snapshot_of(crm_deal(id="noclose", close=None), None, BERLIN),
+        snapshot_of(crm_deal(Outcome.OPEN, id="openclose", close=None), None, BERLIN),
+        snapshot_of(crm_deal(id="huge", amount="100000000000000"), None, BERLIN),
+        snapshot_of(crm_deal(id="almost", amount="99999999999999.99"), None, BERLIN),
+        snapshot_of(crm_deal(id="neg", amount="-100000000000000"), None, BERLIN),
+        snapshot_of(crm_deal(id="split"), None, BERLIN),
+        snapshot_of(crm_deal(id="badsplit"), None, BERLIN),
+        snapshot_of(crm_deal(id="twice"), None, BERLIN),
+        snapshot_of(crm_deal(deleted=True, id="gone"), won, BERLIN),  # won, then deleted
+    ]
+    splits = {
+        "split": [("a", D("60")), ("b", D("40"))],
+        "badsplit": [("a", D("60")), ("b", D("30"))],
+        "twice": [("a", D("50")), ("a", D("50"))],
+    }
+    deals, warnings = engine_deals(reversed(snaps), splits, "USD")
+    assert [d.id for d in deals] == ["almost", "badsplit", "gone", "ok", "split", "twice"]
+    by_id = {d.id: d for d in deals}
+    assert by_id["split"].splits == (Split("a", D("60")), Split("b", D("40")))
+    assert by_id["badsplit"].splits == () and by_id["twice"].splits == ()
+    assert by_id["gone"].status is DealStatus.CANCELLED
+    ok = by_id["ok"]
+    assert (ok.owner_id, ok.amount, ok.close_date, ok.currency) == (
+        "r1", D("100"), date(2026, 3, 5), "USD",
+    )  # fmt: skip
+    assert [w.message for w in warnings] == [
+        "deal badsplit: splits sum to 90, not 100 (or name a rep twice); credited to the owner",
+        "deal huge: amount 100000000000000 is beyond any plausible deal (10^14 or more): "
+        "left out of the calculation",
+        "deal neg: amount -100000000000000 is beyond any plausible deal (10^14 or more): "
+        "left out of the calculation",
+        "deal noamount is won but has no amount: left out of the calculation",
+        "deal noclose is won but has no close date: left out of the calculation",
+        "deal twice: splits sum to 100, not 100 (or name a rep twice); credited to the owner",
+    ]
+
+
+# --- members ------------------------------------------------------------------------------
+
+
+def test_members_resolve_by_id_or_by_email_in_any_case() -> None:
+    users = {
+        "005A": CrmUser("005A", "Ann", "Ann@Acme.example", True),
+        "005B": CrmUser("005B", "Bo", "", True),
+    }
+    plans = [
+        Plan.model_validate({"id": "p1", "start": "2026-01-01", "end": "2026-12-31",
+                             "members": ["005B", "ann@acme.EXAMPLE"], "quota": "1",
+                             "commission": {"tiers": [{"rate": "0.1"}]}}),
+        Plan.model_validate({"id": "p2", "start": "2026-01-01", "end": "2026-12-31",
+                             "members": ["005X", "nobody@acme.example", "005A"], "quota": "1",
+                             "commission": {"tiers": [{"rate": "0.1"}]}}),
+    ]  # fmt: skip
+    members, problems = resolve(plans, users)
+    assert members == {"005A", "005B"}
+    assert problems == [
+        "plans[1].members: 005X is not a CRM user id (plan p2)",
+        "plans[1].members: nobody@acme.example matches no CRM user (plan p2)",
+    ]
+    with pytest.raises(ConfigError) as raised:
+        resolve_members(plans, users)
+    assert str(raised.value) == "\n".join(problems)
+    assert resolve_members(plans[:1], users) == {"005A", "005B"}
