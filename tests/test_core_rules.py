@@ -85,6 +85,14 @@ def test_round_cents(value: str, expected: str) -> None:
         ("0", "0.00", "0.0000", "0.0", "0"),
         ("-0", "0.00", "0.0000", "0.0", "0"),
         ("12.05", "12.05", "12.0500", "12.1", "12.05"),
+        # Ties round half up at every step (half-even would give 0.02, 0.0002, 0.2).
+        ("0.025", "0.03", "0.0250", "0.0", "0.025"),
+        ("0.00025", "0.00", "0.0003", "0.0", "0.00025"),
+        ("0.25", "0.25", "0.2500", "0.3", "0.25"),
+        # Counts: trailing zeros go, a whole number loses its point, no exponent.
+        ("3.00", "3.00", "3.0000", "3.0", "3"),
+        ("1E+1", "10.00", "10.0000", "10.0", "10"),
+        ("0.0000001", "0.00", "0.0000", "0.0", "0.0000001"),
     ],
 )
 def test_formats(value: str, money: str, fraction: str, days: str, count: str) -> None:
@@ -311,9 +319,13 @@ def test_a_credit_that_lands_on_a_bound_stays_in_its_tier() -> None:
 def test_retroactive_lines_say_the_tier_and_the_method() -> None:
     credits = [credit("a", "8000"), credit("b", "4000.10")]
     lines = commission_lines(credits, schedule(method="retroactive"))
-    assert [(str(ln.amount), str(ln.rate), ln.rule) for ln in lines] == [
-        ("1200.00", "0.15", "tier 2 (<=150%) 15% on all bookings (retroactive)"),
-        ("600.02", "0.15", "tier 2 (<=150%) 15% on all bookings (retroactive)"),  # 600.015
+    assert [(ln.deal_id, str(ln.amount), str(ln.rate), ln.rule) for ln in lines] == [
+        ("a", "1200.00", "0.15", "tier 2 (<=150%) 15% on all bookings (retroactive)"),
+        ("b", "600.02", "0.15", "tier 2 (<=150%) 15% on all bookings (retroactive)"),  # 600.015
+    ]
+    assert [(ln.kind, ln.paid_period, ln.credit) for ln in lines] == [
+        (LineKind.COMMISSION, None, D("8000")),
+        (LineKind.COMMISSION, None, D("4000.10")),
     ]
 
 
@@ -375,8 +387,11 @@ def test_deal_matcher_and_values() -> None:
     assert deal_value(deal, "nothing") is None
     assert deal_matcher({"type": "Renewal"})(deal)
     assert not deal_matcher({"type": "New Business"})(deal)
-    by_property = a_deal("d8", **{"type": "Renewal"})
+    # The type as a column only (a CRM's "Type" read into the properties).
+    by_property = Deal("d8", "r1", D("1"), date(2026, 1, 1), DealStatus.WON,
+                       properties={"type": "Renewal"})  # fmt: skip
     assert deal_matcher({"type": "Renewal"})(by_property)
+    assert not deal_matcher({"type": "New Business"})(by_property)
     assert deal_matcher({"type": "Renewal", "region": "West"})(deal)
     assert not deal_matcher({"type": "Renewal", "region": "East"})(deal)
     assert deal_matcher({"region": "West"})(deal)
