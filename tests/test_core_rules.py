@@ -890,3 +890,204 @@ def test_members_resolve_by_id_or_by_email_in_any_case() -> None:
         resolve_members(plans, users)
     assert str(raised.value) == "\n".join(problems)
     assert resolve_members(plans[:1], users) == {"005A", "005B"}
+
+
+# --- goals and teams ---------------------------------------------------------------------------
+
+from connector.models import TeamSpell  # noqa: E402
+from connector.plans import Goal, GoalMetric, Team, TeamMember  # noqa: E402
+from connector.sync.goals import (  # noqa: E402
+    TeamIndex,
+    crm_team_spells,
+    goal_matcher,
+    listed_team_spells,
+    measure,
+    prepare,
+    team_spells,
+)
+
+
+def test_measure_sums_revenue_with_its_sign_and_counts_deals_by_share() -> None:
+    credits = [
+        credit("a", "1000", type="New Business"),
+        credit("b", "500", share="0.4", type="Renewal"),
+        credit("c", "-200", type="New Business"),  # a credit note
+        credit("z", "0", type="New Business"),  # a zero credit counts for no deal
+    ]
+    assert measure(True, credits, None) == D("1300")
+    new = goal_matcher(
+        Goal(metric=GoalMetric.REVENUE, team=True, target=D("1"), when={"type": "New Business"})
+    )
+    assert measure(True, credits, new) == D("800")  # 1,000 − 200
+    assert measure(False, credits, None) == D("1.4")  # 1 + 0.4; no credit notes, no zeros
+    assert measure(False, credits, new) == D("1")
+    assert measure(False, [], None) == D("0") and measure(True, [], None) == D("0")
+
+
+@pytest.mark.parametrize(
+    ("type_", "column", "counts"),
+    [
+        ("New Customer", None, True),  # Salesforce
+        ("newbusiness", None, True),  # HubSpot
+        ("New Business", None, True),
+        ("Renewal", None, False),
+        (None, "New Business", True),  # the type as a column only
+        (None, "Existing Business", False),
+        (None, None, False),
+    ],
+)
+def test_new_customers_count_the_crms_new_business_types(
+    type_: str | None, column: str | None, counts: bool
+) -> None:
+    matches = goal_matcher(Goal(metric=GoalMetric.NEW_CUSTOMERS, target=D("1")))
+    assert matches is not None
+    properties = {"type": column} if column else {}
+    deal = Deal(
+        "d", "r1", D("1"), date(2026, 1, 1), DealStatus.WON, type=type_, properties=properties
+    )
+    assert matches(deal) is counts
+    assert goal_matcher(Goal(metric=GoalMetric.DEALS_WON, target=D("1"))) is None
+    filtered = goal_matcher(
+        Goal(metric=GoalMetric.NEW_CUSTOMERS, target=D("1"), when={"region": "East"})
+    )
+    assert filtered is not None and not filtered(deal)
+
+
+def test_prepared_goals_carry_their_bonuses_and_rules() -> None:
+    plan_ = Plan.model_validate({
+        "id": "p", "start": "2026-01-01", "end": "2026-12-31", "members": ["r1"],
+        "quota": "100", "commission": {"tiers": [{"rate": "0.1"}]}, "ramp": ["0.5"],
+        "goals": [
+            {"metric": "deals_won", "target": "4"},
+            {"id": "team_rev", "metric": "revenue", "team": True, "target": "1000"},
+            {"metric": "new_customers", "target": "2", "ramp": []},
+        ],
+        "bonuses": [
+            {"goal": "deals_won", "at": "1.0", "amount": "100.01"},
+            {"goal": "team_rev", "at": "1.25", "amount": "50", "pay": "manager"},
+            {"goal": "team_rev", "at": "1.5", "amount": "70"},
+            {"at": "1.0", "amount": "10"},
+        ],
+    })  # fmt: skip
+    individual, team = prepare(plan_)
+    assert [(g.key, g.metric, g.revenue, g.ramp) for g in individual] == [
+        ("deals_won", "deals_won", False, (D("0.5"),)),  # the plan's ramp
+        ("new_customers", "new_customers", False, ()),  # its own (none)
+    ]
+    assert individual[0].bonuses == (
+        (D("1.0"), D("100.01"), "members", "bonus for deals_won attainment >= 100%"),
+    )
+    assert individual[0].matches is None and individual[1].matches is not None
+    assert [(g.key, g.revenue) for g in team] == [("team_rev", True)]
+    assert team[0].bonuses == (
+        (D("1.25"), D("50.00"), "manager",
+         "team bonus for team_rev attainment >= 125% (to the manager)"),
+        (D("1.5"), D("70.00"), "members", "team bonus for team_rev attainment >= 150%"),
+    )  # fmt: skip
+
+
+def test_crm_teams_lead_by_managers_and_follow_the_history() -> None:
+    reps = [
+        Rep("boss"),
+        Rep("ann", manager_id="boss"),
+        Rep("bo", manager_id="boss"),
+        Rep("cy", team_id="t-9"),  # a CRM team wins over a manager
+        Rep("dee"),  # no manager, leads nobody: on no team
+    ]
+    spells = crm_team_spells(reps)
+    assert sorted(spells) == sorted([
+        TeamSpell("ann", "boss", "boss"),
+        TeamSpell("bo", "boss", "boss"),
+        TeamSpell("boss", "boss", "boss"),  # a manager leads their own team
+        TeamSpell("cy", "t-9", None),
+    ])  # fmt: skip
+    # Ann moved from boss to cy's team on 1 March; the history says so.
+    history = {
+        "ann": [(date(2026, 3, 1), "cy", None), (None, "boss", None)],
+        "cy": [(None, None, None)],
+    }
+    moved = [s for s in crm_team_spells(reps, history) if s.rep_id in ("ann", "cy")]
+    assert moved == [
+        TeamSpell("ann", "boss", "boss", None, date(2026, 2, 28)),
+        TeamSpell("ann", "cy", "cy", date(2026, 3, 1), None),
+        TeamSpell("cy", "cy", "cy", None, None),  # cy manages ann at some time: leads
+    ]
+
+
+def test_listed_teams_resolve_emails_and_add_the_manager() -> None:
+    reps = [Rep("r1", email="Ann@x.example"), Rep("r2"), Rep("m1", email="m@x.example")]
+    teams = [
+        Team(id="east", manager="M@x.example", members=(
+            "ann@x.example",
+            TeamMember.model_validate({"id": "r2", "from": "2026-02-01", "until": "2026-05-31"}),
+            "ghost@x.example",  # nobody: left out
+        )),
+        Team(id="west", manager="r2", members=("r2x", TeamMember.model_validate(
+            {"id": "r2", "from": "2026-06-01"}))),
+        Team(id="solo", members=("r9",)),
+    ]  # fmt: skip
+    spells = listed_team_spells(teams, reps)
+    assert spells == [
+        TeamSpell("r1", "east", "m1", None, None),
+        TeamSpell("r2", "east", "m1", date(2026, 2, 1), date(2026, 5, 31)),
+        TeamSpell("m1", "east", "m1"),  # the manager, not listed, counts for the team
+        TeamSpell("r2x", "west", "r2", None, None),
+        TeamSpell("r2", "west", "r2", date(2026, 6, 1), None),
+        TeamSpell("r9", "solo", None, None, None),
+    ]
+    assert team_spells(teams, reps) == spells
+    assert team_spells(None, reps) == []
+    assert team_spells("crm", [Rep("a", manager_id="b"), Rep("b")]) == [
+        TeamSpell("a", "b", "b"), TeamSpell("b", "b", "b"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "overlaps"),
+    [
+        (("2026-01-01", "2026-03-31"), ("2026-04-01", None), False),
+        (("2026-01-01", "2026-04-01"), ("2026-04-01", None), True),  # one shared day
+        ((None, None), ("2026-04-01", None), True),
+        (("2026-05-01", None), (None, "2026-04-30"), False),
+    ],
+)
+def test_a_rep_on_two_listed_teams_on_one_day_is_refused(
+    first: tuple[str | None, str | None], second: tuple[str | None, str | None], overlaps: bool
+) -> None:
+    def member(span: tuple[str | None, str | None]) -> TeamMember:
+        return TeamMember.model_validate({"id": "r1", "from": span[0], "until": span[1]})
+
+    teams = [Team(id="a", members=(member(first),)), Team(id="b", members=(member(second),))]
+    if not overlaps:
+        assert len(listed_team_spells(teams, [])) == 2
+        return
+    with pytest.raises(CalculationError) as raised:
+        listed_team_spells(teams, [])
+    assert str(raised.value).startswith("teams: rep r1 is on teams ")
+    assert str(raised.value).endswith(
+        " on the same days; give `from` / `until` dates that do not overlap"
+    )
+
+
+def test_the_team_index_answers_by_day() -> None:
+    index = TeamIndex([
+        TeamSpell("ann", "east", "m", None, date(2026, 2, 28)),
+        TeamSpell("ann", "west", "w", date(2026, 3, 1), None),
+        TeamSpell("bo", "east", None),
+        TeamSpell("m", "east", "m"),
+        TeamSpell("cy", "north", None, date(2026, 5, 1), date(2026, 5, 31)),
+    ])  # fmt: skip
+    assert bool(index) and not bool(TeamIndex([]))
+    assert index.team_of("ann", date(2026, 2, 28)) == "east"
+    assert index.team_of("ann", date(2026, 3, 1)) == "west"
+    assert index.team_of("bo", date(1990, 1, 1)) == "east"
+    assert index.team_of("cy", date(2026, 4, 30)) is None
+    assert index.team_of("cy", date(2026, 5, 31)) == "north"
+    assert index.team_of("cy", date(2026, 6, 1)) is None
+    assert index.team_of("nobody", date(2026, 1, 1)) is None
+    assert index.always("bo") == "east" and index.always("ann") is None
+    assert index.managers == {"east": "m", "west": "w", "north": None}  # a named manager wins
+    assert index.teammates({"bo"}) == {"ann", "bo", "m"}
+    assert index.teammates({"ann"}) == {"ann", "bo", "m"}
+    assert index.teammates({"cy"}) == {"cy"}
+    assert index.teammates({"stranger"}) == {"stranger"}
