@@ -1091,3 +1091,104 @@ def test_the_team_index_answers_by_day() -> None:
     assert index.teammates({"ann"}) == {"ann", "bo", "m"}
     assert index.teammates({"cy"}) == {"cy"}
     assert index.teammates({"stranger"}) == {"stranger"}
+
+
+# --- statements: the calculation's own rules ------------------------------------------------
+
+from connector.models import CrmQuota  # noqa: E402
+from connector.sync.statements import calculate, reps_to_compute  # noqa: E402
+
+
+def a_plan(**overrides: object) -> Plan:
+    spec: dict[str, object] = {
+        "id": "p", "start": "2026-01-01", "end": "2026-12-31", "members": ["r1"],
+        "quota": "10000", "commission": {"tiers": [{"rate": "0.1"}]},
+    }  # fmt: skip
+    spec.update(overrides)
+    return Plan.model_validate(spec)
+
+
+def calc(plans: list[Plan], deals: list[Deal], **inputs: object) -> list[Statement]:
+    inputs.setdefault("as_of", date(2026, 12, 31))
+    result = calculate(plans, [], deals, period_kind=MONTH, **inputs)  # type: ignore[arg-type]
+    return list(result.statements)
+
+
+def test_missing_crm_quotas_are_one_error_listing_runs_of_periods() -> None:
+    members = [f"r{i}" for i in range(1, 13)]
+    plan_ = a_plan(members=members, quota=None, quota_source="crm",
+                   commission={"tiers": [{"rate": "0.1"}]}, end="2026-04-30")  # fmt: skip
+    # r1 has every month but February; r2 has January only; the others have none.
+    quotas = [CrmQuota("r1", date(2026, m, 1), D("100")) for m in (1, 3, 4)]
+    quotas.append(CrmQuota("r2", date(2026, 1, 15), D("100")))
+    with pytest.raises(CalculationError) as raised:
+        calc([plan_], [], crm_quotas=quotas, as_of=date(2026, 4, 30))
+    assert str(raised.value) == (
+        "plan p: the CRM has no quota for rep r1 2026-02, rep r10 2026-01 to 2026-04, "
+        "rep r11 2026-01 to 2026-04, rep r12 2026-01 to 2026-04, rep r2 2026-02 to 2026-04, "
+        "rep r3 2026-01 to 2026-04, rep r4 2026-01 to 2026-04, rep r5 2026-01 to 2026-04, "
+        "rep r6 2026-01 to 2026-04, rep r7 2026-01 to 2026-04 and 2 more reps: enter them "
+        "in the CRM, or set the plan's quota in spm.yaml to fall back on"
+    )
+
+
+def test_missing_crm_goal_targets_name_the_goal() -> None:
+    plan_ = a_plan(goals=[{"metric": "deals_won", "target_source": "crm"}], end="2026-01-31")
+    with pytest.raises(CalculationError) as raised:
+        calc([plan_], [], as_of=date(2026, 1, 31))
+    assert str(raised.value) == (
+        "plan p: the CRM has no deals_won target for rep r1 2026-01: enter them in the CRM, "
+        "or set the deals_won goal's target in spm.yaml to fall back on"
+    )
+
+
+def test_crm_quotas_add_up_by_period_and_a_zero_falls_back() -> None:
+    plan_ = a_plan(quota_source="crm", end="2026-03-31")
+    quotas = [
+        CrmQuota("r1", date(2026, 1, 1), D("300")),
+        CrmQuota("r1", date(2026, 1, 20), D("200")),  # same month: added
+        CrmQuota("r1", date(2026, 2, 1), D("0")),  # zero: no quota, the plan's stands
+    ]
+    statements = calc([plan_], [], crm_quotas=quotas, as_of=date(2026, 3, 31))
+    assert [(s.period, s.quota) for s in statements] == [
+        ("2026-01", D("500")), ("2026-02", D("10000")), ("2026-03", D("10000")),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("first_end", "second_start", "overlap"),
+    [("2026-06-30", "2026-07-01", False), ("2026-07-01", "2026-07-01", True),
+     (None, "2027-01-01", True)],
+)  # fmt: skip
+def test_a_rep_in_two_plans_on_one_day_is_refused(
+    first_end: str | None, second_start: str, overlap: bool
+) -> None:
+    first = a_plan(id="a", end=first_end)
+    second = a_plan(id="b", start=second_start, end=None)
+    if not overlap:
+        assert calc([first, second], [], as_of=date(2026, 7, 31))
+        return
+    with pytest.raises(CalculationError) as raised:
+        calc([first, second], [], as_of=date(2027, 1, 31))
+    assert str(raised.value) == "rep r1 is in plans a and b, which cover the same days"
+
+
+def test_a_mid_month_plan_change_counts_each_deal_in_the_plan_covering_its_day() -> None:
+    first = a_plan(id="a", end="2026-03-15", commission={"tiers": [{"rate": "0.1"}]})
+    second = a_plan(id="b", start="2026-03-16", commission={"tiers": [{"rate": "0.2"}]})
+    deals = [
+        Deal("early", "r1", D("1000"), date(2026, 3, 10), DealStatus.WON),
+        Deal("late", "r1", D("1000"), date(2026, 3, 20), DealStatus.WON),
+    ]
+    march = [s for s in calc([first, second], deals, as_of=date(2026, 3, 31))
+             if s.period == "2026-03"]  # fmt: skip
+    assert [(s.plan_id, s.commission) for s in march] == [("a", D("100.00")), ("b", D("200.00"))]
+
+
+def test_reps_to_compute_adds_teammates_only_with_team_goals() -> None:
+    spells = [TeamSpell("r1", "t", "m"), TeamSpell("r2", "t", "m"), TeamSpell("r3", "u", None)]
+    plain = [a_plan()]
+    assert reps_to_compute(plain, spells, {"r1"}) == {"r1"}
+    team = [a_plan(goals=[{"metric": "revenue", "team": True, "target": "1"}])]
+    assert reps_to_compute(team, spells, {"r1"}) == {"r1", "r2"}
+    assert reps_to_compute(team, spells, {"r1"}, TeamIndex(spells)) == {"r1", "r2"}
