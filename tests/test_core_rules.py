@@ -1192,3 +1192,79 @@ def test_reps_to_compute_adds_teammates_only_with_team_goals() -> None:
     team = [a_plan(goals=[{"metric": "revenue", "team": True, "target": "1"}])]
     assert reps_to_compute(team, spells, {"r1"}) == {"r1", "r2"}
     assert reps_to_compute(team, spells, {"r1"}, TeamIndex(spells)) == {"r1", "r2"}
+
+
+def test_a_team_goal_worked_through_by_hand() -> None:
+    """Team t: manager m (on the plan too), r1 and r2; r1 moves to team u on 16 January.
+
+    January's credits: r1 5,000 on the 10th (team t) and 3,000 on the 20th (team u);
+    r2 6,000 on the 5th; m 1,000 on the 8th. Team t: 12,000 of 10,000 → 120 %;
+    team u: 3,000 → 30 %. On 31 January r1 is on u, r2 and m on t: they are t's
+    members, paid t's member bonus of 100; m also gets the manager's 500.
+    """
+    plan_ = a_plan(
+        members=["m", "r1", "r2"],
+        goals=[{"id": "team_rev", "metric": "revenue", "team": True, "target": "10000"}],
+        bonuses=[
+            {"goal": "team_rev", "at": "1.0", "amount": "100"},
+            {"goal": "team_rev", "at": "1.0", "amount": "500", "pay": "manager"},
+            {"goal": "team_rev", "at": "1.5", "amount": "999"},
+        ],
+        end="2026-01-31",
+    )
+    spells = [
+        TeamSpell("m", "t", "m"),
+        TeamSpell("r2", "t", "m"),
+        TeamSpell("r1", "t", "m", None, date(2026, 1, 15)),
+        TeamSpell("r1", "u", None, date(2026, 1, 16), None),
+    ]
+    deals = [
+        Deal("a", "r1", D("5000"), date(2026, 1, 10), DealStatus.WON),
+        Deal("b", "r1", D("3000"), date(2026, 1, 20), DealStatus.WON),
+        Deal("c", "r2", D("6000"), date(2026, 1, 5), DealStatus.WON),
+        Deal("d", "m", D("1000"), date(2026, 1, 8), DealStatus.WON),
+    ]
+    result = calculate([plan_], [], deals, period_kind=MONTH, as_of=date(2026, 1, 31),
+                       teams=spells)  # fmt: skip
+    teams = [(t.team_id, t.manager_id, t.members, t.goal.actual, t.goal.attainment)
+             for t in result.teams]  # fmt: skip
+    assert teams == [
+        ("t", "m", ("m", "r2"), D("12000"), D("1.2000")),
+        ("u", None, ("r1",), D("3000"), D("0.3000")),
+    ]
+    by_rep = {s.rep_id: s for s in result.statements}
+    member_rule = "team bonus for team_rev attainment >= 100%"
+    manager_rule = "team bonus for team_rev attainment >= 100% (to the manager)"
+    bonuses = {
+        rep: [(str(ln.amount), ln.rule) for ln in s.lines if ln.kind is LineKind.BONUS]
+        for rep, s in by_rep.items()
+    }
+    assert bonuses == {
+        "m": [("100.00", member_rule), ("500.00", manager_rule)],
+        "r2": [("100.00", member_rule)],
+        "r1": [],
+    }
+    assert [(g.team_id, g.attainment) for g in by_rep["r1"].goals] == [("u", D("0.3000"))]
+    assert [(g.team_id, g.attainment) for g in by_rep["r2"].goals] == [("t", D("1.2000"))]
+    assert by_rep["m"].bonuses == D("600.00")
+    assert result.warnings == ()
+
+
+def test_a_manager_bonus_without_a_manager_statement_is_a_warning() -> None:
+    plan_ = a_plan(
+        members=["r1"],
+        goals=[{"id": "team_rev", "metric": "revenue", "team": True, "target": "100"}],
+        bonuses=[{"goal": "team_rev", "at": "1.0", "amount": "500", "pay": "manager"}],
+        end="2026-01-31",
+    )
+    deals = [Deal("a", "r1", D("100"), date(2026, 1, 10), DealStatus.WON)]
+    for spells, why in (
+        ([TeamSpell("r1", "t", "boss")], "manager boss has no statement in 2026-01"),
+        ([TeamSpell("r1", "t", None)], "has no manager (list it under teams: with a manager)"),
+    ):
+        result = calculate([plan_], [], deals, period_kind=MONTH, as_of=date(2026, 1, 31),
+                           teams=spells)  # fmt: skip
+        assert [w.message for w in result.warnings] == [
+            f"team t: {why}; the manager's team bonus is not paid"
+        ]
+        assert result.statements[0].bonuses == D("0")
