@@ -1268,3 +1268,81 @@ def test_a_manager_bonus_without_a_manager_statement_is_a_warning() -> None:
             f"team t: {why}; the manager's team bonus is not paid"
         ]
         assert result.statements[0].bonuses == D("0")
+
+
+def test_clawbacks_inside_and_outside_the_window_and_with_nowhere_to_land() -> None:
+    spiff = {"name": "any", "when": {"status": "cancelled"}, "amount": "20"}
+    plan_ = a_plan(clawback={"window_days": 30}, end="2026-03-31", spiffs=[spiff])
+    deals = [
+        # 10 % of 1,000 and a 20 SPIFF, reversed 20 days later: 120 back in February.
+        Deal("in", "r1", D("1000"), date(2026, 1, 25), DealStatus.CANCELLED,
+             cancel_date=date(2026, 2, 14)),
+        # Reversed 31 days after closing: outside the 30-day window, kept.
+        Deal("out", "r1", D("500"), date(2026, 1, 10), DealStatus.CANCELLED,
+             cancel_date=date(2026, 2, 10)),
+        # Exactly 30 days: inside.
+        Deal("edge", "r1", D("300"), date(2026, 1, 1), DealStatus.CANCELLED,
+             cancel_date=date(2026, 1, 31)),
+    ]  # fmt: skip
+    statements = calc([plan_], deals, as_of=date(2026, 3, 31))
+    feb = next(s for s in statements if s.period == "2026-02")
+    assert [(ln.deal_id, str(ln.amount), ln.paid_period, ln.rule) for ln in feb.lines
+            if ln.kind is LineKind.CLAWBACK] == [
+        ("in", "-120.00", "2026-01",
+         "deal cancelled 2026-02-14, 20 days after closing; reverses what it earned in 2026-01"),
+    ]  # fmt: skip
+    jan = next(s for s in statements if s.period == "2026-01")
+    # "edge" was cancelled inside its close month: it counts as lost, never credited.
+    assert [ln.deal_id for ln in jan.lines if ln.kind is LineKind.COMMISSION] == ["out", "in"]
+    assert feb.clawbacks == D("-120.00") and feb.earnings == D("-120.00")
+
+    # A reversal after the rep's last period has no statement to land in.
+    short = a_plan(clawback={"window_days": 90}, end="2026-01-31")
+    late = [Deal("x", "r1", D("1000"), date(2026, 1, 5), DealStatus.CANCELLED,
+                 cancel_date=date(2026, 2, 20))]  # fmt: skip
+    result = calculate([short], [], late, period_kind=MONTH, as_of=date(2026, 3, 31))
+    assert [w.message for w in result.warnings] == [
+        "rep r1: clawback of -100.00 for deal x dropped: no statement in 2026-02"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("forgive", "rep_end", "as_of", "forgiven"),
+    [
+        ("never", None, date(2027, 1, 31), "0"),
+        ("at_plan_end", None, date(2026, 12, 31), "600.00"),  # the plan is over
+        ("at_plan_end", None, date(2026, 12, 30), "0"),  # not yet
+        ("at_plan_end", date(2026, 6, 30), date(2026, 12, 31), "0"),  # left before its end
+        ("on_termination", date(2026, 2, 28), date(2026, 3, 31), "600.00"),
+        ("on_termination", date(2026, 2, 28), date(2026, 2, 27), "0"),  # not yet left
+        ("on_termination", None, date(2026, 12, 31), "0"),
+    ],
+)
+def test_draw_forgiveness(forgive: str, rep_end: date | None, as_of: date, forgiven: str) -> None:
+    plan_ = a_plan(draw={"type": "recoverable", "amount": "300", "periods": 2,
+                         "forgive": forgive})  # fmt: skip
+    rep = Rep("r1", end_date=rep_end)
+    result = calculate([plan_], [rep], [], period_kind=MONTH, as_of=as_of)
+    last = result.statements[-1]
+    assert last.draw_forgiven == D(forgiven)
+    assert last.draw_balance == (D("0") if forgiven != "0" else D("600.00"))
+
+
+def test_win_rate_average_and_counts() -> None:
+    plan_ = a_plan(end="2026-01-31")
+    deals = [
+        Deal("w1", "r1", D("100"), date(2026, 1, 2), DealStatus.WON),
+        Deal("w2", "r1", D("200.01"), date(2026, 1, 3), DealStatus.WON,
+             splits=(Split("r1", D("50")), Split("r2", D("50")))),
+        Deal("l1", "r1", D("999"), date(2026, 1, 4), DealStatus.LOST),
+        Deal("o1", "r1", D("70"), date(2026, 1, 5), DealStatus.OPEN),
+    ]  # fmt: skip
+    jan = calc([plan_], deals, as_of=date(2026, 1, 31))[0]
+    assert (jan.won_count, jan.lost_count) == (2, 1)
+    assert jan.win_rate == D("0.6667")  # 2 of 3
+    assert jan.bookings == D("200.005")  # 100 + half of 200.01
+    assert jan.average_deal_size == D("100.00")  # 100.0025 → 100.00
+    assert jan.open_pipeline == D("70")
+    assert jan.attainment == D("0.0200")  # 200.005 / 10,000
+    nothing = calc([plan_], [], as_of=date(2026, 1, 31))[0]
+    assert (nothing.win_rate, nothing.average_deal_size) == (None, None)
