@@ -1346,3 +1346,94 @@ def test_win_rate_average_and_counts() -> None:
     assert jan.attainment == D("0.0200")  # 200.005 / 10,000
     nothing = calc([plan_], [], as_of=date(2026, 1, 31))[0]
     assert (nothing.win_rate, nothing.average_deal_size) == (None, None)
+
+
+# --- KPIs ----------------------------------------------------------------------------------
+
+from connector.models import Lead  # noqa: E402
+from connector.sync import kpis  # noqa: E402
+
+JAN_2026 = parse_label("2026-01", MONTH)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "gone"),
+    [
+        (date(2025, 12, 31), 0),  # before the period
+        (date(2026, 1, 1), 1),  # today counts
+        (date(2026, 1, 10), 10),
+        (date(2026, 1, 31), 31),
+        (date(2026, 3, 1), 31),  # after it: the whole period
+    ],
+)
+def test_elapsed_days(as_of: date, gone: int) -> None:
+    assert kpis.elapsed_days(JAN_2026, MONTH, as_of) == (gone, 31)
+
+
+def test_elapsed_days_of_a_quarter() -> None:
+    q2 = parse_label("2026-Q2", QUARTER)
+    assert kpis.elapsed_days(q2, QUARTER, date(2026, 4, 30)) == (30, 91)
+
+
+@pytest.mark.parametrize(
+    ("bookings", "quota", "as_of", "expected"),
+    [
+        ("5000", "10000", date(2026, 1, 10), "1.5500"),  # 0.5 / (10/31)
+        ("10000", "10000", date(2026, 3, 1), "1.0000"),  # over: its attainment
+        ("5000", None, date(2026, 1, 10), None),
+        ("5000", "10000", date(2025, 12, 1), None),  # not begun
+    ],
+)
+def test_pace(bookings: str, quota: str | None, as_of: date, expected: str | None) -> None:
+    result = kpis.pace(D(bookings), None if quota is None else D(quota), JAN_2026, MONTH, as_of)
+    assert (None if result is None else str(result)) == expected
+
+
+def test_sales_cycle_days() -> None:
+    def cycle(close: date, created: date | None, amount: str = "1") -> Credit:
+        deal = Deal("d", "r1", D(amount), close, DealStatus.WON, created_date=created)
+        return Credit(deal, D(amount), D("1"))
+
+    credits = [
+        cycle(date(2026, 1, 31), date(2026, 1, 1)),  # 30 days
+        cycle(date(2026, 1, 31), date(2026, 1, 30)),  # 1 day
+        cycle(date(2026, 1, 31), None),  # no creation date: left out
+        cycle(date(2026, 1, 31), date(2025, 1, 1), "-5"),  # a credit note: left out
+    ]
+    assert kpis.sales_cycle_days(credits) == D("15.5")
+    assert kpis.sales_cycle_days(credits[:1] + credits[1:2] * 2) == D("10.7")  # 32 / 3
+    assert kpis.sales_cycle_days(credits[2:]) is None
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "bookings", "quota", "expected"),
+    [
+        ("15000", "5000", "10000", "3.0000"),
+        ("0", "5000", "10000", "0.0000"),
+        ("100", "10000", "10000", None),  # quota met
+        ("100", "12000", "10000", None),
+        ("100", "0", None, None),
+    ],
+)
+def test_pipeline_coverage(
+    pipeline: str, bookings: str, quota: str | None, expected: str | None
+) -> None:
+    result = kpis.pipeline_coverage(D(pipeline), D(bookings), None if quota is None else D(quota))
+    assert (None if result is None else str(result)) == expected
+
+
+@pytest.mark.parametrize(
+    ("bookings", "expected"),
+    [("0", "10000.00"), ("9999.995", "0.01"), ("10000", "5000.00"), ("14999", "1.00"),
+     ("15000", None), ("20000", None)],
+)  # fmt: skip
+def test_to_next_tier(bookings: str, expected: str | None) -> None:
+    result = kpis.to_next_tier(D(bookings), (D("10000"), D("15000")))
+    assert (None if result is None else str(result)) == expected
+
+
+def test_lead_to_sale() -> None:
+    day = date(2026, 1, 1)
+    leads = [Lead("a", "r1", day, True), Lead("b", "r1", day, False), Lead("c", "r1", day, False)]
+    assert kpis.lead_to_sale(leads) == D("0.3333")
+    assert kpis.lead_to_sale([]) is None and kpis.lead_to_sale(None) is None
