@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet 'mutmut>=3.8,<4'
 # The property tests run once per mutant: fewer examples keep a run within the hour.
-export SPM_PROPERTY_EXAMPLES="${SPM_PROPERTY_EXAMPLES:-20}"
+export SPM_PROPERTY_EXAMPLES="${SPM_PROPERTY_EXAMPLES:-5}"
 rm -rf mutants
 selection=()
 if [ $# -gt 0 ]; then

@@ -1437,3 +1437,75 @@ def test_lead_to_sale() -> None:
     leads = [Lead("a", "r1", day, True), Lead("b", "r1", day, False), Lead("c", "r1", day, False)]
     assert kpis.lead_to_sale(leads) == D("0.3333")
     assert kpis.lead_to_sale([]) is None and kpis.lead_to_sale(None) is None
+
+
+# --- pinned after mutation testing -----------------------------------------------------------
+
+from connector.fields import RecordKind  # noqa: E402
+from connector.sync.diff import PlannedWrite, changes  # noqa: E402
+
+
+def test_a_managers_latest_team_period_whatever_the_order() -> None:
+    late = TeamResult("p", "2026-02", "t1", "m", ("r1",), goal("revenue", "0.6", "t1"))
+    early = TeamResult("p", "2026-01", "t1", "m", ("r1",), goal("revenue", "0.4", "t1"))
+    assert rep_values([], "2026-03", [late, early])["m"] == {"team_attainment": "0.6000"}
+
+
+def test_changes_name_the_record_kind() -> None:
+    planned = changes(RecordKind.REP, {"r2": {"b": "2", "a": None}, "r1": {"a": "1"}},
+                      {("r1", "a"): "0"})  # fmt: skip
+    assert planned == [
+        PlannedWrite(RecordKind.REP, "r1", "a", "0", "1"),
+        PlannedWrite(RecordKind.REP, "r2", "a", None, None),
+        PlannedWrite(RecordKind.REP, "r2", "b", None, "2"),
+    ]
+
+
+def test_deal_values_read_past_lines_of_no_deal() -> None:
+    statements = [stmt("2026-01", lines=(line(LineKind.BONUS, None, "70"),
+                                         line(LineKind.COMMISSION, "a", "10", "100")))]  # fmt: skip
+    assert deal_values(statements, ["a"])["a"]["commission"] == "10.00"
+
+
+def test_crm_team_history_of_three_changes_and_of_crm_teams() -> None:
+    # Managers named against the calendar: the order is by date, not by name.
+    reps = [Rep("amy"), Rep("zed"), Rep("kim"), Rep("cy")]
+    history = {
+        "kim": [
+            (date(2026, 6, 1), "amy", None),
+            (None, "zed", None),
+            (date(2026, 3, 1), "amy", None),
+        ],
+        "cy": [(None, None, "t-1"), (date(2026, 4, 1), None, "t-2")],
+    }  # fmt: skip
+    spells = crm_team_spells(reps, history)
+    assert [s for s in spells if s.rep_id == "kim"] == [
+        TeamSpell("kim", "zed", "zed", None, date(2026, 2, 28)),
+        TeamSpell("kim", "amy", "amy", date(2026, 3, 1), date(2026, 5, 31)),
+        TeamSpell("kim", "amy", "amy", date(2026, 6, 1), None),
+    ]
+    assert [s for s in spells if s.rep_id == "cy"] == [
+        TeamSpell("cy", "t-1", None, None, date(2026, 3, 31)),
+        TeamSpell("cy", "t-2", None, date(2026, 4, 1), None),
+    ]
+    assert team_spells("crm", reps, history) == spells
+
+
+def test_a_listed_member_nobody_is_skipped_not_the_rest() -> None:
+    teams = [Team(id="t", members=("ghost@x.example", "r1", "r2"))]
+    assert [s.rep_id for s in listed_team_spells(teams, [])] == ["r1", "r2"]
+
+
+def test_engine_deals_carry_every_field_the_engine_reads() -> None:
+    extra: dict[str, object] = {
+        "type": "Renewal", "properties": {"region": "East"}, "created_date": date(2026, 1, 2)
+    }  # fmt: skip
+    won = snapshot_of(crm_deal(**extra), None, BERLIN)  # type: ignore[arg-type]
+    later = datetime(2026, 4, 2, 8, tzinfo=UTC)
+    lost = snapshot_of(crm_deal(Outcome.LOST, at=later, **extra), won, BERLIN)  # type: ignore[arg-type]
+    for snap, cancel in ((won, None), (lost, date(2026, 4, 2))):
+        for splits in ({}, {"d1": [("a", D("60")), ("b", D("40"))]}):
+            (deal,), _ = engine_deals([snap], splits, "USD")
+            assert (deal.cancel_date, deal.type, dict(deal.properties), deal.created_date) == (
+                cancel, "Renewal", {"region": "East"}, date(2026, 1, 2),
+            )  # fmt: skip
