@@ -1118,18 +1118,27 @@ def test_missing_crm_quotas_are_one_error_listing_runs_of_periods() -> None:
     members = [f"r{i}" for i in range(1, 13)]
     plan_ = a_plan(members=members, quota=None, quota_source="crm",
                    commission={"tiers": [{"rate": "0.1"}]}, end="2026-04-30")  # fmt: skip
-    # r1 has every month but February; r2 has January only; the others have none.
-    quotas = [CrmQuota("r1", date(2026, m, 1), D("100")) for m in (1, 3, 4)]
+    # r1 has January and March; r2 has January only; the others have none.
+    quotas = [CrmQuota("r1", date(2026, m, 1), D("100")) for m in (1, 3)]
     quotas.append(CrmQuota("r2", date(2026, 1, 15), D("100")))
     with pytest.raises(CalculationError) as raised:
         calc([plan_], [], crm_quotas=quotas, as_of=date(2026, 4, 30))
     assert str(raised.value) == (
-        "plan p: the CRM has no quota for rep r1 2026-02, rep r10 2026-01 to 2026-04, "
+        "plan p: the CRM has no quota for rep r1 2026-02, 2026-04, rep r10 2026-01 to 2026-04, "
         "rep r11 2026-01 to 2026-04, rep r12 2026-01 to 2026-04, rep r2 2026-02 to 2026-04, "
         "rep r3 2026-01 to 2026-04, rep r4 2026-01 to 2026-04, rep r5 2026-01 to 2026-04, "
         "rep r6 2026-01 to 2026-04, rep r7 2026-01 to 2026-04 and 2 more reps: enter them "
         "in the CRM, or set the plan's quota in spm.yaml to fall back on"
     )
+
+
+def test_exactly_ten_reps_missing_are_all_listed() -> None:
+    members = [f"r{i}" for i in range(10)]
+    plan_ = a_plan(members=members, quota=None, quota_source="crm", end="2026-01-31")
+    with pytest.raises(CalculationError) as raised:
+        calc([plan_], [], as_of=date(2026, 1, 31))
+    assert "rep r9 2026-01: enter them" in str(raised.value)
+    assert "more reps" not in str(raised.value)
 
 
 def test_missing_crm_goal_targets_name_the_goal() -> None:
@@ -1155,6 +1164,23 @@ def test_crm_quotas_add_up_by_period_and_a_zero_falls_back() -> None:
     ]  # fmt: skip
 
 
+def test_a_one_day_plan_on_the_first_day_of_another_overlaps_it() -> None:
+    long = a_plan(id="a", start="2026-07-01", end=None)
+    one_day = a_plan(id="b", start="2026-07-01", end="2026-07-01")
+    with pytest.raises(CalculationError, match="rep r1 is in plans a and b"):
+        calc([long, one_day], [], as_of=date(2026, 7, 31))
+
+
+def test_a_months_team_is_the_one_on_its_last_day_not_the_as_of_day() -> None:
+    team_goal = {"id": "team_rev", "metric": "revenue", "team": True, "target": "100"}
+    plan_ = a_plan(members=["r1"], end="2026-12-31", goals=[team_goal])
+    spells = [TeamSpell("r1", "t", None, None, date(2026, 2, 9)),
+              TeamSpell("r1", "u", None, date(2026, 2, 10), None)]  # fmt: skip
+    result = calculate([plan_], [], [], period_kind=MONTH, as_of=date(2026, 2, 28), teams=spells)
+    jan = next(s for s in result.statements if s.period == "2026-01")
+    assert [g.team_id for g in jan.goals] == ["t"]
+
+
 @pytest.mark.parametrize(
     ("first_end", "second_start", "overlap"),
     [("2026-06-30", "2026-07-01", False), ("2026-07-01", "2026-07-01", True),
@@ -1178,11 +1204,12 @@ def test_a_mid_month_plan_change_counts_each_deal_in_the_plan_covering_its_day()
     second = a_plan(id="b", start="2026-03-16", commission={"tiers": [{"rate": "0.2"}]})
     deals = [
         Deal("early", "r1", D("1000"), date(2026, 3, 10), DealStatus.WON),
-        Deal("late", "r1", D("1000"), date(2026, 3, 20), DealStatus.WON),
+        Deal("late", "r1", D("3000"), date(2026, 3, 20), DealStatus.WON),
     ]
     march = [s for s in calc([first, second], deals, as_of=date(2026, 3, 31))
              if s.period == "2026-03"]  # fmt: skip
-    assert [(s.plan_id, s.commission) for s in march] == [("a", D("100.00")), ("b", D("200.00"))]
+    # early on plan a at 10 %, late on plan b at 20 %.
+    assert [(s.plan_id, s.commission) for s in march] == [("a", D("100.00")), ("b", D("600.00"))]
 
 
 def test_reps_to_compute_adds_teammates_only_with_team_goals() -> None:
