@@ -1536,3 +1536,111 @@ def test_engine_deals_carry_every_field_the_engine_reads() -> None:
             assert (deal.cancel_date, deal.type, dict(deal.properties), deal.created_date) == (
                 cancel, "Renewal", {"region": "East"}, date(2026, 1, 2),
             )  # fmt: skip
+
+
+def test_the_average_deal_size_rounds_half_up() -> None:
+    deals = [
+        Deal("a", "r1", D("0.10"), date(2026, 1, 2), DealStatus.WON),
+        Deal("b", "r1", D("0.15"), date(2026, 1, 3), DealStatus.WON),
+    ]
+    jan = calc([a_plan(end="2026-01-31")], deals, as_of=date(2026, 1, 31))[0]
+    assert jan.average_deal_size == D("0.13")  # 0.125: half-even would say 0.12
+    empty = calc([a_plan(end="2026-01-31")], [], as_of=date(2026, 1, 31))[0]
+    assert type(empty.bookings) is Decimal and str(empty.bookings) == "0"
+
+
+def two_plans_in_march(**both: object) -> list[Plan]:
+    first = a_plan(id="a", end="2026-03-15", commission={"tiers": [{"rate": "0.1"}]}, **both)
+    second = a_plan(id="b", start="2026-03-16", commission={"tiers": [{"rate": "0.2"}]}, **both)
+    return [first, second]
+
+
+def test_a_plan_change_mid_month_splits_lost_and_open_deals_by_day_too() -> None:
+    deals = [
+        Deal("l1", "r1", D("1"), date(2026, 3, 10), DealStatus.LOST),
+        Deal("l2", "r1", D("1"), date(2026, 3, 11), DealStatus.LOST),
+        Deal("l3", "r1", D("1"), date(2026, 3, 20), DealStatus.LOST),
+        Deal("o1", "r1", D("700"), date(2026, 3, 12), DealStatus.OPEN),
+        Deal("o2", "r1", D("40"), date(2026, 3, 28), DealStatus.OPEN),
+    ]
+    march = {s.plan_id: s for s in calc(two_plans_in_march(), deals, as_of=date(2026, 3, 31))
+             if s.period == "2026-03"}  # fmt: skip
+    assert (march["a"].lost_count, march["a"].open_pipeline) == (2, D("700"))
+    assert (march["b"].lost_count, march["b"].open_pipeline) == (1, D("40"))
+
+
+def test_a_clawback_across_a_plan_change_reverses_what_the_first_plan_paid() -> None:
+    plans = two_plans_in_march(clawback={"window_days": 90})
+    deals = [Deal("x", "r1", D("1000"), date(2026, 3, 10), DealStatus.CANCELLED,
+                  cancel_date=date(2026, 4, 5))]  # fmt: skip
+    statements = calc(plans, deals, as_of=date(2026, 4, 30))
+    april = next(s for s in statements if s.period == "2026-04")
+    assert (april.plan_id, april.clawbacks) == ("b", D("-100.00"))  # plan a's 10 %
+
+
+def test_an_individual_goal_bonus_adds_to_the_lines() -> None:
+    plan_ = a_plan(end="2026-01-31", goals=[{"metric": "deals_won", "target": "1"}],
+                   bonuses=[{"goal": "deals_won", "at": "1.0", "amount": "50"}])  # fmt: skip
+    deals = [Deal("a", "r1", D("1000"), date(2026, 1, 5), DealStatus.WON)]
+    jan = calc([plan_], deals, as_of=date(2026, 1, 31))[0]
+    assert [(ln.kind, str(ln.amount)) for ln in jan.lines] == [
+        (LineKind.COMMISSION, "100.00"),
+        (LineKind.BONUS, "50.00"),
+    ]
+
+
+def test_team_goals_keep_each_members_own_lines_and_name_their_plan() -> None:
+    team_goal = {"id": "team_rev", "metric": "revenue", "team": True, "target": "100"}
+    plans = [
+        a_plan(id="p2", members=["r2"], end="2026-01-31", goals=[team_goal],
+               bonuses=[{"goal": "team_rev", "at": "1.0", "amount": "5"}]),
+        a_plan(id="p1", members=["r1"], end="2026-01-31", goals=[team_goal]),
+    ]  # fmt: skip
+    spells = [TeamSpell("r1", "t", None), TeamSpell("r2", "t", None)]
+    deals = [Deal("a", "r2", D("1000"), date(2026, 1, 5), DealStatus.WON)]
+    result = calculate(plans, [], deals, period_kind=MONTH, as_of=date(2026, 1, 31), teams=spells)
+    assert [(t.plan_id, t.members, t.goal.actual) for t in result.teams] == [
+        ("p1", ("r1",), D("1000")),
+        ("p2", ("r2",), D("1000")),
+    ]
+    r2 = next(s for s in result.statements if s.rep_id == "r2")
+    assert [(ln.kind, str(ln.amount)) for ln in r2.lines] == [
+        (LineKind.COMMISSION, "100.00"),
+        (LineKind.BONUS, "5.00"),
+    ]
+
+
+def test_a_team_goal_of_a_later_plan_counts_a_rep_who_changed_plans() -> None:
+    team_goal = {"id": "team_rev", "metric": "revenue", "team": True, "target": "100"}
+    plans = [
+        a_plan(id="a", end="2026-06-30"),
+        a_plan(id="b", start="2026-07-01", goals=[team_goal]),
+    ]
+    spells = [TeamSpell("r1", "t", None)]
+    result = calculate(plans, [], [], period_kind=MONTH, as_of=date(2026, 7, 31), teams=spells)
+    assert [(t.plan_id, t.period, t.members) for t in result.teams] == [("b", "2026-07", ("r1",))]
+
+
+def test_filtered_team_goals_count_only_matching_credits_on_every_path() -> None:
+    goals = [
+        {"id": "new_rev", "metric": "revenue", "team": True, "target": "100",
+         "when": {"type": "New Business"}},
+        {"id": "new_logos", "metric": "new_customers", "team": True, "target": "1"},
+    ]  # fmt: skip
+    plan_ = a_plan(members=["stay", "move"], end="2026-01-31", goals=goals)
+    spells = [
+        TeamSpell("stay", "t", None),  # one team for all time: summed by period
+        TeamSpell("move", "t", None, None, date(2026, 1, 10)),  # by credit, with a gap
+        TeamSpell("move", "t", None, date(2026, 1, 20), None),
+    ]
+    deals = [
+        Deal("s1", "stay", D("300"), date(2026, 1, 5), DealStatus.WON, type="New Business"),
+        Deal("s2", "stay", D("50"), date(2026, 1, 6), DealStatus.WON, type="Renewal"),
+        Deal("m0", "move", D("999"), date(2026, 1, 15), DealStatus.WON, type="New Business"),
+        Deal("m1", "move", D("20"), date(2026, 1, 25), DealStatus.WON, type="New Business"),
+        Deal("m2", "move", D("7"), date(2026, 1, 26), DealStatus.WON, type="Renewal"),
+    ]
+    result = calculate([plan_], [], deals, period_kind=MONTH, as_of=date(2026, 1, 31), teams=spells)
+    actual = {t.goal.goal_id: t.goal.actual for t in result.teams}
+    # m0 closed while "move" was on no team; Renewals are neither new revenue nor new logos.
+    assert actual == {"new_rev": D("320"), "new_logos": D("2")}
