@@ -63,7 +63,6 @@ class Calculation:
 class _Period:
     """A statement under construction."""
 
-    period: int
     k: int
     quota: Decimal | None
     credits: list[Credit]
@@ -402,7 +401,6 @@ def _earn(
                 lines += _goal_bonuses(goal, actual, target, None)
         open_pipeline = sum((deal.amount for deal in open_deals), ZERO)
         ledger.periods[period] = _Period(
-            period,
             k,
             quota,
             credits,
