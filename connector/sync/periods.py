@@ -52,4 +52,3 @@ def first_day(period: int, kind: PeriodKind) -> date:
         return date(year, month + 1, 1)
     year, quarter = divmod(period, 4)
     return date(year, quarter * 3 + 1, 1)
-
