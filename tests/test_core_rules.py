@@ -44,6 +44,8 @@ MONTH, QUARTER = PeriodKind.MONTH, PeriodKind.QUARTER
         ("-6", "-4", "1.5000"),  # two negatives make a positive
         ("-1", "80000", "0.0000"),  # rounds to zero: no "-0.0000"
         ("12000", "10000", "1.2000"),
+        ("1", "0.5", "2.0000"),  # a divisor under 1 is still positive
+        ("-1", "0.5", "-2.0000"),
     ],
 )
 def test_ratio_rounds_half_up_once_and_keeps_the_sign(
@@ -285,6 +287,7 @@ def test_tier_of_has_inclusive_upper_bounds(bookings: str, tier: int) -> None:
         ("12000", "9000", (0, 1)),  # a credit note runs backwards over the same slice
         ("5000", "20000", (0, 2)),
         ("15000", "15000", (1, 1)),
+        ("16000", "20000", (2, 2)),  # wholly past the last bound
     ],
 )
 def test_tiers_spanned(start: str, end: str, spanned: tuple[int, int]) -> None:
@@ -1644,3 +1647,45 @@ def test_filtered_team_goals_count_only_matching_credits_on_every_path() -> None
     actual = {t.goal.goal_id: t.goal.actual for t in result.teams}
     # m0 closed while "move" was on no team; Renewals are neither new revenue nor new logos.
     assert actual == {"new_rev": D("320"), "new_logos": D("2")}
+
+
+def test_a_leaders_own_spells_follow_the_history_too() -> None:
+    reps = [Rep("boss"), Rep("ann", manager_id="boss")]
+    history = {"boss": [(None, None, None), (date(2026, 3, 1), "big", None)]}
+    spells = [s for s in crm_team_spells(reps, history) if s.rep_id == "boss"]
+    # boss manages ann, so boss leads a team all along, whoever manages boss.
+    assert spells == [
+        TeamSpell("boss", "boss", "boss", None, date(2026, 2, 28)),
+        TeamSpell("boss", "boss", "boss", date(2026, 3, 1), None),
+    ]
+
+
+def test_clawbacks_go_on_past_one_never_paid_or_dropped() -> None:
+    plan_ = a_plan(start="2026-02-01", end="2026-03-31", clawback={"window_days": 90})
+    deals = [
+        # Closed before the plan began: never paid, nothing to claw back.
+        Deal("before", "r1", D("500"), date(2026, 1, 10), DealStatus.CANCELLED,
+             cancel_date=date(2026, 2, 5)),
+        # Cancelled after the plan ended: the clawback has nowhere to land (a warning).
+        Deal("after", "r1", D("300"), date(2026, 2, 5), DealStatus.CANCELLED,
+             cancel_date=date(2026, 4, 10)),
+        # Cancelled in March: clawed back there.
+        Deal("mar", "r1", D("1000"), date(2026, 2, 20), DealStatus.CANCELLED,
+             cancel_date=date(2026, 3, 10)),
+    ]  # fmt: skip
+    result = calculate([plan_], [], deals, period_kind=MONTH, as_of=date(2026, 4, 30))
+    clawed = [(s.period, ln.deal_id, str(ln.amount)) for s in result.statements
+              for ln in s.lines if ln.kind is LineKind.CLAWBACK]  # fmt: skip
+    assert clawed == [("2026-03", "mar", "-100.00")]
+    assert [w.message for w in result.warnings] == [
+        "rep r1: clawback of -30.00 for deal after dropped: no statement in 2026-04"
+    ]
+
+
+def test_a_clawback_lands_in_the_plan_covering_the_cancel_day() -> None:
+    plans = two_plans_in_march(clawback={"window_days": 90})
+    deals = [Deal("x", "r1", D("1000"), date(2026, 1, 10), DealStatus.CANCELLED,
+                  cancel_date=date(2026, 3, 20))]  # fmt: skip
+    march = {s.plan_id: s for s in calc(plans, deals, as_of=date(2026, 3, 31))
+             if s.period == "2026-03"}  # fmt: skip
+    assert (march["a"].clawbacks, march["b"].clawbacks) == (D("0"), D("-100.00"))
