@@ -367,6 +367,7 @@ def test_spiffs_every_one_checked_for_every_deal() -> None:
         credit("b", "500", share="0.4", type="New Business"),
         credit("z", "0", type="New Business"),  # a zero credit earns no flat SPIFF
         credit("n", "-300", type="New Business", region="East"),  # nor does a credit note
+        credit("p", "0.50", type="New Business"),  # any positive credit does
     ]
     lines = spiff_lines(credits, spiffs)
     assert [(ln.deal_id, str(ln.amount), ln.rate, ln.rule) for ln in lines] == [
@@ -374,6 +375,7 @@ def test_spiffs_every_one_checked_for_every_deal() -> None:
         ("a", "20.00", D("0.02"), "SPIFF east: 2% of credit"),
         ("b", "40.00", None, "SPIFF new-logo: 100.00 per deal × 40% split"),
         ("n", "-6.00", D("0.02"), "SPIFF east: 2% of credit"),
+        ("p", "100.00", None, "SPIFF new-logo: 100.00 per deal"),
     ]
     assert all(ln.kind is LineKind.SPIFF for ln in lines)
     assert spiff_lines(credits, []) == []
@@ -1094,6 +1096,10 @@ def test_the_team_index_answers_by_day() -> None:
     assert index.teammates({"ann"}) == {"ann", "bo", "m"}
     assert index.teammates({"cy"}) == {"cy"}
     assert index.teammates({"stranger"}) == {"stranger"}
+    later = TeamIndex([TeamSpell("dan", "east", None, date(2026, 5, 1), None)])
+    assert later.team_of("dan", date(2026, 4, 30)) is None
+    assert later.team_of("dan", date(2026, 5, 1)) == "east"
+    assert later.always("dan") is None
 
 
 # --- statements: the calculation's own rules ------------------------------------------------
@@ -1346,6 +1352,8 @@ def test_clawbacks_inside_and_outside_the_window_and_with_nowhere_to_land() -> N
         ("on_termination", date(2026, 2, 28), date(2026, 3, 31), "600.00"),
         ("on_termination", date(2026, 2, 28), date(2026, 2, 27), "0"),  # not yet left
         ("on_termination", None, date(2026, 12, 31), "0"),
+        ("on_termination", date(2026, 2, 28), date(2026, 2, 28), "600.00"),  # left today
+        ("at_plan_end", date(2026, 12, 31), date(2026, 12, 31), "600.00"),  # stayed to the end
     ],
 )
 def test_draw_forgiveness(forgive: str, rep_end: date | None, as_of: date, forgiven: str) -> None:
@@ -1439,6 +1447,7 @@ def test_sales_cycle_days() -> None:
     ("pipeline", "bookings", "quota", "expected"),
     [
         ("15000", "5000", "10000", "3.0000"),
+        ("1", "9999.50", "10000", "2.0000"),  # half a dollar still to book
         ("0", "5000", "10000", "0.0000"),
         ("100", "10000", "10000", None),  # quota met
         ("100", "12000", "10000", None),
@@ -1689,3 +1698,93 @@ def test_a_clawback_lands_in_the_plan_covering_the_cancel_day() -> None:
     march = {s.plan_id: s for s in calc(plans, deals, as_of=date(2026, 3, 31))
              if s.period == "2026-03"}  # fmt: skip
     assert (march["a"].clawbacks, march["b"].clawbacks) == (D("0"), D("-100.00"))
+
+
+def test_sales_cycle_skips_a_deal_without_a_creation_date_wherever_it_stands() -> None:
+    def cycle(created: date | None) -> Credit:
+        deal = Deal("d", "r1", D("1"), date(2026, 1, 31), DealStatus.WON, created_date=created)
+        return Credit(deal, D("1"), D("1"))
+
+    assert kpis.sales_cycle_days([cycle(None), cycle(date(2026, 1, 21))]) == D("10.0")
+
+
+def test_quota_overrides_by_email_in_any_case_and_by_id_exactly() -> None:
+    reps = [Rep("R1"), Rep("r2", email="ann@x.example")]
+    plan_ = a_plan(members=["R1", "Ann@X.example"], end="2026-01-31",
+                   quota_overrides={"R1": "7000", "Ann@X.example": "5000"})  # fmt: skip
+    result = calculate([plan_], reps, [], period_kind=MONTH, as_of=date(2026, 1, 31))
+    assert {s.rep_id: s.quota for s in result.statements} == {"R1": D("7000"), "r2": D("5000")}
+
+
+def test_members_who_cannot_be_computed_are_skipped_not_the_rest() -> None:
+    reps = [Rep("late", start_date=date(2026, 2, 1)), Rep("r1")]
+    plan_ = a_plan(members=["nobody@x.example", "late", "r1"], end="2026-12-31")
+    result = calculate([plan_], reps, [], period_kind=MONTH, as_of=date(2026, 1, 31))
+    assert [s.rep_id for s in result.statements] == ["r1"]
+    assert [w.message for w in result.warnings] == [
+        "plan p: member nobody@x.example matches no rep; skipped"
+    ]
+
+
+def test_a_plan_that_starts_on_the_as_of_day_has_its_first_statement() -> None:
+    statements = calc([a_plan()], [], as_of=date(2026, 1, 1))
+    assert [s.period for s in statements] == ["2026-01"]
+
+
+def test_a_deal_between_two_plans_in_one_month_counts_in_the_earlier() -> None:
+    plans = [
+        a_plan(id="z", end="2026-03-10", commission={"tiers": [{"rate": "0.1"}]}),
+        a_plan(id="a", start="2026-03-20", commission={"tiers": [{"rate": "0.2"}]}),
+    ]
+    deals = [Deal("gap", "r1", D("1000"), date(2026, 3, 15), DealStatus.WON)]
+    march = {s.plan_id: s.commission for s in calc(plans, deals, as_of=date(2026, 3, 31))
+             if s.period == "2026-03"}  # fmt: skip
+    assert march == {"z": D("100.00"), "a": D("0")}
+
+
+def test_both_missing_crm_figures_in_one_error() -> None:
+    plan_ = a_plan(quota=None, quota_source="crm", end="2026-01-31",
+                   goals=[{"metric": "deals_won", "target_source": "crm"}])  # fmt: skip
+    with pytest.raises(CalculationError) as raised:
+        calc([plan_], [], as_of=date(2026, 1, 31))
+    assert str(raised.value) == (
+        "plan p: the CRM has no deals_won target for rep r1 2026-01: enter them in the CRM, "
+        "or set the deals_won goal's target in spm.yaml to fall back on; "
+        "plan p: the CRM has no quota for rep r1 2026-01: enter them in the CRM, "
+        "or set the plan's quota in spm.yaml to fall back on"
+    )
+
+
+def test_crm_quantities_add_up_and_stand_for_a_goal_without_a_target() -> None:
+    plan_ = a_plan(end="2026-01-31", ramp=["0.5"],
+                   goals=[{"metric": "deals_won", "target_source": "crm"}])  # fmt: skip
+    quotas = [CrmQuota("r1", date(2026, 1, 1), quantity=D("2")),
+              CrmQuota("r1", date(2026, 1, 9), quantity=D("3"))]  # fmt: skip
+    jan = calc([plan_], [], crm_quotas=quotas, as_of=date(2026, 1, 31))[0]
+    assert [(g.goal_id, g.target) for g in jan.goals] == [("deals_won", D("5"))]
+
+
+def test_a_negative_crm_quota_is_refused_with_the_rep_and_period() -> None:
+    plan_ = a_plan(quota_source="crm", end="2026-02-28")
+    quotas = [CrmQuota("r1", date(2026, 2, 1), D("-5"))]
+    with pytest.raises(CalculationError) as raised:
+        calc([plan_], [], crm_quotas=quotas, as_of=date(2026, 2, 28))
+    assert str(raised.value) == (
+        "plan p: rep r1 has a quota of -5 in 2026-02; a quota must be greater than 0"
+    )
+
+
+def test_totals_add_every_line_of_their_kind() -> None:
+    spiffs = [{"name": "a", "when": {"status": "won"}, "amount": "10"},
+              {"name": "b", "when": {"status": "won"}, "amount": "5"}]  # fmt: skip
+    plan_ = a_plan(clawback={"window_days": 90}, spiffs=spiffs, end="2026-02-28")
+    deals = [
+        Deal("w", "r1", D("100"), date(2026, 1, 5), DealStatus.WON),
+        Deal("x", "r1", D("1000"), date(2026, 1, 6), DealStatus.CANCELLED,
+             cancel_date=date(2026, 2, 3)),
+        Deal("y", "r1", D("2000"), date(2026, 1, 7), DealStatus.CANCELLED,
+             cancel_date=date(2026, 2, 4)),
+    ]  # fmt: skip
+    jan, feb = calc([plan_], deals, as_of=date(2026, 2, 28))
+    assert jan.spiffs == D("15.00")  # only "w" is won: both SPIFFs
+    assert feb.clawbacks == D("-300.00")  # -100 and -200
