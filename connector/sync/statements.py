@@ -151,7 +151,7 @@ def calculate(
     }
     for rep_id, rep_ledgers in ordered.items():
         for ledger in rep_ledgers:
-            _earn(ledger, activity[rep_id], rep_ledgers, period_kind, schedules, prepared)
+            _earn(ledger, activity[rep_id], rep_ledgers, schedules, prepared)
     team_results = (
         _team_goals(plans, ordered, index, period_kind, prepared, warnings) if team_goals else []
     )
@@ -359,7 +359,6 @@ def _earn(
     ledger: _Ledger,
     activity: RepActivity,
     rep_ledgers: Sequence[_Ledger],
-    kind: PeriodKind,
     schedules: dict[tuple[int, Decimal | None], Schedule],
     prepared: Prepared,
 ) -> None:
