@@ -1601,6 +1601,10 @@ def test_an_individual_goal_bonus_adds_to_the_lines() -> None:
         (LineKind.COMMISSION, "100.00"),
         (LineKind.BONUS, "50.00"),
     ]
+    # Earnings add every kind of line: 100 commission + 50 bonus.
+    assert (jan.commission, jan.bonuses, jan.earnings, jan.payout) == (
+        D("100.00"), D("50.00"), D("150.00"), D("150.00"),
+    )  # fmt: skip
 
 
 def test_team_goals_keep_each_members_own_lines_and_name_their_plan() -> None:
