@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.salesforce_sandbox",
     "tests.fixtures.hubspot_sandbox",
+    "tests.fixtures.stores",
 ]

@@ -422,27 +422,7 @@ def test_bonuses_compare_exact_bookings_with_the_threshold() -> None:
 from connector.errors import CalculationError  # noqa: E402
 from connector.models import Split  # noqa: E402
 from connector.sync.credit import activity_by_rep, validate_deals  # noqa: E402
-
-
-def dealt(
-    deal_id: str,
-    amount: str,
-    close: date,
-    status: str = "won",
-    owner: str = "r1",
-    cancel: date | None = None,
-    splits: tuple[tuple[str, str], ...] = (),
-) -> Deal:
-    return Deal(
-        id=deal_id,
-        owner_id=owner,
-        amount=D(amount),
-        close_date=close,
-        status=DealStatus(status),
-        cancel_date=cancel,
-        splits=tuple(Split(rep, D(pct)) for rep, pct in splits),
-    )
-
+from tests.engine_helpers import deal as dealt  # noqa: E402
 
 PLAIN = dealt("ok", "100", date(2026, 1, 5))
 

@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from connector.sync.inbox import Event, Inbox, inbox_table
 from connector.sync.store import Store
-from tests.test_store import _postgres_url
 
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'spm.db'}"
-        with Store.open(url) as opened:
-            yield opened
-        return
-    urls = _postgres_url()
-    with Store.open(next(urls)) as opened:
-        yield opened
-    urls.close()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    return any_store
 
 
 def events(*ids: str) -> list[Event]:

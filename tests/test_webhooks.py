@@ -582,21 +582,6 @@ def test_logs_never_hold_secrets_or_signatures(
 # -- hostile values: one bad event never sinks a delivery ---------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    from tests.test_store import _postgres_url
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hostile.db'}"
-        with Store.open(url) as opened:
-            yield opened
-        return
-    urls = _postgres_url()
-    with Store.open(next(urls)) as opened:
-        yield opened
-    urls.close()
-
-
 def test_hubspot_invalid_events_are_skipped_and_the_valid_ones_stored(
     tmp_path: Path, any_store: Store
 ) -> None:
