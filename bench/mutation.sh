@@ -4,7 +4,7 @@
 # mutant in a fresh process (forkserver: no cache filled by an earlier test can
 # answer for a mutant), and this prints the score per module.
 #
-#   bash bench/mutation.sh            # every core module (about 40 min on 2 cores)
+#   bash bench/mutation.sh            # every core module (about 15 min on 2 cores)
 #   bash bench/mutation.sh money      # the mutants of one module (name as in the path)
 #
 # Not part of CI. Run it before landing a change to the core; the equivalent
