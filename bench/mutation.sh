@@ -11,7 +11,7 @@
 # mutants that remain are listed, each with its reason, in bench/equivalent-mutants.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet 'mutmut>=3.8,<4'
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check 'mutmut>=3.8,<4'
 # The property tests run once per mutant: fewer examples keep a run within the hour.
 export SPM_PROPERTY_EXAMPLES="${SPM_PROPERTY_EXAMPLES:-5}"
 rm -rf mutants
