@@ -166,49 +166,32 @@ class SalesforceApp:
         args = dict(args)
         version = args.pop("version", None)
         if version is not None and version not in API_VERSIONS:
-            self._log(request, "unknown", 404)
-            return self._json(
-                [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
-                404,
+            return self._refused(
+                request, "unknown", 404, "NOT_FOUND", "The requested resource does not exist"
             )
         if endpoint != "versions" and not self._authorised(request):
-            self._log(request, "rejected", 401)
-            return self._json(
-                [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
-                401,
+            return self._refused(
+                request, "rejected", 401, "INVALID_SESSION_ID", "Session expired or invalid"
             )
         if endpoint != "versions" and not self.budget.take(self.faults):
-            self._log(request, "rejected", 403)
-            return self._json(
-                [
-                    {
-                        "message": "TotalRequests Limit exceeded.",
-                        "errorCode": "REQUEST_LIMIT_EXCEEDED",
-                    }
-                ],
-                403,
+            return self._refused(
+                request, "rejected", 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."
             )
         if self.faults.org_busy():
-            self._log(request, "rejected", 403)
-            return self._json(
-                [
-                    {
-                        "message": "ConcurrentPerOrgLongTxn Limit exceeded.",
-                        "errorCode": "REQUEST_LIMIT_EXCEEDED",
-                    }
-                ],
+            return self._refused(
+                request,
+                "rejected",
                 403,
+                "REQUEST_LIMIT_EXCEEDED",
+                "ConcurrentPerOrgLongTxn Limit exceeded.",
             )
         if self.faults.should_fail():
-            self._log(request, "unavailable", 503)
-            return self._json(
-                [
-                    {
-                        "errorCode": "SERVER_UNAVAILABLE",
-                        "message": "Service temporarily unavailable; try again.",
-                    }
-                ],
+            return self._refused(
+                request,
+                "unavailable",
                 503,
+                "SERVER_UNAVAILABLE",
+                "Service temporarily unavailable; try again.",
             )
         self.org.api_version = version or API_VERSIONS[-1]
         handler: Callable[..., Answer] = getattr(self, f"_{endpoint}")
@@ -225,6 +208,13 @@ class SalesforceApp:
             )
         self._log(request, answer.kind or endpoint, answer.status, answer.records)
         return self._json(answer.body, answer.status)
+
+    def _refused(
+        self, request: Request, kind: str, status: int, code: str, message: str
+    ) -> Response:
+        """A whole request refused before any handler runs, in Salesforce's error shape."""
+        self._log(request, kind, status)
+        return self._json([{"message": message, "errorCode": code}], status)
 
     def _authorised(self, request: Request) -> bool:
         header = request.headers.get("Authorization", "")

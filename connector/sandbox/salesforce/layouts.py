@@ -13,7 +13,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from connector.sandbox.salesforce.schema import FieldDef, ObjectDef, ValueError_, _text
+from connector.sandbox.salesforce.schema import FieldDef, ObjectDef, ValueError_, _system, _text
 
 # (profile name, whether the seeded reps have it)
 PROFILES = ("System Administrator", "Standard User")
@@ -27,22 +27,8 @@ _BEHAVIOURS = frozenset({"Edit", "Required", "Readonly"})
 
 
 def profile_object() -> ObjectDef:
-    return ObjectDef(
-        "Profile",
-        "Profile",
-        "Profiles",
-        "00e",
-        {
-            f.name: f
-            for f in (
-                FieldDef("Id", "id", "Profile ID", updateable=False, createable=False,
-                         nillable=False, length=18),
-                _text("Name", "Name", 255, nillable=False),
-                FieldDef("IsDeleted", "boolean", "Deleted", updateable=False, createable=False,
-                         nillable=False),
-            )
-        },
-    )  # fmt: skip
+    fields = _system([_text("Name", "Name", 255, nillable=False)])
+    return ObjectDef("Profile", "Profile", "Profiles", "00e", {f.name: f for f in fields})
 
 
 def tooling_layout_objects() -> dict[str, ObjectDef]:
