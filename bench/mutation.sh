@@ -19,7 +19,7 @@ selection=()
 if [ $# -gt 0 ]; then
     for module in "$@"; do
         case "$module" in
-            money) selection+=("connector.money.*") ;;
+            money) selection+=("connector.core.money.*") ;;
             *) selection+=("connector.sync.${module}.*") ;;
         esac
     done

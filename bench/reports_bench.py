@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from connector.config import load_config  # noqa: E402
-from connector.models import CrmUser, Deal, DealStatus, PeriodKind, Rep  # noqa: E402
+from connector.core.models import CrmUser, Deal, DealStatus, PeriodKind, Rep  # noqa: E402
+from connector.core.statements import calculate  # noqa: E402
+from connector.store.state import Store  # noqa: E402
 from connector.sync.engine import AS_OF_PERIOD_CURSOR  # noqa: E402
-from connector.sync.statements import calculate  # noqa: E402
-from connector.sync.store import Store  # noqa: E402
 from webhooks.app import create_app  # noqa: E402
 
 TOKEN = "bench-token"

@@ -48,7 +48,7 @@ def report(crm: str, seeded_s: float, pulled_s: float, records: int) -> None:
 def salesforce(deals: int, reps: int) -> None:
     from simple_salesforce import Salesforce
 
-    from connector.sandbox.salesforce import SalesforceSandbox
+    from crm_sandbox.salesforce import SalesforceSandbox
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -71,7 +71,7 @@ def salesforce(deals: int, reps: int) -> None:
 def hubspot(deals: int, reps: int) -> None:
     from hubspot import HubSpot
 
-    from connector.sandbox.hubspot import HubSpotSandbox
+    from crm_sandbox.hubspot import HubSpotSandbox
 
     started = time.perf_counter()
     sandbox = HubSpotSandbox(deals=deals, reps=reps).start()

@@ -110,7 +110,7 @@ def cli_run(config: Path, env: dict[str, str], *args: str) -> None:
 
 
 def salesforce(size: int, reps: int, directory: Path) -> list[Figures]:
-    from connector.sandbox.salesforce import SalesforceSandbox
+    from crm_sandbox.salesforce import SalesforceSandbox
 
     figures = []
     with SalesforceSandbox(reps=reps, deals=size, ca_path=directory / "ca.pem") as sandbox:
@@ -147,7 +147,7 @@ def salesforce(size: int, reps: int, directory: Path) -> list[Figures]:
 
 
 def hubspot(size: int, reps: int, directory: Path) -> list[Figures]:
-    from connector.sandbox.hubspot import HubSpotSandbox
+    from crm_sandbox.hubspot import HubSpotSandbox
 
     figures = []
     with HubSpotSandbox(reps=reps, deals=size) as sandbox:

@@ -55,9 +55,9 @@ sys.path.insert(0, str(ROOT))
 
 from connector.cli import cli  # noqa: E402
 from connector.config import load_config  # noqa: E402
-from connector.sandbox.hubspot import HubSpotSandbox  # noqa: E402
-from connector.sync.inbox import Inbox  # noqa: E402
-from connector.sync.store import Store  # noqa: E402
+from connector.store.inbox import Inbox  # noqa: E402
+from connector.store.state import Store  # noqa: E402
+from crm_sandbox.hubspot import HubSpotSandbox  # noqa: E402
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -24,7 +24,7 @@ from connector.errors import ConnectorError
 _LAZY_COMMANDS = {
     "install": ("connector.commands.crm", "install"),
     "sync": ("connector.commands.crm", "sync"),
-    "sandbox": ("connector.sandbox.cli", "sandbox"),
+    "sandbox": ("crm_sandbox.cli", "sandbox"),
     "serve": ("connector.commands.realtime", "serve"),
     "worker": ("connector.commands.realtime", "worker"),
     "statement": ("connector.commands.statement", "statement"),

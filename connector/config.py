@@ -34,11 +34,11 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from connector.core.fields import KEYS as FIELD_KEYS
+from connector.core.fields import target_problems
+from connector.core.models import PeriodKind
+from connector.core.plans import Plan, Team, membership_overlaps
 from connector.errors import ConfigError
-from connector.fields import KEYS as FIELD_KEYS
-from connector.fields import target_problems
-from connector.models import PeriodKind
-from connector.plans import Plan, Team, membership_overlaps
 
 DEFAULT_CONFIG = "spm.yaml"
 CONFIG_ENV = "SPM_CONFIG"
@@ -338,7 +338,7 @@ class Config(_Model):
 
     @property
     def field_names(self) -> dict[str, str]:
-        """The ``fields:`` renames of CRM fields, by key (see connector.fields)."""
+        """The ``fields:`` renames of CRM fields, by key (see connector.core.fields)."""
         return {key: name for key, name in self.fields.items() if key != HUBSPOT_REP_OBJECT}
 
     @property

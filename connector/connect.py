@@ -10,15 +10,15 @@ from zoneinfo import ZoneInfo
 
 from connector.adapters.base import CrmAdapter, MetadataCache
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings
+from connector.adapters.retry import RetryPolicy
 from connector.adapters.salesforce import (
     SalesforceAdapter,
     SalesforceCredentials,
     SalesforceSettings,
 )
 from connector.config import Config, CrmType, SalesforceCrm, Secrets
+from connector.core.fields import FieldSpec, catalogue
 from connector.errors import ConfigError
-from connector.fields import FieldSpec, catalogue
-from connector.retry import RetryPolicy
 from connector.sync.engine import SyncSettings
 
 

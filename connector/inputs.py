@@ -24,9 +24,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from connector.core.models import CrmQuota, Deal, DealStatus, Lead, Rep, Split
+from connector.core.money import HUNDRED, ZERO
 from connector.errors import InputError
-from connector.models import CrmQuota, Deal, DealStatus, Lead, Rep, Split
-from connector.money import HUNDRED, ZERO
 
 if TYPE_CHECKING:
     from _csv import Reader  # csv.reader's type, which has no public name before 3.12

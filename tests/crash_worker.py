@@ -14,8 +14,7 @@ import signal
 import sys
 from typing import Any
 
-from connector.sync import engine
-from webhooks import worker
+from connector.sync import engine, worker
 
 
 def die() -> None:

@@ -6,10 +6,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from connector.models import Deal, DealStatus, Rep, Split, Statement
-from connector.plans import Plan
-from connector.sync.periods import PeriodKind
-from connector.sync.statements import Calculation, calculate
+from connector.core.models import Deal, DealStatus, Rep, Split, Statement
+from connector.core.periods import PeriodKind
+from connector.core.plans import Plan
+from connector.core.statements import Calculation, calculate
 
 TIERS_10_15_20 = [
     {"up_to": "1.0", "rate": "0.10"},

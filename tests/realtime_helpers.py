@@ -13,11 +13,11 @@ from werkzeug.serving import make_server
 
 from connector.commands.realtime import build_worker
 from connector.config import load_config, store_url
-from connector.sync.inbox import Inbox
-from connector.sync.store import Store
+from connector.store.inbox import Inbox
+from connector.store.state import Store
+from connector.sync.worker import Worker
 from webhooks.app import create_app
 from webhooks.receiver import EXTENSION, Receiver
-from webhooks.worker import Worker
 
 
 class LiveReceiver:

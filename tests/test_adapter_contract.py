@@ -16,14 +16,14 @@ from pydantic import SecretStr
 
 from connector.adapters.base import CrmAdapter
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings
+from connector.adapters.retry import RetryPolicy
 from connector.adapters.salesforce import (
     SalesforceAdapter,
     SalesforceCredentials,
     SalesforceSettings,
 )
-from connector.fields import CATALOGUE, RecordKind
-from connector.models import FieldValue, Outcome, RecordUpdate
-from connector.retry import RetryPolicy
+from connector.core.fields import CATALOGUE, RecordKind
+from connector.core.models import FieldValue, Outcome, RecordUpdate
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
 

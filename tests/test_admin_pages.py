@@ -14,7 +14,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from connector.config import load_config
-from connector.sync.store import Store
+from connector.store.state import Store
 from tests.crm_sync_helpers import write_config
 from webhooks.app import create_app
 

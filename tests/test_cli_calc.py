@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from connector.cli import cli
 from connector.config import load_config
 from connector.inputs import load_inputs
-from connector.report import LINE_FIELDS, STATEMENT_FIELDS
+from connector.views.calc import LINE_FIELDS, STATEMENT_FIELDS
 
 CONFIG = """\
 currency: USD
@@ -232,8 +232,8 @@ def test_table_format(files: Path) -> None:
 def test_table_fits_the_terminal_and_keeps_what_matters(
     files: Path, monkeypatch: pytest.MonkeyPatch, width: int
 ) -> None:
-    from connector.report import write_table
-    from connector.sync.statements import calculate
+    from connector.core.statements import calculate
+    from connector.views.calc import write_table
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -413,6 +413,6 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(files: Path) -> 
     ],
 )
 def test_spreadsheet_safe_follows_owasps_list(cell: str | None, safe: str | None) -> None:
-    from connector.report import spreadsheet_safe
+    from connector.views.calc import spreadsheet_safe
 
     assert spreadsheet_safe(cell) == safe

@@ -18,8 +18,8 @@ from connector.config import (
     read_dotenv,
     resolve_config_path,
 )
-from connector.plans import Method
-from connector.sync.periods import PeriodKind
+from connector.core.periods import PeriodKind
+from connector.core.plans import Method
 
 GOOD = """\
 currency: USD

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from connector.money import (
+from connector.core.money import (
     format_count,
     format_days,
     format_fraction,
@@ -21,7 +21,7 @@ from connector.money import (
     ratio,
     round_cents,
 )
-from connector.sync.periods import PeriodKind, first_day, label, parse_label, period_of
+from connector.core.periods import PeriodKind, first_day, label, parse_label, period_of
 
 D = Decimal
 MONTH, QUARTER = PeriodKind.MONTH, PeriodKind.QUARTER
@@ -191,9 +191,7 @@ def test_parse_label_refuses(text: str, kind: PeriodKind, message: str) -> None:
 
 # --- commission -------------------------------------------------------------------------
 
-from connector.models import Deal, DealStatus, LineKind  # noqa: E402
-from connector.plans import Bonus, Commission, Spiff  # noqa: E402
-from connector.sync.commission import (  # noqa: E402
+from connector.core.commission import (  # noqa: E402
     Credit,
     Schedule,
     bonus_lines,
@@ -203,6 +201,8 @@ from connector.sync.commission import (  # noqa: E402
     percent_text,
     spiff_lines,
 )
+from connector.core.models import Deal, DealStatus, LineKind  # noqa: E402
+from connector.core.plans import Bonus, Commission, Spiff  # noqa: E402
 
 
 def a_deal(deal_id: str, amount: str = "1000", **properties: str) -> Deal:
@@ -419,9 +419,9 @@ def test_bonuses_compare_exact_bookings_with_the_threshold() -> None:
 
 # --- credit -----------------------------------------------------------------------------
 
+from connector.core.credit import activity_by_rep, validate_deals  # noqa: E402
+from connector.core.models import Split  # noqa: E402
 from connector.errors import CalculationError  # noqa: E402
-from connector.models import Split  # noqa: E402
-from connector.sync.credit import activity_by_rep, validate_deals  # noqa: E402
 from tests.engine_helpers import deal as dealt  # noqa: E402
 
 PLAIN = dealt("ok", "100", date(2026, 1, 5))
@@ -526,8 +526,8 @@ def test_activity_by_quarter() -> None:
 
 import dataclasses  # noqa: E402
 
-from connector.models import GoalResult, Line, Statement, TeamResult  # noqa: E402
-from connector.sync.diff import deal_values, rep_values  # noqa: E402
+from connector.core.diff import deal_values, rep_values  # noqa: E402
+from connector.core.models import GoalResult, Line, Statement, TeamResult  # noqa: E402
 
 Z = D(0)
 BASE = Statement(
@@ -655,16 +655,15 @@ def test_deal_values_sum_every_statement_and_name_the_last_period() -> None:
 from datetime import UTC, datetime  # noqa: E402
 from zoneinfo import ZoneInfo  # noqa: E402
 
-from connector.errors import ConfigError  # noqa: E402
-from connector.models import (  # noqa: E402
+from connector.core.members import resolve, resolve_members  # noqa: E402
+from connector.core.models import (  # noqa: E402
     CrmDeal,
     CrmUser,
     Outcome,
     Rep,
 )
-from connector.plans import Plan  # noqa: E402
-from connector.sync.members import resolve, resolve_members  # noqa: E402
-from connector.sync.snapshots import (  # noqa: E402
+from connector.core.plans import Plan  # noqa: E402
+from connector.core.snapshots import (  # noqa: E402
     as_deleted,
     business_key,
     carries_credit,
@@ -675,6 +674,7 @@ from connector.sync.snapshots import (  # noqa: E402
     snapshot_of,
     touched_reps,
 )
+from connector.errors import ConfigError  # noqa: E402
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -881,9 +881,7 @@ def test_members_resolve_by_id_or_by_email_in_any_case() -> None:
 
 # --- goals and teams ---------------------------------------------------------------------------
 
-from connector.models import TeamSpell  # noqa: E402
-from connector.plans import Goal, GoalMetric, Team, TeamMember  # noqa: E402
-from connector.sync.goals import (  # noqa: E402
+from connector.core.goals import (  # noqa: E402
     TeamIndex,
     crm_team_spells,
     goal_matcher,
@@ -892,6 +890,8 @@ from connector.sync.goals import (  # noqa: E402
     prepare,
     team_spells,
 )
+from connector.core.models import TeamSpell  # noqa: E402
+from connector.core.plans import Goal, GoalMetric, Team, TeamMember  # noqa: E402
 
 
 def test_measure_sums_revenue_with_its_sign_and_counts_deals_by_share() -> None:
@@ -1086,8 +1086,8 @@ def test_the_team_index_answers_by_day() -> None:
 
 # --- statements: the calculation's own rules ------------------------------------------------
 
-from connector.models import CrmQuota  # noqa: E402
-from connector.sync.statements import calculate, reps_to_compute  # noqa: E402
+from connector.core.models import CrmQuota  # noqa: E402
+from connector.core.statements import calculate, reps_to_compute  # noqa: E402
 
 
 def a_plan(**overrides: object) -> Plan:
@@ -1370,8 +1370,8 @@ def test_win_rate_average_and_counts() -> None:
 
 # --- KPIs ----------------------------------------------------------------------------------
 
-from connector.models import Lead  # noqa: E402
-from connector.sync import kpis  # noqa: E402
+from connector.core import kpis  # noqa: E402
+from connector.core.models import Lead  # noqa: E402
 
 JAN_2026 = parse_label("2026-01", MONTH)
 
@@ -1462,8 +1462,8 @@ def test_lead_to_sale() -> None:
 
 # --- pinned after mutation testing -----------------------------------------------------------
 
-from connector.fields import RecordKind  # noqa: E402
-from connector.sync.diff import PlannedWrite, changes  # noqa: E402
+from connector.core.diff import PlannedWrite, changes  # noqa: E402
+from connector.core.fields import RecordKind  # noqa: E402
 
 
 def test_a_managers_latest_team_period_whatever_the_order() -> None:

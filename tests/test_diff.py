@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from connector.fields import RecordKind
-from connector.sync.diff import changes, deal_values, rep_values
-from connector.values import canonical
+from connector.core.diff import changes, deal_values, rep_values
+from connector.core.fields import RecordKind
+from connector.core.values import canonical
 
 from .engine_helpers import deal, plan, run
 

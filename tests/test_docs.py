@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector.cli import cli
-from connector.fields import catalogue
+from connector.core.fields import catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -42,8 +42,8 @@ def test_every_command_the_docs_name_exists(page: Path) -> None:
 def test_the_examples_name_users_of_the_sandboxs_default_seed() -> None:
     """`spm-connector sandbox` with no options holds every member of examples/spm.yaml."""
     from connector.config import load_config
-    from connector.sandbox.salesforce.org import Org
-    from connector.sandbox.seed import generate
+    from crm_sandbox.salesforce.org import Org
+    from crm_sandbox.seed import generate
 
     users = list(Org(generate(seed=7, reps=12, deals=0, year=2026)).rows("User"))
     known = {u["Id"] for u in users} | {u["Email"] for u in users}

@@ -11,9 +11,9 @@ from decimal import Decimal
 
 import pytest
 
+from connector.core.models import LineKind, Rep
+from connector.core.periods import PeriodKind
 from connector.errors import CalculationError
-from connector.models import LineKind, Rep
-from connector.sync.periods import PeriodKind
 
 from .engine_helpers import by_period, deal, plan, run
 

@@ -11,10 +11,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.models import Deal, DealStatus, LineKind, Rep, Split
-from connector.plans import Plan
-from connector.sync.periods import PeriodKind
-from connector.sync.statements import Calculation, calculate
+from connector.core.models import Deal, DealStatus, LineKind, Rep, Split
+from connector.core.periods import PeriodKind
+from connector.core.plans import Plan
+from connector.core.statements import Calculation, calculate
 
 REPS = ("r1", "r2", "r3")
 YEAR_START = date(2026, 1, 1)

@@ -11,11 +11,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.models import Deal, DealStatus, Rep, Split
-from connector.plans import Plan
-from connector.sync.goals import crm_team_spells
-from connector.sync.periods import PeriodKind
-from connector.sync.statements import Calculation, calculate
+from connector.core.goals import crm_team_spells
+from connector.core.models import Deal, DealStatus, Rep, Split
+from connector.core.periods import PeriodKind
+from connector.core.plans import Plan
+from connector.core.statements import Calculation, calculate
 
 REPS = ("m1", "m2", "a", "b", "c", "d")
 MANAGERS = {"a": "m1", "b": "m1", "c": "m2", "d": "m2"}

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from connector.core.goals import crm_team_spells, listed_team_spells
+from connector.core.models import CrmQuota, Lead, LineKind, Rep, Statement, TeamSpell
+from connector.core.periods import PeriodKind
+from connector.core.plans import Team
 from connector.errors import CalculationError
-from connector.models import CrmQuota, Lead, LineKind, Rep, Statement, TeamSpell
-from connector.plans import Team
-from connector.sync.goals import crm_team_spells, listed_team_spells
-from connector.sync.periods import PeriodKind
 
 from .engine_helpers import deal, plan, run
 
@@ -361,8 +361,8 @@ def test_sales_cycle_rounds_half_up_to_a_tenth(cycles: tuple[int, ...], expected
 
 
 def test_the_statement_shows_goals_and_kpis_within_80_columns() -> None:
-    from connector.models import CrmUser
-    from connector.statement import html, text, view_of
+    from connector.core.models import CrmUser
+    from connector.views.statement import html, text, view_of
 
     deals = [
         deal("d1", "8000", JAN5, owner="r1", type="New Business", created=date(2025, 12, 6)),
@@ -390,8 +390,8 @@ def test_the_statement_shows_goals_and_kpis_within_80_columns() -> None:
 def test_calcs_fast_goal_json_says_what_goal_texts_says() -> None:
     import json
 
-    from connector.models import GoalResult
-    from connector.report import _json_goal, goal_texts
+    from connector.core.models import GoalResult
+    from connector.views.calc import _json_goal, goal_texts
 
     goals = [
         GoalResult("deals_won", "deals_won", None, D("3.0"), D("1.4"), D("0.4667")),

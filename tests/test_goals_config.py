@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.config import load_config
+from connector.core.plans import GoalMetric, Payee, TargetSource, Team, TeamMember, filter_problems
 from connector.errors import ConfigError
-from connector.plans import GoalMetric, Payee, TargetSource, Team, TeamMember, filter_problems
 
 BASE = """\
 currency: USD

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.hubspot.portal import DEAL_TYPE_VALUES
-from connector.sandbox.hubspot.records import USERS
-from connector.sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot.portal import DEAL_TYPE_VALUES
+from crm_sandbox.hubspot.records import USERS
+from crm_sandbox.salesforce import SalesforceSandbox
 from tests.crm_sync_helpers import OracleDeal, calc_document, run, write_config
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox

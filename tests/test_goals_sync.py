@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connector.models import CrmQuota, Lead, Outcome
+from connector.core.models import CrmQuota, Lead, Outcome
+from connector.core.periods import PeriodKind
+from connector.store.state import Store
 from connector.sync.engine import SyncEngine, SyncOptions, SyncSettings
-from connector.sync.periods import PeriodKind
-from connector.sync.store import Store
 from tests.engine_helpers import plan
 from tests.test_sync_engine import MemoryCrm
 

@@ -16,8 +16,8 @@ from connector import config as config_module
 from connector.cli import cli
 from connector.config import load_config, store_url
 from connector.errors import ConfigError, StoreBusyError, StoreError
-from connector.sync import store as store_module
-from connector.sync.store import Store
+from connector.store import state as store_module
+from connector.store.state import Store
 
 BASE = {
     "currency": "USD",

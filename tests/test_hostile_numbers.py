@@ -19,7 +19,7 @@ from connector.adapters.hubspot import _decimal, _moment
 from connector.config import load_config
 from connector.errors import ConnectorError, CrmError
 from connector.inputs import read_deals, read_quotas, read_splits
-from connector.sync.store import Store
+from connector.store.state import Store
 from tests.test_cli_calc import CONFIG
 from webhooks.signing import Rejected, verify_event_body, verify_hubspot
 

@@ -19,12 +19,12 @@ from hubspot.crm.deals import ApiException
 from pydantic import SecretStr
 
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings, _mapped
+from connector.adapters.retry import RetryPolicy
+from connector.core.fields import CATALOGUE, RecordKind
+from connector.core.models import RecordUpdate
 from connector.errors import CrmConfigError, RetryableError
-from connector.fields import CATALOGUE, RecordKind
-from connector.models import RecordUpdate
-from connector.retry import RetryPolicy
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.hubspot.records import USERS
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot.records import USERS
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.test_hubspot_sync import AS_OF, assert_crm_matches, installed, oracle, portal_for
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from connector.fields import CATALOGUE
-from connector.retry import RetryPolicy
-from connector.sandbox.common import Faults
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.hubspot.portal import DEAL_TYPE_VALUES
-from connector.sandbox.hubspot.records import USERS
+from connector.adapters.retry import RetryPolicy
+from connector.core.fields import CATALOGUE
+from crm_sandbox.common import Faults
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot.portal import DEAL_TYPE_VALUES
+from crm_sandbox.hubspot.records import USERS
 from tests.crm_sync_helpers import (
     OracleDeal,
     calc_statements,

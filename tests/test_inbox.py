@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from connector.sync.inbox import Event, Inbox, inbox_table
-from connector.sync.store import Store
+from connector.store.inbox import Event, Inbox, inbox_table
+from connector.store.state import Store
 
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
 

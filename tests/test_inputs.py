@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from connector.core.models import DealStatus, Split
 from connector.errors import InputError
 from connector.inputs import load_inputs, read_deals, read_reps, read_splits
-from connector.models import DealStatus, Split
 
 DEALS = """\
 id,owner_id,amount,close_date,status,currency,cancel_date,type,source

@@ -24,14 +24,14 @@ from typing import Any
 
 import pytest
 
+from connector.adapters.retry import RetryPolicy
 from connector.commands.realtime import build_worker
 from connector.config import load_config
-from connector.retry import RetryPolicy
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.salesforce.schema import STAGE_LABELS
-from connector.sync.inbox import Event, Inbox
-from connector.sync.store import Store
+from connector.store.inbox import Event, Inbox
+from connector.store.state import Store
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce.schema import STAGE_LABELS
 from tests import test_hubspot_sync as hs
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import write_config

@@ -16,8 +16,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
+from connector.adapters.retry import RetryPolicy
 from connector.config import load_config
-from connector.retry import RetryPolicy
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import write_config
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
+from connector.adapters.retry import RetryPolicy
 from connector.errors import CrmAuthError, CrmLimitError, RetryableError
-from connector.retry import RetryPolicy
 
 
 class Flaky:

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from connector.fields import CATALOGUE
-from connector.retry import RetryPolicy
-from connector.sandbox.salesforce import SalesforceSandbox
+from connector.adapters.retry import RetryPolicy
+from connector.core.fields import CATALOGUE
+from crm_sandbox.salesforce import SalesforceSandbox
 from tests.crm_sync_helpers import (
     OracleDeal,
     calc_statements,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connector.retry import RetryPolicy
+from connector.adapters.retry import RetryPolicy
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox

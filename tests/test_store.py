@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from connector.core.fields import RecordKind
+from connector.core.models import CrmUser, DealSnapshot, DealStatus, Outcome
 from connector.errors import SyncLockedError
-from connector.fields import RecordKind
-from connector.models import CrmUser, DealSnapshot, DealStatus, Outcome
-from connector.sync.store import Store
+from connector.store.state import Store
 
 from .engine_helpers import deal, plan, run
 
@@ -227,7 +227,7 @@ def test_lock_holds_across_processes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'spm.db'}"
     code = (
         "import sys\nfrom datetime import UTC, datetime\n"
-        "from connector.sync.store import Store\nfrom connector.errors import SyncLockedError\n"
+        "from connector.store.state import Store\nfrom connector.errors import SyncLockedError\n"
         f"s = Store.open({url!r})\n"
         "try:\n    with s.sync_lock('other:2', lambda: datetime.now(UTC)): sys.exit(0)\n"
         "except SyncLockedError: sys.exit(7)\n"
@@ -248,7 +248,7 @@ def test_bad_url_is_a_clear_error_without_the_password() -> None:
 
 
 def test_team_history_quotas_and_leads_round_trip(store: Store) -> None:
-    from connector.models import CrmQuota, CrmUser, Lead
+    from connector.core.models import CrmQuota, CrmUser, Lead
 
     def user(manager: str | None, team: str | None = None) -> CrmUser:
         return CrmUser("u1", "Dana", "d@x.example", True, manager_id=manager, team_id=team)

@@ -16,9 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connector.errors import ConfigError
-from connector.fields import FieldSpec, RecordKind
-from connector.models import (
+from connector.core.fields import FieldSpec, RecordKind
+from connector.core.models import (
     ApiUsage,
     CrmDeal,
     CrmQuota,
@@ -30,10 +29,11 @@ from connector.models import (
     RecordUpdate,
     WriteResult,
 )
+from connector.core.periods import PeriodKind
+from connector.core.statements import calculate
+from connector.errors import ConfigError
+from connector.store.state import Store
 from connector.sync.engine import SyncEngine, SyncOptions, SyncSettings
-from connector.sync.periods import PeriodKind
-from connector.sync.statements import calculate
-from connector.sync.store import Store
 
 from .engine_helpers import deal, plan
 

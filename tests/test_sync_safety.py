@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
+from connector.adapters.retry import RetryPolicy
 from connector.config import load_config, load_secrets
 from connector.connect import adapter_for, sync_settings
-from connector.retry import RetryPolicy
+from connector.store.state import Store
 from connector.sync.engine import ChangeSet, SyncEngine, SyncOptions
-from connector.sync.store import Store
 from tests import test_hubspot_sync as hs
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import write_config

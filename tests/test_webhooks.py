@@ -24,8 +24,8 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from connector.config import load_config
-from connector.sync.inbox import Event, Inbox
-from connector.sync.store import ACCOUNT_CURSOR, Store
+from connector.store.inbox import Event, Inbox
+from connector.store.state import ACCOUNT_CURSOR, Store
 from tests.crm_sync_helpers import write_config
 from webhooks.app import create_app
 from webhooks.signing import Rejected, verify_hubspot

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from connector.core.models import ApiUsage
 from connector.errors import (
     ConnectorError,
     CrmAuthError,
     CrmUnavailableError,
     SyncLockedError,
 )
-from connector.models import ApiUsage
+from connector.store.inbox import Claimed, Event, Inbox
+from connector.store.state import Store
 from connector.sync.engine import ChangeSet, SyncOptions, SyncSummary
-from connector.sync.inbox import Claimed, Event, Inbox
-from connector.sync.store import Store
-from webhooks.worker import Worker
+from connector.sync.worker import Worker
 
 WRITER = "005000000000009AAA"
 

@@ -25,7 +25,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from webhooks.logs import log
+from connector.logs import log
 from webhooks.receiver import receiver
 
 COOKIE = "spm_admin"

@@ -19,10 +19,10 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from connector.config import Config, load_config, load_secrets, resolve_config_path, store_url
-from connector.sync.store import Store
+from connector.logs import log
+from connector.store.state import Store
 from webhooks import events, hubspot, ops, reports, salesforce
 from webhooks.admin import init_admin
-from webhooks.logs import log
 from webhooks.receiver import Receiver, init_app, receiver, rejected
 from webhooks.signing import Rejected
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connector.sync.inbox import Event
+from connector.store.inbox import Event
 from webhooks.receiver import read_body, receiver, rejected
 from webhooks.signing import SIGNATURE_HEADER, Rejected, verify_event_body
 

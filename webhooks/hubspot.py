@@ -19,7 +19,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, jsonify, request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from connector.sync.inbox import Event
+from connector.store.inbox import Event
 from webhooks.receiver import read_body, receiver, rejected
 from webhooks.signing import Rejected, verify_hubspot
 

@@ -19,10 +19,10 @@ from flask import Flask, current_app, request
 from connector.config import Config, Secrets
 from connector.connect import field_specs
 from connector.errors import ConnectorError
-from connector.sync.inbox import Event, Inbox
-from connector.sync.store import ACCOUNT_CURSOR, Store
-from webhooks.logs import log
-from webhooks.metrics import Metrics
+from connector.logs import log
+from connector.store.inbox import Event, Inbox
+from connector.store.state import ACCOUNT_CURSOR, Store
+from connector.sync.metrics import Metrics
 from webhooks.signing import Rejected
 
 EXTENSION = "spm"

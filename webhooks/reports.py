@@ -15,13 +15,13 @@ from datetime import datetime
 from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
+from connector.core.periods import parse_label
 from connector.errors import ConnectorError, InputError
-from connector.statement import html as statement_page
-from connector.statement import load_view, money_text, percent_text
+from connector.store.inbox import Inbox
 from connector.sync.engine import AS_OF_PERIOD_CURSOR
-from connector.sync.inbox import Inbox
-from connector.sync.periods import parse_label
-from connector.team import team_view
+from connector.views.statement import html as statement_page
+from connector.views.statement import load_view, money_text, percent_text
+from connector.views.team import team_view
 from webhooks.admin import exchanged_token, log_out, refusal, text
 from webhooks.receiver import receiver
 

@@ -22,7 +22,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 from flask import Blueprint, Response
 
-from connector.sync.inbox import Event
+from connector.store.inbox import Event
 from webhooks.receiver import read_body, receiver, rejected
 from webhooks.signing import Rejected
 

@@ -1,7 +1,7 @@
 """The one small protocol every CRM adapter implements.
 
 The sync engine needs only these operations from a CRM. Adapters turn vendor
-payloads into the records of :mod:`connector.models` at the edge; past it,
+payloads into the records of :mod:`connector.core.models` at the edge; past it,
 nothing sees a vendor dict.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from connector.fields import FieldSpec, RecordKind
-from connector.models import (
+from connector.core.fields import FieldSpec, RecordKind
+from connector.core.models import (
     ApiUsage,
     CrmDeal,
     CrmQuota,

@@ -32,17 +32,9 @@ from hubspot import HubSpot
 from pydantic import SecretStr
 
 from connector.adapters.base import Metadata, MetadataCache, NoCache
-from connector.errors import (
-    ConfigError,
-    CrmAuthError,
-    CrmConfigError,
-    CrmError,
-    CrmLimitError,
-    CrmUnavailableError,
-    RetryableError,
-)
-from connector.fields import CATALOGUE, HUBSPOT_DEAL_INPUTS, FieldSpec, RecordKind, ValueKind
-from connector.models import (
+from connector.adapters.retry import ConnectFailure, RetryPolicy, connect_failure, unreachable
+from connector.core.fields import CATALOGUE, HUBSPOT_DEAL_INPUTS, FieldSpec, RecordKind, ValueKind
+from connector.core.models import (
     ApiUsage,
     CrmDeal,
     CrmQuota,
@@ -55,8 +47,16 @@ from connector.models import (
     RecordUpdate,
     WriteResult,
 )
-from connector.retry import ConnectFailure, RetryPolicy, connect_failure, unreachable
-from connector.values import canonical
+from connector.core.values import canonical
+from connector.errors import (
+    ConfigError,
+    CrmAuthError,
+    CrmConfigError,
+    CrmError,
+    CrmLimitError,
+    CrmUnavailableError,
+    RetryableError,
+)
 
 LIST_PAGE = 100
 SEARCH_PAGE = 200

@@ -38,17 +38,9 @@ from simple_salesforce.exceptions import (
 )
 
 from connector.adapters.base import Metadata, MetadataCache, NoCache
-from connector.errors import (
-    ConfigError,
-    CrmAuthError,
-    CrmConfigError,
-    CrmError,
-    CrmLimitError,
-    CrmUnavailableError,
-    RetryableError,
-)
-from connector.fields import CATALOGUE, FieldSpec, RecordKind, ValueKind
-from connector.models import (
+from connector.adapters.retry import ConnectFailure, RetryPolicy, connect_failure, unreachable
+from connector.core.fields import CATALOGUE, FieldSpec, RecordKind, ValueKind
+from connector.core.models import (
     ApiUsage,
     CrmDeal,
     CrmQuota,
@@ -61,8 +53,16 @@ from connector.models import (
     RecordUpdate,
     WriteResult,
 )
-from connector.retry import ConnectFailure, RetryPolicy, connect_failure, unreachable
-from connector.values import canonical
+from connector.core.values import canonical
+from connector.errors import (
+    ConfigError,
+    CrmAuthError,
+    CrmConfigError,
+    CrmError,
+    CrmLimitError,
+    CrmUnavailableError,
+    RetryableError,
+)
 
 T = TypeVar("T")
 

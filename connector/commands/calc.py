@@ -18,14 +18,14 @@ from connector.commands.common import (
     private_file,
 )
 from connector.config import Config, config_warnings
+from connector.core.goals import team_spells
+from connector.core.models import Deal, Rep, Statement, TeamResult
+from connector.core.periods import parse_label
+from connector.core.plans import filter_problems
+from connector.core.statements import calculate
 from connector.errors import ConfigError, InputError
 from connector.inputs import Inputs, load_inputs, read_leads, read_quotas
-from connector.models import Deal, Rep, Statement, TeamResult
-from connector.plans import filter_problems
-from connector.report import write_csv, write_json, write_table
-from connector.sync.goals import team_spells
-from connector.sync.periods import parse_label
-from connector.sync.statements import calculate
+from connector.views.calc import write_csv, write_json, write_table
 
 MAX_WARNINGS = 20
 
@@ -217,8 +217,8 @@ def _statement_text(
     statement: Statement, everything: Sequence[Statement], config: Config, inputs: Inputs
 ) -> str:
     """The statement view of ``statement``, its year to date from ``everything``."""
-    from connector.models import CrmUser
-    from connector.statement import text, view_of
+    from connector.core.models import CrmUser
+    from connector.views.statement import text, view_of
 
     rep = next((r for r in inputs.reps if r.id == statement.rep_id), None)
     user = CrmUser(

@@ -18,14 +18,14 @@ from rich.console import Console
 from rich.status import Status
 
 from connector.adapters.base import CrmAdapter
+from connector.adapters.retry import RetryPolicy
 from connector.commands.common import as_of_date, config_of, config_option, console
 from connector.config import Config, config_warnings, load_secrets, store_url
 from connector.connect import adapter_for, field_specs, sync_settings
-from connector.fields import RecordKind
-from connector.retry import RetryPolicy
+from connector.core.fields import RecordKind
+from connector.core.members import resolve_members
+from connector.store.state import Store
 from connector.sync.engine import SyncEngine, SyncOptions, SyncSummary
-from connector.sync.members import resolve_members
-from connector.sync.store import Store
 
 
 class Progress:

@@ -32,11 +32,11 @@ from connector.commands.crm import Progress, install_fields, print_summary
 from connector.commands.realtime import build_worker, quiet_access_log
 from connector.config import Config, load_config, load_secrets
 from connector.connect import adapter_for, sync_settings
+from connector.core.models import CrmUser
 from connector.errors import ConnectorError
-from connector.models import CrmUser
-from connector.sandbox.config_file import write_sandbox_config
+from connector.store.state import Store
 from connector.sync.engine import AS_OF_PERIOD_CURSOR, SyncEngine, SyncOptions
-from connector.sync.store import Store
+from crm_sandbox.config_file import write_sandbox_config
 from webhooks.app import create_app
 from webhooks.receiver import EXTENSION, Receiver
 
@@ -79,7 +79,7 @@ class _Crm:
 
 
 def _salesforce(directory: Path, url: str) -> _Crm:
-    from connector.sandbox.salesforce import SalesforceSandbox
+    from crm_sandbox.salesforce import SalesforceSandbox
 
     sandbox = SalesforceSandbox(
         reps=12, deals=400, ca_path=directory / "sandbox-ca.pem", outbound_url=url
@@ -102,7 +102,7 @@ def _salesforce(directory: Path, url: str) -> _Crm:
 
 
 def _hubspot(directory: Path, url: str) -> _Crm:
-    from connector.sandbox.hubspot import HubSpotSandbox
+    from crm_sandbox.hubspot import HubSpotSandbox
 
     del directory
     sandbox = HubSpotSandbox(reps=12, deals=400, webhook_url=url).start()
@@ -313,7 +313,7 @@ def _leaderboard(out: Console, config: Config, store: Store) -> None:
 
 
 def _write_statement(config: Config, store: Store, rep_id: str, path: Path) -> None:
-    from connector.statement import html, load_view
+    from connector.views.statement import html, load_view
 
     with private_file(path) as out:
         out.write(html(load_view(store, config.currency, rep_id, None)))

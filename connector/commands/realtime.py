@@ -21,19 +21,19 @@ from types import FrameType
 import click
 from werkzeug.serving import make_server
 
+from connector.adapters.retry import RetryPolicy
 from connector.commands.common import as_of_date, config_of, config_option, console
 from connector.config import Config, config_warnings, load_secrets, store_url
 from connector.connect import adapter_for, sync_settings
 from connector.errors import ConfigError
-from connector.retry import RetryPolicy
+from connector.logs import log
+from connector.store.inbox import Inbox
+from connector.store.state import Store
 from connector.sync.engine import SyncEngine
-from connector.sync.inbox import Inbox
-from connector.sync.store import Store
+from connector.sync.metrics import Metrics
+from connector.sync.worker import Worker
 from webhooks.app import create_app
-from webhooks.logs import log
-from webhooks.metrics import Metrics
 from webhooks.receiver import EXTENSION, Receiver
-from webhooks.worker import Worker
 
 SWITCH_INTERVAL_S = 0.0005
 

@@ -11,9 +11,9 @@ import click
 
 from connector.commands.common import config_of, config_option, private_file
 from connector.config import Config, store_url
-from connector.report import write_json
-from connector.statement import html, load_view, text
-from connector.sync.store import Store
+from connector.store.state import Store
+from connector.views.calc import write_json
+from connector.views.statement import html, load_view, text
 
 
 def _as_of(store: Store, config: Config) -> date:

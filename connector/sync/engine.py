@@ -39,9 +39,11 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from connector.adapters.base import CrmAdapter
-from connector.errors import ConfigError, ConnectorError
-from connector.fields import RecordKind
-from connector.models import (
+from connector.core.diff import DEAL_KEYS, PlannedWrite, changes, deal_values, rep_values
+from connector.core.fields import RecordKind
+from connector.core.goals import team_spells
+from connector.core.members import resolve, resolve_members
+from connector.core.models import (
     ApiUsage,
     CrmDeal,
     CrmQuota,
@@ -54,12 +56,9 @@ from connector.models import (
     TeamResult,
     WriteResult,
 )
-from connector.plans import Plan, TargetSource, Team, filter_problems
-from connector.sync.diff import DEAL_KEYS, PlannedWrite, changes, deal_values, rep_values
-from connector.sync.goals import team_spells
-from connector.sync.members import resolve, resolve_members
-from connector.sync.periods import label, period_of
-from connector.sync.snapshots import (
+from connector.core.periods import label, period_of
+from connector.core.plans import Plan, TargetSource, Team, filter_problems
+from connector.core.snapshots import (
     as_deleted,
     carries_credit,
     credited,
@@ -69,9 +68,10 @@ from connector.sync.snapshots import (
     snapshot_of,
     touched_reps,
 )
-from connector.sync.statements import calculate, reps_to_compute
-from connector.sync.store import OWED_REP, OWED_SPLITS, USERS_FETCHED_CURSOR, Store, this_process
-from connector.values import canonical_datetime
+from connector.core.statements import calculate, reps_to_compute
+from connector.core.values import canonical_datetime
+from connector.errors import ConfigError, ConnectorError
+from connector.store.state import OWED_REP, OWED_SPLITS, USERS_FETCHED_CURSOR, Store, this_process
 
 DEALS_CURSOR = "deals_modified"
 AS_OF_PERIOD_CURSOR = "as_of_period"

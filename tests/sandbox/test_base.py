@@ -9,8 +9,8 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-from connector.sandbox.common import CallLog, Faults, LoggedCall, local_tls, serving
-from connector.sandbox.seed import generate
+from crm_sandbox.common import CallLog, Faults, LoggedCall, local_tls, serving
+from crm_sandbox.seed import generate
 
 
 def test_seed_is_deterministic_and_plausible() -> None:

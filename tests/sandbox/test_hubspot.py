@@ -26,8 +26,8 @@ from hubspot.utils.signature import Signature
 from openapi_schema_validator import OAS30Validator
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.common import Faults, serving
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.common import Faults, serving
+from crm_sandbox.hubspot import HubSpotSandbox
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "hubspot"

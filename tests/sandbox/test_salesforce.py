@@ -21,9 +21,9 @@ from simple_salesforce.exceptions import (
 )
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.common import Faults, serving
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.salesforce.outbound import acknowledged
+from crm_sandbox.common import Faults, serving
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce.outbound import acknowledged
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox, client_for
 
 COMMISSION = {

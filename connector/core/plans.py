@@ -1,0 +1,418 @@
+"""The compensation plan schema (``plans:`` in spm.yaml), as the engine reads it.
+
+Plans are pydantic models so that every mistake in spm.yaml is reported with
+the path to the field; they are frozen, so the engine can share them freely.
+Money and rates are ``Decimal`` read from text: the config loader keeps YAML
+numbers as text, and :func:`connector.core.money.parse_decimal` refuses floats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from connector.core.money import ONE, ZERO, is_whole_cents, parse_decimal
+
+# Past these a figure is a typo, not a plan (and would overflow exact arithmetic).
+MAX_MONEY = Decimal(10) ** 14  # Salesforce's Currency(16,2) holds under this
+MAX_NUMBER = MAX_MONEY  # tier bounds may be money (tiers_on: amount)
+FIRST_YEAR, LAST_YEAR = 1990, 2100
+
+
+def _decimal(value: object) -> Decimal:
+    number = parse_decimal(value)
+    if abs(number) >= MAX_NUMBER:
+        raise ValueError(f"{value} is out of range (under {MAX_NUMBER:,})")
+    return number
+
+
+Number = Annotated[Decimal, BeforeValidator(_decimal)]
+
+
+def _money(value: object) -> Decimal:
+    amount = parse_decimal(value)
+    if abs(amount) >= MAX_MONEY:
+        raise ValueError(f"{value} is beyond any plausible amount (under {MAX_MONEY:,})")
+    if not is_whole_cents(amount):
+        raise ValueError(f"{value} has more than two decimal places; give whole cents")
+    return amount
+
+
+Money = Annotated[Decimal, BeforeValidator(_money)]
+
+
+def _rate(value: object) -> Decimal:
+    rate = parse_decimal(value)
+    if not ZERO <= rate <= ONE:
+        raise ValueError("must be between 0 and 1")
+    return rate
+
+
+Rate = Annotated[Decimal, BeforeValidator(_rate)]
+
+
+def _plan_date(value: object) -> date:
+    """A calendar date written as one (YAML date or ``YYYY-MM-DD``), in a plausible year."""
+    if isinstance(value, datetime):
+        raise ValueError(f"{value} is a moment; give a date (YYYY-MM-DD)")
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = date.fromisoformat(value.strip()) if len(value.strip()) == 10 else value
+    if not isinstance(value, date):
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"{value} is not a plausible plan date ({FIRST_YEAR}-{LAST_YEAR})")
+    return value
+
+
+PlanDate = Annotated[date, BeforeValidator(_plan_date)]
+
+
+class _Model(BaseModel):
+    # Numbers become text where text is expected: HubSpot owner ids are digits,
+    # and `members: [12345]` must not be refused for want of quotes.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class Method(StrEnum):
+    MARGINAL = "marginal"
+    RETROACTIVE = "retroactive"
+
+
+class TiersOn(StrEnum):
+    ATTAINMENT = "attainment"
+    AMOUNT = "amount"
+
+
+class DrawType(StrEnum):
+    RECOVERABLE = "recoverable"
+    NON_RECOVERABLE = "non_recoverable"
+
+
+class Forgive(StrEnum):
+    NEVER = "never"
+    ON_TERMINATION = "on_termination"
+    AT_PLAN_END = "at_plan_end"
+
+
+class Tier(_Model):
+    up_to: Number | None = None
+    rate: Rate
+
+
+class Commission(_Model):
+    method: Method = Method.MARGINAL
+    tiers_on: TiersOn = TiersOn.ATTAINMENT
+    tiers: tuple[Tier, ...] = Field(min_length=1)
+    cap: Money | None = None
+
+    @model_validator(mode="after")
+    def _tiers_increase(self) -> Self:
+        *bounded, last = self.tiers
+        if last.up_to is not None:
+            raise ValueError("the last tier must have no up_to (it covers everything above)")
+        previous: Decimal | None = None
+        for index, tier in enumerate(bounded):
+            if tier.up_to is None:
+                raise ValueError(f"tiers[{index}]: only the last tier may omit up_to")
+            if tier.up_to <= 0:
+                raise ValueError(f"tiers[{index}].up_to: must be greater than 0")
+            if previous is not None and tier.up_to <= previous:
+                raise ValueError(
+                    f"tiers[{index}].up_to: tier bounds must strictly increase "
+                    f"({tier.up_to} follows {previous})"
+                )
+            previous = tier.up_to
+        if self.cap is not None and self.cap < 0:
+            raise ValueError("cap: must not be negative")
+        return self
+
+
+class Draw(_Model):
+    type: DrawType
+    amount: Money = Field(ge=0)
+    periods: int | None = Field(default=None, ge=1)
+    recovery_cap: Rate = ONE
+    forgive: Forgive = Forgive.NEVER
+
+
+class GoalMetric(StrEnum):
+    REVENUE = "revenue"  # credited amount
+    DEALS_WON = "deals_won"  # credited won deals, a split deal by the rep's share
+    NEW_CUSTOMERS = "new_customers"  # won deals that bring a new customer
+
+
+class TargetSource(StrEnum):
+    PLAN = "plan"  # the numbers in spm.yaml
+    CRM = "crm"  # Salesforce ForecastingQuota / HubSpot goal targets, read by sync
+
+
+class Payee(StrEnum):
+    MEMBERS = "members"  # every member of the team (on this plan)
+    MANAGER = "manager"  # the team's manager alone
+
+
+# A goal id names CRM-facing output and bonus references: short, lower-case.
+_GOAL_ID = r"^[a-z][a-z0-9_]{0,39}$"
+
+
+class Goal(_Model):
+    """A target beyond the plan's revenue quota, for each member or for each team."""
+
+    id: str | None = Field(default=None, pattern=_GOAL_ID)
+    metric: GoalMetric
+    team: bool = False
+    target: Number | None = None
+    target_source: TargetSource = TargetSource.PLAN
+    # By member (an individual goal) or by team id (a team goal).
+    target_overrides: dict[str, Number] = Field(default_factory=dict)
+    ramp: tuple[Number, ...] | None = None  # None: the plan's ramp (individual goals only)
+    when: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.metric is GoalMetric.REVENUE and not self.team:
+            raise ValueError(
+                "metric: an individual revenue goal is the plan's quota; set `quota` "
+                "(or give this goal `team: true`)"
+            )
+        if self.target is None and self.target_source is TargetSource.PLAN:
+            raise ValueError("target: is required (or set target_source: crm)")
+        if self.target is not None and self.target <= 0:
+            raise ValueError("target: must be greater than 0")
+        for key, target in self.target_overrides.items():
+            if target <= 0:
+                raise ValueError(f"target_overrides.{key}: must be greater than 0")
+        if self.team and self.ramp:
+            raise ValueError("ramp: a team goal has no ramp (the team's target is per period)")
+        for index, factor in enumerate(self.ramp or ()):
+            if factor <= 0:
+                raise ValueError(f"ramp[{index}]: must be greater than 0")
+        if self.target_source is TargetSource.CRM and (
+            self.team or self.metric is GoalMetric.REVENUE
+        ):
+            raise ValueError(
+                "target_source: crm quotas are per rep; a team goal's target is set in spm.yaml"
+            )
+        return self
+
+    @property
+    def key(self) -> str:
+        """The goal's id: as written, else its metric (``team_`` first for a team goal)."""
+        if self.id is not None:
+            return self.id
+        return f"team_{self.metric.value}" if self.team else self.metric.value
+
+    def target_for(self, member: str) -> Decimal | None:
+        key = member.lower() if "@" in member else member
+        for name, target in self.target_overrides.items():
+            if (name.lower() if "@" in name else name) == key:
+                return target
+        return self.target
+
+
+class Bonus(_Model):
+    at: Number = Field(gt=0)
+    amount: Money
+    # The goal whose attainment is compared; none: the plan's quota.
+    goal: str | None = None
+    # For a team goal: who is paid when the team reaches `at`.
+    pay: Payee | None = None
+
+
+class Spiff(_Model):
+    name: str = Field(min_length=1)
+    when: dict[str, str] = Field(min_length=1)
+    amount: Money | None = None
+    rate: Rate | None = None
+
+    @model_validator(mode="after")
+    def _amount_or_rate(self) -> Self:
+        if (self.amount is None) == (self.rate is None):
+            raise ValueError("give exactly one of amount (flat, per deal) or rate (on the credit)")
+        return self
+
+
+class Clawback(_Model):
+    window_days: int = Field(ge=0)
+
+
+class Plan(_Model):
+    id: str = Field(min_length=1)
+    name: str = ""
+    start: PlanDate
+    end: PlanDate | None = None
+    members: tuple[str, ...] = ()
+    quota: Money | None = None
+    # crm: each rep-period's quota comes from the CRM; `quota` (with overrides and
+    # ramp) is then the fallback for rep-periods the CRM has none for.
+    quota_source: TargetSource = TargetSource.PLAN
+    quota_overrides: dict[str, Money] = Field(default_factory=dict)
+    ramp: tuple[Number, ...] = ()
+    commission: Commission
+    draw: Draw | None = None
+    goals: tuple[Goal, ...] = ()
+    bonuses: tuple[Bonus, ...] = ()
+    spiffs: tuple[Spiff, ...] = ()
+    clawback: Clawback | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"end: {self.end} is before start {self.start}")
+        if self.quota is not None and self.quota <= 0:
+            raise ValueError("quota: must be greater than 0")
+        for member, quota in self.quota_overrides.items():
+            if quota <= 0:
+                raise ValueError(f"quota_overrides.{member}: must be greater than 0")
+            if member not in self.members:
+                raise ValueError(f"quota_overrides.{member}: is not one of the plan's members")
+        for index, factor in enumerate(self.ramp):
+            if factor <= 0:
+                raise ValueError(f"ramp[{index}]: must be greater than 0")
+        quota_bonuses = [bonus for bonus in self.bonuses if bonus.goal is None]
+        needs_quota = self.commission.tiers_on is TiersOn.ATTAINMENT or quota_bonuses
+        if self.quota is None and needs_quota and self.quota_source is TargetSource.PLAN:
+            what = (
+                "attainment tiers"
+                if self.commission.tiers_on is TiersOn.ATTAINMENT
+                else ("attainment bonuses")
+            )
+            raise ValueError(f"quota: is required by {what}")
+        if len(set(self.members)) != len(self.members):
+            raise ValueError("members: a member is listed twice")
+        self._goals_consistent()
+        return self
+
+    def _goals_consistent(self) -> None:
+        seen: dict[str, int] = {}
+        slots: dict[tuple[GoalMetric, bool], int] = {}
+        for index, goal in enumerate(self.goals):
+            if goal.key in seen:
+                raise ValueError(
+                    f"goals[{index}].id: {goal.key!r} is already the id of goals[{seen[goal.key]}]"
+                )
+            seen[goal.key] = index
+            slot = (goal.metric, goal.team)
+            if slot in slots:
+                scope = "team" if goal.team else "individual"
+                raise ValueError(
+                    f"goals[{index}]: goals[{slots[slot]}] is already the {scope} "
+                    f"{goal.metric.value} goal; a plan has one of each (each has its CRM field)"
+                )
+            slots[slot] = index
+            if not goal.team:
+                for member in goal.target_overrides:
+                    if member not in self.members:
+                        raise ValueError(
+                            f"goals[{index}].target_overrides.{member}: is not one of the "
+                            "plan's members"
+                        )
+        for index, bonus in enumerate(self.bonuses):
+            if bonus.goal is None:
+                if bonus.pay is not None:
+                    raise ValueError(f"bonuses[{index}].pay: only a team goal's bonus has a payee")
+                continue
+            named = self.goal(bonus.goal)
+            if named is None:
+                known = ", ".join(g.key for g in self.goals) or "none"
+                raise ValueError(
+                    f"bonuses[{index}].goal: {bonus.goal!r} is not a goal of this plan "
+                    f"(its goals: {known})"
+                )
+            if bonus.pay is not None and not named.team:
+                raise ValueError(
+                    f"bonuses[{index}].pay: {bonus.goal} is an individual goal; "
+                    "only a team goal's bonus has a payee"
+                )
+
+    def goal(self, key: str) -> Goal | None:
+        return next((goal for goal in self.goals if goal.key == key), None)
+
+    @property
+    def team_goals(self) -> tuple[Goal, ...]:
+        return tuple(goal for goal in self.goals if goal.team)
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+
+class TeamMember(_Model):
+    """A member who joined or left the team on a given day."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True
+    )
+    id: str = Field(min_length=1)
+    since: PlanDate | None = Field(default=None, alias="from")
+    until: PlanDate | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError(f"until: {self.until} is before from {self.since}")
+        return self
+
+
+class Team(_Model):
+    """A team listed in spm.yaml: its manager and members (ids or emails)."""
+
+    id: str = Field(min_length=1)
+    manager: str | None = None
+    members: tuple[str | TeamMember, ...] = Field(min_length=1)
+
+
+# Deal columns every source has (the Deal record's own fields), and those a filter cannot
+# compare as text (amounts and dates are not matched by `when`).
+DEAL_ATTRIBUTES = frozenset({"type", "status", "currency", "owner_id", "id"})
+UNFILTERABLE = frozenset({"amount", "close_date", "cancel_date", "created_date"})
+
+
+def filter_problems(plans: Sequence[Plan], columns: Collection[str], source: str) -> list[str]:
+    """Goal filters (``when``) that name no deal column of ``source``, with their paths.
+
+    A filter on a missing column matches nothing, silently: a goal that can never
+    be met. Column names are compared as written (CRM property names are exact).
+    """
+    known = DEAL_ATTRIBUTES | (set(columns) - UNFILTERABLE)
+    problems: list[str] = []
+    for index, plan in enumerate(plans):
+        for number, goal in enumerate(plan.goals):
+            for key in goal.when:
+                if key not in known:
+                    listing = ", ".join(sorted(known))
+                    problems.append(
+                        f"plans[{index}].goals[{number}].when.{key}: names no deal column of "
+                        f"{source} (known: {listing})"
+                    )
+    return problems
+
+
+def membership_overlaps(plans: Iterable[Plan]) -> list[str]:
+    """Members listed in two plans that cover a common day, as error messages."""
+    problems: list[str] = []
+    seen: dict[str, list[Plan]] = {}
+    for plan in plans:
+        for member in plan.members:
+            # Emails are case-insensitive; CRM ids are not (Salesforce's 15-character ids).
+            key = member.lower() if "@" in member else member
+            for other in seen.get(key, []):
+                if _overlap(plan, other):
+                    problems.append(
+                        f"member {member} is in plans {other.id} and {plan.id}, "
+                        "which cover the same days"
+                    )
+            seen.setdefault(key, []).append(plan)
+    return problems
+
+
+def _overlap(a: Plan, b: Plan) -> bool:
+    a_end = a.end or date.max
+    b_end = b.end or date.max
+    return a.start <= b_end and b.start <= a_end

@@ -1,0 +1,104 @@
+"""What the receiver and the worker count, in Prometheus' terms.
+
+Each app gets its own registry, so two apps in one process (tests, a demo)
+never share counters. The inbox's depth and age are read from the store at
+scrape time: every receiver and worker process sees the same queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from connector.errors import ConnectorError
+from connector.store.inbox import Depth
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class _InboxCollector(Collector):
+    def __init__(self, depth: Callable[[], Depth]) -> None:
+        self._depth = depth
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            depth = self._depth()
+        except ConnectorError:
+            return  # the store is unreachable: /healthz says so; the counters still export
+        yield GaugeMetricFamily(
+            "spm_inbox_depth", "Events stored and not yet applied.", value=depth.queued
+        )
+        age = 0.0
+        if depth.oldest_received_ms is not None:
+            age = max(0.0, time.time() - depth.oldest_received_ms / 1000)
+        yield GaugeMetricFamily(
+            "spm_inbox_oldest_age_seconds", "Age of the oldest event not yet applied.", value=age
+        )
+        yield GaugeMetricFamily(
+            "spm_inbox_parked", "Events parked after failing every try.", value=depth.parked
+        )
+
+
+class Metrics:
+    def __init__(self, depth: Callable[[], Depth] | None = None) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "spm_webhook_events_received", "Events stored by the receiver.", ["source"], registry=r
+        )
+        self.duplicates = Counter(
+            "spm_webhook_events_duplicate",
+            "Events already stored (a CRM's retry).",
+            ["source"],
+            registry=r,
+        )
+        self.ignored = Counter(
+            "spm_webhook_events_ignored",
+            "Events acknowledged and not stored: our own write-backs, kinds we do not use.",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "spm_webhook_requests_rejected",
+            "Requests refused, by reason.",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.processed = Counter(
+            "spm_worker_events_processed", "Events applied by the worker.", ["source"], registry=r
+        )
+        self.failed = Counter(
+            "spm_worker_events_failed",
+            "Events whose application failed (retried later, or parked).",
+            ["source"],
+            registry=r,
+        )
+        self.ack_seconds = Histogram(
+            "spm_webhook_ack_seconds",
+            "Time from a request's arrival to its answer.",
+            ["source"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.processing_seconds = Histogram(
+            "spm_worker_batch_seconds",
+            "Time the worker took to apply one batch of events.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_seconds = Histogram(
+            "spm_event_end_to_end_seconds",
+            "Time from the change in the CRM (or its receipt) to our fields being written.",
+            ["source"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.crm_calls = Counter(
+            "spm_worker_crm_calls", "CRM API calls the worker made.", registry=r
+        )
+        if depth is not None:
+            r.register(_InboxCollector(depth))

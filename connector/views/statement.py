@@ -1,0 +1,313 @@
+"""One rep's statement as a person reads it: text that fits 80 columns, or one HTML page.
+
+Built from the statements the store keeps (the same records ``sync`` wrote
+back and ``calc`` computes), so every total here is the engine's own figure;
+this module only arranges and formats them. The JSON form is ``calc``'s
+document for that rep and period.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from connector.core.models import CrmUser, GoalResult, Line, LineKind, Statement
+from connector.core.money import format_count, format_days, format_money
+from connector.errors import InputError
+from connector.store.state import Store
+from connector.sync.engine import AS_OF_PERIOD_CURSOR
+
+WIDTH = 80
+_TEMPLATES = Path(__file__).with_name("templates")
+
+
+def find_rep(users: Sequence[CrmUser], wanted: str) -> CrmUser:
+    """The user ``wanted`` names: an id, an email, or a name (in full, any case)."""
+    for user in users:
+        if user.id == wanted or (len(wanted) == 15 and user.id[:15] == wanted):
+            return user
+    lowered = wanted.strip().lower()
+    by_email = [u for u in users if u.email and u.email.lower() == lowered]
+    by_name = [u for u in users if u.name and u.name.lower() == lowered]
+    matches = by_email or by_name
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        listed = ", ".join(f"{u.id} ({u.email or 'no email'})" for u in matches)
+        raise InputError(f"REP: {wanted!r} names {len(matches)} users: {listed}; give an id")
+    raise InputError(
+        f"REP: no user with the id, email or name {wanted!r} in the store; "
+        "run `spm-connector sync` first, or check the spelling"
+    )
+
+
+@dataclass(frozen=True)
+class StatementView:
+    """A rep's statement for one period, with what makes it readable."""
+
+    rep: CrmUser
+    currency: str
+    statement: Statement
+    year: tuple[Statement, ...]  # the plan's statements of the same year, up to this period
+    deal_names: Mapping[str, str]
+
+    @property
+    def payout_ytd(self) -> Decimal:
+        return sum((s.payout for s in self.year), Decimal(0))
+
+    def lines(self, kind: LineKind) -> list[Line]:
+        return [line for line in self.statement.lines if line.kind is kind]
+
+    def deal(self, line: Line) -> str:
+        if line.deal_id is None:
+            return ""
+        name = self.deal_names.get(line.deal_id, "")
+        return f"{name} ({line.deal_id})" if name else line.deal_id
+
+
+def choose(statements: Sequence[Statement], period: str | None, current: str | None) -> Statement:
+    """The statement for ``period``; by default the current period's, else the latest."""
+    if not statements:
+        raise InputError("this rep has no statements in the store: is the rep a plan member?")
+    ordered = sorted(statements, key=lambda s: (s.period, s.plan_id))
+    if period is not None:
+        found = [s for s in ordered if s.period == period]
+        if not found:
+            known = ", ".join(sorted({s.period for s in ordered}))
+            raise InputError(f"--period: no statement for {period}; there are: {known}")
+        return found[-1]
+    now = [s for s in ordered if current is not None and s.period <= current]
+    return (now or ordered)[-1]
+
+
+def view_of(
+    rep: CrmUser,
+    statements: Sequence[Statement],
+    chosen: Statement,
+    currency: str,
+    deal_names: Mapping[str, str],
+) -> StatementView:
+    year = tuple(
+        s
+        for s in sorted(statements, key=lambda s: s.period)
+        if s.plan_id == chosen.plan_id
+        and s.period[:4] == chosen.period[:4]
+        and s.period <= chosen.period
+    )
+    return StatementView(rep, currency, chosen, year, deal_names)
+
+
+def load_view(store: Store, currency: str, rep: str, period: str | None) -> StatementView:
+    """The statement ``statement`` and the reports page show: rep by id, email or name."""
+    user = find_rep(store.users(), rep)
+    statements = store.statements_for(user.id)
+    chosen = choose(statements, period, store.cursor(AS_OF_PERIOD_CURSOR))
+    deal_ids = {line.deal_id for line in chosen.lines if line.deal_id}
+    names = {deal.id: deal.name for deal in store.deal_snapshots(deal_ids).values()}
+    return view_of(user, statements, chosen, currency, names)
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+def money_text(value: Decimal | None) -> str:
+    return "—" if value is None else format_money(value)
+
+
+def percent_text(value: Decimal | None) -> str:
+    return "—" if value is None else f"{format_money(value * 100)}%"
+
+
+_METRIC_WORDS = {"revenue": "bookings", "deals_won": "deals won", "new_customers": "new customers"}
+
+
+@dataclass(frozen=True)
+class GoalRow:
+    """One goal as a statement shows it: what, whose, how far."""
+
+    name: str  # "deals_won: deals won"
+    team: str | None  # "team 005…" for a team goal
+    actual: str
+    target: str
+    attainment: str
+
+
+def goal_rows(statement: Statement) -> list[GoalRow]:
+    return [_goal_row(goal) for goal in statement.goals]
+
+
+def _goal_row(goal: GoalResult) -> GoalRow:
+    number = money_text if goal.metric == "revenue" else _count_text
+    words = _METRIC_WORDS.get(goal.metric, goal.metric)
+    return GoalRow(
+        f"{goal.goal_id}: {words}",
+        None if goal.team_id is None else f"team {goal.team_id}",
+        number(goal.actual),
+        number(goal.target),
+        percent_text(goal.attainment),
+    )
+
+
+def _count_text(value: Decimal | None) -> str:
+    return "—" if value is None else format_count(value)
+
+
+def kpi_rows(statement: Statement) -> list[tuple[str, str]]:
+    """The coaching KPIs, labelled, in the order a manager reads them."""
+    s = statement
+    coverage = "—" if s.pipeline_coverage is None else f"{format_money(s.pipeline_coverage)}×"
+    rows = [
+        ("Won / lost", f"{s.won_count} / {s.lost_count}"),
+        ("Win rate", percent_text(s.win_rate)),
+        ("Average deal size", money_text(s.average_deal_size)),
+        (
+            "Sales cycle",
+            "—" if s.sales_cycle_days is None else f"{format_days(s.sales_cycle_days)} days",
+        ),
+        ("Open pipeline", money_text(s.open_pipeline)),
+        ("Pipeline coverage", coverage),
+        ("Pace", percent_text(s.pace)),
+        ("To the next tier", money_text(s.to_next_tier)),
+    ]
+    if s.lead_to_sale is not None:
+        rows.append(("Lead to sale", percent_text(s.lead_to_sale)))
+    return rows
+
+
+def text(view: StatementView) -> str:
+    """The statement in plain text, every line at most 80 characters."""
+    s, c = view.statement, view.currency
+    out: list[str] = []
+    title = f"Statement: {view.rep.name or view.rep.id}"
+    out.append(title)
+    out.append("=" * min(len(title), WIDTH))
+    out.append(f"Rep {view.rep.id}  {view.rep.email}".rstrip())
+    out.append(f"Plan {s.plan_id}, period {s.period}, amounts in {c}")
+    out.append("")
+    rows = [
+        ("Quota", money_text(s.quota)),
+        ("Bookings", money_text(s.bookings)),
+        ("Attainment", percent_text(s.attainment)),
+        ("Commission", money_text(s.commission)),
+        ("SPIFFs", money_text(s.spiffs)),
+        ("Bonuses", money_text(s.bonuses)),
+        ("Clawbacks", money_text(s.clawbacks)),
+        ("Earnings", money_text(s.earnings)),
+        ("Draw paid", money_text(s.draw_paid)),
+        ("Draw recovered", money_text(s.draw_recovered)),
+        ("Draw balance owed", money_text(s.draw_balance)),
+        ("Payout", money_text(s.payout)),
+        (f"Payout, year to date ({s.period[:4]})", money_text(view.payout_ytd)),
+    ]
+    label_width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        out.append(f"  {label:<{label_width}}  {value:>16}")
+    for kind, heading in (
+        (LineKind.COMMISSION, "Commission by deal"),
+        (LineKind.SPIFF, "SPIFFs"),
+        (LineKind.BONUS, "Bonuses"),
+        (LineKind.CLAWBACK, "Clawbacks"),
+    ):
+        lines = view.lines(kind)
+        if not lines:
+            continue
+        out.append("")
+        out.append(heading)
+        for line in lines:
+            out.extend(_text_line(view, line))
+    goals = goal_rows(s)
+    if goals:
+        out.append("")
+        out.append("Goals")
+        width = min(max(len(g.name) for g in goals), WIDTH - 4 - 2 * 14 - 10 - 6)
+        for g in goals:
+            name = textwrap.shorten(g.name, width=width, placeholder="…")
+            out.append(f"  {name:<{width}}  {g.actual:>14} of {g.target:>14}  {g.attainment:>9}")
+            if g.team is not None:
+                out.append(f"    {g.team}")
+    out.append("")
+    out.append("Performance")
+    kpis = kpi_rows(s)
+    kpi_width = max(len(label) for label, _ in kpis)
+    for label, value in kpis:
+        out.append(f"  {label:<{kpi_width}}  {value:>16}")
+    return "\n".join(line[:WIDTH] for line in out) + "\n"
+
+
+def _text_line(view: StatementView, line: Line) -> list[str]:
+    amount = f"{format_money(line.amount):>14}"
+    detail = line.rule
+    if line.rate is not None:
+        detail = f"{percent_text(line.rate)} of {money_text(line.credit)}, {detail}"
+    if line.kind is LineKind.CLAWBACK and line.paid_period:
+        detail = f"paid in {line.paid_period}; {detail}"
+    first = view.deal(line) or detail
+    rest = detail if view.deal(line) else ""
+    head = textwrap.shorten(first, width=WIDTH - 4 - 14 - 2, placeholder="…")
+    lines = [f"  {head:<{WIDTH - 4 - 14 - 2}}  {amount}"]
+    for part in textwrap.wrap(rest, width=WIDTH - 6):
+        lines.append(f"    {part}")
+    return lines
+
+
+# -- HTML ------------------------------------------------------------------------------------
+
+
+def _environment() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(("html",))
+    )
+    environment.filters["money"] = money_text
+    environment.filters["percent"] = percent_text
+    return environment
+
+
+def html(view: StatementView) -> str:
+    """One self-contained, printable page: no script, no external file."""
+    template = _environment().get_template("statement.html")
+    return template.render(
+        v=view,
+        s=view.statement,
+        bars=_attainment_bars(view.year),
+        target=reference_line(view.year),
+        kinds=LineKind,
+        goals=goal_rows(view.statement),
+        kpis=kpi_rows(view.statement),
+    )
+
+
+@dataclass(frozen=True)
+class Bar:
+    period: str
+    height: float  # 0..1 of the chart's height
+    label: str
+    current: bool
+
+
+def _attainment_bars(year: Sequence[Statement]) -> list[Bar]:
+    """Attainment per period, scaled so 150 % (or the best period) fills the chart."""
+    top = _chart_top(year)
+    last = year[-1].period if year else ""
+    return [
+        Bar(
+            s.period,
+            float((s.attainment or Decimal(0)) / top),
+            percent_text(s.attainment),
+            s.period == last,
+        )
+        for s in year
+    ]
+
+
+def reference_line(year: Sequence[Statement]) -> float:
+    """Where 100 % attainment falls on the chart, as a share of its height."""
+    return float(Decimal(1) / _chart_top(year))
+
+
+def _chart_top(year: Sequence[Statement]) -> Decimal:
+    return max([Decimal("1.5"), *(s.attainment or Decimal(0) for s in year)])
