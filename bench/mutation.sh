@@ -18,10 +18,7 @@ rm -rf mutants
 selection=()
 if [ $# -gt 0 ]; then
     for module in "$@"; do
-        case "$module" in
-            money) selection+=("connector.core.money.*") ;;
-            *) selection+=("connector.sync.${module}.*") ;;
-        esac
+        selection+=("connector.core.${module}.*")
     done
 fi
 python3 -m mutmut run --max-children "$(nproc)" "${selection[@]}" > mutants.log 2>&1 || true

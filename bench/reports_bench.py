@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from connector.config import load_config  # noqa: E402
 from connector.core.models import CrmUser, Deal, DealStatus, PeriodKind, Rep  # noqa: E402
 from connector.core.statements import calculate  # noqa: E402
+from connector.store.cursors import AS_OF_PERIOD_CURSOR  # noqa: E402
 from connector.store.state import Store  # noqa: E402
-from connector.sync.engine import AS_OF_PERIOD_CURSOR  # noqa: E402
 from webhooks.app import create_app  # noqa: E402
 
 TOKEN = "bench-token"
@@ -87,11 +87,11 @@ def main() -> None:
         config.plans, reps, deals, period_kind=PeriodKind.MONTH, as_of=date(2026, 12, 31)
     ).statements
     with Store.open(config.store) as store:
-        store.upsert_users(
+        store.users.upsert(
             [CrmUser(r.id, r.name, r.email, True) for r in reps], fetched_at=datetime.now(UTC)
         )
-        store.save_statements(rep_ids, statements)
-        store.set_cursor(AS_OF_PERIOD_CURSOR, "2026-12")
+        store.statements.replace(rep_ids, statements)
+        store.cursors.set(AS_OF_PERIOD_CURSOR, "2026-12")
     print(f"{args.reps:,} reps, {len(deals):,} deals, {len(statements):,} statements")
 
     app = create_app(config, environ={"SPM_ADMIN_TOKEN": TOKEN})

@@ -19,7 +19,7 @@ from connector.adapters.salesforce import (
 from connector.config import Config, CrmType, SalesforceCrm, Secrets
 from connector.core.fields import FieldSpec, catalogue
 from connector.errors import ConfigError
-from connector.sync.engine import SyncSettings
+from connector.sync.run import SyncSettings
 
 
 def field_specs(config: Config) -> tuple[FieldSpec, ...]:

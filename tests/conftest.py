@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.salesforce_sandbox",
     "tests.fixtures.hubspot_sandbox",
     "tests.fixtures.stores",
+    "tests.fixtures.retries",
 ]

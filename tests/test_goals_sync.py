@@ -15,7 +15,8 @@ import pytest
 from connector.core.models import CrmQuota, Lead, Outcome
 from connector.core.periods import PeriodKind
 from connector.store.state import Store
-from connector.sync.engine import SyncEngine, SyncOptions, SyncSettings
+from connector.sync.engine import SyncEngine
+from connector.sync.run import SyncOptions, SyncSettings
 from tests.engine_helpers import plan
 from tests.test_sync_engine import MemoryCrm
 
@@ -101,7 +102,7 @@ def test_a_changed_crm_quota_recomputes_even_after_a_death(
         with pytest.raises(Died):
             engine(crm, store).run(SyncOptions(as_of=AS_OF))
     # The new quota was stored before the death; the recomputation it owes was too.
-    assert store.crm_quotas() == crm.quotas
+    assert store.quotas.of() == crm.quotas
     summary = engine(crm, store).run(SyncOptions(as_of=AS_OF))
     assert values(crm, "u1")["quota"] == "30000.00"
     assert values(crm, "u1")["attainment"] == "0.2000"  # 6,000 of 30,000
@@ -125,7 +126,7 @@ def test_a_team_move_recomputes_both_teams_even_after_a_death(
     # but on the period's last day u2 is on no team, so shows no team goal.
     assert values(crm, "m")["team_attainment"] == "0.7000"
     assert values(crm, "u2")["team_attainment"] is None
-    history = store.team_history()
+    history = store.users.team_history()
     assert history["u2"] == [(None, "m", None), (date(2026, 3, 31), None, None)]
 
 

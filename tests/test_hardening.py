@@ -16,7 +16,7 @@ from connector import config as config_module
 from connector.cli import cli
 from connector.config import load_config, store_url
 from connector.errors import ConfigError, StoreBusyError, StoreError
-from connector.store import state as store_module
+from connector.store import db as store_module
 from connector.store.state import Store
 
 BASE = {
@@ -162,13 +162,13 @@ def test_a_store_from_a_newer_version(tmp_path: Path) -> None:
 def test_a_dropped_table_and_a_damaged_cursor(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'spm.db'}"
     with Store.open(url) as store:
-        store.set_cursor("deals_modified", "garbage")
+        store.cursors.set("deals_modified", "garbage")
         with pytest.raises(StoreError, match=r"cursor deals_modified is damaged.*--full"):
-            store.cursor_time("deals_modified")
+            store.cursors.time("deals_modified")
     with sqlite3.connect(tmp_path / "spm.db") as db:
         db.execute("DROP TABLE deals")
     with Store.open(url) as store, pytest.raises(StoreError) as caught:
-        store.all_deals()
+        store.deals.for_reps(["r1"])
     assert "is damaged (no such table: deals)" in str(caught.value)
     assert "SELECT" not in str(caught.value)
 
@@ -183,7 +183,7 @@ def test_a_store_locked_by_another_process_is_busy(
         other.execute("BEGIN EXCLUSIVE")
         try:
             with pytest.raises(StoreBusyError) as caught:
-                store.set_cursor("x", "y")
+                store.cursors.set("x", "y")
         finally:
             other.execute("ROLLBACK")
             other.close()

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.adapters.hubspot import _decimal, _moment
+from connector.adapters.hubspot.values import decimal as _decimal
+from connector.adapters.hubspot.values import moment as _moment
 from connector.config import load_config
 from connector.errors import ConnectorError, CrmError
 from connector.inputs import read_deals, read_quotas, read_splits

@@ -18,7 +18,8 @@ import requests
 from hubspot.crm.deals import ApiException
 from pydantic import SecretStr
 
-from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings, _mapped
+from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings
+from connector.adapters.hubspot.api import mapped as _mapped
 from connector.adapters.retry import RetryPolicy
 from connector.core.fields import CATALOGUE, RecordKind
 from connector.core.models import RecordUpdate

@@ -36,13 +36,8 @@ TYPE_LABELS = {value: label for label, value in DEAL_TYPE_VALUES.items()}
 WRITES = ("deal_batch_update", "user_batch_update")
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI builds its own retry policy: shorten its waits so fault tests stay fast."""
-    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
-    monkeypatch.setattr(
-        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 2.0, sleep, seed, on_wait)
-    )
+RETRY_CEILING_S = 2.0  # HubSpot's Retry-After waits are honoured up to this
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @dataclass

@@ -52,7 +52,7 @@ def test_a_dead_worker_on_this_host_need_not_wait_out_its_lease(store: Store) ->
     inbox.add(events("1"), T0)
     inbox.claim(T0, lease=timedelta(hours=1))
     dead = f"{socket.gethostname()}:{2**22 + 12345}/abc"  # no such pid
-    with store._tx() as connection:
+    with store.transaction() as connection:
         connection.execute(inbox_table.update().values(claim=dead))
     _, claimed = inbox.claim(T0 + timedelta(seconds=1))
     assert len(claimed) == 1
@@ -130,18 +130,18 @@ def test_workers_claiming_at_once_never_share_an_event(store: Store) -> None:
         thread.join()
     ids = [i for batch in seen for i in batch]
     assert len(ids) == len(set(ids)) == 400
-    with store._read() as connection:
+    with store.reading() as connection:
         assert (
             connection.execute(sa.select(sa.func.count()).select_from(inbox_table)).scalar() == 400
         )
 
 
 def test_the_worker_run_log_is_pruned_but_syncs_are_kept(store: Store) -> None:
-    old = store.start_run("worker", T0 - timedelta(days=8), {})
-    store.finish_run(old, T0 - timedelta(days=8), "ok", {})
-    recent = store.start_run("worker", T0 - timedelta(days=1), {})
-    store.finish_run(recent, T0 - timedelta(days=1), "ok", {})
-    sync = store.start_run("sync", T0 - timedelta(days=30), {})
-    store.finish_run(sync, T0 - timedelta(days=30), "ok", {})
-    assert store.forget_runs("worker", T0 - timedelta(days=7)) == 1
-    assert sorted(run.kind for run in store.runs()) == ["sync", "worker"]
+    old = store.runs.start("worker", T0 - timedelta(days=8), {})
+    store.runs.finish(old, T0 - timedelta(days=8), "ok", {})
+    recent = store.runs.start("worker", T0 - timedelta(days=1), {})
+    store.runs.finish(recent, T0 - timedelta(days=1), "ok", {})
+    sync = store.runs.start("sync", T0 - timedelta(days=30), {})
+    store.runs.finish(sync, T0 - timedelta(days=30), "ok", {})
+    assert store.runs.forget("worker", T0 - timedelta(days=7)) == 1
+    assert sorted(run.kind for run in store.runs.recent()) == ["sync", "worker"]

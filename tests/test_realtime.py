@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from connector.adapters.retry import RetryPolicy
 from connector.commands.realtime import build_worker
 from connector.config import load_config
 from connector.store.inbox import Event, Inbox
@@ -42,12 +41,7 @@ from tests.realtime_helpers import LiveReceiver, wait_until
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
-    monkeypatch.setattr(
-        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed, on_wait)
-    )
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @pytest.fixture

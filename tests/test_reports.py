@@ -16,7 +16,6 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from connector.adapters.retry import RetryPolicy
 from connector.config import load_config
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import write_config
@@ -28,12 +27,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
-    monkeypatch.setattr(
-        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed, on_wait)
-    )
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from connector.adapters.retry import RetryPolicy
 from connector.core.fields import CATALOGUE
 from crm_sandbox.salesforce import SalesforceSandbox
 from tests.crm_sync_helpers import (
@@ -63,13 +62,7 @@ class Org:
         return [c.records for c in self.sandbox.calls.calls("composite_update")]
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI builds its own retry policy: shorten its waits so fault tests stay fast."""
-    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
-    monkeypatch.setattr(
-        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed, on_wait)
-    )
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @pytest.fixture

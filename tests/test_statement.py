@@ -12,18 +12,11 @@ from typing import Any
 
 import pytest
 
-from connector.adapters.retry import RetryPolicy
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
 
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
-    monkeypatch.setattr(
-        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed, on_wait)
-    )
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from connector.core.fields import RecordKind
 from connector.core.models import CrmUser, DealSnapshot, DealStatus, Outcome
 from connector.errors import SyncLockedError
 from connector.store.state import Store
+from connector.sync.lease import sync_lock
 
 from .engine_helpers import deal, plan, run
 
@@ -80,38 +81,38 @@ def snapshot(deal_id: str, owner: str = "u1", **changes: object) -> DealSnapshot
 
 def test_reopening_is_idempotent_and_keeps_data(url: str) -> None:
     with Store.open(url) as first:
-        first.set_cursor("deals", "2026-03-01T00:00:00+00:00")
-        first.upsert_deals([snapshot("d1")])
+        first.cursors.set("deals", "2026-03-01T00:00:00+00:00")
+        first.deals.upsert([snapshot("d1")])
     with Store.open(url) as again:  # migrations run again: nothing to do, nothing lost
-        assert again.cursor("deals") == "2026-03-01T00:00:00+00:00"
-        assert again.deal_snapshots(["d1"])["d1"] == snapshot("d1")
+        assert again.cursors.get("deals") == "2026-03-01T00:00:00+00:00"
+        assert again.deals.by_id(["d1"])["d1"] == snapshot("d1")
 
 
 def test_deal_snapshots_round_trip_exactly(store: Store) -> None:
-    store.upsert_deals([snapshot("d1"), snapshot("d2", amount=None, close_date=None)])
-    got = store.deal_snapshots(["d1", "d2", "missing"])
+    store.deals.upsert([snapshot("d1"), snapshot("d2", amount=None, close_date=None)])
+    got = store.deals.by_id(["d1", "d2", "missing"])
     assert got["d1"] == snapshot("d1")
     assert str(got["d1"].amount) == "1234.50"
     assert got["d1"].modified_at.tzinfo is not None
     assert got["d2"].amount is None
-    store.upsert_deals([snapshot("d1", status=DealStatus.CANCELLED, cancel_date=date(2026, 5, 2))])
-    assert store.deal_snapshots(["d1"])["d1"].cancel_date == date(2026, 5, 2)
-    assert [d.id for d in store.all_deals()] == ["d1", "d2"]
+    store.deals.upsert([snapshot("d1", status=DealStatus.CANCELLED, cancel_date=date(2026, 5, 2))])
+    assert store.deals.by_id(["d1"])["d1"].cancel_date == date(2026, 5, 2)
+    assert sorted(store.deals.by_id(["d1", "d2", "d3"])) == ["d1", "d2"]
 
 
 def test_deals_for_reps_by_owner_and_by_split(store: Store) -> None:
-    store.upsert_deals([snapshot("d1", "u1"), snapshot("d2", "u2"), snapshot("d3", "u3")])
-    store.replace_splits({"d2": [("u2", Decimal(60)), ("u1", Decimal(40))]})
-    assert [d.id for d in store.deals_for_reps(["u1"])] == ["d1", "d2"]
-    store.replace_splits({"d2": []})
-    assert [d.id for d in store.deals_for_reps(["u1"])] == ["d1"]
-    assert store.splits_for(["d2"]) == {}
+    store.deals.upsert([snapshot("d1", "u1"), snapshot("d2", "u2"), snapshot("d3", "u3")])
+    store.deals.replace_splits({"d2": [("u2", Decimal(60)), ("u1", Decimal(40))]})
+    assert [d.id for d in store.deals.for_reps(["u1"])] == ["d1", "d2"]
+    store.deals.replace_splits({"d2": []})
+    assert [d.id for d in store.deals.for_reps(["u1"])] == ["d1"]
+    assert store.deals.splits(["d2"]) == {}
 
 
 def test_users(store: Store) -> None:
-    store.upsert_users([CrmUser("u1", "Dana", "dana@acme.example", True)])
-    store.upsert_users([CrmUser("u1", "Dana R", "dana@acme.example", False, "u9")])
-    (user,) = store.users()
+    store.users.upsert([CrmUser("u1", "Dana", "dana@acme.example", True)])
+    store.users.upsert([CrmUser("u1", "Dana R", "dana@acme.example", False, "u9")])
+    (user,) = store.users.all()
     assert (user.name, user.active, user.manager_id) == ("Dana R", False, "u9")
 
 
@@ -122,35 +123,38 @@ def test_statements_round_trip_exactly(store: Store) -> None:
         deal("d2", "5000", date(2026, 1, 9), "cancelled", cancel=date(2026, 2, 2)),
     ]
     statements = run(p, deals, as_of=date(2026, 3, 31)).statements
-    store.save_statements(["r1"], statements)
-    assert repr(store.statements_for("r1")) == repr(list(statements))
-    assert [s.period for s in store.statements_for("r1", "2026-02")] == ["2026-02"]
-    store.save_statements(["r1"], statements[:1])  # replaces, never appends
-    assert len(store.statements_for("r1")) == 1
+    store.statements.replace(["r1"], statements)
+    assert repr(store.statements.of_rep("r1")) == repr(list(statements))
+    assert [s.period for s in store.statements.of_rep("r1", "2026-02")] == ["2026-02"]
+    store.statements.replace(["r1"], statements[:1])  # replaces, never appends
+    assert len(store.statements.of_rep("r1")) == 1
 
 
 def test_field_states_and_pending(store: Store) -> None:
     deal_kind = RecordKind.DEAL
-    store.set_crm_values(deal_kind, [("d1", "commission", "10.00"), ("d2", "commission", None)])
-    assert store.pending(deal_kind) == {}  # nothing desired yet
-    store.set_desired(
+    store.crm_values.set_crm(deal_kind, [("d1", "commission", "10.00"), ("d2", "commission", None)])
+    assert store.crm_values.pending(deal_kind) == {}  # nothing desired yet
+    store.crm_values.set_desired(
         deal_kind,
         [("d1", "commission", "12.00"), ("d2", "commission", None), ("d3", "commission", "5.00")],
     )
-    assert store.pending(deal_kind) == {"d1": {"commission": "12.00"}, "d3": {"commission": "5.00"}}
-    store.set_crm_values(deal_kind, [("d1", "commission", "12.00")])  # the write landed
-    assert store.pending(deal_kind) == {"d3": {"commission": "5.00"}}
-    store.set_desired(deal_kind, [("d1", "commission", None)])  # clear it
-    assert store.pending(deal_kind)["d1"] == {"commission": None}
-    states = store.field_states(deal_kind, ["d1"])
+    assert store.crm_values.pending(deal_kind) == {
+        "d1": {"commission": "12.00"},
+        "d3": {"commission": "5.00"},
+    }
+    store.crm_values.set_crm(deal_kind, [("d1", "commission", "12.00")])  # the write landed
+    assert store.crm_values.pending(deal_kind) == {"d3": {"commission": "5.00"}}
+    store.crm_values.set_desired(deal_kind, [("d1", "commission", None)])  # clear it
+    assert store.crm_values.pending(deal_kind)["d1"] == {"commission": None}
+    states = store.crm_values.states(deal_kind, ["d1"])
     assert (states["d1", "commission"].crm, states["d1", "commission"].desired) == ("12.00", None)
-    assert store.pending(RecordKind.REP) == {}
+    assert store.crm_values.pending(RecordKind.REP) == {}
 
 
 def test_run_log(store: Store) -> None:
-    run_id = store.start_run("sync", NOW, {"full": True})
-    store.finish_run(run_id, NOW + timedelta(seconds=5), "ok", {"fields_written": 3})
-    (record,) = store.runs()
+    run_id = store.runs.start("sync", NOW, {"full": True})
+    store.runs.finish(run_id, NOW + timedelta(seconds=5), "ok", {"fields_written": 3})
+    (record,) = store.runs.recent()
     assert (record.status, record.options, record.summary) == (
         "ok",
         {"full": True},
@@ -167,21 +171,21 @@ def test_lock_refuses_a_second_sync_and_is_released(store: Store) -> None:
     refused = pytest.raises(
         SyncLockedError, match=r"another sync \(host:1\) has held store .* since 2026-11-22"
     )
-    with store.sync_lock("host:1", at(NOW)), refused, store.sync_lock("host:2", at(NOW)):
+    with sync_lock(store, "host:1", at(NOW)), refused, sync_lock(store, "host:2", at(NOW)):
         pass
-    with store.sync_lock("host:2", at(NOW)):  # released: free again
+    with sync_lock(store, "host:2", at(NOW)):  # released: free again
         pass
-    with pytest.raises(RuntimeError), store.sync_lock("host:3", at(NOW)):
+    with pytest.raises(RuntimeError), sync_lock(store, "host:3", at(NOW)):
         raise RuntimeError("sync failed")
-    with store.sync_lock("host:4", at(NOW)):  # released after an exception too
+    with sync_lock(store, "host:4", at(NOW)):  # released after an exception too
         pass
 
 
 def test_a_lapsed_lease_is_taken_over(store: Store) -> None:
     # The holder's last renewal was three minutes ago: its two-minute lease has lapsed.
     with (
-        store.sync_lock("dead:1", at(NOW - timedelta(minutes=3))),
-        store.sync_lock("host:2", at(NOW)),
+        sync_lock(store, "dead:1", at(NOW - timedelta(minutes=3))),
+        sync_lock(store, "host:2", at(NOW)),
     ):
         pass
 
@@ -190,26 +194,26 @@ def test_a_dead_process_on_this_host_stops_blocking_at_once(store: Store) -> Non
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)  # fmt: skip
     dead = f"{socket.gethostname()}:{finished.stdout.strip()}"
-    with store.sync_lock(dead, at(NOW)), store.sync_lock("host:2", at(NOW)):
+    with sync_lock(store, dead, at(NOW)), sync_lock(store, "host:2", at(NOW)):
         pass
 
 
 def test_a_live_holder_keeps_its_lease_renewed(store: Store) -> None:
     now = [NOW]
     lease = timedelta(seconds=0.4)
-    with store.sync_lock("host:1", lambda: now[0], lease=lease):
+    with sync_lock(store, "host:1", lambda: now[0], lease=lease):
         now[0] = NOW + timedelta(seconds=0.3)
         time.sleep(0.35)  # a renewal every quarter lease has moved the expiry on
         now[0] = NOW + timedelta(seconds=0.5)  # past the first lease, not the renewed one
-        with pytest.raises(SyncLockedError):
-            store._take_lock("host:2", now[0], lease)
+        with pytest.raises(SyncLockedError), sync_lock(store, "host:2", lambda: now[0]):
+            pass
 
 
 def test_a_waiting_holder_gets_the_lock_when_it_is_released(store: Store) -> None:
     release = threading.Event()
 
     def hold() -> None:
-        with store.sync_lock("host:1", at(NOW)):
+        with sync_lock(store, "host:1", at(NOW)):
             release.wait(5)
 
     holder = threading.Thread(target=hold)
@@ -217,7 +221,7 @@ def test_a_waiting_holder_gets_the_lock_when_it_is_released(store: Store) -> Non
     time.sleep(0.1)
     threading.Timer(0.3, release.set).start()
     started = time.monotonic()
-    with store.sync_lock("host:2", at(NOW), wait_s=5):
+    with sync_lock(store, "host:2", at(NOW), wait_s=5):
         waited = time.monotonic() - started
     holder.join()
     assert 0.1 < waited < 3
@@ -228,11 +232,12 @@ def test_lock_holds_across_processes(tmp_path: Path) -> None:
     code = (
         "import sys\nfrom datetime import UTC, datetime\n"
         "from connector.store.state import Store\nfrom connector.errors import SyncLockedError\n"
+        "from connector.sync.lease import sync_lock\n"
         f"s = Store.open({url!r})\n"
-        "try:\n    with s.sync_lock('other:2', lambda: datetime.now(UTC)): sys.exit(0)\n"
+        "try:\n    with sync_lock(s, 'other:2', lambda: datetime.now(UTC)): sys.exit(0)\n"
         "except SyncLockedError: sys.exit(7)\n"
     )
-    with Store.open(url) as store, store.sync_lock("here:1", lambda: datetime.now(UTC)):
+    with Store.open(url) as store, sync_lock(store, "here:1", lambda: datetime.now(UTC)):
         held = subprocess.run([sys.executable, "-c", code], check=False)
     free = subprocess.run([sys.executable, "-c", code], check=False)
     assert (held.returncode, free.returncode) == (7, 0)
@@ -253,20 +258,22 @@ def test_team_history_quotas_and_leads_round_trip(store: Store) -> None:
     def user(manager: str | None, team: str | None = None) -> CrmUser:
         return CrmUser("u1", "Dana", "d@x.example", True, manager_id=manager, team_id=team)
 
-    store.upsert_users([user("m1")], seen_on=date(2026, 3, 1))
-    store.upsert_users([user("m1")], seen_on=date(2026, 3, 2))  # no move: no new row
-    store.upsert_users([user("m2", "t9")], seen_on=date(2026, 4, 10))
-    assert store.team_history() == {"u1": [(None, "m1", None), (date(2026, 4, 10), "m2", "t9")]}
-    assert store.users()[0].team_id == "t9"
+    store.users.upsert([user("m1")], seen_on=date(2026, 3, 1))
+    store.users.upsert([user("m1")], seen_on=date(2026, 3, 2))  # no move: no new row
+    store.users.upsert([user("m2", "t9")], seen_on=date(2026, 4, 10))
+    assert store.users.team_history() == {
+        "u1": [(None, "m1", None), (date(2026, 4, 10), "m2", "t9")]
+    }
+    assert store.users.all()[0].team_id == "t9"
     quotas = [
         CrmQuota("u1", date(2026, 1, 1), Decimal("50000.00")),
         CrmQuota("u1", date(2026, 1, 1), None, Decimal(4)),
     ]
-    store.replace_quotas(quotas)
-    store.replace_quotas(quotas)  # replaced, not added to
-    assert store.crm_quotas() == quotas
+    store.quotas.replace(quotas)
+    store.quotas.replace(quotas)  # replaced, not added to
+    assert store.quotas.of() == quotas
     leads = [Lead("l1", "u1", date(2026, 1, 3), True), Lead("l2", "u1", date(2026, 2, 3), False)]
-    store.replace_leads(leads)
-    assert store.leads() == leads
-    store.replace_leads(leads[:1])
-    assert store.leads() == leads[:1]
+    store.leads.replace(leads)
+    assert store.leads.of() == leads
+    store.leads.replace(leads[:1])
+    assert store.leads.of() == leads[:1]

@@ -33,7 +33,8 @@ from connector.core.periods import PeriodKind
 from connector.core.statements import calculate
 from connector.errors import ConfigError
 from connector.store.state import Store
-from connector.sync.engine import SyncEngine, SyncOptions, SyncSettings
+from connector.sync.engine import SyncEngine
+from connector.sync.run import SyncOptions, SyncSettings
 
 from .engine_helpers import deal, plan
 
@@ -231,7 +232,7 @@ def test_a_won_deal_lost_later_is_clawed_back(crm: MemoryCrm, store: Store) -> N
     sync(crm, store)
     # d1 earned 600.00 in January; it is reversed on 12 March, inside the window.
     assert crm.values["deal", "d1"]["clawback"] == "-600.00"
-    snapshot = store.deal_snapshots(["d1"])["d1"]
+    snapshot = store.deals.by_id(["d1"])["d1"]
     assert (snapshot.status.value, snapshot.cancel_date) == ("cancelled", date(2026, 3, 12))
 
 
@@ -252,7 +253,7 @@ def test_failed_writes_stay_pending_and_are_retried(crm: MemoryCrm, store: Store
 def test_dry_run_writes_nothing_anywhere(crm: MemoryCrm, store: Store) -> None:
     summary = sync(crm, store, dry_run=True)
     assert crm.writes == []
-    assert store.cursor("deals_modified") is None
+    assert store.cursors.get("deals_modified") is None
     planned = {(c.record_id, c.key): c.after for c in summary.planned}  # type: ignore[attr-defined]
     assert planned["d2", "commission"] == "1000.00"
     sync(crm, store)  # the real run after a dry run still finds every change

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
-from connector.adapters.retry import RetryPolicy
 from connector.config import load_config, load_secrets
 from connector.connect import adapter_for, sync_settings
 from connector.store.state import Store
-from connector.sync.engine import ChangeSet, SyncEngine, SyncOptions
+from connector.sync.engine import SyncEngine
+from connector.sync.run import ChangeSet, SyncOptions
 from tests import test_hubspot_sync as hs
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import write_config
@@ -38,13 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("pulled", "computed", "deal writes", "written")
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI builds its own retry policy: shorten its waits so fault tests stay fast."""
-    attempts, _initial, _maximum, sleep, seed, on_wait = RetryPolicy.__init__.__defaults__ or ()
-    monkeypatch.setattr(
-        RetryPolicy.__init__, "__defaults__", (attempts, 0.01, 0.05, sleep, seed, on_wait)
-    )
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -147,7 +141,7 @@ def test_salesforce_sync_killed_at_a_stage_is_finished_by_the_next(
     if stage == "written":
         assert org.writes() == []  # everything had been written: nothing is written twice
     with Store.open(store_url) as store:
-        statuses = [run.status for run in store.runs()]
+        statuses = [run.status for run in store.runs.recent()]
     assert statuses[:2] == ["ok", "interrupted"]
 
 
@@ -291,7 +285,7 @@ def test_a_store_is_refused_against_another_portal(
 
 def engine_for(config: Path, env: dict[str, str], store: Store) -> SyncEngine:
     settings = load_config(config)
-    adapter = adapter_for(settings, load_secrets(env, config.parent), cache=store)
+    adapter = adapter_for(settings, load_secrets(env, config.parent), cache=store.cache)
     return SyncEngine(sync_settings(settings), adapter, store, clock=lambda: datetime.now(UTC))
 
 

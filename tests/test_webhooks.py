@@ -24,8 +24,9 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from connector.config import load_config
+from connector.store.cursors import ACCOUNT_CURSOR
 from connector.store.inbox import Event, Inbox
-from connector.store.state import ACCOUNT_CURSOR, Store
+from connector.store.state import Store
 from tests.crm_sync_helpers import write_config
 from webhooks.app import create_app
 from webhooks.signing import Rejected, verify_hubspot
@@ -226,7 +227,7 @@ def test_hubspot_merge_names_every_deal_and_other_kinds_are_ignored(
 def test_hubspot_events_for_another_portal_are_not_stored(
     hubspot: FlaskClient, store: Store
 ) -> None:
-    store.set_cursor(ACCOUNT_CURSOR, str(PORTAL_ID))
+    store.cursors.set(ACCOUNT_CURSOR, str(PORTAL_ID))
     reply = post_hubspot(hubspot, [hubspot_event(9, 1), hubspot_event(10, 2, portalId=999)])
     assert reply.json["stored"] == 1
 

@@ -23,7 +23,7 @@ from connector.errors import (
 )
 from connector.store.inbox import Claimed, Event, Inbox
 from connector.store.state import Store
-from connector.sync.engine import ChangeSet, SyncOptions, SyncSummary
+from connector.sync.run import ChangeSet, SyncOptions, SyncSummary
 from connector.sync.worker import Worker
 
 WRITER = "005000000000009AAA"

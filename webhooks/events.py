@@ -19,14 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.store.inbox import Event
-from webhooks.receiver import read_body, receiver, rejected
+from webhooks.receiver import Receiver, endpoint, json_refusal, receiver
 from webhooks.signing import SIGNATURE_HEADER, Rejected, verify_event_body
 
 SOURCE = "events"
@@ -62,22 +61,18 @@ class GenericEvent(BaseModel):
 
 @bp.post("/webhooks/events")
 def events() -> tuple[Response, int]:
-    started = time.perf_counter()
-    state = receiver()
-    try:
-        body = read_body({"application/json"})
-        timestamp = verify_event_body(
-            secret=_secret(),
-            header=request.headers.get(SIGNATURE_HEADER),
-            body=body,
-            now_s=state.clock().timestamp(),
-        )
-        stored = _events(body, timestamp)
-        fresh = state.store_events(SOURCE, stored)
-    except Rejected as error:
-        rejected(SOURCE, error, started)
-        return jsonify({"error": error.reason, "detail": error.detail}), error.status
-    state.metrics.ack_seconds.labels(SOURCE).observe(time.perf_counter() - started)
+    return endpoint(SOURCE, {"application/json"}, _store, json_refusal)
+
+
+def _store(state: Receiver, body: bytes) -> tuple[Response, int]:
+    timestamp = verify_event_body(
+        secret=_secret(),
+        header=request.headers.get(SIGNATURE_HEADER),
+        body=body,
+        now_s=state.clock().timestamp(),
+    )
+    stored = _events(body, timestamp)
+    fresh = state.store_events(SOURCE, stored)
     return jsonify({"stored": len(stored), "new": fresh}), 200
 
 

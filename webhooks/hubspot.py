@@ -12,7 +12,6 @@ another read.
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -20,7 +19,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from connector.store.inbox import Event
-from webhooks.receiver import read_body, receiver, rejected
+from webhooks.receiver import Receiver, endpoint, json_refusal, receiver
 from webhooks.signing import Rejected, verify_hubspot
 
 SOURCE = "hubspot"
@@ -71,26 +70,22 @@ class HubSpotEvent(BaseModel):
 
 @bp.post("/webhooks/hubspot")
 def deliveries() -> tuple[Response, int]:
-    started = time.perf_counter()
-    state = receiver()
-    try:
-        body = read_body({"application/json"})
-        verify_hubspot(
-            secret=_secret(),
-            signature=request.headers.get("X-HubSpot-Signature-v3"),
-            timestamp=request.headers.get("X-HubSpot-Request-Timestamp"),
-            method=request.method,
-            uri=_public_uri(),
-            body=body,
-            now_s=state.clock().timestamp(),
-        )
-        events = _parse(body)
-        stored = _events(events)
-        fresh = state.store_events(SOURCE, stored)
-    except Rejected as error:
-        rejected(SOURCE, error, started)
-        return jsonify({"error": error.reason, "detail": error.detail}), error.status
-    state.metrics.ack_seconds.labels(SOURCE).observe(time.perf_counter() - started)
+    return endpoint(SOURCE, {"application/json"}, _store, json_refusal)
+
+
+def _store(state: Receiver, body: bytes) -> tuple[Response, int]:
+    verify_hubspot(
+        secret=_secret(),
+        signature=request.headers.get("X-HubSpot-Signature-v3"),
+        timestamp=request.headers.get("X-HubSpot-Request-Timestamp"),
+        method=request.method,
+        uri=_public_uri(),
+        body=body,
+        now_s=state.clock().timestamp(),
+    )
+    events = _parse(body)
+    stored = _events(events)
+    fresh = state.store_events(SOURCE, stored)
     return jsonify({"received": len(events), "stored": len(stored), "new": fresh}), 200
 
 

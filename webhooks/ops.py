@@ -33,7 +33,7 @@ def healthz() -> tuple[Response, int]:
     try:
         depth = state.inbox.depth()
         parked = state.inbox.parked(limit=10)
-        last = state.store.runs(limit=1, kind="sync")
+        last = state.store.runs.recent(limit=1, kind="sync")
     except ConnectorError as error:
         return jsonify({"status": "down", "store": str(error)}), 503
     oldest = (

@@ -13,15 +13,17 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, jsonify, request
 
 from connector.config import Config, Secrets
 from connector.connect import field_specs
 from connector.errors import ConnectorError
 from connector.logs import log
+from connector.store.cursors import ACCOUNT_CURSOR
 from connector.store.inbox import Event, Inbox
-from connector.store.state import ACCOUNT_CURSOR, Store
+from connector.store.state import Store
 from connector.sync.metrics import Metrics
 from webhooks.signing import Rejected
 
@@ -66,7 +68,7 @@ class Receiver:
     def account(self) -> str | None:
         """The CRM account the store belongs to (None before the first sync)."""
         try:
-            return self.store.cursor(ACCOUNT_CURSOR)
+            return self.store.cursors.get(ACCOUNT_CURSOR)
         except ConnectorError as error:
             log("store_failed", error=str(error))
             raise Rejected(503, "store_unavailable", "the store cannot be read") from None
@@ -114,6 +116,35 @@ def read_body(content_types: Collection[str]) -> bytes:
             raise Rejected(413, "too_large", f"the body is over {limit} bytes")
         return raw
     return request.get_data(cache=False)
+
+
+R = TypeVar("R")
+
+
+def endpoint(
+    source: str,
+    content_types: Collection[str],
+    handle: Callable[[Receiver, bytes], R],
+    refuse: Callable[[Rejected], R],
+) -> R:
+    """One webhook request: its body read within limits, ``handle`` run on it, timed.
+
+    ``handle`` verifies, parses and stores, raising :class:`Rejected` to refuse; a
+    refusal is counted, logged and answered by ``refuse`` in the CRM's own format.
+    """
+    started = time.perf_counter()
+    state = receiver()
+    try:
+        answer = handle(state, read_body(content_types))
+    except Rejected as error:
+        rejected(source, error, started)
+        return refuse(error)
+    state.metrics.ack_seconds.labels(source).observe(time.perf_counter() - started)
+    return answer
+
+
+def json_refusal(error: Rejected) -> tuple[Response, int]:
+    return jsonify({"error": error.reason, "detail": error.detail}), error.status
 
 
 def now_s() -> float:

@@ -17,10 +17,11 @@ from werkzeug.wrappers import Response
 
 from connector.core.periods import parse_label
 from connector.errors import ConnectorError, InputError
+from connector.store.cursors import AS_OF_PERIOD_CURSOR
 from connector.store.inbox import Inbox
-from connector.sync.engine import AS_OF_PERIOD_CURSOR
+from connector.sync.reading import load_view
 from connector.views.statement import html as statement_page
-from connector.views.statement import load_view, money_text, percent_text
+from connector.views.statement import money_text, percent_text
 from connector.views.team import team_view
 from webhooks.admin import exchanged_token, log_out, refusal, text
 from webhooks.receiver import receiver
@@ -41,7 +42,7 @@ def team() -> Response:
     state = receiver()
     config, store = state.config, state.store
     try:
-        current = store.cursor(AS_OF_PERIOD_CURSOR)
+        current = store.cursors.get(AS_OF_PERIOD_CURSOR)
         period = request.args.get("period") or current
         if period is None:
             return _page(render_template("reports_empty.html"))
@@ -49,10 +50,10 @@ def team() -> Response:
             parse_label(period, config.period)
         except ValueError as error:
             return text(f"400 Bad Request: period: {error}", 400)
-        statements = store.statements_in(period)
-        payouts = store.payouts_by_period(period[:4])
-        users = {user.id: user for user in store.users()}
-        runs = store.runs(limit=10, kind="sync")
+        statements = store.statements.in_period(period)
+        payouts = store.statements.payouts_by_period(period[:4])
+        users = {user.id: user for user in store.users.all()}
+        runs = store.runs.recent(limit=10, kind="sync")
         inbox = Inbox(store)
         recent, depth, counts = inbox.recent(20), inbox.depth(), inbox.counts()
     except ConnectorError as error:

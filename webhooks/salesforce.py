@@ -13,7 +13,6 @@ entities never run.
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
@@ -23,7 +22,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 from flask import Blueprint, Response
 
 from connector.store.inbox import Event
-from webhooks.receiver import read_body, receiver, rejected
+from webhooks.receiver import Receiver, endpoint, receiver
 from webhooks.signing import Rejected
 
 SOURCE = "salesforce"
@@ -51,20 +50,19 @@ _FAULT = (
 
 @bp.post("/webhooks/salesforce")
 def notifications() -> Response:
-    started = time.perf_counter()
-    state = receiver()
-    try:
-        body = read_body({"text/xml", "application/xml", "application/soap+xml"})
-        root = _parse(body)
-        org_id, events = _notifications(root)
-        _check_org(org_id)
-        state.store_events(SOURCE, events)
-    except Rejected as error:
-        rejected(SOURCE, error, started)
-        code = "Client" if error.status < 500 else "Server"
-        return _xml(_FAULT.format(code=code, text=escape(error.detail)), error.status)
-    state.metrics.ack_seconds.labels(SOURCE).observe(time.perf_counter() - started)
+    return endpoint(SOURCE, {"text/xml", "application/xml", "application/soap+xml"}, _store, _fault)
+
+
+def _store(state: Receiver, body: bytes) -> Response:
+    org_id, events = _notifications(_parse(body))
+    _check_org(org_id)
+    state.store_events(SOURCE, events)
     return _xml(_ACK.format(ack="true"), 200)
+
+
+def _fault(error: Rejected) -> Response:
+    code = "Client" if error.status < 500 else "Server"
+    return _xml(_FAULT.format(code=code, text=escape(error.detail)), error.status)
 
 
 def _xml(text: str, status: int) -> Response:

@@ -7,10 +7,12 @@ nothing sees a vendor dict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
+from connector.adapters.retry import RetryPolicy
 from connector.core.fields import FieldSpec, RecordKind
 from connector.core.models import (
     ApiUsage,
@@ -23,6 +25,7 @@ from connector.core.models import (
     RecordUpdate,
     WriteResult,
 )
+from connector.errors import CrmUnavailableError, RetryableError
 
 
 class CrmAdapter(Protocol):
@@ -163,3 +166,106 @@ class Metadata:
         key = f"{self._account}:{name}"
         self._fresh.discard(key)
         self._cache.set_metadata(key, None, datetime.min.replace(tzinfo=UTC))
+
+
+T = TypeVar("T")
+
+
+class Pager(Generic[T]):
+    """The records of one paged listing, read lazily a page (one call) at a time.
+
+    ``fetch(cursor)`` reads one page: the first when ``cursor`` is None, else the
+    page the cursor (HubSpot's ``after``, Salesforce's ``nextRecordsUrl``) names.
+    It answers the page's records and the next cursor, None on the last page. A
+    cursor that comes back a second time would serve the same pages forever: that
+    is an error naming the listing, not an endless loop.
+    """
+
+    def __init__(
+        self, listing: str, fetch: Callable[[str | None], tuple[Iterable[T], str | None]]
+    ) -> None:
+        self.listing = listing
+        self._fetch = fetch
+
+    def __iter__(self) -> Iterator[T]:
+        seen: set[str] = set()
+        cursor: str | None = None
+        while True:
+            records, cursor = self._fetch(cursor)
+            yield from records
+            if not cursor:
+                return
+            if cursor in seen:
+                raise CrmUnavailableError(
+                    f"{self.listing}: the CRM answered a page cursor it had answered before "
+                    f"({cursor[:60]!r}); stopped reading rather than read the same pages "
+                    "forever. The next sync reads the listing again"
+                )
+            seen.add(cursor)
+
+
+NOT_SENT = "NOT_SENT"
+
+
+class BatchWriter:
+    """Writes updates in as few calls as the CRM allows, and accounts for every one.
+
+    Updates go in batches of ``size`` (the CRM's limit per call), each through
+    ``send``, which makes one call and answers a result per record it heard of. The
+    records the CRM calls busy (a result whose code is in ``busy``: a row lock, a
+    conflict) are sent again through the retry policy; those still busy after every
+    attempt keep their busy result, and the next sync writes them. A record never
+    attempted (its batch failed before it was sent) is reported ``NOT_SENT``.
+    Failures of the call itself (the CRM down, bad credentials) are ``send``'s to
+    raise and propagate from :meth:`write`.
+    """
+
+    def __init__(self, size: int, retry: RetryPolicy, busy: Collection[str]) -> None:
+        self.size = size
+        self.retry = retry
+        self.busy = frozenset(busy)
+
+    def write(
+        self,
+        updates: Sequence[RecordUpdate],
+        send: Callable[[Sequence[RecordUpdate]], Mapping[str, WriteResult]],
+    ) -> dict[str, WriteResult]:
+        """A result per update, by record id."""
+        results: dict[str, WriteResult] = {}
+        for start in range(0, len(updates), self.size):
+            results.update(self._batch(updates[start : start + self.size], send))
+        return results
+
+    def _batch(
+        self,
+        batch: Sequence[RecordUpdate],
+        send: Callable[[Sequence[RecordUpdate]], Mapping[str, WriteResult]],
+    ) -> dict[str, WriteResult]:
+        results: dict[str, WriteResult] = {}
+        remaining = list(batch)
+
+        def attempt() -> None:
+            nonlocal remaining
+            answered = send(remaining)
+            results.update(answered)
+            busy = [
+                update
+                for update in remaining
+                if update.record_id in answered
+                and answered[update.record_id].code in self.busy
+                and not answered[update.record_id].ok
+            ]
+            remaining = busy
+            if busy:
+                codes = ", ".join(sorted({answered[u.record_id].code for u in busy}))
+                names = ", ".join(u.record_id for u in busy[:5])
+                raise RetryableError(f"{len(busy)} record(s) busy ({codes}): {names}")
+
+        with contextlib.suppress(RetryableError):
+            self.retry.call(attempt)  # still busy after every attempt: reported as such
+        for update in batch:
+            results.setdefault(
+                update.record_id,
+                WriteResult(update.record_id, False, NOT_SENT, "the write was not attempted"),
+            )
+        return results

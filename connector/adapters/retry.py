@@ -198,3 +198,39 @@ class RetryPolicy:
             reraise=True,
         )
         return retrying(operation)
+
+
+def call_crm(
+    retry: RetryPolicy,
+    attempt: Callable[[], T],
+    *,
+    crm: str,
+    url: str,
+    setting: str,
+    describe: Callable[[OSError], str] = str,
+) -> T:
+    """One CRM call through ``retry``, the one wrapper both adapters' calls go through.
+
+    A transient failure that outlasts every attempt, a connection never made, or a
+    connection that broke becomes one :class:`CrmUnavailableError` naming the CRM,
+    its URL and the setting to check (``crm.<setting>``); ``describe`` words a
+    broken connection. Anything else ``attempt`` raises (already ours) passes.
+    """
+    try:
+        return retry.call(attempt)
+    except RetryableError as error:
+        raise CrmUnavailableError(
+            f"{crm} at {url} kept failing after {retry.attempts} attempts: {error}",
+            status=error.status,
+            code=error.code,
+        ) from None
+    except ConnectFailure as failure:
+        raise unreachable(crm, url, failure, setting) from None
+    except OSError as error:  # requests' errors are OSErrors too
+        cause = connect_failure(error)
+        if cause is not None:
+            raise unreachable(crm, url, cause, setting) from None
+        raise CrmUnavailableError(
+            f"could not reach {crm} at {url}: {describe(error)}; check crm.{setting} "
+            "and the network"
+        ) from None

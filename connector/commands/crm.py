@@ -25,7 +25,8 @@ from connector.connect import adapter_for, field_specs, sync_settings
 from connector.core.fields import RecordKind
 from connector.core.members import resolve_members
 from connector.store.state import Store
-from connector.sync.engine import SyncEngine, SyncOptions, SyncSummary
+from connector.sync.engine import SyncEngine
+from connector.sync.run import SyncOptions, SyncSummary
 
 
 class Progress:
@@ -105,7 +106,7 @@ def install(
     with Store.open(store_url(config, os.environ)) as store:
         # The store keeps what install learns of the CRM (fields, pipelines, owners).
         adapter = adapter_for(
-            config, load_secrets(os.environ, Path.cwd()), retry=_retry(out), cache=store
+            config, load_secrets(os.environ, Path.cwd()), retry=_retry(out), cache=store.cache
         )
         install_fields(
             adapter,
@@ -177,7 +178,7 @@ def sync(
     progress = Progress(out)
     secrets = load_secrets(os.environ, Path.cwd())
     with Store.open(store_url(config, os.environ)) as store:
-        adapter = adapter_for(config, secrets, retry=_retry(out), cache=store)
+        adapter = adapter_for(config, secrets, retry=_retry(out), cache=store.cache)
         engine = SyncEngine(
             sync_settings(config),
             adapter,

@@ -34,8 +34,10 @@ from connector.config import Config, load_config, load_secrets
 from connector.connect import adapter_for, sync_settings
 from connector.core.models import CrmUser
 from connector.errors import ConnectorError
+from connector.store.cursors import AS_OF_PERIOD_CURSOR
 from connector.store.state import Store
-from connector.sync.engine import AS_OF_PERIOD_CURSOR, SyncEngine, SyncOptions
+from connector.sync.engine import SyncEngine
+from connector.sync.run import SyncOptions
 from crm_sandbox.config_file import write_sandbox_config
 from webhooks.app import create_app
 from webhooks.receiver import EXTENSION, Receiver
@@ -185,7 +187,7 @@ def _run(
     secrets = load_secrets(os.environ, directory)
     today = datetime.now(config.zone).date()
     with Store.open(config.store) as store, Store.open(config.store, checkpoints=False) as rx:
-        adapter = adapter_for(config, secrets, cache=store)
+        adapter = adapter_for(config, secrets, cache=store.cache)
         out.print("3. install: creating the custom fields")
         install_fields(adapter, config, out, dry_run=False, no_assign=False)
         out.print("4. sync: computing every rep's statements and writing them back")
@@ -285,11 +287,11 @@ def _before_after(
 
 
 def _leaderboard(out: Console, config: Config, store: Store) -> None:
-    period = store.cursor(AS_OF_PERIOD_CURSOR)
-    users = {u.id: u for u in store.users()}
+    period = store.cursors.get(AS_OF_PERIOD_CURSOR)
+    users = {u.id: u for u in store.users.all()}
     rows = []
     for user_id in users:
-        for s in store.statements_for(user_id, period):
+        for s in store.statements.of_rep(user_id, period):
             rows.append((s.attainment or 0, users[user_id].name or user_id, s))
     rows.sort(key=lambda row: row[0], reverse=True)
     if not out.is_terminal:
@@ -313,7 +315,8 @@ def _leaderboard(out: Console, config: Config, store: Store) -> None:
 
 
 def _write_statement(config: Config, store: Store, rep_id: str, path: Path) -> None:
-    from connector.views.statement import html, load_view
+    from connector.sync.reading import load_view
+    from connector.views.statement import html
 
     with private_file(path) as out:
         out.write(html(load_view(store, config.currency, rep_id, None)))

@@ -49,7 +49,7 @@ def build_worker(
     """A worker on ``store``'s inbox, with its own adapter and engine."""
     retry = RetryPolicy(on_wait=lambda line: log("waiting", detail=line))
     secrets = load_secrets(os.environ if environ is None else environ, Path.cwd())
-    adapter = adapter_for(config, secrets, retry=retry, cache=store)
+    adapter = adapter_for(config, secrets, retry=retry, cache=store.cache)
     engine = SyncEngine(sync_settings(config), adapter, store, clock=lambda: datetime.now(UTC))
 
     def today() -> date:

@@ -12,13 +12,14 @@ import click
 from connector.commands.common import config_of, config_option, private_file
 from connector.config import Config, store_url
 from connector.store.state import Store
+from connector.sync.reading import load_view
 from connector.views.calc import write_json
-from connector.views.statement import html, load_view, text
+from connector.views.statement import html, text
 
 
 def _as_of(store: Store, config: Config) -> date:
     """The date the store's figures were computed for: the last sync's, else today."""
-    for run in store.runs(limit=1, kind="sync"):
+    for run in store.runs.recent(limit=1, kind="sync"):
         text_value = run.options.get("as_of")
         if isinstance(text_value, str):
             return date.fromisoformat(text_value)

@@ -17,11 +17,12 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from itertools import pairwise
 
 from connector.core.commission import Credit, deal_matcher, percent_text
-from connector.core.models import Deal, Rep, TeamSpell
-from connector.core.money import ZERO, round_cents
+from connector.core.models import Deal, GoalResult, Line, LineKind, Rep, TeamSpell
+from connector.core.money import ZERO, ratio, round_cents
 from connector.core.plans import Bonus, Goal, GoalMetric, Payee, Plan, Team, TeamMember
 from connector.errors import CalculationError
 
@@ -237,3 +238,30 @@ class TeamIndex:
             return set(rep_ids)
         mates = {rep for rep, own in self._by_rep.items() if any(s.team_id in teams for s in own)}
         return mates | set(rep_ids)
+
+
+Prepared = Mapping[str, tuple[tuple[PreparedGoal, ...], tuple[PreparedGoal, ...]]]
+
+
+def goal_result(
+    goal: PreparedGoal, team_id: str | None, target: Decimal | None, actual: Decimal
+) -> GoalResult:
+    attainment = None if target is None else _attainment(actual, target)
+    return GoalResult(goal.key, goal.metric, team_id, target, actual, attainment)
+
+
+@lru_cache(maxsize=65536)
+def _attainment(actual: Decimal, target: Decimal) -> Decimal:
+    # Count goals repeat the same few (deals, target) pairs in every rep-period.
+    return ratio(actual, target)
+
+
+def goal_bonuses(
+    goal: PreparedGoal, actual: Decimal, target: Decimal, payee: Payee | None
+) -> list[Line]:
+    """The bonus lines ``goal`` pays at ``actual`` (only ``payee``'s, for a team goal)."""
+    return [
+        Line(LineKind.BONUS, None, amount, None, rule)
+        for at, amount, paid_to, rule in goal.bonuses
+        if (payee is None or paid_to is payee) and actual >= at * target
+    ]

@@ -74,6 +74,12 @@ def _plan_date(value: object) -> date:
 PlanDate = Annotated[date, BeforeValidator(_plan_date)]
 
 
+def member_key(member: str) -> str:
+    """How a plan names a member, compared: emails are case-insensitive; CRM ids are
+    not (Salesforce's 15-character ids differ only in case)."""
+    return member.lower() if "@" in member else member
+
+
 class _Model(BaseModel):
     # Numbers become text where text is expected: HubSpot owner ids are digits,
     # and `members: [12345]` must not be refused for want of quotes.
@@ -210,9 +216,9 @@ class Goal(_Model):
         return f"team_{self.metric.value}" if self.team else self.metric.value
 
     def target_for(self, member: str) -> Decimal | None:
-        key = member.lower() if "@" in member else member
+        key = member_key(member)
         for name, target in self.target_overrides.items():
-            if (name.lower() if "@" in name else name) == key:
+            if member_key(name) == key:
                 return target
         return self.target
 
@@ -400,8 +406,7 @@ def membership_overlaps(plans: Iterable[Plan]) -> list[str]:
     seen: dict[str, list[Plan]] = {}
     for plan in plans:
         for member in plan.members:
-            # Emails are case-insensitive; CRM ids are not (Salesforce's 15-character ids).
-            key = member.lower() if "@" in member else member
+            key = member_key(member)
             for other in seen.get(key, []):
                 if _overlap(plan, other):
                     problems.append(

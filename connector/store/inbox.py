@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from connector.store.state import Store, may_be_alive, this_process
+from connector.store.db import Database, chunks, may_be_alive, this_process
+from connector.store.schema import inbox_table
 
 MAX_ATTEMPTS = 8
 DEFAULT_LEASE = timedelta(minutes=5)
@@ -31,28 +32,6 @@ DEFAULT_LEASE = timedelta(minutes=5)
 KEEP_DONE = timedelta(days=3)
 
 QUEUED, CLAIMED, DONE, PARKED = "queued", "claimed", "done", "parked"
-
-_meta = sa.MetaData()
-inbox_table = sa.Table(
-    "inbox",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("event_id", sa.String(160), nullable=False),
-    sa.Column("record", sa.String(8), nullable=False),
-    sa.Column("record_id", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("actor", sa.String(64)),
-    sa.Column("occurred_ms", sa.BigInteger),
-    sa.Column("received_ms", sa.BigInteger, nullable=False),
-    sa.Column("status", sa.String(8), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("not_before_ms", sa.BigInteger),
-    sa.Column("claim", sa.String(200)),
-    sa.Column("lease_until_ms", sa.BigInteger),
-    sa.Column("error", sa.Text),
-    sa.Column("finished_ms", sa.BigInteger),
-)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -117,7 +96,7 @@ class Depth:
 
 
 class Inbox:
-    def __init__(self, store: Store, *, max_attempts: int = MAX_ATTEMPTS) -> None:
+    def __init__(self, store: Database, *, max_attempts: int = MAX_ATTEMPTS) -> None:
         self.store = store
         self.max_attempts = max_attempts
 
@@ -152,8 +131,8 @@ class Inbox:
         )
         with self.store.transaction() as connection:
             fresh = 0
-            for start in range(0, len(rows), 500):
-                fresh += len(connection.execute(statement, rows[start : start + 500]).all())
+            for chunk in chunks(rows):
+                fresh += len(connection.execute(statement, list(chunk)).all())
         return fresh
 
     # -- the worker's side --------------------------------------------------------------
@@ -246,8 +225,8 @@ class Inbox:
         """Return events to the queue after ``backoff``, or park those out of tries."""
         t, now_ms, chosen = inbox_table, epoch_ms(now), list(ids)
         with self.store.transaction() as connection:
-            for start in range(0, len(chosen), 500):
-                mine = sa.and_(t.c.claim == token, t.c.id.in_(chosen[start : start + 500]))
+            for chunk in chunks(chosen):
+                mine = sa.and_(t.c.claim == token, t.c.id.in_(chunk))
                 connection.execute(
                     t.update()
                     .where(mine, t.c.attempts >= self.max_attempts)
@@ -268,10 +247,10 @@ class Inbox:
         """Give events back untried (the CRM or the lock was busy): no attempt is spent."""
         t, chosen = inbox_table, list(ids)
         with self.store.transaction() as connection:
-            for start in range(0, len(chosen), 500):
+            for chunk in chunks(chosen):
                 connection.execute(
                     t.update()
-                    .where(t.c.claim == token, t.c.id.in_(chosen[start : start + 500]))
+                    .where(t.c.claim == token, t.c.id.in_(chunk))
                     .values(
                         status=QUEUED,
                         claim=None,
@@ -285,10 +264,10 @@ class Inbox:
     ) -> int:
         t, chosen, count = inbox_table, list(ids), 0
         with self.store.transaction() as connection:
-            for start in range(0, len(chosen), 500):
+            for chunk in chunks(chosen):
                 result = connection.execute(
                     t.update()
-                    .where(t.c.claim == token, t.c.id.in_(chosen[start : start + 500]))
+                    .where(t.c.claim == token, t.c.id.in_(chunk))
                     .values(**values, claim=None, lease_until_ms=None, finished_ms=epoch_ms(now))
                 )
                 count += result.rowcount
@@ -302,7 +281,7 @@ class Inbox:
             result = connection.execute(
                 t.delete().where(t.c.status == DONE, t.c.finished_ms < cutoff)
             )
-        return result.rowcount
+        return int(result.rowcount or 0)
 
     def retry_parked(self, now: datetime) -> int:
         """Queue every parked event again with fresh tries (after the cause is fixed)."""
@@ -313,7 +292,7 @@ class Inbox:
                 .where(t.c.status == PARKED)
                 .values(status=QUEUED, attempts=0, not_before_ms=None, finished_ms=None)
             )
-        return result.rowcount
+        return int(result.rowcount or 0)
 
     # -- what operators see -------------------------------------------------------------
 
@@ -357,9 +336,10 @@ class Inbox:
     def status_of(self, source: str, event_id: str) -> str | None:
         t = inbox_table
         with self.store.reading() as connection:
-            return connection.execute(
+            status: str | None = connection.execute(
                 sa.select(t.c.status).where(t.c.source == source, t.c.event_id == event_id)
             ).scalar_one_or_none()
+        return status
 
     def counts(self) -> dict[str, int]:
         t = inbox_table

@@ -32,32 +32,26 @@ real run would write, and leaves no trace anywhere.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from connector.adapters.base import CrmAdapter
-from connector.core.diff import DEAL_KEYS, PlannedWrite, changes, deal_values, rep_values
+from connector.core.diff import DEAL_KEYS, deal_values, rep_values
 from connector.core.fields import RecordKind
 from connector.core.goals import team_spells
 from connector.core.members import resolve, resolve_members
 from connector.core.models import (
-    ApiUsage,
     CrmDeal,
     CrmQuota,
     CrmUser,
     DealSnapshot,
-    PeriodKind,
-    RecordUpdate,
     Rep,
     Statement,
     TeamResult,
-    WriteResult,
 )
 from connector.core.periods import label, period_of
-from connector.core.plans import Plan, TargetSource, Team, filter_problems
+from connector.core.plans import filter_problems
 from connector.core.snapshots import (
     as_deleted,
     carries_credit,
@@ -69,150 +63,36 @@ from connector.core.snapshots import (
     touched_reps,
 )
 from connector.core.statements import calculate, reps_to_compute
-from connector.core.values import canonical_datetime
 from connector.errors import ConfigError, ConnectorError
-from connector.store.state import OWED_REP, OWED_SPLITS, USERS_FETCHED_CURSOR, Store, this_process
+from connector.store.cursors import (
+    AS_OF_DATE_CURSOR,
+    AS_OF_PERIOD_CURSOR,
+    DEALS_CURSOR,
+    USERS_FETCHED_CURSOR,
+)
+from connector.store.db import this_process
+from connector.store.owed import OWED_DEAL, OWED_REP, OWED_SPLITS
+from connector.store.state import Store
+from connector.sync.lease import sync_lock
+from connector.sync.run import (
+    ChangeSet,
+    CrmSink,
+    Progress,
+    RecordingSink,
+    Run,
+    SyncOptions,
+    SyncSettings,
+    SyncSummary,
+    quiet,
+)
+from connector.sync.writing import scope_of, write_pending
 
-DEALS_CURSOR = "deals_modified"
-AS_OF_PERIOD_CURSOR = "as_of_period"
-AS_OF_DATE_CURSOR = "as_of_date"
-OWED_DEAL = "deal"  # a changed deal whose own values must be recomputed
 READ_BATCH = 2000
 # The worker door reuses the users it knows for this long (an event naming a
 # user, or a deal owned by someone unknown, refreshes them at once).
 USERS_MAX_AGE = timedelta(hours=1)
 # How long the worker door waits for a scheduled sync holding the lock.
 WORKER_LOCK_WAIT_S = 10.0
-
-
-@dataclass(frozen=True)
-class SyncSettings:
-    plans: tuple[Plan, ...]
-    currency: str
-    period_kind: PeriodKind
-    timezone: ZoneInfo
-    teams: str | tuple[Team, ...] | None = None  # spm.yaml's `teams:`
-    lead_to_sale: bool = False  # read leads for the lead-to-sale ratio
-
-    @property
-    def crm_quotas(self) -> bool:
-        """Whether any plan takes its quotas or goal targets from the CRM."""
-        return any(
-            plan.quota_source is TargetSource.CRM
-            or any(goal.target_source is TargetSource.CRM for goal in plan.goals)
-            for plan in self.plans
-        )
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    as_of: date
-    full: bool = False
-    dry_run: bool = False
-    rebuild: bool = False  # forget the store's state (another CRM account) and sync in full
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    """What the worker door processes: record ids, as events named them."""
-
-    deals: frozenset[str] = frozenset()  # created, changed, restored, merged, or deleted
-    users: frozenset[str] = frozenset()
-    splits: frozenset[str] = frozenset()  # deals whose splits changed (their deal may not)
-
-    @classmethod
-    def of(
-        cls, deals: Iterable[str] = (), users: Iterable[str] = (), splits: Iterable[str] = ()
-    ) -> ChangeSet:
-        split_deals = frozenset(splits)
-        return cls(frozenset(deals) | split_deals, frozenset(users), split_deals)
-
-
-@dataclass(frozen=True)
-class Failure:
-    record: RecordKind
-    record_id: str
-    code: str
-    message: str
-
-
-@dataclass
-class SyncSummary:
-    users_read: int = 0
-    deals_read: int = 0
-    deals_changed: int = 0
-    reps_recomputed: int = 0
-    statements: int = 0
-    records_written: int = 0
-    fields_written: int = 0
-    interrupted_runs: int = 0
-    quotas_read: int | None = None  # None: not read (no plan takes quotas from the CRM)
-    leads_read: int | None = None  # None: the lead-to-sale ratio is off
-    lead_calls: int = 0  # API calls the lead reads cost
-    planned: list[PlannedWrite] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    usage: ApiUsage | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failures else 0
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "users_read": self.users_read,
-            "deals_read": self.deals_read,
-            "deals_changed": self.deals_changed,
-            "reps_recomputed": self.reps_recomputed,
-            "statements": self.statements,
-            "records_written": self.records_written,
-            "fields_written": self.fields_written,
-            "quotas_read": self.quotas_read,
-            "leads_read": self.leads_read,
-            "lead_api_calls": self.lead_calls,
-            "failures": [f.__dict__ for f in self.failures],
-            "warnings": self.warnings,
-            "api_calls": self.usage.calls if self.usage else None,
-        }
-
-
-Progress = Callable[[str, int], None]  # (stage, records so far)
-
-
-def _quiet(stage: str, count: int) -> None:
-    """The default progress sink: say nothing."""
-
-
-class Sink(Protocol):
-    """Where planned writes go: the CRM, or a record of them."""
-
-    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]: ...
-
-
-class RecordingSink:
-    """Accepts every write and keeps it: what a dry run shows."""
-
-    def __init__(self) -> None:
-        self.updates: list[tuple[RecordKind, RecordUpdate]] = []
-
-    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
-        self.updates.extend((record, update) for update in updates)
-        return [WriteResult(update.record_id, True) for update in updates]
-
-
-@dataclass
-class _Run:
-    """What one pass carries between its steps."""
-
-    options: SyncOptions
-    store: Store
-    sink: Sink
-    started: datetime
-    summary: SyncSummary = field(default_factory=SyncSummary)
-    newest: datetime | None = None
-    deals_written: int = 0
-    pulled_owners: set[str] = field(default_factory=set)
-    users_refreshed: bool = False  # read afresh this run: never twice
 
 
 class SyncEngine:
@@ -222,7 +102,7 @@ class SyncEngine:
         adapter: CrmAdapter,
         store: Store,
         clock: Callable[[], datetime],
-        progress: Progress = _quiet,
+        progress: Progress = quiet,
         holder: str | None = None,
     ) -> None:
         self.settings = settings
@@ -246,27 +126,27 @@ class SyncEngine:
     def _door(self, options: SyncOptions, change: ChangeSet | None) -> SyncSummary:
         if options.dry_run:
             with self.store.scratch() as scratch:
-                run = _Run(options, scratch, RecordingSink(), self.clock())
+                run = Run(options, scratch, RecordingSink(), self.clock())
                 self._steps(run, change)
                 return run.summary
         wait = 0.0 if change is None else WORKER_LOCK_WAIT_S
-        with self.store.sync_lock(self.holder, self.clock, wait_s=wait):
-            run = _Run(options, self.store, _CrmSink(self.adapter), self.clock())
+        with sync_lock(self.store, self.holder, self.clock, wait_s=wait):
+            run = Run(options, self.store, CrmSink(self.adapter), self.clock())
             run.summary.interrupted_runs = self.store.close_interrupted_runs(run.started)
             kind = "sync" if change is None else "worker"
-            run_id = self.store.start_run(kind, run.started, _run_options(options), self.holder)
+            run_id = self.store.runs.start(kind, run.started, _run_options(options), self.holder)
             try:
                 self._steps(run, change)
             except ConnectorError as error:
-                self.store.finish_run(run_id, self.clock(), "failed", {"error": str(error)})
+                self.store.runs.finish(run_id, self.clock(), "failed", {"error": str(error)})
                 raise
             status = "partial" if run.summary.failures else "ok"
-            self.store.finish_run(run_id, self.clock(), status, run.summary.as_json())
+            self.store.runs.finish(run_id, self.clock(), status, run.summary.as_json())
         return run.summary
 
     # -- the one path ---------------------------------------------------------------------
 
-    def _steps(self, run: _Run, change: ChangeSet | None) -> None:
+    def _steps(self, run: Run, change: ChangeSet | None) -> None:
         store, options, kind = run.store, run.options, self.settings.period_kind
         problems = filter_problems(
             self.settings.plans, self.adapter.deal_columns, self.adapter.name
@@ -279,15 +159,15 @@ class SyncEngine:
             # Cached owners are refreshed when an unknown one appears, not on every full sync.
             users = self._read_users(run)
             self._read_goal_inputs(run, users)
-            since = None if full else store.cursor_time(DEALS_CURSOR)
+            since = None if full else store.cursors.time(DEALS_CURSOR)
             self._pull(run, self.adapter.read_deals(since))
             pulled = run.pulled_owners
         else:
             users = self._known_users(run, change)
             self._pull(run, self._by_id(run, change.deals))
-            pulled = {d.owner_id for d in store.deal_snapshots(change.deals).values()}
+            pulled = {d.owner_id for d in store.deals.by_id(change.deals).values()}
             if change.splits:
-                store.owe(OWED_SPLITS, change.splits)
+                store.owed.add(OWED_SPLITS, change.splits)
         self.progress("pulled", run.summary.deals_read)
         members, problems = resolve(self.settings.plans, users)
         if problems or pulled - users.keys() - {""}:
@@ -297,15 +177,17 @@ class SyncEngine:
         reps = [rep_of(user) for user in users.values() if user.id in members]
 
         self._read_owed_splits(run)
-        self.progress("splits", len(store.owed(OWED_SPLITS)))
+        self.progress("splits", len(store.owed.of(OWED_SPLITS)))
 
         as_of_label = label(period_of(options.as_of, kind), kind)
-        rolled_over = store.cursor(AS_OF_PERIOD_CURSOR) != as_of_label and change is None
+        rolled_over = store.cursors.get(AS_OF_PERIOD_CURSOR) != as_of_label and change is None
         # Pace moves with the calendar: a scheduled sync on a new day recomputes everyone,
         # or a rep with no new deals would keep yesterday's pace.
-        new_day = store.cursor(AS_OF_DATE_CURSOR) != options.as_of.isoformat() and change is None
-        owed_reps = store.owed(OWED_REP)
-        owed_deals = store.owed(OWED_DEAL)
+        new_day = (
+            store.cursors.get(AS_OF_DATE_CURSOR) != options.as_of.isoformat() and change is None
+        )
+        owed_reps = store.owed.of(OWED_REP)
+        owed_deals = store.owed.of(OWED_DEAL)
         everyone = full or rolled_over or new_day
         affected = (set(members) if everyone else set()) | (owed_reps & members)
         statements, teams, covered, computed = self._recompute(run, reps, affected)
@@ -325,8 +207,8 @@ class SyncEngine:
         )
         self.progress("computed", len(statements))
 
-        scope = None if change is None else self._scope(run, change, desired)
-        self._write_pending(run, desired, users, scope)
+        scope = None if change is None else scope_of(run, change, desired)
+        write_pending(run, desired, users, scope, self.progress)
         self.progress("written", run.summary.records_written)
 
         if change is None:
@@ -334,16 +216,16 @@ class SyncEngine:
             if run.deals_written:
                 self._settle(run)
             if run.newest is not None:
-                store.set_cursor(DEALS_CURSOR, run.newest.isoformat())
-            store.set_cursor(AS_OF_PERIOD_CURSOR, as_of_label)
-            store.set_cursor(AS_OF_DATE_CURSOR, options.as_of.isoformat())
+                store.cursors.set(DEALS_CURSOR, run.newest.isoformat())
+            store.cursors.set(AS_OF_PERIOD_CURSOR, as_of_label)
+            store.cursors.set(AS_OF_DATE_CURSOR, options.as_of.isoformat())
         run.summary.usage = self.adapter.usage()
 
-    def _bind_account(self, run: _Run) -> bool:
+    def _bind_account(self, run: Run) -> bool:
         """The store belongs to one CRM account: check it (once per engine), or rebuild it."""
         if self._account is None:
             self._account = self.adapter.account_id()
-        rebuilt = run.store.bind_account(self._account, rebuild=run.options.rebuild)
+        rebuilt = run.store.cursors.bind_account(self._account, rebuild=run.options.rebuild)
         if rebuilt and run.options.rebuild:
             run.summary.warnings.append(
                 f"the store was rebuilt for CRM account {self._account}: everything is read again"
@@ -352,14 +234,14 @@ class SyncEngine:
 
     # -- pulling --------------------------------------------------------------------------
 
-    def _read_users(self, run: _Run, *, refresh: bool = False) -> dict[str, CrmUser]:
+    def _read_users(self, run: Run, *, refresh: bool = False) -> dict[str, CrmUser]:
         if run.users_refreshed:
-            return {user.id: user for user in run.store.users()}
+            return {user.id: user for user in run.store.users.all()}
         users = {user.id: user for user in self.adapter.read_users(refresh=refresh)}
         run.users_refreshed = refresh
         run.summary.users_read = len(users)
         self.progress("users", len(users))
-        known = {u.id: (u.manager_id, u.team_id) for u in run.store.users()}
+        known = {u.id: (u.manager_id, u.team_id) for u in run.store.users.all()}
         moved = [
             u.id
             for u in users.values()
@@ -368,10 +250,10 @@ class SyncEngine:
         if moved and self.settings.teams is not None:
             # A rep changed teams: every team's figures may move. Owed before the move
             # is stored, so a run killed in between still recomputes.
-            run.store.owe(OWED_REP, self._members(users))
+            run.store.owed.add(OWED_REP, self._members(users))
         seen_on = run.started.astimezone(self.settings.timezone).date()
-        run.store.upsert_users(users.values(), fetched_at=run.started, seen_on=seen_on)
-        run.store.set_crm_values(
+        run.store.users.upsert(users.values(), fetched_at=run.started, seen_on=seen_on)
+        run.store.crm_values.set_crm(
             RecordKind.REP,
             ((u.id, key, value) for u in users.values() for key, value in u.fields.items()),
         )
@@ -381,7 +263,7 @@ class SyncEngine:
         """The plan members these users resolve (an unknown email is dealt with later)."""
         return resolve(self.settings.plans, users)[0]
 
-    def _read_goal_inputs(self, run: _Run, users: Mapping[str, CrmUser]) -> None:
+    def _read_goal_inputs(self, run: Run, users: Mapping[str, CrmUser]) -> None:
         """The CRM's quotas and leads, when the plans use them; a change recomputes everyone.
 
         The recomputation is owed before the new figures are stored, so a run killed
@@ -391,48 +273,48 @@ class SyncEngine:
         if self.settings.crm_quotas:
             quotas = adapter.read_quotas()
             run.summary.quotas_read = len(quotas)
-            if sorted(map(_quota_key, quotas)) != sorted(map(_quota_key, store.crm_quotas())):
-                store.owe(OWED_REP, self._members(users))
-                store.replace_quotas(quotas)
+            if sorted(map(_quota_key, quotas)) != sorted(map(_quota_key, store.quotas.of())):
+                store.owed.add(OWED_REP, self._members(users))
+                store.quotas.replace(quotas)
         if self.settings.lead_to_sale:
             before = adapter.usage().calls
             since = min(plan.start for plan in self.settings.plans)
             leads = adapter.read_leads(since)
             run.summary.leads_read = len(leads)
             run.summary.lead_calls = adapter.usage().calls - before
-            if sorted(leads) != store.leads():
-                store.owe(OWED_REP, self._members(users))
-                store.replace_leads(leads)
+            if sorted(leads) != store.leads.of():
+                store.owed.add(OWED_REP, self._members(users))
+                store.leads.replace(leads)
 
-    def _known_users(self, run: _Run, change: ChangeSet) -> dict[str, CrmUser]:
+    def _known_users(self, run: Run, change: ChangeSet) -> dict[str, CrmUser]:
         """The worker door's users: from the store, unless stale or named by the change."""
-        fetched = run.store.cursor_time(USERS_FETCHED_CURSOR)
+        fetched = run.store.cursors.time(USERS_FETCHED_CURSOR)
         stale = fetched is None or run.started - fetched > USERS_MAX_AGE
         if stale or change.users:
             return self._read_users(run)
-        return {user.id: user for user in run.store.users()}
+        return {user.id: user for user in run.store.users.all()}
 
-    def _by_id(self, run: _Run, deal_ids: Collection[str]) -> Iterator[CrmDeal]:
+    def _by_id(self, run: Run, deal_ids: Collection[str]) -> Iterator[CrmDeal]:
         """The named deals as the CRM has them; one it no longer knows at all is deleted."""
         seen: set[str] = set()
         for deal in self.adapter.read_deals_by_id(sorted(deal_ids)):
             seen.add(deal.id)
             yield deal
-        for snapshot in run.store.deal_snapshots(set(deal_ids) - seen).values():
+        for snapshot in run.store.deals.by_id(set(deal_ids) - seen).values():
             if not snapshot.deleted:
                 yield as_deleted(snapshot)
 
-    def _pull(self, run: _Run, deals: Iterable[CrmDeal]) -> None:
+    def _pull(self, run: Run, deals: Iterable[CrmDeal]) -> None:
         for batch in _batches(deals, READ_BATCH):
             self._absorb(run, batch)
             self.progress("deals", run.summary.deals_read)
 
-    def _absorb(self, run: _Run, batch: Sequence[CrmDeal]) -> None:
+    def _absorb(self, run: Run, batch: Sequence[CrmDeal]) -> None:
         """Snapshot a batch of pulled deals and commit it with the work it makes owed."""
         run.summary.deals_read += len(batch)
         run.pulled_owners.update(deal.owner_id for deal in batch)
         run.newest = max([run.newest, *(d.modified_at for d in batch)], key=_stamp_key)
-        before = run.store.deal_snapshots([deal.id for deal in batch])
+        before = run.store.deals.by_id([deal.id for deal in batch])
         changed: list[DealSnapshot] = []
         owed_reps: set[str] = set()
         for crm_deal in batch:
@@ -457,13 +339,13 @@ class SyncEngine:
             },
         )
 
-    def _read_owed_splits(self, run: _Run) -> None:
+    def _read_owed_splits(self, run: Run) -> None:
         """Read the splits of every deal owed a split read (this run's and a dead run's)."""
-        owed = sorted(run.store.owed(OWED_SPLITS))
+        owed = sorted(run.store.owed.of(OWED_SPLITS))
         if not owed:
             return
         splits = self.adapter.read_splits(owed)
-        before = run.store.splits_for(owed)
+        before = run.store.deals.splits(owed)
         if splits is None:  # this CRM has no splits: only the debt to clear
             run.store.settle_splits({d: before.get(d, []) for d in owed}, ())
             return
@@ -476,7 +358,7 @@ class SyncEngine:
     # -- computing --------------------------------------------------------------------------
 
     def _recompute(
-        self, run: _Run, reps: Sequence[Rep], affected: set[str]
+        self, run: Run, reps: Sequence[Rep], affected: set[str]
     ) -> tuple[list[Statement], list[TeamResult], set[str], set[str]]:
         """Statements of the affected reps (with split partners and, for team goals,
         teammates), the team results, the deals they cover, and who was computed."""
@@ -484,18 +366,18 @@ class SyncEngine:
             return [], [], set(), set()
         store, plans = run.store, self.settings.plans
         # Only teams taken from the CRM have a history to read.
-        history = store.team_history() if self.settings.teams == "crm" else None
+        history = store.users.team_history() if self.settings.teams == "crm" else None
         teams = team_spells(self.settings.teams, reps, history)
         member_ids = {rep.id for rep in reps}
         wanted = reps_to_compute(plans, teams, affected) & (member_ids | affected)
-        snapshots = {d.id: d for d in store.deals_for_reps(wanted)}
-        splits = store.splits_for(list(snapshots))
+        snapshots = {d.id: d for d in store.deals.for_reps(wanted)}
+        splits = store.deals.splits(list(snapshots))
         partners = {rep for rows in splits.values() for rep, _ in rows} & member_ids
         computed = reps_to_compute(plans, teams, wanted | partners) & (member_ids | affected)
         if computed - wanted:
-            for snapshot in store.deals_for_reps(computed - wanted):
+            for snapshot in store.deals.for_reps(computed - wanted):
                 snapshots.setdefault(snapshot.id, snapshot)
-            splits.update(store.splits_for([d for d in snapshots if d not in splits]))
+            splits.update(store.deals.splits([d for d in snapshots if d not in splits]))
         deals, problems = engine_deals(snapshots.values(), splits, self.settings.currency)
         calculation = calculate(
             plans,
@@ -506,8 +388,8 @@ class SyncEngine:
             rep_ids=computed,
             teams=teams,
             # Only the computed reps' rows: the worker door computes a team, not the org.
-            crm_quotas=store.crm_quotas(computed) if self.settings.crm_quotas else (),
-            leads=store.leads(computed) if self.settings.lead_to_sale else None,
+            crm_quotas=store.quotas.of(computed) if self.settings.crm_quotas else (),
+            leads=store.leads.of(computed) if self.settings.lead_to_sale else None,
         )
         run.summary.warnings.extend(w.message for w in (*problems, *calculation.warnings))
         # A deal's values are complete only when every member credited on it was recomputed.
@@ -518,83 +400,7 @@ class SyncEngine:
         }
         return list(calculation.statements), list(calculation.teams), covered, computed
 
-    # -- writing ------------------------------------------------------------------------------
-
-    def _write_pending(
-        self,
-        run: _Run,
-        desired: Mapping[RecordKind, Mapping[str, Mapping[str, str | None]]],
-        users: Mapping[str, CrmUser],
-        scope: Mapping[RecordKind, Collection[str]] | None,
-    ) -> None:
-        """Write every value the CRM does not hold yet (only of ``scope``'s records, if given)."""
-        store, stamp = run.store, canonical_datetime(run.started)
-        for record in (RecordKind.DEAL, RecordKind.REP):
-            ids = scope[record] if scope is not None else None
-            pending = store.pending(record, ids)
-            if record is RecordKind.REP:
-                for values in pending.values():
-                    values["updated_at"] = stamp
-            current = {
-                key: state.crm for key, state in store.field_states(record, pending.keys()).items()
-            }
-            run.summary.planned.extend(changes(record, pending, current))
-            targets = (
-                {uid: u.record_id for uid, u in users.items()} if record is RecordKind.REP else {}
-            )
-            self._write(run, record, pending, targets)
-            self.progress(f"{record.value} writes", run.summary.records_written)
-
-    @staticmethod
-    def _scope(
-        run: _Run,
-        change: ChangeSet,
-        desired: Mapping[RecordKind, Mapping[str, Mapping[str, str | None]]],
-    ) -> dict[RecordKind, set[str]]:
-        """The worker door writes what it computed, and what is still owed on its records.
-
-        A worker killed after writing a deal but before writing its reps left their
-        values pending; the retried event finds nothing new to compute, so the deals
-        and the reps credited on them are in scope whatever this pass computed.
-        """
-        deals = set(desired[RecordKind.DEAL]) | change.deals
-        credited = {s.owner_id for s in run.store.deal_snapshots(change.deals).values()}
-        for rows in run.store.splits_for(sorted(change.deals)).values():
-            credited.update(rep for rep, _ in rows)
-        reps = set(desired[RecordKind.REP]) | credited | change.users
-        return {RecordKind.DEAL: deals, RecordKind.REP: reps}
-
-    def _write(
-        self,
-        run: _Run,
-        record: RecordKind,
-        pending: Mapping[str, Mapping[str, str | None]],
-        targets: Mapping[str, str | None],
-    ) -> None:
-        if not pending:
-            return
-        updates = [
-            RecordUpdate(rid, dict(values), targets.get(rid))
-            for rid, values in sorted(pending.items())
-        ]
-        results = run.sink.write(record, updates)
-        written: list[tuple[str, str, str | None]] = []
-        for update, result in zip(updates, results, strict=True):
-            if result.ok:
-                run.summary.records_written += 1
-                run.summary.fields_written += len(update.values)
-                if record is RecordKind.DEAL:
-                    run.deals_written += 1
-                written.extend(
-                    (update.record_id, key, _text(value)) for key, value in update.values.items()
-                )
-            else:
-                run.summary.failures.append(
-                    Failure(record, result.record_id, result.code, result.message)
-                )
-        run.store.set_crm_values(record, written)
-
-    def _settle(self, run: _Run) -> None:
+    def _settle(self, run: Run) -> None:
         """Read what changed during the run, so the next sync starts after our own writes.
 
         Our writes move the CRM's change stamps; without this the next incremental
@@ -605,24 +411,12 @@ class SyncEngine:
             self._pull(run, self.adapter.read_deals(run.newest))
 
 
-class _CrmSink:
-    def __init__(self, adapter: CrmAdapter) -> None:
-        self._adapter = adapter
-
-    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
-        return self._adapter.write(record, updates)
-
-
 def _quota_key(quota: CrmQuota) -> tuple[str, date, str, str]:
     return quota.rep_id, quota.start_date, str(quota.amount), str(quota.quantity)
 
 
 def _run_options(options: SyncOptions) -> dict[str, object]:
     return {"full": options.full, "as_of": options.as_of.isoformat(), "rebuild": options.rebuild}
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def _stamp_key(moment: datetime | None) -> datetime:

@@ -37,8 +37,10 @@ from connector.errors import (
 )
 from connector.logs import log
 from connector.store.inbox import DEFAULT_LEASE, Claimed, Inbox, epoch_ms
-from connector.sync.engine import ChangeSet, SyncEngine, SyncOptions
+from connector.store.runs import Runs
+from connector.sync.engine import SyncEngine
 from connector.sync.metrics import Metrics
+from connector.sync.run import ChangeSet, SyncOptions
 
 BATCH = 500
 POLL_S = 0.5  # how often an idle worker looks for work nobody woke it for
@@ -250,7 +252,7 @@ class Worker:
             self._forgotten_at = time.monotonic()
             now = self.clock()
             self.inbox.forget_done(now)
-            self.inbox.store.forget_runs("worker", now - KEEP_RUNS)
+            Runs(self.inbox.store).forget("worker", now - KEEP_RUNS)
 
 
 def _change_of(items: Sequence[Claimed]) -> ChangeSet:

@@ -1,9 +1,9 @@
 """One rep's statement as a person reads it: text that fits 80 columns, or one HTML page.
 
 Built from the statements the store keeps (the same records ``sync`` wrote
-back and ``calc`` computes), so every total here is the engine's own figure;
-this module only arranges and formats them. The JSON form is ``calc``'s
-document for that rep and period.
+back and ``calc`` computes; :mod:`connector.sync.reading` loads them), so every
+total here is the engine's own figure; this module only arranges and formats
+them. The JSON form is ``calc``'s document for that rep and period.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from connector.core.models import CrmUser, GoalResult, Line, LineKind, Statement
 from connector.core.money import format_count, format_days, format_money
 from connector.errors import InputError
-from connector.store.state import Store
-from connector.sync.engine import AS_OF_PERIOD_CURSOR
 
 WIDTH = 80
 _TEMPLATES = Path(__file__).with_name("templates")
@@ -100,16 +98,6 @@ def view_of(
         and s.period <= chosen.period
     )
     return StatementView(rep, currency, chosen, year, deal_names)
-
-
-def load_view(store: Store, currency: str, rep: str, period: str | None) -> StatementView:
-    """The statement ``statement`` and the reports page show: rep by id, email or name."""
-    user = find_rep(store.users(), rep)
-    statements = store.statements_for(user.id)
-    chosen = choose(statements, period, store.cursor(AS_OF_PERIOD_CURSOR))
-    deal_ids = {line.deal_id for line in chosen.lines if line.deal_id}
-    names = {deal.id: deal.name for deal in store.deal_snapshots(deal_ids).values()}
-    return view_of(user, statements, chosen, currency, names)
 
 
 # -- text ------------------------------------------------------------------------------------

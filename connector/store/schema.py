@@ -1,0 +1,177 @@
+"""The store's one table set, as the migrations build it.
+
+Every table the store and the inbox use is declared here once. The
+repositories query these objects; Alembic's ``env.py`` names this metadata as
+its ``target_metadata``, and a test migrates an empty database and checks
+that the migrations produce exactly these tables, columns and indexes. A
+schema change is therefore two edits that a test holds together: a new
+migration under ``migrations/versions/`` and the table here.
+
+Money is decimal *text* (exact on every backend); timestamps ISO 8601 text in
+UTC, except the inbox's epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+users_table = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("email", sa.Text, nullable=False, server_default=""),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("manager_id", sa.String(64)),
+    sa.Column("record_id", sa.String(64)),
+    sa.Column("team_id", sa.String(64)),
+)
+team_history_table = sa.Table(
+    "team_history",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    # The first day this manager / team was seen; "" for "since ever".
+    sa.Column("since", sa.String(10), primary_key=True),
+    sa.Column("manager_id", sa.String(64)),
+    sa.Column("team_id", sa.String(64)),
+)
+deals_table = sa.Table(
+    "deals",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner_id", sa.String(64), nullable=False, index=True),
+    sa.Column("amount", sa.Text),
+    sa.Column("currency", sa.String(8)),
+    sa.Column("close_date", sa.Date),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("first_won_on", sa.Date),
+    sa.Column("cancel_date", sa.Date),
+    sa.Column("type", sa.Text),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("properties", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("modified_at", sa.String(32), nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_date", sa.Date),
+)
+splits_table = sa.Table(
+    "splits",
+    metadata,
+    sa.Column("deal_id", sa.String(64), primary_key=True),
+    sa.Column("rep_id", sa.String(64), primary_key=True),
+    sa.Column("percent", sa.Text, nullable=False),
+    sa.Index("splits_rep_id", "rep_id"),
+)
+quotas_table = sa.Table(
+    "crm_quotas",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("rep_id", sa.String(64), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("amount", sa.Text),
+    sa.Column("quantity", sa.Text),
+)
+leads_table = sa.Table(
+    "leads",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner_id", sa.String(64), nullable=False),
+    sa.Column("created_date", sa.Date, nullable=False),
+    sa.Column("converted", sa.Boolean, nullable=False),
+)
+statements_table = sa.Table(
+    "statements",
+    metadata,
+    sa.Column("rep_id", sa.String(64), primary_key=True),
+    sa.Column("plan_id", sa.String(128), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+field_values_table = sa.Table(
+    "field_values",
+    metadata,
+    sa.Column("record", sa.String(8), primary_key=True),
+    sa.Column("record_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("crm", sa.Text),
+    sa.Column("desired", sa.Text),
+    sa.Column("has_desired", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+owed_table = sa.Table(
+    "owed",
+    metadata,
+    sa.Column("kind", sa.String(8), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+)
+cursors_table = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+metadata_table = sa.Table(
+    "metadata",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text),
+    sa.Column("fetched_at", sa.String(32), nullable=False),
+)
+runs_table = sa.Table(
+    "sync_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("finished_at", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("options", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("summary", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("holder", sa.Text),
+)
+lock_table = sa.Table(
+    "sync_lock",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("acquired_at", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.String(32)),
+)
+inbox_table = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("event_id", sa.String(160), nullable=False),
+    sa.Column("record", sa.String(8), nullable=False),
+    sa.Column("record_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(64)),
+    sa.Column("occurred_ms", sa.BigInteger),
+    sa.Column("received_ms", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_before_ms", sa.BigInteger),
+    sa.Column("claim", sa.String(200)),
+    sa.Column("lease_until_ms", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("finished_ms", sa.BigInteger),
+    sa.UniqueConstraint("source", "event_id", name="uq_inbox_event"),
+    sa.Index("ix_inbox_status", "status", "id"),
+)
+
+# What describes one CRM account's records: forgotten together by `sync --rebuild`.
+STATE_TABLES = (
+    users_table,
+    team_history_table,
+    deals_table,
+    splits_table,
+    quotas_table,
+    leads_table,
+    statements_table,
+    field_values_table,
+    owed_table,
+    cursors_table,
+    metadata_table,
+)

@@ -1,0 +1,175 @@
+"""Statements as computed, one row per rep, plan and period (the body is JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from connector.core.models import GoalResult, Line, LineKind, Statement
+from connector.store.db import Database, chunks, decimal_of, decimal_text
+from connector.store.schema import statements_table
+
+
+@dataclass(frozen=True)
+class Changes:
+    stale: list[tuple[str, str, str]]  # (rep, plan, period) rows to delete
+    fresh: list[dict[str, Any]]  # rows to insert
+
+
+class Statements:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def replace(self, rep_ids: Collection[str], statements: Sequence[Statement]) -> None:
+        """These reps' statements as just computed, in place of what was stored for them."""
+        self.apply(self.changes(rep_ids, statements))
+
+    def changes(self, rep_ids: Collection[str], statements: Sequence[Statement]) -> Changes:
+        """What replacing these reps' statements changes (read before any write).
+
+        Only what changed is written: a rep recomputed because one deal moved keeps
+        most of its statements, and a short write transaction keeps the store free
+        for the webhook receiver.
+        """
+        bodies = {
+            (s.rep_id, s.plan_id, s.period): json.dumps(_statement_json(s), separators=(",", ":"))
+            for s in statements
+        }
+        stored = self._bodies(rep_ids)
+        return Changes(
+            stale=[key for key, body in stored.items() if bodies.get(key) != body],
+            fresh=[
+                {"rep_id": rep, "plan_id": plan, "period": period, "body": body}
+                for (rep, plan, period), body in bodies.items()
+                if stored.get((rep, plan, period)) != body
+            ],
+        )
+
+    def apply(self, changes: Changes) -> None:
+        with self._db.transaction() as connection:
+            if changes.stale:
+                t = statements_table
+                connection.execute(
+                    t.delete().where(
+                        t.c.rep_id == sa.bindparam("r"),
+                        t.c.plan_id == sa.bindparam("p"),
+                        t.c.period == sa.bindparam("d"),
+                    ),
+                    [{"r": rep, "p": plan, "d": period} for rep, plan, period in changes.stale],
+                )
+            self._db.insert_all(connection, statements_table, changes.fresh)
+
+    def _bodies(self, rep_ids: Collection[str]) -> dict[tuple[str, str, str], str]:
+        t = statements_table
+        found: dict[tuple[str, str, str], str] = {}
+        with self._db.reading() as connection:
+            for chunk in chunks(sorted(rep_ids)):
+                query = sa.select(t.c.rep_id, t.c.plan_id, t.c.period, t.c.body).where(
+                    t.c.rep_id.in_(chunk)
+                )
+                for rep, plan, period, body in connection.execute(query):
+                    found[rep, plan, period] = body
+        return found
+
+    def in_period(self, period: str) -> list[Statement]:
+        """Every rep's statements of one period (the reports page's leaderboard)."""
+        query = sa.select(statements_table.c.body).where(statements_table.c.period == period)
+        with self._db.reading() as connection:
+            return [_statement(json.loads(body)) for body in connection.execute(query).scalars()]
+
+    def payouts_by_period(self, year: str) -> dict[str, Decimal]:
+        """The team's payout per period of ``year``: only that figure of each statement."""
+        t = statements_table
+        query = sa.select(t.c.period, t.c.body).where(t.c.period.like(f"{year}-%"))
+        totals: dict[str, Decimal] = {}
+        with self._db.reading() as connection:
+            for period, body in connection.execute(query):
+                payout = Decimal(json.loads(body)["payout"])
+                totals[period] = totals.get(period, Decimal(0)) + payout
+        return totals
+
+    def of_rep(self, rep_id: str, period: str | None = None) -> list[Statement]:
+        """One rep's statements (of one period, if given), by period and plan."""
+        query = sa.select(statements_table.c.body).where(statements_table.c.rep_id == rep_id)
+        if period is not None:
+            query = query.where(statements_table.c.period == period)
+        query = query.order_by(statements_table.c.period, statements_table.c.plan_id)
+        with self._db.reading() as connection:
+            return [_statement(json.loads(body)) for body in connection.execute(query).scalars()]
+
+
+# Derived from the model, so a new Decimal field on Statement is stored without edits here.
+_DECIMAL_FIELDS = tuple(f.name for f in fields(Statement) if "Decimal" in str(f.type))
+
+
+def _statement_json(statement: Statement) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "rep_id": statement.rep_id,
+        "plan_id": statement.plan_id,
+        "period": statement.period,
+        "won_count": statement.won_count,
+        "lost_count": statement.lost_count,
+    }
+    for name in _DECIMAL_FIELDS:
+        body[name] = decimal_text(getattr(statement, name))
+    if statement.goals:
+        body["goals"] = [
+            [
+                goal.goal_id,
+                goal.metric,
+                goal.team_id,
+                decimal_text(goal.target),
+                str(goal.actual),
+                decimal_text(goal.attainment),
+            ]
+            for goal in statement.goals
+        ]
+    body["lines"] = [
+        [
+            line.kind.value,
+            line.deal_id,
+            str(line.amount),
+            decimal_text(line.rate),
+            line.rule,
+            line.paid_period,
+            decimal_text(line.credit),
+        ]
+        for line in statement.lines
+    ]
+    return body
+
+
+def _statement(body: Mapping[str, Any]) -> Statement:
+    # A body stored before a figure existed lacks it: the figure is empty until recomputed.
+    values: dict[str, Any] = {name: decimal_of(body.get(name)) for name in _DECIMAL_FIELDS}
+    values["draw_advanced"] = values["draw_advanced"] or Decimal(0)
+    lines = tuple(
+        Line(
+            LineKind(kind),
+            deal_id,
+            Decimal(amount),
+            decimal_of(rate),
+            rule,
+            paid,
+            decimal_of(credit),
+        )
+        for kind, deal_id, amount, rate, rule, paid, credit in body["lines"]
+    )
+    return Statement(
+        rep_id=body["rep_id"],
+        plan_id=body["plan_id"],
+        period=body["period"],
+        won_count=body["won_count"],
+        lost_count=body["lost_count"],
+        lines=lines,
+        goals=tuple(
+            GoalResult(goal_id, metric, team, decimal_of(target), Decimal(actual), decimal_of(att))
+            for goal_id, metric, team, target, actual, att in body.get("goals", ())
+        ),
+        **values,
+    )

@@ -1,0 +1,122 @@
+"""The one sync lock: a lease in the store, renewed while its holder works.
+
+Two syncs (or a sync and the worker) never run the engine over one store at
+once. The lease is a row in ``sync_lock`` rather than a database lock, so it
+works the same on SQLite and PostgreSQL, survives a dropped connection, and a
+holder that died stops blocking when its lease runs out (at once when it was a
+process on this host that no longer exists).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from connector.errors import StoreBusyError, StoreError, SyncLockedError
+from connector.store.db import Database, iso, may_be_alive
+from connector.store.schema import lock_table
+
+LEASE = timedelta(minutes=2)
+
+
+@contextmanager
+def sync_lock(
+    db: Database,
+    holder: str,
+    clock: Callable[[], datetime],
+    *,
+    lease: timedelta = LEASE,
+    wait_s: float = 0.0,
+) -> Iterator[None]:
+    """Hold the one sync lock of ``db``'s store, as a lease renewed while the holder works.
+
+    A second holder gets :class:`SyncLockedError` (after waiting up to ``wait_s``).
+    The lock is taken and released in transactions of its own, so a dry run (whose
+    writes are all rolled back) still keeps a real sync out while it lasts.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _take(db, holder, clock(), lease)
+            break
+        except SyncLockedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
+    stop = threading.Event()
+    renewer = threading.Thread(
+        target=_renew,
+        args=(db, holder, clock, lease, stop),
+        name="spm-lock-lease",
+        daemon=True,
+    )
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+        with db.committing() as connection:
+            connection.execute(
+                lock_table.delete().where(
+                    lock_table.c.name == "sync", lock_table.c.holder == holder
+                )
+            )
+
+
+def _take(db: Database, holder: str, now: datetime, lease: timedelta) -> None:
+    values = {"holder": holder, "acquired_at": iso(now), "expires_at": iso(now + lease)}
+    try:
+        with db.committing() as connection:
+            row = connection.execute(
+                sa.select(lock_table).where(lock_table.c.name == "sync")
+            ).one_or_none()
+            if row is None:
+                connection.execute(lock_table.insert().values(name="sync", **values))
+                return
+            expires = datetime.fromisoformat(row.expires_at) if row.expires_at else None
+            alive = may_be_alive(row.holder)
+            if row.holder != holder and alive and (expires is None or expires > now):
+                since = datetime.fromisoformat(row.acquired_at)
+                raise SyncLockedError(
+                    f"another sync ({row.holder}) has held store {db.url_for_display} "
+                    f"since {since:%Y-%m-%d %H:%M:%S} UTC; try again when it is done "
+                    "(a holder that died stops blocking within 2 minutes)"
+                )
+            connection.execute(
+                lock_table.update()
+                .where(lock_table.c.name == "sync", lock_table.c.holder == row.holder)
+                .values(**values)
+            )
+    except IntegrityError:
+        raise SyncLockedError(
+            f"another sync took store {db.url_for_display} at the same moment; "
+            "try again when it is done"
+        ) from None
+
+
+def _renew(
+    db: Database,
+    holder: str,
+    clock: Callable[[], datetime],
+    lease: timedelta,
+    stop: threading.Event,
+) -> None:
+    while not stop.wait(lease.total_seconds() / 4):
+        # A renewal that fails now is tried again in a quarter lease.
+        with (
+            contextlib.suppress(StoreError, StoreBusyError, SQLAlchemyError),
+            db.committing() as connection,
+        ):
+            connection.execute(
+                lock_table.update()
+                .where(lock_table.c.name == "sync", lock_table.c.holder == holder)
+                .values(expires_at=iso(clock() + lease))
+            )

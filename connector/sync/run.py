@@ -1,0 +1,158 @@
+"""What a sync is told (settings, options, a change set), carries between its steps
+(a run), and reports (a summary); and the sinks its writes go to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from connector.adapters.base import CrmAdapter
+from connector.core.diff import PlannedWrite
+from connector.core.fields import RecordKind
+from connector.core.models import ApiUsage, RecordUpdate, WriteResult
+from connector.core.periods import PeriodKind
+from connector.core.plans import Plan, TargetSource, Team
+from connector.store.state import Store
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    plans: tuple[Plan, ...]
+    currency: str
+    period_kind: PeriodKind
+    timezone: ZoneInfo
+    teams: str | tuple[Team, ...] | None = None  # spm.yaml's `teams:`
+    lead_to_sale: bool = False  # read leads for the lead-to-sale ratio
+
+    @property
+    def crm_quotas(self) -> bool:
+        """Whether any plan takes its quotas or goal targets from the CRM."""
+        return any(
+            plan.quota_source is TargetSource.CRM
+            or any(goal.target_source is TargetSource.CRM for goal in plan.goals)
+            for plan in self.plans
+        )
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    as_of: date
+    full: bool = False
+    dry_run: bool = False
+    rebuild: bool = False  # forget the store's state (another CRM account) and sync in full
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What the worker door processes: record ids, as events named them."""
+
+    deals: frozenset[str] = frozenset()  # created, changed, restored, merged, or deleted
+    users: frozenset[str] = frozenset()
+    splits: frozenset[str] = frozenset()  # deals whose splits changed (their deal may not)
+
+    @classmethod
+    def of(
+        cls, deals: Iterable[str] = (), users: Iterable[str] = (), splits: Iterable[str] = ()
+    ) -> ChangeSet:
+        split_deals = frozenset(splits)
+        return cls(frozenset(deals) | split_deals, frozenset(users), split_deals)
+
+
+@dataclass(frozen=True)
+class Failure:
+    record: RecordKind
+    record_id: str
+    code: str
+    message: str
+
+
+@dataclass
+class SyncSummary:
+    users_read: int = 0
+    deals_read: int = 0
+    deals_changed: int = 0
+    reps_recomputed: int = 0
+    statements: int = 0
+    records_written: int = 0
+    fields_written: int = 0
+    interrupted_runs: int = 0
+    quotas_read: int | None = None  # None: not read (no plan takes quotas from the CRM)
+    leads_read: int | None = None  # None: the lead-to-sale ratio is off
+    lead_calls: int = 0  # API calls the lead reads cost
+    planned: list[PlannedWrite] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    usage: ApiUsage | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "users_read": self.users_read,
+            "deals_read": self.deals_read,
+            "deals_changed": self.deals_changed,
+            "reps_recomputed": self.reps_recomputed,
+            "statements": self.statements,
+            "records_written": self.records_written,
+            "fields_written": self.fields_written,
+            "quotas_read": self.quotas_read,
+            "leads_read": self.leads_read,
+            "lead_api_calls": self.lead_calls,
+            "failures": [f.__dict__ for f in self.failures],
+            "warnings": self.warnings,
+            "api_calls": self.usage.calls if self.usage else None,
+        }
+
+
+Progress = Callable[[str, int], None]  # (stage, records so far)
+
+
+def quiet(stage: str, count: int) -> None:
+    """The default progress sink: say nothing."""
+
+
+class Sink(Protocol):
+    """Where planned writes go: the CRM, or a record of them."""
+
+    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]: ...
+
+
+class RecordingSink:
+    """Accepts every write and keeps it: what a dry run shows."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[RecordKind, RecordUpdate]] = []
+
+    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        self.updates.extend((record, update) for update in updates)
+        return [WriteResult(update.record_id, True) for update in updates]
+
+
+class CrmSink:
+    """Writes through the adapter (a real run; a dry run records instead)."""
+
+    def __init__(self, adapter: CrmAdapter) -> None:
+        self._adapter = adapter
+
+    def write(self, record: RecordKind, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        return self._adapter.write(record, updates)
+
+
+@dataclass
+class Run:
+    """What one pass carries between its steps."""
+
+    options: SyncOptions
+    store: Store
+    sink: Sink
+    started: datetime
+    summary: SyncSummary = field(default_factory=SyncSummary)
+    newest: datetime | None = None
+    deals_written: int = 0
+    pulled_owners: set[str] = field(default_factory=set)
+    users_refreshed: bool = False  # read afresh this run: never twice
