@@ -1,0 +1,1 @@
+"""The CRMs behind one small protocol (``base``), with one retry policy (``retry``)."""

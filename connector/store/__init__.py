@@ -1,0 +1,1 @@
+"""What the connector remembers between runs: the database, its schema and repositories."""

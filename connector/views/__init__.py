@@ -1,0 +1,1 @@
+"""What people read (calc output, statements, the team page), arranged from data handed in."""
