@@ -97,12 +97,6 @@ def hubspot_signing_uri(uri: str) -> str:
 SIGNATURE_HEADER = "X-SPM-Signature"
 
 
-def sign_event_body(secret: str, body: bytes, timestamp: int) -> str:
-    """The ``X-SPM-Signature`` value for a body: what a sender (Apex, a Flow, curl) computes."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
-
-
 def verify_event_body(*, secret: str | None, header: str | None, body: bytes, now_s: float) -> int:
     """Stripe's scheme: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``; returns ``t``.
 

@@ -91,10 +91,6 @@ class CrmValues:
                     result.setdefault(record_id, {})[key] = desired
         return result
 
-    def desire(self, record: RecordKind, values: Mapping[str, Mapping[str, str | None]]) -> None:
-        """Record these desired values, writing only those that differ from the stored ones."""
-        self.set_desired(record, self.desired_changes(record, values))
-
     def set_desired(self, record: RecordKind, values: Values) -> None:
         rows = [
             {

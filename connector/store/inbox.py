@@ -333,14 +333,6 @@ class Inbox:
                 for r in rows
             ]  # fmt: skip
 
-    def status_of(self, source: str, event_id: str) -> str | None:
-        t = inbox_table
-        with self.store.reading() as connection:
-            status: str | None = connection.execute(
-                sa.select(t.c.status).where(t.c.source == source, t.c.event_id == event_id)
-            ).scalar_one_or_none()
-        return status
-
     def counts(self) -> dict[str, int]:
         t = inbox_table
         with self.store.reading() as connection:
