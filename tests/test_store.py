@@ -277,3 +277,23 @@ def test_team_history_quotas_and_leads_round_trip(store: Store) -> None:
     assert store.leads.of() == leads
     store.leads.replace(leads[:1])
     assert store.leads.of() == leads[:1]
+
+
+def test_writes_of_several_repositories_in_one_transaction_commit_or_fail_together(
+    store: Store,
+) -> None:
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), store.transaction():
+        store.owed.add("rep", ["r1"])
+        store.cursors.set("deals_modified", "2026-03-01T00:00:00+00:00")
+        assert store.owed.of("rep") == {"r1"}  # read inside: what this transaction wrote
+        raise Boom
+    assert store.owed.of("rep") == set()
+    assert store.cursors.get("deals_modified") is None
+    with store.transaction():
+        store.owed.add("rep", ["r1"])
+        store.cursors.set("deals_modified", "2026-03-01T00:00:00+00:00")
+    assert store.owed.of("rep") == {"r1"}
+    assert store.cursors.get("deals_modified") == "2026-03-01T00:00:00+00:00"
