@@ -407,8 +407,56 @@ _LEADING_PATH = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[^\s:]+)*): (.+)$", 
 _CRM_TAGS = frozenset(CrmType)
 
 
+# How pydantic names the member of a union it tried, in an error's location: users
+# never wrote these (`teams.tuple[Team, ...][0].members[0].function-after[...]`).
+_UNION_MEMBER = re.compile(r"^(?:[a-z-]+\[.*\]|str|int|Team|TeamMember)$")
+
+
+def _union_member(loc: tuple[int | str, ...]) -> int | None:
+    """Where in ``loc`` the first union member's name stands, if it has one."""
+    for index, part in enumerate(loc):
+        if isinstance(part, str) and _UNION_MEMBER.match(part):
+            return index
+    return None
+
+
+def _chosen_members(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """Of a union's errors, those of the member the input was meant for.
+
+    A value that fails every member of a union gets an error per member, most of
+    them only "not a string" or "not a list". When some member's errors are about
+    the content instead, the input was written for that member: keep those.
+    """
+    by_union: dict[tuple[int | str, ...], list[ErrorDetails]] = {}
+    for error in errors:
+        index = _union_member(error["loc"])
+        if index is not None:
+            by_union.setdefault(error["loc"][:index], []).append(error)
+    dropped: set[int] = set()
+    for members in by_union.values():
+        content = [e for e in members if not _wrong_kind(e)]
+        if content:
+            dropped.update(id(e) for e in members if _wrong_kind(e))
+    kept = [e for e in errors if id(e) not in dropped]
+    return [
+        {
+            **e,
+            "loc": tuple(
+                p for p in e["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p))
+            ),
+        }
+        for e in kept
+    ]
+
+
+def _wrong_kind(error: ErrorDetails) -> bool:
+    """An error saying only that the value is not of a union member's kind."""
+    kind = error["type"]
+    return kind.endswith("_type") or kind in ("literal_error", "model_type", "dict_type")
+
+
 def _messages(name: str, errors: Iterable[ErrorDetails]) -> list[str]:
-    errors = list(errors)
+    errors = _chosen_members(list(errors))
     lines: list[str] = []
     for error in errors:
         if error["type"] == "too_short" and _has_inner_error(error, errors):

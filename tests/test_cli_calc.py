@@ -416,3 +416,18 @@ def test_spreadsheet_safe_follows_owasps_list(cell: str | None, safe: str | None
     from connector.views.calc import spreadsheet_safe
 
     assert spreadsheet_safe(cell) == safe
+
+
+def test_leads_count_only_when_the_plan_asks_for_the_ratio(files: Path) -> None:
+    (files / "leads.csv").write_text(
+        "id,owner_id,created_date,converted\nL1,r1,2026-01-05,true\nL2,r1,2026-01-09,false\n",
+        encoding="utf-8",
+    )
+    off = calc("--leads", "leads.csv", "--rep", "r1", "--period", "2026-01")
+    assert off.exit_code == 0
+    assert "--leads is ignored: the lead-to-sale ratio is off in spm.yaml" in off.stderr
+    assert json.loads(off.stdout)["statements"][0]["lead_to_sale"] is None
+    (files / "spm.yaml").write_text(CONFIG + "kpis: {lead_to_sale: true}\n", encoding="utf-8")
+    on = calc("--leads", "leads.csv", "--rep", "r1", "--period", "2026-01")
+    assert on.exit_code == 0 and "ignored" not in on.stderr
+    assert json.loads(on.stdout)["statements"][0]["lead_to_sale"] == "0.5000"

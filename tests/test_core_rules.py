@@ -900,7 +900,6 @@ def test_measure_sums_revenue_with_its_sign_and_counts_deals_by_share() -> None:
         credit("b", "500", share="0.4", type="Renewal"),
         credit("c", "-200", type="New Business"),  # a credit note
     ]
-    # (A won deal of 0.00 is left alone here: whether it counts is an open question.)
     assert measure(True, credits, None) == D("1300")
     new = goal_matcher(
         Goal(metric=GoalMetric.REVENUE, team=True, target=D("1"), when={"type": "New Business"})
@@ -909,6 +908,14 @@ def test_measure_sums_revenue_with_its_sign_and_counts_deals_by_share() -> None:
     assert measure(False, credits, None) == D("1.4")  # 1 + 0.4; a credit note is no deal
     assert measure(False, credits, new) == D("1")
     assert measure(False, [], None) == D("0") and measure(True, [], None) == D("0")
+
+
+def test_a_won_deal_of_zero_is_a_deal_won_as_won_count_says() -> None:
+    free = [credit("z", "0.00", type="New Business"), credit("y", "0", share="0.5")]
+    assert measure(False, free, None) == D("1.5")
+    new = goal_matcher(Goal(metric=GoalMetric.NEW_CUSTOMERS, target=D("1")))
+    assert measure(False, free, new) == D("1")
+    assert measure(True, free, None) == D("0")
 
 
 @pytest.mark.parametrize(
@@ -1421,6 +1428,8 @@ def test_sales_cycle_days() -> None:
         cycle(date(2026, 1, 31), date(2025, 1, 1), "-5"),  # a credit note: left out
     ]
     assert kpis.sales_cycle_days(credits) == D("15.5")
+    free = cycle(date(2026, 1, 31), date(2026, 1, 21), "0.00")  # won at 0.00: 10 days, counts
+    assert kpis.sales_cycle_days([*credits, free]) == D("13.7")  # 41 / 3
     assert kpis.sales_cycle_days(credits[:1] + credits[1:2] * 2) == D("10.7")  # 32 / 3
     assert kpis.sales_cycle_days(credits[2:]) is None
 

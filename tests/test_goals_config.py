@@ -211,3 +211,26 @@ def test_calc_csv_has_a_pair_of_columns_per_goal(tmp_path: Path) -> None:
     row = dict(zip(header, january, strict=True))
     assert header[-3:] == ["deals_won_actual", "deals_won_attainment", "lines"]
     assert (row["deals_won_actual"], row["deals_won_attainment"]) == ("2", "0.5000")
+
+
+@pytest.mark.parametrize(
+    ("top", "line"),
+    [
+        (
+            "teams: [{id: east, members: [{id: a, from: 2026-05-01, until: 2026-04-01}]}]",
+            "spm.yaml: teams[0].members[0].until: 2026-04-01 is before from 2026-05-01",
+        ),
+        (
+            "teams: [{id: east, members: [{id: a, from: someday}]}]",
+            "spm.yaml: teams[0].members[0].from: 'someday' is not a date (YYYY-MM-DD)",
+        ),
+        ("teams: [{id: east, members: [a], boss: m}]", "spm.yaml: teams[0].boss: unknown key"),
+    ],
+)
+def test_a_mistake_inside_listed_teams_names_where_it_is_as_written(
+    tmp_path: Path, top: str, line: str
+) -> None:
+    # Not pydantic's union internals: `teams.tuple[Team, ...][0].members[0].function-after[…]`.
+    error = error_of(tmp_path, "", top)
+    assert line in error.splitlines()
+    assert not any(tag in error for tag in ("tuple[", "literal[", "function-", ".str", "Team"))

@@ -181,6 +181,32 @@ def planned_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if " -> " in line]
 
 
+def test_a_dry_run_shows_each_value_as_the_crm_field_will_hold_it(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    # Salesforce percent fields hold 8.0 for a rate of 0.08: the plan shows 8.000000, the
+    # number the real write sends, not the canonical 0.080000.
+    org = salesforce_org(make_salesforce_sandbox, tmp_path)
+    sf.installed(org)
+    as_of = sf.as_of_for(org.sandbox).isoformat()
+    dry = org.cli("sync", "--dry-run", "--as-of", as_of)
+    assert dry.exit_code == 0, dry.output
+    planned = {}
+    for line in planned_lines(dry.stdout):
+        what, field_and_change = line.split("  ", 1)
+        field, change = field_and_change.split(": ", 1)
+        planned[what.split()[1], field] = change.split(" -> ")[1]
+    rates = {k: v for k, v in planned.items() if k[1] == "SPM_Commission_Rate__c"}
+    assert rates
+    assert org.cli("sync", "--as-of", as_of).exit_code == 0
+    held = {d["Id"]: d for d in org.sandbox.opportunities()}
+    for (deal_id, _), shown in rates.items():
+        assert Decimal(shown) == Decimal(str(held[deal_id]["SPM_Commission_Rate__c"]))
+    assert any(Decimal(shown) > 1 for shown in rates.values())  # percents, not fractions
+    wins = {k: v for k, v in planned.items() if k[1] == "SPM_Win_Rate__c"}
+    assert wins and all(Decimal(v) <= 100 for v in wins.values())
+
+
 def test_salesforce_dry_run_announces_exactly_what_the_sync_writes(
     make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
 ) -> None:

@@ -101,6 +101,11 @@ class CrmAdapter(Protocol):
         """Write in as few calls as the CRM allows; one result per update, in order."""
         ...
 
+    def as_written(self, key: str, value: str | None) -> str | None:
+        """A field's canonical value as this CRM's field holds it (a dry run shows this):
+        Salesforce percent fields hold 8.0 for 0.08."""
+        ...
+
     def usage(self) -> ApiUsage: ...
 
 

@@ -87,7 +87,17 @@ def calc(
     if problems:
         raise ConfigError("\n".join(f"{config_name(ctx)}: {problem}" for problem in problems))
     quotas = read_quotas(quotas_path) if quotas_path is not None else []
-    leads = read_leads(leads_path) if leads_path is not None else None
+    leads = None
+    if leads_path is not None and config.kpis.lead_to_sale:
+        leads = read_leads(leads_path)
+    elif leads_path is not None:
+        # The ratio is opt-in (docs/calculation.md §7): computing it anyway would put
+        # a figure on statements that the plan never asked for.
+        click.echo(
+            "warning: --leads is ignored: the lead-to-sale ratio is off in "
+            f"{config_name(ctx)} (set kpis: {{lead_to_sale: true}} to compute it)",
+            err=True,
+        )
     with gc_paused():
         calculation = calculate(
             config.plans,

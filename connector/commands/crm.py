@@ -193,13 +193,14 @@ def sync(
             progress.close()
     summary.warnings[:0] = config_warnings(config)
     if dry_run:
-        _print_plan(summary, config)
+        _print_plan(summary, config, adapter)
     print_summary(out, summary, dry_run)
     ctx.exit(summary.exit_code)
 
 
-def _print_plan(summary: SyncSummary, config: Config) -> None:
-    """What the real run would write, record by record, on stdout."""
+def _print_plan(summary: SyncSummary, config: Config, adapter: CrmAdapter) -> None:
+    """What the real run would write, record by record, on stdout: each value as the CRM's
+    field will hold it (a Salesforce percent field gets 8.0 for a rate of 0.08)."""
     names = {spec.key: spec for spec in field_specs(config)}
     crm = config.crm.type.value if config.crm is not None else "salesforce"
     out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
@@ -207,9 +208,10 @@ def _print_plan(summary: SyncSummary, config: Config) -> None:
         spec = names[change.key]
         field = spec.salesforce if crm == "salesforce" else spec.hubspot
         what = "deal" if change.record is RecordKind.DEAL else "rep"
+        before = adapter.as_written(change.key, change.before)
+        after = adapter.as_written(change.key, change.after)
         out.print(
-            f"{what} {change.record_id}  {field}: {change.before or '(empty)'} -> "
-            f"{change.after or '(empty)'}"
+            f"{what} {change.record_id}  {field}: {before or '(empty)'} -> {after or '(empty)'}"
         )
 
 

@@ -104,7 +104,8 @@ def measure(revenue: bool, credits: Iterable[Credit], matches: Matcher | None) -
                 total += credit.amount
         return total
     for credit in credits:
-        if credit.amount > 0 and (matches is None or matches(credit.deal)):
+        # A won deal of 0.00 is a deal won; only a credit note (money back) is not.
+        if credit.amount >= 0 and (matches is None or matches(credit.deal)):
             total += credit.share
     return total
 

@@ -49,13 +49,14 @@ def pace(
 def sales_cycle_days(credits: Iterable[Credit]) -> Decimal | None:
     """Mean days from creation to close of the won deals credited, to one place.
 
-    A deal counts once for each rep credited on it; one with no creation date
-    (an old CSV, a CRM that did not say) is left out.
+    A deal counts once for each rep credited on it, a won deal of 0.00 too; a
+    credit note and a deal with no creation date (an old CSV, a CRM that did not
+    say) are left out.
     """
     total = count = 0
     for credit in credits:
         deal = credit.deal
-        if deal.created_date is None or deal.amount <= 0:
+        if deal.created_date is None or deal.amount < 0:
             continue
         total += (deal.close_date - deal.created_date).days
         count += 1

@@ -238,6 +238,9 @@ class HubSpotAdapter:
             )
         return [results[u.record_id] for u in updates]
 
+    def as_written(self, key: str, value: str | None) -> str | None:
+        return outgoing(self._specs[key], value) or None  # "" clears the property
+
     def _send(
         self, object_type: str, batch: Sequence[RecordUpdate], targets: Mapping[str, str]
     ) -> dict[str, WriteResult]:

@@ -328,6 +328,10 @@ class SalesforceAdapter:
             results[update.record_id] = WriteResult(update.record_id, False, code, message)
         return results
 
+    def as_written(self, key: str, value: str | None) -> str | None:
+        sent = _outgoing(self._specs[key], value)
+        return None if sent is None else f"{sent:f}" if isinstance(sent, Decimal) else str(sent)
+
     def _record(self, sobject: str, update: RecordUpdate) -> dict[str, Any]:
         target = update.target_id or update.record_id
         record: dict[str, Any] = {"attributes": {"type": sobject}, "id": target}
