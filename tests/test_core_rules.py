@@ -1409,10 +1409,31 @@ def test_elapsed_days_of_a_quarter() -> None:
         ("10000", "10000", date(2026, 3, 1), "1.0000"),  # over: its attainment
         ("5000", None, date(2026, 1, 10), None),
         ("5000", "10000", date(2025, 12, 1), None),  # not begun
+        # Under a fifth of the period gone by, a projection means nothing (one deal on
+        # the 1st would "pace" at 3,100 %): empty. 6/31 is under a fifth, 7/31 over.
+        ("1000", "10000", date(2026, 1, 1), None),
+        ("1000", "10000", date(2026, 1, 6), None),
+        ("1000", "10000", date(2026, 1, 7), "0.4429"),  # 0.1 / (7/31)
     ],
 )
 def test_pace(bookings: str, quota: str | None, as_of: date, expected: str | None) -> None:
     result = kpis.pace(D(bookings), None if quota is None else D(quota), JAN_2026, MONTH, as_of)
+    assert (None if result is None else str(result)) == expected
+
+
+@pytest.mark.parametrize(
+    ("period", "kind", "as_of", "expected"),
+    [
+        ("2026-02", MONTH, date(2026, 2, 5), None),  # 5/28, under a fifth
+        ("2026-02", MONTH, date(2026, 2, 6), "0.4667"),  # 6/28 = 0.214…: 0.1 / (6/28)
+        ("2026-Q2", QUARTER, date(2026, 4, 18), None),  # 18/91 = 0.198
+        ("2026-Q2", QUARTER, date(2026, 4, 19), "0.4789"),  # 19/91: 0.1 / (19/91)
+    ],
+)
+def test_pace_starts_once_a_fifth_of_the_period_is_gone(
+    period: str, kind: PeriodKind, as_of: date, expected: str | None
+) -> None:
+    result = kpis.pace(D("1000"), D("10000"), parse_label(period, kind), kind, as_of)
     assert (None if result is None else str(result)) == expected
 
 

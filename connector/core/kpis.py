@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from functools import cache
 
 from connector.core.commission import Credit
@@ -19,6 +20,8 @@ from connector.core.money import ratio, round_cents
 from connector.core.periods import PeriodKind, first_day
 
 _TENTH = Decimal("0.1")
+# The share of a period that must have gone by before its pace means something.
+PACE_FROM = Fraction(1, 5)
 
 
 @cache
@@ -34,14 +37,16 @@ def elapsed_days(period: int, kind: PeriodKind, as_of: date) -> tuple[int, int]:
 def pace(
     bookings: Decimal, quota: Decimal | None, period: int, kind: PeriodKind, as_of: date
 ) -> Decimal | None:
-    """Attainment against the share of the period gone by: 1.0000 is exactly on pace.
+    """Attainment projected to the period's end at the rate so far: 1.0000 is on pace.
 
-    A period already over has gone by whole, so its pace is its attainment.
+    Empty until a fifth of the period has gone by (:data:`PACE_FROM`): one deal on the
+    2nd of the month would otherwise project to thousands of percent. A period
+    already over has gone by whole, so its pace is its attainment.
     """
     if quota is None:
         return None
     gone, length = elapsed_days(period, kind, as_of)
-    if gone == 0:
+    if gone * PACE_FROM.denominator < length * PACE_FROM.numerator:
         return None
     return ratio(bookings * length, quota * gone)
 
