@@ -1,34 +1,73 @@
 """The ``spm-connector`` command line: the group, its commands, and errors without tracebacks.
 
-Thin on purpose: each command lives in :mod:`connector.commands`. Commands that
-talk to a CRM are imported only when used: they pull in the CRM clients, which
-``calc`` should not pay for at start-up. Every
-:class:`~connector.errors.ConnectorError` becomes ``error: …`` lines on stderr
-and its exit code (docs/cli.md), never a traceback.
+Thin on purpose: each command lives in :mod:`connector.commands` and is imported
+only when it runs (or its own ``--help`` is asked for). ``spm-connector --help``
+lists them from the summaries below without importing any of them, so it does
+not pay for the CRM clients, SQLAlchemy, Flask or rich (``bench/cli_bench.py``).
+Every :class:`~connector.errors.ConnectorError` becomes ``error: …`` lines on
+stderr and its exit code (docs/cli.md), never a traceback.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import click
 
-from connector.commands.calc import calc
-from connector.commands.common import State
+from connector.commands.state import State
 from connector.errors import ConnectorError
 
-# name → (module, attribute), imported on first use.
-_LAZY_COMMANDS = {
-    "install": ("connector.commands.crm", "install"),
-    "sync": ("connector.commands.crm", "sync"),
-    "sandbox": ("crm_sandbox.cli", "sandbox"),
-    "serve": ("connector.commands.realtime", "serve"),
-    "worker": ("connector.commands.realtime", "worker"),
-    "statement": ("connector.commands.statement", "statement"),
-    "demo": ("connector.commands.demo", "demo"),
+
+class _Lazy(NamedTuple):
+    module: str
+    attribute: str
+    summary: str  # the command's first docstring line (a test holds them equal)
+
+
+_COMMANDS = {
+    "calc": _Lazy(
+        "connector.commands.calc", "calc", "Compute statements offline from CSV files, with no CRM."
+    ),
+    "install": _Lazy(
+        "connector.commands.crm",
+        "install",
+        "Create the custom fields, and on Salesforce the permission sets that grant them.",
+    ),
+    "sync": _Lazy(
+        "connector.commands.crm",
+        "sync",
+        "Pull changes, recompute affected reps, write back only what differs.",
+    ),
+    "sandbox": _Lazy(
+        "crm_sandbox.cli",
+        "sandbox",
+        "Run a local Salesforce or HubSpot sandbox, seeded with realistic data, until Ctrl-C.",
+    ),
+    "serve": _Lazy(
+        "connector.commands.realtime",
+        "serve",
+        "Receive CRM webhooks and apply them (the worker runs in the same process).",
+    ),
+    "worker": _Lazy(
+        "connector.commands.realtime",
+        "worker",
+        "Apply stored webhook events to the CRM (beside web-only `serve --no-worker` receivers).",
+    ),
+    "statement": _Lazy(
+        "connector.commands.statement",
+        "statement",
+        "One rep's statement (REP: a user id, email or name), from what the last sync stored.",
+    ),
+    "demo": _Lazy(
+        "connector.commands.demo",
+        "demo",
+        "See it all work: a sandbox CRM, install, sync, and a live deal through the webhooks.",
+    ),
 }
 
 
@@ -36,16 +75,33 @@ class _Cli(click.Group):
     """The command group: lazy commands, and ConnectorErrors reported without tracebacks."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in _LAZY_COMMANDS:
-            module, attribute = _LAZY_COMMANDS[cmd_name]
-            found = getattr(importlib.import_module(module), attribute)
+        if command is None and cmd_name in _COMMANDS:
+            lazy = _COMMANDS[cmd_name]
+            found = getattr(importlib.import_module(lazy.module), lazy.attribute)
             assert isinstance(found, click.Command)
+            self.add_command(found, cmd_name)
             command = found
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Summaries whole, and without importing a command to read its docstring.
+        rows = [(name, _COMMANDS[name].summary) for name in sorted(_COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            nearest = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
+            hint = f" Did you mean {nearest[0]!r}?" if nearest else ""
+            ctx.fail(f"No such command {name!r}.{hint} (`spm-connector --help` lists them)")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -68,9 +124,6 @@ class _Cli(click.Group):
 def cli(ctx: click.Context, config_option: str | None) -> None:
     """Sales Performance Management: commissions, attainment and draws, computed exactly."""
     ctx.ensure_object(State).config_option = config_option
-
-
-cli.add_command(calc)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

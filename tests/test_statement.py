@@ -123,3 +123,5 @@ def test_before_any_sync_the_store_says_what_to_do(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"type": "hubspot", "base_url": "http://127.0.0.1:9"}, ["a@b"])
     result = run(config, {}, "statement", "a@b")
     assert result.exit_code == 2 and "run `spm-connector sync` first" in result.output
+    assert "there is no store at sqlite:///" in result.output
+    assert not (tmp_path / "spm.db").exists()  # asking leaves no empty store behind

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from connector.core.fields import RecordKind
 from connector.core.models import CrmUser, DealSnapshot, DealStatus, Outcome
-from connector.errors import SyncLockedError
+from connector.errors import StoreError, SyncLockedError
 from connector.store.state import Store
 from connector.sync.lease import sync_lock
 
@@ -297,3 +297,12 @@ def test_writes_of_several_repositories_in_one_transaction_commit_or_fail_togeth
         store.cursors.set("deals_modified", "2026-03-01T00:00:00+00:00")
     assert store.owed.of("rep") == {"r1"}
     assert store.cursors.get("deals_modified") == "2026-03-01T00:00:00+00:00"
+
+
+def test_a_reader_never_creates_a_store_where_there_is_none(url: str, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="there is no store at .*run `spm-connector sync` first"):
+        Store.open(url, existing=True)
+    assert not (tmp_path / "spm.db").exists()
+    Store.open(url).close()  # a sync makes it
+    with Store.open(url, existing=True) as store:
+        assert store.runs.recent() == []

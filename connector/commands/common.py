@@ -6,7 +6,6 @@ import gc
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -14,17 +13,11 @@ from typing import Any, TextIO, TypeVar
 import click
 from rich.console import Console
 
+from connector.commands.state import State
 from connector.config import Config, load_config, resolve_config_path
 from connector.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class State:
-    """What the group's options leave for its commands."""
-
-    config_option: str | None = None
 
 
 def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

@@ -48,6 +48,10 @@ CHUNK = 500  # ids per IN (...) clause, under SQLite's variable limit
 _MIGRATION_LOCK = 0x53504D  # PostgreSQL advisory lock key while migrating ("SPM")
 SQLITE_BUSY_S = 10  # how long a SQLite writer waits for another process
 T = TypeVar("T")
+_NO_STORE = (
+    "there is no store at {shown} yet: run `spm-connector sync` first, or point `store:` "
+    "(or SPM_STORE_URL) at the store a sync wrote"
+)
 
 
 def this_process() -> str:
@@ -158,8 +162,11 @@ class Database:
     # -- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, checkpoints: bool = True) -> Self:
+    def open(cls, url: str, *, checkpoints: bool = True, existing: bool = False) -> Self:
         """Open (and migrate) the store at ``url``.
+
+        ``existing``: a command that only reads (``statement``) opens a store that a
+        sync has made, and refuses to create an empty one where there is none.
 
         ``checkpoints=False`` (SQLite only): this process's commits never fold the
         write-ahead log back into the database file. The webhook receiver opens its
@@ -183,6 +190,8 @@ class Database:
             )
             if parsed.database and parsed.database != ":memory:":
                 sqlite_path = Path(parsed.database)
+                if existing and not sqlite_path.exists():
+                    raise StoreError(_NO_STORE.format(shown=shown))
                 _create_private(sqlite_path, shown)
 
         def plain(context: Any) -> None:
@@ -193,6 +202,10 @@ class Database:
         sa.event.listen(engine, "handle_error", plain)
         store = cls(engine, shown, sqlite_path)
         try:
+            if existing:
+                with engine.connect() as connection:
+                    if store._current_revision(connection) is None:
+                        raise StoreError(_NO_STORE.format(shown=shown))
             store._upgrade_if_behind(sqlite_path)
         except SQLAlchemyError as error:
             raise plain_store_error(error, shown, password) from None
