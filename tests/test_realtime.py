@@ -438,6 +438,22 @@ def test_demo_shows_a_live_deal_change_reaching_the_crm(crm: str, tmp_path: Path
     assert "Traceback" not in out
 
 
+def test_demo_without_a_folder_leaves_nothing_behind(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPM_")}
+    env["TMPDIR"] = str(tmp_path)  # where tempfile puts the demo's folder
+    result = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "demo", "--crm", "hubspot"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Its temporary folder is removed at the end; `--dir FOLDER` keeps" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_demo_keep_running_serves_the_reports_page_until_stopped(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPM_")}
     command = ["-m", "connector.cli", "demo", "--crm", "hubspot", "--keep-running"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets as secrets_module
+import shutil
 import signal
 import tempfile
 import threading
@@ -138,7 +139,8 @@ def _day(text: str) -> int:
     "--dir",
     "where",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the config and store (default: a new temporary one).",
+    help="Keep the config, store and statement page in this folder "
+    "(default: a temporary one, removed at the end).",
 )
 @click.pass_context
 def demo(ctx: click.Context, crm: str, keep_running: bool, where: Path | None) -> None:
@@ -156,12 +158,18 @@ def demo(ctx: click.Context, crm: str, keep_running: bool, where: Path | None) -
     hook = f"{receiver_url}/webhooks/{crm}"
     target = (_salesforce if crm == SALESFORCE else _hubspot)(directory, hook)
     stop = threading.Event()
+    kept = where is not None
     try:
-        ok = _run(out, crm, target, directory, late, receiver_url, stop, started, keep_running)
+        ok = _run(
+            out, crm, target, directory, late, receiver_url, stop, started, keep_running, kept
+        )
     finally:
         stop.set()
         server.shutdown()
         target.sandbox.stop()
+        if not kept:
+            # Its store holds a sandbox's fake org: nothing worth leaving in /tmp.
+            shutil.rmtree(directory, ignore_errors=True)
     ctx.exit(0 if ok else 1)
 
 
@@ -175,6 +183,7 @@ def _run(
     stop: threading.Event,
     started: float,
     keep_running: bool,
+    kept: bool,
 ) -> bool:
     out.print(
         f"1. A {crm} sandbox with {len(target.members)} reps is running at {target.sandbox.url}"
@@ -230,14 +239,22 @@ def _run(
         )
         _before_after(out, before, after)
         _leaderboard(out, config, store)
-        statement = directory / f"statement-{owner_id}.html"
-        _write_statement(config, store, owner_id, statement)
-        out.print(f"   {rep.name}'s statement, as a page: {statement}")
+        if kept:
+            statement = directory / f"statement-{owner_id}.html"
+            _write_statement(config, store, owner_id, statement)
+            out.print(f"   {rep.name}'s statement, as a page: {statement}")
         if not keep_running:
             out.print(
                 "   (`spm-connector demo --keep-running` keeps it all up, with the reports page)"
             )
-        out.print(f"Done in {time.monotonic() - started:.1f} s. Everything is in {directory}")
+        elapsed = f"Done in {time.monotonic() - started:.1f} s."
+        if kept:
+            out.print(f"{elapsed} Everything is in {directory}")
+        else:
+            out.print(
+                f"{elapsed} Its temporary folder is removed at the end; `--dir FOLDER` keeps "
+                "the config, the store and a rep's statement page"
+            )
         if keep_running:
             _keep_running(out, crm, target, receiver_url, config_path, owner_id)
     return True
