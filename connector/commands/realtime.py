@@ -8,6 +8,8 @@ web-only receivers; any number of them share the store's inbox.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import signal
@@ -110,6 +112,16 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
                 "(403/401) and /healthz answers not_ready until it is"
             )
         stop = threading.Event()
+        try:
+            # werkzeug prints its own paragraph about a port in use, then exits 1: ours
+            # is the one line, with exit 2.
+            with contextlib.redirect_stderr(io.StringIO()):
+                server = make_server(host, port, app, threaded=True)
+        except (OSError, SystemExit) as error:
+            reason = error.strerror if isinstance(error, OSError) else "the address is in use"
+            raise ConfigError(
+                f"serve: cannot listen on {host}:{port} ({reason}); choose another --port or --host"
+            ) from None
         thread: threading.Thread | None = None
         if not no_worker:
             # The worker's computing holds the GIL for up to the switch interval at a time,
@@ -120,15 +132,6 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
                 target=worker.run, args=(stop, state.wake), name="spm-worker", daemon=True
             )
             thread.start()
-        try:
-            server = make_server(host, port, app, threaded=True)
-        except (OSError, SystemExit) as error:
-            # werkzeug reports a port in use itself and exits 1; say it our way, exit 2.
-            stop.set()
-            reason = error.strerror if isinstance(error, OSError) else "the address is in use"
-            raise ConfigError(
-                f"serve: cannot listen on {host}:{port} ({reason}); choose another --port or --host"
-            ) from None
         shown_host = f"[{host}]" if ":" in host else host
         out.print(f"receiving webhooks on http://{shown_host}:{server.port}", highlight=False)
         out.print("  POST /webhooks/hubspot  /webhooks/salesforce  /webhooks/events")
