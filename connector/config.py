@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -245,6 +246,12 @@ class Config(_Model):
     teams: Literal["crm"] | tuple[Team, ...] | None = None
     kpis: Kpis = Kpis()
     plans: tuple[Plan, ...] = Field(min_length=1)
+    # The folder of the file it was read from: its `.env` is read too (load_secrets).
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path | None:
+        return self._folder
 
     @field_validator("timezone")
     @classmethod
@@ -394,9 +401,11 @@ def load_config(path: str | Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{name}: expected a mapping of settings (currency:, period:, plans:, …)")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as error:
         raise ConfigError("\n".join(_messages(name, error.errors(include_url=False)))) from None
+    config._folder = Path(path).resolve().parent
+    return config
 
 
 # --- turning pydantic's errors into one line each ---------------------------
@@ -554,13 +563,20 @@ _SECRET_PREFIX = "SPM_"
 _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 
-def load_secrets(environ: Mapping[str, str], cwd: Path) -> Secrets:
-    """Secrets from the environment, then from ``cwd/.env`` for what the environment lacks.
+def load_secrets(environ: Mapping[str, str], cwd: Path, config: Config | None = None) -> Secrets:
+    """Secrets from the environment, then from ``.env`` files for what it lacks: the one
+    next to the config file, then the one in the working directory ``cwd``.
 
     The environment wins, as with every dotenv tool: a deployment can always
-    override a developer's file.
+    override a developer's file. The file beside the config belongs to that config
+    (a cron job runs from anywhere), so it wins over the working directory's.
     """
-    values = read_dotenv(cwd / ".env")
+    folders = [cwd.resolve()]
+    if config is not None and config.folder is not None and config.folder != folders[0]:
+        folders.insert(0, config.folder)
+    values: dict[str, str] = {}
+    for folder in reversed(folders):  # the first folder's values are set last: they win
+        values.update(read_dotenv(folder / ".env"))
     values.update({key: value for key, value in environ.items() if key.startswith(_SECRET_PREFIX)})
     found: dict[str, str] = {}
     for field in Secrets.model_fields:

@@ -302,6 +302,30 @@ def test_secrets_from_the_environment_and_dotenv(tmp_path: Path) -> None:
     assert secrets.salesforce_password is None
 
 
+def test_dotenv_next_to_the_config_and_in_the_working_directory(tmp_path: Path) -> None:
+    deploy, here = tmp_path / "etc-spm", tmp_path / "cwd"
+    deploy.mkdir()
+    here.mkdir()
+    config = load_config(write(deploy, GOOD))
+    (deploy / ".env").write_text(
+        "SPM_HUBSPOT_ACCESS_TOKEN=beside-the-config\nSPM_WEBHOOK_SECRET=beside\n",
+        encoding="utf-8",
+    )
+    (here / ".env").write_text(
+        "SPM_HUBSPOT_ACCESS_TOKEN=working-dir\nSPM_HUBSPOT_CLIENT_SECRET=from-cwd\n",
+        encoding="utf-8",
+    )
+    secrets = load_secrets({"SPM_WEBHOOK_SECRET": "environment"}, here, config)
+    assert secrets.hubspot_access_token is not None and secrets.webhook_secret is not None
+    assert secrets.hubspot_client_secret is not None
+    assert secrets.hubspot_access_token.get_secret_value() == "beside-the-config"
+    assert secrets.webhook_secret.get_secret_value() == "environment"  # the environment wins
+    assert secrets.hubspot_client_secret.get_secret_value() == "from-cwd"  # what it lacks
+    alone = load_secrets({}, here)  # no config: the working directory's only
+    assert alone.hubspot_access_token is not None
+    assert alone.hubspot_access_token.get_secret_value() == "working-dir"
+
+
 def test_secrets_are_never_printed(tmp_path: Path) -> None:
     secrets = load_secrets(
         {"SPM_SALESFORCE_ACCESS_TOKEN": TOKEN, "SPM_HUBSPOT_CLIENT_SECRET": "hush-hush"}, tmp_path

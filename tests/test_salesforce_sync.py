@@ -571,3 +571,21 @@ def test_install_without_assigning_still_shows_fields_on_the_members_layouts(org
         s["label"] for s in layout(org.sandbox, "Opportunity (Sales) Layout")["layoutSections"]
     ]
     assert "Commission" in labels
+
+
+def test_missing_credentials_name_every_way_to_log_in_the_security_token_too() -> None:
+    from connector.adapters.salesforce import (
+        SalesforceAdapter,
+        SalesforceCredentials,
+        SalesforceSettings,
+    )
+    from connector.errors import ConfigError
+
+    adapter = SalesforceAdapter(
+        SalesforceSettings(instance_url="https://acme.my.salesforce.com"), SalesforceCredentials()
+    )
+    with pytest.raises(ConfigError) as caught:
+        adapter.account_id()
+    message = str(caught.value)
+    for name in ("ACCESS_TOKEN", "USERNAME", "PASSWORD", "SECURITY_TOKEN", "CLIENT_ID"):
+        assert f"SPM_SALESFORCE_{name}" in message

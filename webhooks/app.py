@@ -40,7 +40,7 @@ def create_app(
     env = os.environ if environ is None else environ
     if not isinstance(config, Config):
         config = load_config(resolve_config_path(None if config is None else str(config), env))
-    secrets = load_secrets(env, Path.cwd())
+    secrets = load_secrets(env, Path.cwd(), config)
     # The receiver leaves WAL checkpoints to the worker and the sync (see Store.open).
     state = Receiver(
         config, secrets, store or Store.open(store_url(config, env), checkpoints=False)

@@ -106,7 +106,10 @@ def install(
     with Store.open(store_url(config, os.environ)) as store:
         # The store keeps what install learns of the CRM (fields, pipelines, owners).
         adapter = adapter_for(
-            config, load_secrets(os.environ, Path.cwd()), retry=_retry(out), cache=store.cache
+            config,
+            load_secrets(os.environ, Path.cwd(), config),
+            retry=_retry(out),
+            cache=store.cache,
         )
         install_fields(
             adapter,
@@ -176,7 +179,7 @@ def sync(
     as_of = as_of_date(as_of_text, config)
     out = console()
     progress = Progress(out)
-    secrets = load_secrets(os.environ, Path.cwd())
+    secrets = load_secrets(os.environ, Path.cwd(), config)
     with Store.open(store_url(config, os.environ)) as store:
         adapter = adapter_for(config, secrets, retry=_retry(out), cache=store.cache)
         engine = SyncEngine(

@@ -161,9 +161,11 @@ class SalesforceApi:
                 **common,
             )
         raise ConfigError(
-            "no Salesforce credentials: set SPM_SALESFORCE_ACCESS_TOKEN, or "
-            "SPM_SALESFORCE_USERNAME and SPM_SALESFORCE_PASSWORD, or SPM_SALESFORCE_CLIENT_ID "
-            "and SPM_SALESFORCE_CLIENT_SECRET (with a *.my.salesforce.com instance_url)"
+            "no Salesforce credentials: set SPM_SALESFORCE_ACCESS_TOKEN; or "
+            "SPM_SALESFORCE_USERNAME, SPM_SALESFORCE_PASSWORD and SPM_SALESFORCE_SECURITY_TOKEN "
+            "(the token the user resets in Salesforce; not needed from an IP the org trusts); "
+            "or SPM_SALESFORCE_CLIENT_ID and SPM_SALESFORCE_CLIENT_SECRET (with a "
+            "*.my.salesforce.com instance_url)"
         )
 
     def call(self, operation: Callable[[], T]) -> T:
