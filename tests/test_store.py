@@ -300,7 +300,7 @@ def test_writes_of_several_repositories_in_one_transaction_commit_or_fail_togeth
 
 
 def test_a_reader_never_creates_a_store_where_there_is_none(url: str, tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="there is no store at .*run `spm-connector sync` first"):
+    with pytest.raises(StoreError, match=r"there is no store at .*run `spm-connector sync` first"):
         Store.open(url, existing=True)
     assert not (tmp_path / "spm.db").exists()
     Store.open(url).close()  # a sync makes it
