@@ -387,6 +387,43 @@ def test_the_statement_shows_goals_and_kpis_within_80_columns() -> None:
     assert "<h2>Goals</h2>" in page and "team m" in page and "30.0 days" in page
 
 
+def test_a_statement_names_teams_and_says_when_a_count_is_split_credit() -> None:
+    from connector.core.models import CrmUser, GoalResult, Statement
+    from connector.views.statement import html, team_names, text, view_of
+
+    users = [
+        CrmUser("005M", "Dana Reyes", "dana@x.example", True),
+        CrmUser("r1", "Riley", "r@x.example", True, manager_id="005M"),
+    ]
+    goals = (
+        GoalResult("deals_won", "deals_won", None, D("3"), D("1.4"), D("0.4667")),
+        GoalResult("team_revenue", "revenue", "005M", D(20000), D("22000.50"), D("1.1000")),
+        GoalResult("team_deals_won", "deals_won", "9123", D("5"), D("4"), D("0.8000")),
+    )
+    money = dict.fromkeys(
+        (
+            "bookings", "commission", "spiffs", "bonuses", "clawbacks", "earnings", "draw",
+            "draw_paid", "draw_recovered", "draw_balance", "draw_forgiven", "payout",
+            "open_pipeline",
+        ),
+        D(0),
+    )  # fmt: skip
+    jan = Statement(
+        rep_id="r1", plan_id="p", period="2026-01", quota=None, attainment=None, won_count=1,
+        lost_count=0, win_rate=None, average_deal_size=None, lines=(), goals=goals, **money,
+    )  # fmt: skip
+    names = team_names(users, {"005M", "9123"})
+    assert names == {"005M": "Dana Reyes's team"}  # a team no user leads keeps its id
+    view = view_of(users[1], [jan], jan, "USD", {}, names)
+    shown = text(view)
+    assert all(len(line) <= 80 for line in shown.splitlines())
+    assert "    split credit" in shown  # 1.4 deals won: shares of split deals
+    assert "    Dana Reyes's team" in shown and "    team 9123" in shown
+    assert "team 005M" not in shown
+    page = html(view)
+    assert "Dana Reyes&#39;s team" in page and "(split credit)" in page
+
+
 def test_calcs_fast_goal_json_says_what_goal_texts_says() -> None:
     import json
 

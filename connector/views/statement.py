@@ -9,8 +9,8 @@ them. The JSON form is ``calc``'s document for that rep and period.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -53,6 +53,7 @@ class StatementView:
     statement: Statement
     year: tuple[Statement, ...]  # the plan's statements of the same year, up to this period
     deal_names: Mapping[str, str]
+    team_names: Mapping[str, str] = field(default_factory=dict)  # team id -> what people call it
 
     @property
     def payout_ytd(self) -> Decimal:
@@ -89,6 +90,7 @@ def view_of(
     chosen: Statement,
     currency: str,
     deal_names: Mapping[str, str],
+    team_names: Mapping[str, str] | None = None,
 ) -> StatementView:
     year = tuple(
         s
@@ -97,7 +99,18 @@ def view_of(
         and s.period[:4] == chosen.period[:4]
         and s.period <= chosen.period
     )
-    return StatementView(rep, currency, chosen, year, deal_names)
+    return StatementView(rep, currency, chosen, year, deal_names, team_names or {})
+
+
+def team_names(users: Sequence[CrmUser], team_ids: Collection[str]) -> dict[str, str]:
+    """What people call these teams: a team led by a user (a manager's team, as the CRM's
+    hierarchy makes them) is that user's ("Dana Reyes's team"); others keep their id."""
+    by_id = {user.id: user for user in users}
+    return {
+        team: f"{by_id[team].name}'s team"
+        for team in team_ids
+        if team in by_id and by_id[team].name
+    }
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -119,25 +132,32 @@ class GoalRow:
     """One goal as a statement shows it: what, whose, how far."""
 
     name: str  # "deals_won: deals won"
-    team: str | None  # "team 005…" for a team goal
+    team: str | None  # "Dana Reyes's team" (or "team <id>") for a team goal
     actual: str
     target: str
     attainment: str
+    note: str | None = None  # "split credit": the actual counts shares of split deals
 
 
-def goal_rows(statement: Statement) -> list[GoalRow]:
-    return [_goal_row(goal) for goal in statement.goals]
+def goal_rows(statement: Statement, names: Mapping[str, str] | None = None) -> list[GoalRow]:
+    return [_goal_row(goal, names or {}) for goal in statement.goals]
 
 
-def _goal_row(goal: GoalResult) -> GoalRow:
+def _goal_row(goal: GoalResult, names: Mapping[str, str]) -> GoalRow:
     number = money_text if goal.metric == "revenue" else _count_text
     words = _METRIC_WORDS.get(goal.metric, goal.metric)
+    team = None
+    if goal.team_id is not None:
+        team = names.get(goal.team_id) or f"team {goal.team_id}"
+    # A split deal counts by the rep's share: 3.4 deals won is not a typo.
+    split = goal.metric != "revenue" and goal.actual != goal.actual.to_integral_value()
     return GoalRow(
         f"{goal.goal_id}: {words}",
-        None if goal.team_id is None else f"team {goal.team_id}",
+        team,
         number(goal.actual),
         number(goal.target),
         percent_text(goal.attainment),
+        "split credit" if split else None,
     )
 
 
@@ -208,7 +228,7 @@ def text(view: StatementView) -> str:
         out.append(heading)
         for line in lines:
             out.extend(_text_line(view, line))
-    goals = goal_rows(s)
+    goals = goal_rows(s, view.team_names)
     if goals:
         out.append("")
         out.append("Goals")
@@ -216,8 +236,9 @@ def text(view: StatementView) -> str:
         for g in goals:
             name = textwrap.shorten(g.name, width=width, placeholder="…")
             out.append(f"  {name:<{width}}  {g.actual:>14} of {g.target:>14}  {g.attainment:>9}")
-            if g.team is not None:
-                out.append(f"    {g.team}")
+            said = " · ".join(part for part in (g.team, g.note) if part)
+            if said:
+                out.append(f"    {said}")
     out.append("")
     out.append("Performance")
     kpis = kpi_rows(s)
@@ -264,7 +285,7 @@ def html(view: StatementView) -> str:
         bars=_attainment_bars(view.year),
         target=reference_line(view.year),
         kinds=LineKind,
-        goals=goal_rows(view.statement),
+        goals=goal_rows(view.statement, view.team_names),
         kpis=kpi_rows(view.statement),
     )
 
