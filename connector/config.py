@@ -40,6 +40,7 @@ from connector.core.fields import target_problems
 from connector.core.models import PeriodKind
 from connector.core.plans import Plan, Team, membership_overlaps
 from connector.errors import ConfigError
+from connector.views.money import DEFAULT_LOCALE, known_locale
 
 DEFAULT_CONFIG = "spm.yaml"
 CONFIG_ENV = "SPM_CONFIG"
@@ -245,6 +246,8 @@ class Config(_Model):
     # teams, reps.csv manager_id / team_id) or a list of teams.
     teams: Literal["crm"] | tuple[Team, ...] | None = None
     kpis: Kpis = Kpis()
+    # How money reads on statements, tables and the reports page (Babel's locale names).
+    locale: str = DEFAULT_LOCALE
     plans: tuple[Plan, ...] = Field(min_length=1)
     # The folder of the file it was read from: its `.env` is read too (load_secrets).
     _folder: Path | None = PrivateAttr(default=None)
@@ -252,6 +255,13 @@ class Config(_Model):
     @property
     def folder(self) -> Path | None:
         return self._folder
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        if not known_locale(value):
+            raise ValueError(f"{value!r} is not a locale (like en_US, en_GB, de_DE or fr_FR)")
+        return value
 
     @field_validator("timezone")
     @classmethod

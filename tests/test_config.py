@@ -348,3 +348,19 @@ def test_no_dotenv_is_fine(tmp_path: Path) -> None:
     assert load_secrets({}, tmp_path).model_dump() == dict.fromkeys(
         load_secrets({}, tmp_path).model_dump()
     )
+
+
+def test_locale_says_how_money_reads_and_an_unknown_one_is_named(tmp_path: Path) -> None:
+    from decimal import Decimal as D
+
+    from connector.views.money import money
+
+    config = load_config(write(tmp_path, GOOD.replace("\nplans:", "\nlocale: de_DE\nplans:", 1)))
+    assert config.locale == "de_DE"
+    assert money(D("-1234.5"), "EUR", config.locale) == "-1.234,50\xa0€"
+    assert money(D("1234567.5"), "USD") == "$1,234,567.50"
+    assert money(D("1234.005"), "USD") == "$1,234.005"  # never rounded for display
+    assert money(None, "USD") == "—"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD.replace("\nplans:", "\nlocale: xx_YY\nplans:", 1)))
+    assert "locale: 'xx_YY' is not a locale (like en_US" in str(caught.value)

@@ -17,6 +17,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from connector.config import load_config
+from connector.views.money import money
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import write_config
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
@@ -79,7 +80,7 @@ def test_the_team_page_shows_calcs_figures_for_the_period(
     assert current
     for key in ("bookings", "payout"):
         total = sum(Decimal(s[key]) for s in current)
-        assert f'data-total="{key}">{total:.2f}<' in page
+        assert f'data-total="{key}">{money(total, "USD")}<' in page  # $1,234.50
     for user in org.sandbox.users():
         assert user["Name"] in page
     for statement in current:
@@ -105,7 +106,8 @@ def test_a_token_in_the_address_becomes_a_cookie_and_leaves_the_address(
     want = max(oracle, key=lambda s: (len(s["lines"]), s["period"]))
     page = client.get(f"/reports/statements/{want['rep_id']}?period={want['period']}")
     assert page.status_code == 200
-    assert f'data-figure="payout">{want["payout"]}<' in page.get_data(as_text=True)
+    shown = money(Decimal(want["payout"]), "USD")
+    assert f'data-figure="payout">{shown}<' in page.get_data(as_text=True)
     assert client.get("/reports/statements/005000000000000AAA").status_code == 404
 
 
@@ -148,7 +150,7 @@ def test_in_a_real_browser_the_leaderboard_links_to_a_statement(
                 for s in oracle
                 if s["rep_id"] == rep_id.group(1) and s["period"] == period_of(as_of)
             )
-            assert payout == want["payout"]
+            assert payout == money(Decimal(want["payout"]), "USD")
             page.screenshot(path=str(SCREENSHOTS / "statement.png"), full_page=True)
             browser.close()
     finally:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from connector.views.money import money
 from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
@@ -54,6 +55,11 @@ def test_json_is_calcs_document_for_that_rep_and_period(
     assert document["statements"] == [want]
 
 
+def shown(amount: str) -> str:
+    """calc's exact figure as a statement shows it (USD, en_US: ``$22,085.95``)."""
+    return money(Decimal(amount), "USD")
+
+
 def test_text_fits_80_columns_and_names_every_figure(
     synced: tuple[sf.Org, date, list[dict[str, Any]]],
 ) -> None:
@@ -68,15 +74,15 @@ def test_text_fits_80_columns_and_names_every_figure(
         assert all(len(line) <= 80 for line in out.splitlines())
         assert user["Name"] in out and want["period"] in out
         for figure in ("payout", "commission", "bookings", "draw_balance"):
-            assert want[figure] in out, figure
+            assert shown(want[figure]) in out, figure  # $22,085.95: money as people read it
         for line in want["lines"]:
-            assert line["amount"] in out
+            assert shown(line["amount"]) in out
     year = [
         s["payout"] for s in oracle
         if s["rep_id"] == want["rep_id"] and s["period"][:4] == want["period"][:4]
         and s["period"] <= want["period"]
     ]  # fmt: skip
-    assert f"{sum(Decimal(p) for p in year):.2f}" in out
+    assert shown(f"{sum(Decimal(p) for p in year):.2f}") in out
 
 
 def test_html_is_one_self_contained_page_with_the_figures(
@@ -103,8 +109,9 @@ def test_html_is_one_self_contained_page_with_the_figures(
     assert page.startswith("<!doctype html>") and "<svg" in page
     assert not re.search(r"<script|<link|src=|https?://", page)  # nothing fetched
     figures = dict(re.findall(r'data-figure="(\w+)">([^<]+)<', page))
-    assert figures["payout"] == want["payout"] and figures["commission"] == want["commission"]
-    assert figures["bookings"] == want["bookings"]
+    assert figures["payout"] == shown(want["payout"])
+    assert figures["commission"] == shown(want["commission"])
+    assert figures["bookings"] == shown(want["bookings"])
 
 
 def test_unknown_and_ambiguous_reps_are_named(

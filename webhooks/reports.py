@@ -11,6 +11,7 @@ works offline and fetches nothing.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
@@ -20,8 +21,9 @@ from connector.errors import ConnectorError, InputError
 from connector.store.cursors import AS_OF_PERIOD_CURSOR
 from connector.store.inbox import Inbox
 from connector.sync.reading import load_view
+from connector.views.money import money
 from connector.views.statement import html as statement_page
-from connector.views.statement import money_text, percent_text
+from connector.views.statement import percent_text
 from connector.views.team import team_view
 from webhooks.admin import exchanged_token, log_out, refusal, text
 from webhooks.receiver import receiver
@@ -90,7 +92,13 @@ def statement(rep_id: str) -> Response:
         return answer
     state = receiver()
     try:
-        view = load_view(state.store, state.config.currency, rep_id, request.args.get("period"))
+        view = load_view(
+            state.store,
+            state.config.currency,
+            rep_id,
+            request.args.get("period"),
+            state.config.locale,
+        )
     except InputError as error:
         return text(f"404 Not Found: {error}", 404)
     return _page(statement_page(view))
@@ -108,5 +116,11 @@ def _page(html: str) -> Response:
     return response
 
 
-bp.add_app_template_filter(money_text, "money")
+def _money(value: Decimal | None) -> str:
+    """Money as the page's readers read it: the config's currency and locale."""
+    config = receiver().config
+    return money(value, config.currency, config.locale)
+
+
+bp.add_app_template_filter(_money, "money")
 bp.add_app_template_filter(percent_text, "percent")

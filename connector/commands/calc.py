@@ -220,7 +220,14 @@ def _write(
     elif single is not None:
         out.write(single)
     else:
-        write_table(out, statements, currency=config.currency, as_of=as_of, names=names)
+        write_table(
+            out,
+            statements,
+            currency=config.currency,
+            as_of=as_of,
+            names=names,
+            locale=config.locale,
+        )
 
 
 def _statement_text(
@@ -239,4 +246,4 @@ def _statement_text(
     )
     deal_names = {d.id: d.properties.get("name", "") for d in inputs.deals}
     own = [s for s in everything if s.rep_id == statement.rep_id]
-    return text(view_of(user, own, statement, config.currency, deal_names))
+    return text(view_of(user, own, statement, config.currency, deal_names, locale=config.locale))

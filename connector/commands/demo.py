@@ -39,6 +39,7 @@ from connector.store.cursors import AS_OF_PERIOD_CURSOR
 from connector.store.state import Store
 from connector.sync.engine import SyncEngine
 from connector.sync.run import SyncOptions
+from connector.views.money import money
 from crm_sandbox.config_file import write_sandbox_config
 from webhooks.app import create_app
 from webhooks.receiver import EXTENSION, Receiver
@@ -315,19 +316,23 @@ def _leaderboard(out: Console, config: Config, store: Store) -> None:
         out.print(f"   Leaderboard, {period}:")
         for rank, (_, name, s) in enumerate(rows, start=1):
             attainment = f"{s.attainment * 100:.1f}%" if s.attainment is not None else "—"
-            out.print(f"   {rank:>2}. {name:<22} {attainment:>8}  payout {s.payout:>10}")
+            payout = money(s.payout, config.currency, config.locale)
+            out.print(f"   {rank:>2}. {name:<22} {attainment:>8}  payout {payout:>12}")
         return
-    table = Table(
-        "#",
-        "rep",
-        "attainment",
-        "bookings",
-        "payout",
-        title=f"Leaderboard, {period} ({config.currency})",
-    )
+    table = Table(title=f"Leaderboard, {period} ({config.currency})")
+    table.add_column("#", justify="right")
+    table.add_column("rep")
+    for heading in ("attainment", "bookings", "payout"):
+        table.add_column(heading, justify="right", no_wrap=True)
     for rank, (_, name, s) in enumerate(rows, start=1):
         attainment = f"{s.attainment * 100:.1f}%" if s.attainment is not None else "—"
-        table.add_row(str(rank), name, attainment, f"{s.bookings:.2f}", f"{s.payout:.2f}")
+        table.add_row(
+            str(rank),
+            name,
+            attainment,
+            money(s.bookings, config.currency, config.locale),
+            money(s.payout, config.currency, config.locale),
+        )
     out.print(table)
 
 
@@ -336,7 +341,7 @@ def _write_statement(config: Config, store: Store, rep_id: str, path: Path) -> N
     from connector.views.statement import html
 
     with private_file(path) as out:
-        out.write(html(load_view(store, config.currency, rep_id, None)))
+        out.write(html(load_view(store, config.currency, rep_id, None, config.locale)))
 
 
 def _keep_running(

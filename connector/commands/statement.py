@@ -45,7 +45,7 @@ def statement(
     """One rep's statement (REP: a user id, email or name), from what the last sync stored."""
     config = config_of(ctx)
     with Store.open(store_url(config, os.environ), existing=True) as store:
-        view = load_view(store, config.currency, rep, period)
+        view = load_view(store, config.currency, rep, period, config.locale)
         as_of = _as_of(store, config)
     if form == "json":
         buffer = io.StringIO()

@@ -30,6 +30,7 @@ from connector.core.models import (
     TeamResult,
 )
 from connector.core.money import ZERO, format_count, format_days, format_fraction, format_money
+from connector.views.money import DEFAULT_LOCALE, money
 
 # The documented order of a statement's fields (cli.md), lines last.
 STATEMENT_FIELDS = ("rep_id", "plan_id", "period", *(name for name, _ in STATEMENT_FIGURES))
@@ -275,8 +276,10 @@ def write_table(
     currency: str,
     as_of: date,
     names: Mapping[str, str] | None = None,
+    locale: str = DEFAULT_LOCALE,
 ) -> None:
-    """A table for a person: one row per statement and a totals row.
+    """A table for a person: one row per statement and a totals row, money as people
+    read it in ``locale`` (``$1,234.50``).
 
     Reps appear by name (``names``: id → name) and the columns are chosen to fit
     the terminal: on 80 columns the rep, period, attainment, payout, bookings and
@@ -298,7 +301,7 @@ def write_table(
     for heading, name in columns:
         numeric = name not in ("rep_id", "plan_id", "period")
         if name in totals:
-            footer = format_money(totals[name])
+            footer = money(totals[name], currency, locale)
         else:
             footer = "Total" if name == "rep_id" else ""
         table.add_column(
@@ -309,7 +312,7 @@ def write_table(
             overflow="fold",
         )
     for statement in rows:
-        table.add_row(*(_cell(statement, name, names) for _, name in columns))
+        table.add_row(*(_cell(statement, name, names, currency, locale) for _, name in columns))
     console.print(table)
     if not rows:
         console.print("No statements.")
@@ -323,14 +326,16 @@ def _columns_for(rows: Sequence[Statement], width: int, widest: int) -> list[tup
     # What each column takes with its padding and border (names longer than 24 fold).
     budget, chosen = width - min(widest, 24) - 5, {"rep_id"}
     for name in (*_ESSENTIAL[1:], *(n for _, n in wanted if n not in _ESSENTIAL)):
-        cost = 10 if name == "period" else 9 if name == "attainment" else 13
+        cost = 10 if name == "period" else 9 if name == "attainment" else 16  # $123,456.78
         if any(n == name for _, n in wanted) and budget >= cost:
             chosen.add(name)
             budget -= cost
     return [c for c in wanted if c[1] in chosen]
 
 
-def _cell(statement: Statement, name: str, names: Mapping[str, str]) -> str:
+def _cell(
+    statement: Statement, name: str, names: Mapping[str, str], currency: str, locale: str
+) -> str:
     if name == "rep_id":
         return names.get(statement.rep_id) or statement.rep_id
     value = getattr(statement, name)
@@ -339,5 +344,5 @@ def _cell(statement: Statement, name: str, names: Mapping[str, str]) -> str:
     if name == "attainment":
         return f"{format_money(value * 100)}%"  # exact attainment, rounded once: 85.50%
     if isinstance(value, Decimal):
-        return format_money(value)
+        return money(value, currency, locale)
     return str(value)

@@ -9,7 +9,7 @@ them. The JSON form is ``calc``'s document for that rep and period.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from connector.core.models import CrmUser, GoalResult, Line, LineKind, Statement
 from connector.core.money import format_count, format_days, format_money
 from connector.errors import InputError
+from connector.views.money import DEFAULT_LOCALE, money
 
 WIDTH = 80
 _TEMPLATES = Path(__file__).with_name("templates")
@@ -54,6 +55,10 @@ class StatementView:
     year: tuple[Statement, ...]  # the plan's statements of the same year, up to this period
     deal_names: Mapping[str, str]
     team_names: Mapping[str, str] = field(default_factory=dict)  # team id -> what people call it
+    locale: str = DEFAULT_LOCALE  # how money reads (spm.yaml's `locale`)
+
+    def money(self, value: Decimal | None) -> str:
+        return money(value, self.currency, self.locale)
 
     @property
     def payout_ytd(self) -> Decimal:
@@ -91,6 +96,7 @@ def view_of(
     currency: str,
     deal_names: Mapping[str, str],
     team_names: Mapping[str, str] | None = None,
+    locale: str = DEFAULT_LOCALE,
 ) -> StatementView:
     year = tuple(
         s
@@ -99,7 +105,7 @@ def view_of(
         and s.period[:4] == chosen.period[:4]
         and s.period <= chosen.period
     )
-    return StatementView(rep, currency, chosen, year, deal_names, team_names or {})
+    return StatementView(rep, currency, chosen, year, deal_names, team_names or {}, locale)
 
 
 def team_names(users: Sequence[CrmUser], team_ids: Collection[str]) -> dict[str, str]:
@@ -117,7 +123,11 @@ def team_names(users: Sequence[CrmUser], team_ids: Collection[str]) -> dict[str,
 
 
 def money_text(value: Decimal | None) -> str:
+    """Plain exact money (``1234.50``), where no currency is at hand."""
     return "—" if value is None else format_money(value)
+
+
+_plain_money = money_text
 
 
 def percent_text(value: Decimal | None) -> str:
@@ -139,12 +149,17 @@ class GoalRow:
     note: str | None = None  # "split credit": the actual counts shares of split deals
 
 
-def goal_rows(statement: Statement, names: Mapping[str, str] | None = None) -> list[GoalRow]:
-    return [_goal_row(goal, names or {}) for goal in statement.goals]
+MoneyText = Callable[[Decimal | None], str]
 
 
-def _goal_row(goal: GoalResult, names: Mapping[str, str]) -> GoalRow:
-    number = money_text if goal.metric == "revenue" else _count_text
+def goal_rows(
+    statement: Statement, names: Mapping[str, str] | None = None, shown: MoneyText | None = None
+) -> list[GoalRow]:
+    return [_goal_row(goal, names or {}, shown or money_text) for goal in statement.goals]
+
+
+def _goal_row(goal: GoalResult, names: Mapping[str, str], shown: MoneyText) -> GoalRow:
+    number = shown if goal.metric == "revenue" else _count_text
     words = _METRIC_WORDS.get(goal.metric, goal.metric)
     team = None
     if goal.team_id is not None:
@@ -165,9 +180,9 @@ def _count_text(value: Decimal | None) -> str:
     return "—" if value is None else format_count(value)
 
 
-def kpi_rows(statement: Statement) -> list[tuple[str, str]]:
+def kpi_rows(statement: Statement, shown: MoneyText | None = None) -> list[tuple[str, str]]:
     """The coaching KPIs, labelled, in the order a manager reads them."""
-    s = statement
+    s, money_text = statement, shown or _plain_money
     coverage = "—" if s.pipeline_coverage is None else f"{format_money(s.pipeline_coverage)}×"
     rows = [
         ("Won / lost", f"{s.won_count} / {s.lost_count}"),
@@ -198,19 +213,19 @@ def text(view: StatementView) -> str:
     out.append(f"Plan {s.plan_id}, period {s.period}, amounts in {c}")
     out.append("")
     rows = [
-        ("Quota", money_text(s.quota)),
-        ("Bookings", money_text(s.bookings)),
+        ("Quota", view.money(s.quota)),
+        ("Bookings", view.money(s.bookings)),
         ("Attainment", percent_text(s.attainment)),
-        ("Commission", money_text(s.commission)),
-        ("SPIFFs", money_text(s.spiffs)),
-        ("Bonuses", money_text(s.bonuses)),
-        ("Clawbacks", money_text(s.clawbacks)),
-        ("Earnings", money_text(s.earnings)),
-        ("Draw paid", money_text(s.draw_paid)),
-        ("Draw recovered", money_text(s.draw_recovered)),
-        ("Draw balance owed", money_text(s.draw_balance)),
-        ("Payout", money_text(s.payout)),
-        (f"Payout, year to date ({s.period[:4]})", money_text(view.payout_ytd)),
+        ("Commission", view.money(s.commission)),
+        ("SPIFFs", view.money(s.spiffs)),
+        ("Bonuses", view.money(s.bonuses)),
+        ("Clawbacks", view.money(s.clawbacks)),
+        ("Earnings", view.money(s.earnings)),
+        ("Draw paid", view.money(s.draw_paid)),
+        ("Draw recovered", view.money(s.draw_recovered)),
+        ("Draw balance owed", view.money(s.draw_balance)),
+        ("Payout", view.money(s.payout)),
+        (f"Payout, year to date ({s.period[:4]})", view.money(view.payout_ytd)),
     ]
     label_width = max(len(label) for label, _ in rows)
     for label, value in rows:
@@ -228,7 +243,7 @@ def text(view: StatementView) -> str:
         out.append(heading)
         for line in lines:
             out.extend(_text_line(view, line))
-    goals = goal_rows(s, view.team_names)
+    goals = goal_rows(s, view.team_names, view.money)
     if goals:
         out.append("")
         out.append("Goals")
@@ -241,7 +256,7 @@ def text(view: StatementView) -> str:
                 out.append(f"    {said}")
     out.append("")
     out.append("Performance")
-    kpis = kpi_rows(s)
+    kpis = kpi_rows(s, view.money)
     kpi_width = max(len(label) for label, _ in kpis)
     for label, value in kpis:
         out.append(f"  {label:<{kpi_width}}  {value:>16}")
@@ -249,10 +264,10 @@ def text(view: StatementView) -> str:
 
 
 def _text_line(view: StatementView, line: Line) -> list[str]:
-    amount = f"{format_money(line.amount):>14}"
+    amount = f"{view.money(line.amount):>14}"
     detail = line.rule
     if line.rate is not None:
-        detail = f"{percent_text(line.rate)} of {money_text(line.credit)}, {detail}"
+        detail = f"{percent_text(line.rate)} of {view.money(line.credit)}, {detail}"
     if line.kind is LineKind.CLAWBACK and line.paid_period:
         detail = f"paid in {line.paid_period}; {detail}"
     first = view.deal(line) or detail
@@ -267,26 +282,26 @@ def _text_line(view: StatementView, line: Line) -> list[str]:
 # -- HTML ------------------------------------------------------------------------------------
 
 
-def _environment() -> Environment:
+def _environment(shown: MoneyText) -> Environment:
     environment = Environment(
         loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(("html",))
     )
-    environment.filters["money"] = money_text
+    environment.filters["money"] = shown
     environment.filters["percent"] = percent_text
     return environment
 
 
 def html(view: StatementView) -> str:
     """One self-contained, printable page: no script, no external file."""
-    template = _environment().get_template("statement.html")
+    template = _environment(view.money).get_template("statement.html")
     return template.render(
         v=view,
         s=view.statement,
         bars=_attainment_bars(view.year),
         target=reference_line(view.year),
         kinds=LineKind,
-        goals=goal_rows(view.statement, view.team_names),
-        kpis=kpi_rows(view.statement),
+        goals=goal_rows(view.statement, view.team_names, view.money),
+        kpis=kpi_rows(view.statement, view.money),
     )
 
 
