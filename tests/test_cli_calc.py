@@ -224,11 +224,15 @@ def test_table_format(files: Path) -> None:
     assert result.exit_code == 0
     for text in ("Statements as of 2026-03-31 (USD)", "Avery Chen", "Blake Osei", "2026-03"):
         assert text in result.stdout
-    for text in ("120.00%", "Total", "Draw paid"):  # a pipe: every column
+    for text in ("120.00%", "Total", "$1,"):
         assert text in result.stdout
+    # A pipe gets 100 columns: what does not fit is named, with where to see it.
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+    assert "Not shown at 100 columns: " in result.stdout and "Draw paid" in result.stdout
+    assert "--format csv has every column" in result.stdout
 
 
-@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize("width", [80, 120, 160])
 def test_table_fits_the_terminal_and_keeps_what_matters(
     files: Path, monkeypatch: pytest.MonkeyPatch, width: int
 ) -> None:
@@ -257,7 +261,19 @@ def test_table_fits_the_terminal_and_keeps_what_matters(
     for kept in ("Avery Chen", "Blake Osei", "Period", "Attain.", "Payout", "120.00%"):
         assert kept in text
     assert "…" not in text  # no cell cut short
-    assert ("Draw paid" in text) is (width >= 160)
+    shown_in_table = text.split("Not shown at")[0]
+    assert ("Draw paid" in shown_in_table) is (width >= 160)
+    assert ("Not shown at" in text) is ("Draw paid" not in shown_in_table)
+
+
+def test_a_long_name_ends_in_an_ellipsis_and_never_breaks_mid_word(files: Path) -> None:
+    long = "Maximiliana-Theodora Vandenberghe-Oyelaran"
+    (files / "reps.csv").write_text(REPS.replace("Avery Chen", long), encoding="utf-8")
+    result = calc("--format", "table")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "Maximiliana" in line]
+    assert len(rows) == 3 and all("…" in row for row in rows)  # one line each: not wrapped
+    assert not any(line.startswith("│ Oyelaran") for line in result.stdout.splitlines())
 
 
 def test_one_rep_one_period_reads_like_a_statement(files: Path) -> None:

@@ -256,7 +256,8 @@ _TABLE_COLUMNS = (
 )
 # What a narrow terminal keeps, most telling first; wider ones get more, in table order.
 _ESSENTIAL = ("rep_id", "period", "attainment", "payout", "bookings", "commission")
-_WIDE_ENOUGH = 200  # a file or a pipe: every column
+_PIPE_WIDTH = 100  # a file or a pipe has no width of its own: what a page or an email holds
+_NAME_WIDTH = 24  # a longer rep name ends in "…"
 _TOTALLED = (
     "bookings",
     "commission",
@@ -281,53 +282,69 @@ def write_table(
     """A table for a person: one row per statement and a totals row, money as people
     read it in ``locale`` (``$1,234.50``).
 
-    Reps appear by name (``names``: id → name) and the columns are chosen to fit
-    the terminal: on 80 columns the rep, period, attainment, payout, bookings and
-    commission; more as it widens; every column in a file or a pipe. A column
-    that says nothing (the plan, with one plan) is left out.
+    Reps appear by name (``names``: id → name) and the columns are chosen to fit:
+    the terminal's width, or 100 columns in a file or a pipe. The rep, period,
+    attainment, payout, bookings and commission come first; more as it widens. A
+    column that says nothing (the plan, with one plan) is left out, and the columns
+    that did not fit are named below the table, with how to see them.
     """
     rows = ordered(statements)
     names = names or {}
-    # A file or pipe has no width of its own; give the table room instead of wrapping cells.
-    console = Console(file=out, width=None if out.isatty() else _WIDE_ENOUGH, highlight=False)
-    widest = max([len("Total"), *(len(names.get(s.rep_id) or s.rep_id) for s in rows)])
-    columns = _columns_for(rows, console.width, widest)
+    console = Console(file=out, width=None if out.isatty() else _PIPE_WIDTH, highlight=False)
+    totals = {name: sum((getattr(s, name) for s in rows), ZERO) for name in _TOTALLED}
+    wanted = [c for c in _TABLE_COLUMNS if c[1] != "plan_id" or len({s.plan_id for s in rows}) > 1]
+    cells = {name: [_cell(s, name, names, currency, locale) for s in rows] for _, name in wanted}
+    footers = {
+        name: money(totals[name], currency, locale)
+        if name in totals
+        else "Total" if name == "rep_id" else ""
+        for _, name in wanted
+    }  # fmt: skip
+    widths = {
+        name: max(len(heading), len(footers[name]), *(len(text) for text in cells[name]))
+        for heading, name in wanted
+    }
+    columns = _columns_for(wanted, widths, console.width)
     table = Table(
         title=f"Statements as of {as_of.isoformat()} ({currency})",
         show_footer=bool(rows),
         header_style="bold",
     )
-    totals = {name: sum((getattr(s, name) for s in rows), ZERO) for name in _TOTALLED}
     for heading, name in columns:
         numeric = name not in ("rep_id", "plan_id", "period")
-        if name in totals:
-            footer = money(totals[name], currency, locale)
-        else:
-            footer = "Total" if name == "rep_id" else ""
         table.add_column(
             heading,
             justify="right" if numeric else "left",
-            footer=footer,
-            no_wrap=numeric or name == "period",
-            overflow="fold",
+            footer=footers[name],
+            no_wrap=True,
+            # A name too long for its column ends in "…": never broken mid-word.
+            overflow="ellipsis",
+            max_width=_NAME_WIDTH if name == "rep_id" else None,
         )
-    for statement in rows:
-        table.add_row(*(_cell(statement, name, names, currency, locale) for _, name in columns))
+    for index in range(len(rows)):
+        table.add_row(*(cells[name][index] for _, name in columns))
     console.print(table)
     if not rows:
         console.print("No statements.")
+    dropped = [heading for heading, name in wanted if (heading, name) not in columns]
+    if dropped:
+        console.print(
+            f"Not shown at {console.width} columns: {', '.join(dropped)}. A wider terminal "
+            "shows more; --format csv has every column.",
+            highlight=False,
+        )
 
 
-def _columns_for(rows: Sequence[Statement], width: int, widest: int) -> list[tuple[str, str]]:
+def _columns_for(
+    wanted: Sequence[tuple[str, str]], widths: Mapping[str, int], width: int
+) -> list[tuple[str, str]]:
     """The table's columns: as many as ``width`` holds, the essential ones first."""
-    wanted = [c for c in _TABLE_COLUMNS if c[1] != "plan_id" or len({s.plan_id for s in rows}) > 1]
-    if width >= _WIDE_ENOUGH:
-        return wanted
-    # What each column takes with its padding and border (names longer than 24 fold).
-    budget, chosen = width - min(widest, 24) - 5, {"rep_id"}
+    # Each column takes its widest cell, two spaces of padding and a border.
+    budget = width - 1 - min(widths["rep_id"], _NAME_WIDTH) - 3
+    chosen = {"rep_id"}
     for name in (*_ESSENTIAL[1:], *(n for _, n in wanted if n not in _ESSENTIAL)):
-        cost = 10 if name == "period" else 9 if name == "attainment" else 16  # $123,456.78
-        if any(n == name for _, n in wanted) and budget >= cost:
+        cost = widths.get(name, 0) + 3
+        if name in widths and budget >= cost:
             chosen.add(name)
             budget -= cost
     return [c for c in wanted if c[1] in chosen]
