@@ -153,7 +153,7 @@ def test_count_goals_count_each_deal_once_across_its_split(deal_list: list[Deal]
             d
             for d in deal_list
             if d.status is DealStatus.WON
-            and d.amount > 0
+            and d.amount >= 0  # a won deal of 0.00 is a deal won; a credit note is not
             and d.close_date.strftime("%Y-%m") == period
             and (d.owner_id != "outsider" or d.splits)
         ]
