@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +70,18 @@ def sandbox(
             port=port,
             ca_path=ca_path.resolve(),
             outbound_url=webhook_url,
+            today=date.today(),
         )
     else:
         from crm_sandbox.hubspot import HubSpotSandbox
 
         server = HubSpotSandbox(
-            seed=seed, reps=reps, deals=deals, port=port, webhook_url=webhook_url
+            seed=seed,
+            reps=reps,
+            deals=deals,
+            port=port,
+            webhook_url=webhook_url,
+            today=date.today(),
         )
     server.start()
     try:

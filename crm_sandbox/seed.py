@@ -161,18 +161,40 @@ def _at(day: date, rng: random.Random) -> datetime:
     return datetime.combine(day, moment, tzinfo=UTC)
 
 
-def generate(seed: int = 7, reps: int = 12, deals: int = 400, year: int = 2026) -> SeedOrg:
+# How each seller performs against quota over the year: most near it, one star, one
+# struggler, so a leaderboard looks like a sales team's (roughly 40-160 % attainment).
+STAR, STRUGGLER = Decimal("1.55"), Decimal("0.45")
+WIN_RATE = 0.6  # of closed deals; about 2 % of won deals are reversed later
+PIPELINE_DAYS = 90  # open deals close within this many days after today
+
+
+def generate(
+    seed: int = 7,
+    reps: int = 12,
+    deals: int = 400,
+    year: int = 2026,
+    today: date | None = None,
+) -> SeedOrg:
     """Build a plausible organisation: managers over teams of reps, a year of deals.
 
-    About 1 rep in 6 is a manager; deals are spread over the year with amounts
-    between 1,000 and 120,000 in whole dollars or cents, ~45 % won, ~30 % lost,
-    the rest open; about 2 % of won deals are reversed 10-120 days later, and
-    about 5 % of won deals are split between two reps.
+    About 1 rep in 6 is a manager. Deals close from the start of ``year`` to
+    ``today`` (default: the year's last day) and are won or lost; open deals, at
+    every stage, close in the ``PIPELINE_DAYS`` after today. Won amounts are drawn
+    around each seller's monthly quota (the CRM quotas of :func:`_quotas_and_leads`)
+    times the seller's performance, so attainment spreads as a real team's does;
+    the last seller joined mid-year and ramps (lower quotas, deals only after
+    joining). About 2 % of won deals are reversed 10-120 days later (if that is
+    not after today), and about 5 % are split between two reps.
     """
     if reps < 1:
         raise ValueError("a seeded org needs at least one rep")
     rng = random.Random(seed)
+    today = today or date(year, 12, 31)
+    start = date(year, 1, 1)
     managers = max(1, reps // 6)
+    # The newest seller joins at the start of the second half and ramps up.
+    newcomer = reps - 1 if reps - managers >= 3 else None
+    joined = date(year, 7, 1)
     seed_reps: list[SeedRep] = []
     for i in range(reps):
         first = FIRST_NAMES[i % len(FIRST_NAMES)]
@@ -180,32 +202,70 @@ def generate(seed: int = 7, reps: int = 12, deals: int = 400, year: int = 2026) 
         email = f"{first.lower()}.{last.lower()}{i}@acme.example"
         manager = None if i < managers else i % managers
         created = datetime(year - 1, 1 + i % 12, 1 + i % 28, 9, 0, tzinfo=UTC)
+        if i == newcomer:
+            created = datetime.combine(joined, time(9), tzinfo=UTC)
         seed_reps.append(SeedRep(i, first, last, email, manager, i % 17 != 16, created))
 
     sellers = [r.index for r in seed_reps if r.index >= managers] or [0]
-    start = date(year, 1, 1)
-    days_in_year = (date(year + 1, 1, 1) - start).days
+    quotas, leads = _quotas_and_leads(seed, year, sellers, deals, newcomer, joined, today)
+    quota_of = {(q.rep_index, q.month.month): q.amount for q in quotas}
+    performance = {rep: Decimal(rng.randrange(70, 121)) / 100 for rep in sellers}
+    if len(sellers) >= 4:
+        performance[sellers[1]], performance[sellers[2]] = STAR, STRUGGLER
+    # Closed deals fill the seller-months up to today, evenly; the rest are open pipeline.
+    last_month = today.month if today.year == year else 12 if today > start else 0
+    cells = [
+        (rep, month)
+        for rep in sellers
+        for month in range(1, last_month + 1)
+        if rep != newcomer or month >= joined.month
+    ]
+    rng.shuffle(cells)
+    closed = round(deals * 0.8) if cells else 0
+    planned: list[tuple[int, date | None]] = [
+        (cells[n % len(cells)][0], date(year, cells[n % len(cells)][1], 1)) for n in range(closed)
+    ] + [(sellers[rng.randrange(len(sellers))], None) for _ in range(deals - closed)]
+    by_cell: dict[tuple[int, date], list[int]] = {}
+    for number, (owner, month_start) in enumerate(planned):
+        if month_start is not None:
+            by_cell.setdefault((owner, month_start), []).append(number)
+    won: dict[int, Decimal] = {}  # deal number -> its amount, for the won ones
+    for (owner, month_start), numbers in sorted(by_cell.items()):
+        winners = [n for n in numbers if rng.random() < WIN_RATE] or numbers[:1]
+        share = _elapsed_share(month_start, today)
+        target = quota_of.get((owner, month_start.month), Decimal(50_000)) * performance[owner]
+        target *= Decimal(rng.randrange(75, 126)) / 100 * share
+        weights = [rng.uniform(0.5, 1.5) for _ in winners]
+        for n, weight in zip(winners, weights, strict=True):
+            won[n] = _amount(target * Decimal(weight / sum(weights)), rng)
+    typical = {rep: quota_of.get((rep, 6), Decimal(50_000)) * performance[rep] for rep in sellers}
     seed_deals: list[SeedDeal] = []
-    for i in range(deals):
-        owner = sellers[rng.randrange(len(sellers))]
-        close = start + timedelta(days=rng.randrange(days_in_year))
-        created = _at(close - timedelta(days=rng.randrange(10, 90)), rng)
-        cents = rng.randrange(100) if rng.random() < 0.3 else 0
-        amount = Decimal(rng.randrange(1_000, 120_000)) + Decimal(cents) / 100
-        roll = rng.random()
-        stage = "won" if roll < 0.45 else "lost" if roll < 0.75 else OPEN_STAGES[rng.randrange(4)]
+    for i, (owner, month_start) in enumerate(planned):
+        if month_start is None:
+            close = today + timedelta(days=1 + rng.randrange(PIPELINE_DAYS))
+            stage = OPEN_STAGES[rng.randrange(4)]
+            amount = _amount(typical[owner] * Decimal(rng.uniform(0.3, 1.2)), rng)
+        else:
+            days = _days_in_month(month_start)
+            if (month_start.year, month_start.month) == (today.year, today.month):
+                days = today.day
+            close = month_start + timedelta(days=rng.randrange(days))
+            stage = "won" if i in won else "lost"
+            amount = won.get(i) or _amount(typical[owner] * Decimal(rng.uniform(0.3, 1.2)), rng)
+        created = _at(min(close - timedelta(days=rng.randrange(10, 90)), today), rng)
         modified = _at(close, rng) if stage in ("won", "lost") else created
         reversed_on: date | None = None
         splits: tuple[SeedSplit, ...] = ()
         if stage == "won":
-            if rng.random() < 0.02:
-                reversed_on = close + timedelta(days=rng.randrange(10, 120))
+            reverse_on = close + timedelta(days=rng.randrange(10, 120))
+            if rng.random() < 0.02 and reverse_on <= today:
+                reversed_on = reverse_on
                 stage = "lost"
                 modified = _at(reversed_on, rng)
             elif rng.random() < 0.05 and len(sellers) > 1:
                 partner = sellers[(sellers.index(owner) + 1) % len(sellers)]
-                share = Decimal(rng.choice((30, 40, 50)))
-                splits = (SeedSplit(owner, Decimal(100) - share), SeedSplit(partner, share))
+                share_pct = Decimal(rng.choice((30, 40, 50)))
+                splits = (SeedSplit(owner, Decimal(100) - share_pct), SeedSplit(partner, share_pct))
         company = COMPANIES[rng.randrange(len(COMPANIES))]
         product = PRODUCTS[rng.randrange(len(PRODUCTS))]
         seed_deals.append(
@@ -223,7 +283,6 @@ def generate(seed: int = 7, reps: int = 12, deals: int = 400, year: int = 2026) 
                 splits=splits,
             )
         )
-    quotas, leads = _quotas_and_leads(seed, year, sellers, deals)
     return SeedOrg(
         seed=seed,
         year=year,
@@ -234,24 +293,57 @@ def generate(seed: int = 7, reps: int = 12, deals: int = 400, year: int = 2026) 
     )
 
 
+def _days_in_month(first: date) -> int:
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return (following - first).days
+
+
+def _elapsed_share(first: date, today: date) -> Decimal:
+    """How much of the month starting ``first`` has gone by on ``today`` (1 once it is over)."""
+    if (first.year, first.month) != (today.year, today.month):
+        return Decimal(1)
+    return Decimal(today.day) / _days_in_month(first)
+
+
+def _amount(mean: Decimal, rng: random.Random) -> Decimal:
+    """A deal amount near ``mean``: whole dollars, or dollars and cents one time in three."""
+    dollars = max(int(mean), 500)
+    cents = rng.randrange(100) if rng.random() < 0.3 else 0
+    return Decimal(dollars) + Decimal(cents) / 100
+
+
 def _quotas_and_leads(
-    seed: int, year: int, sellers: list[int], deals: int
+    seed: int,
+    year: int,
+    sellers: list[int],
+    deals: int,
+    newcomer: int | None = None,
+    joined: date | None = None,
+    today: date | None = None,
 ) -> tuple[tuple[SeedQuota, ...], tuple[SeedLead, ...]]:
     """Monthly quotas for every seller (30,000-80,000, 2-6 deals) and about a lead per deal.
 
-    Drawn from a generator of their own, so the users and deals of a seed stay
-    what they were before quotas and leads were seeded.
+    The newcomer has none before joining and ramps over three months (25 %, 50 %,
+    75 % of a full quota). Drawn from a generator of their own.
     """
     rng = random.Random(seed * 7919 + 1)
-    quotas = tuple(
-        SeedQuota(
-            rep, date(year, month, 1), Decimal(rng.randrange(6, 17) * 5000), rng.randrange(2, 7)
-        )
-        for rep in sellers
-        for month in range(1, 13)
-    )
+    ramp = (Decimal("0.25"), Decimal("0.5"), Decimal("0.75"))
+    quotas: list[SeedQuota] = []
+    for rep in sellers:
+        for month in range(1, 13):
+            amount = Decimal(rng.randrange(6, 17) * 5000)
+            quantity = rng.randrange(2, 7)
+            if rep == newcomer and joined is not None:
+                months_in = month - joined.month
+                if months_in < 0:
+                    continue
+                if months_in < len(ramp):
+                    amount = amount * ramp[months_in]
+            quotas.append(SeedQuota(rep, date(year, month, 1), amount, quantity))
     start = date(year, 1, 1)
     days_in_year = (date(year + 1, 1, 1) - start).days
+    if today is not None:  # no lead is created after today
+        days_in_year = max(min(days_in_year, (today - start).days + 1), 1)
     leads = tuple(
         SeedLead(
             i,
@@ -261,4 +353,4 @@ def _quotas_and_leads(
         )
         for i in range(deals)
     )
-    return quotas, leads
+    return tuple(quotas), leads

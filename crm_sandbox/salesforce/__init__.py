@@ -41,6 +41,7 @@ class SalesforceSandbox:
         reps: int = 12,
         deals: int = 400,
         year: int = 2026,
+        today: date | None = None,  # deals close up to it (default: the year's last day)
         token: str = "sandbox-salesforce-token",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -58,7 +59,7 @@ class SalesforceSandbox:
         self.faults = faults or Faults(seed=seed)
         self.calls = CallLog()
         self.org = Org(
-            generate(seed=seed, reps=reps, deals=deals, year=year),
+            generate(seed=seed, reps=reps, deals=deals, year=year, today=today),
             splits=splits,
             multicurrency=multicurrency,
             forecasting=forecasting,
