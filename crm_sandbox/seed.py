@@ -177,13 +177,15 @@ def generate(
 ) -> SeedOrg:
     """Build a plausible organisation: managers over teams of reps, a year of deals.
 
-    About 1 rep in 6 is a manager. Deals close from the start of ``year`` to
-    ``today`` (default: the year's last day) and are won or lost; open deals, at
-    every stage, close in the ``PIPELINE_DAYS`` after today. Won amounts are drawn
+    About 1 rep in 6 is a manager. Deals closed from the start of ``year`` to the
+    day before ``today`` (default: the year's last day) are won or lost, and every
+    seeded stamp is before today; open deals, at every stage, close in the
+    ``PIPELINE_DAYS`` after today (a quarter of them slipped: still open up to 30
+    days past their close date). Won amounts are drawn
     around each seller's monthly quota (the CRM quotas of :func:`_quotas_and_leads`)
     times the seller's performance, so attainment spreads as a real team's does;
-    the last seller joined mid-year and ramps (lower quotas, deals only after
-    joining). About 2 % of won deals are reversed 10-120 days later (if that is
+    the last seller joined as the year began, with quotas ramping over its first
+    quarter. About 2 % of won deals are reversed 10-120 days later (if that is
     not after today), and about 5 % are split between two reps.
     """
     if reps < 1:
@@ -192,9 +194,9 @@ def generate(
     today = today or date(year, 12, 31)
     start = date(year, 1, 1)
     managers = max(1, reps // 6)
-    # The newest seller joins at the start of the second half and ramps up.
+    # The newest seller joined as the year began and ramps up over its first quarter.
     newcomer = reps - 1 if reps - managers >= 3 else None
-    joined = date(year, 7, 1)
+    joined = date(year, 1, 1)
     seed_reps: list[SeedRep] = []
     for i in range(reps):
         first = FIRST_NAMES[i % len(FIRST_NAMES)]
@@ -243,22 +245,25 @@ def generate(
     for i, (owner, month_start) in enumerate(planned):
         if month_start is None:
             close = today + timedelta(days=1 + rng.randrange(PIPELINE_DAYS))
+            if rng.random() < 0.25:  # slipped: still open past its close date, as in every CRM
+                close = today - timedelta(days=1 + rng.randrange(30))
             stage = OPEN_STAGES[rng.randrange(4)]
             amount = _amount(typical[owner] * Decimal(rng.uniform(0.3, 1.2)), rng)
         else:
             days = _days_in_month(month_start)
             if (month_start.year, month_start.month) == (today.year, today.month):
-                days = today.day
+                days = max(today.day - 1, 1)  # closed before today: its stamps are past
             close = month_start + timedelta(days=rng.randrange(days))
             stage = "won" if i in won else "lost"
             amount = won.get(i) or _amount(typical[owner] * Decimal(rng.uniform(0.3, 1.2)), rng)
-        created = _at(min(close - timedelta(days=rng.randrange(10, 90)), today), rng)
+        yesterday = today - timedelta(days=1)
+        created = _at(min(close - timedelta(days=rng.randrange(10, 90)), yesterday), rng)
         modified = _at(close, rng) if stage in ("won", "lost") else created
         reversed_on: date | None = None
         splits: tuple[SeedSplit, ...] = ()
         if stage == "won":
             reverse_on = close + timedelta(days=rng.randrange(10, 120))
-            if rng.random() < 0.02 and reverse_on <= today:
+            if rng.random() < 0.02 and reverse_on < today:
                 reversed_on = reverse_on
                 stage = "lost"
                 modified = _at(reversed_on, rng)
@@ -342,8 +347,8 @@ def _quotas_and_leads(
             quotas.append(SeedQuota(rep, date(year, month, 1), amount, quantity))
     start = date(year, 1, 1)
     days_in_year = (date(year + 1, 1, 1) - start).days
-    if today is not None:  # no lead is created after today
-        days_in_year = max(min(days_in_year, (today - start).days + 1), 1)
+    if today is not None:  # every lead was created before today
+        days_in_year = max(min(days_in_year, (today - start).days), 1)
     leads = tuple(
         SeedLead(
             i,

@@ -32,7 +32,7 @@ GOALS: dict[str, Any] = {
     "goals": [
         {"metric": "deals_won", "target": "3"},
         {"metric": "new_customers", "target": "2"},
-        {"metric": "revenue", "team": True, "target": "400000"},
+        {"metric": "revenue", "team": True, "target": "150000"},  # a team of four or five
         {"metric": "deals_won", "team": True, "target": "10"},
     ],
     "bonuses": [

@@ -158,3 +158,106 @@ def test_in_a_real_browser_the_leaderboard_links_to_a_statement(
         thread.join()
     assert errors == []
     assert (SCREENSHOTS / "reports.png").stat().st_size > 10_000
+
+
+def bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_a_managers_view_teams_distribution_cost_of_sales_and_the_period_before(
+    synced: tuple[Flask, sf.Org, date, list[dict[str, Any]]],
+) -> None:
+    import csv
+    import io
+
+    app, org, as_of, oracle = synced
+    client = app.test_client()
+    period = period_of(as_of)
+    current = [s for s in oracle if s["period"] == period]
+    page = client.get("/reports", headers=bearer()).get_data(as_text=True)
+    # How many reps stand under 50 %, at 50-100 %, at 100 % or more.
+    attained = [Decimal(s["attainment"]) for s in current if s["attainment"] is not None]
+    for band, count in (
+        ("under 50%", sum(1 for a in attained if a < Decimal("0.5"))),
+        ("50% to 100%", sum(1 for a in attained if Decimal("0.5") <= a < 1)),
+        ("100% or more", sum(1 for a in attained if a >= 1)),
+    ):
+        assert f'data-band="{band}">{count}<' in page
+    bookings = sum(Decimal(s["bookings"]) for s in current)
+    payout = sum(Decimal(s["payout"]) for s in current)
+    cost = f"{(payout / bookings * 100).quantize(Decimal('0.01')):.2f}%"
+    assert f'data-total="cost_of_sales" title="payout ÷ bookings">{cost}<' in page
+    owed = sum(Decimal(s["draw_balance"]) for s in current if Decimal(s["draw_balance"]) > 0)
+    assert f'data-total="draws">{money(owed, "USD")}<' in page  # money, not a count
+    prior = f"{as_of.year:04d}-{as_of.month - 1:02d}"
+    assert f"on {prior}" in page  # bookings and payout against the period before
+
+    # Teams: the CRM's hierarchy, each team's figures adding up to the whole.
+    teams = list(csv.DictReader(io.StringIO(
+        client.get(f"/reports/export.csv?table=teams&period={period}", headers=bearer())
+        .get_data(as_text=True)
+    )))  # fmt: skip
+    assert len(teams) >= 2 and any(t["team"].endswith("'s team") for t in teams)
+    assert sum(Decimal(t["bookings"]) for t in teams) == bookings
+    assert sum(Decimal(t["payout"]) for t in teams) == payout
+    # Drilling down to one team shows its reps only.
+    first = teams[0]
+    mine = client.get(f"/reports?period={period}&team={first['team_id']}", headers=bearer())
+    shown = mine.get_data(as_text=True)
+    assert f"<h1>{first['team']}, {period}</h1>".replace("'", "&#39;") in shown
+    assert shown.count('data-rep="') == int(first["reps"])
+
+
+def test_every_table_exports_as_csv_with_exact_figures(
+    synced: tuple[Flask, sf.Org, date, list[dict[str, Any]]],
+) -> None:
+    import csv
+    import io
+
+    app, _org, as_of, oracle = synced
+    client = app.test_client()
+    period = period_of(as_of)
+    current = {s["rep_id"]: s for s in oracle if s["period"] == period}
+    reply = client.get(f"/reports/export.csv?table=leaderboard&period={period}", headers=bearer())
+    assert reply.status_code == 200 and reply.mimetype == "text/csv"
+    assert f'filename="leaderboard-{period}.csv"' in reply.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(reply.get_data(as_text=True))))
+    assert {r["rep_id"] for r in rows} == set(current)
+    for row in rows:
+        want = current[row["rep_id"]]
+        assert Decimal(row["payout"]) == Decimal(want["payout"])  # plain exact decimals
+        assert Decimal(row["bookings"]) == Decimal(want["bookings"])
+    for table in ("draws", "syncs", "activity", "teams"):
+        assert (
+            client.get(
+                f"/reports/export.csv?table={table}&period={period}", headers=bearer()
+            ).status_code
+            == 200
+        )
+    assert client.get("/reports/export.csv?table=secrets", headers=bearer()).status_code == 400
+    assert client.get(f"/reports/export.csv?table=teams&period={period}").status_code == 401
+
+
+def test_a_failed_sync_says_why_and_a_skipped_echo_is_not_an_error(
+    synced: tuple[Flask, sf.Org, date, list[dict[str, Any]]],
+) -> None:
+    from datetime import UTC, datetime
+
+    from connector.store.inbox import Event, Inbox
+    from connector.views.team import OWN_WRITE_BACK
+    from webhooks.receiver import EXTENSION
+
+    app, org, _as_of, _oracle = synced
+    store = app.extensions[EXTENSION].store
+    now = datetime.now(UTC)
+    run_id = store.runs.start("sync", now, {})
+    store.runs.finish(run_id, now, "failed", {"error": "Salesforce refused the credentials"})
+    deal = next(d for d in org.sandbox.opportunities() if d["IsWon"])
+    inbox = Inbox(store)
+    inbox.add([Event("salesforce", "n-1", "deal", deal["Id"], "Opportunity")], now)
+    token, (claimed,) = inbox.claim(now)
+    inbox.done(token, [claimed.id], now, OWN_WRITE_BACK)
+    page = app.test_client().get("/reports", headers=bearer()).get_data(as_text=True)
+    assert "Salesforce refused the credentials" in page
+    assert f"{deal['Name']} ({deal['Id']})" in page  # the deal by name, not only its id
+    assert "skipped: our own write-back" in page

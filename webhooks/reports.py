@@ -19,12 +19,11 @@ from werkzeug.wrappers import Response
 from connector.core.periods import parse_label
 from connector.errors import ConnectorError, InputError
 from connector.store.cursors import AS_OF_PERIOD_CURSOR
-from connector.store.inbox import Inbox
-from connector.sync.reading import load_view
+from connector.sync.reading import TeamPage, load_team_page, load_view
 from connector.views.money import money
 from connector.views.statement import html as statement_page
 from connector.views.statement import percent_text
-from connector.views.team import team_view
+from connector.views.team import EXPORTS, export_csv
 from webhooks.admin import exchanged_token, log_out, refusal, text
 from webhooks.receiver import receiver
 
@@ -37,53 +36,71 @@ def _admitted() -> Response | None:
     return refused if refused is not None else exchanged_token()
 
 
-@bp.get("/reports")
-def team() -> Response:
-    if (answer := _admitted()) is not None:
-        return answer
+def _team_page() -> TeamPage | Response:
+    """The page's data for the period and team asked for, or the answer to give instead."""
     state = receiver()
     config, store = state.config, state.store
     try:
-        current = store.cursors.get(AS_OF_PERIOD_CURSOR)
-        period = request.args.get("period") or current
+        period = request.args.get("period") or store.cursors.get(AS_OF_PERIOD_CURSOR)
         if period is None:
             return _page(render_template("reports_empty.html"))
         try:
             parse_label(period, config.period)
         except ValueError as error:
             return text(f"400 Bad Request: period: {error}", 400)
-        statements = store.statements.in_period(period)
-        payouts = store.statements.payouts_by_period(period[:4])
-        users = {user.id: user for user in store.users.all()}
-        runs = store.runs.recent(limit=10, kind="sync")
-        inbox = Inbox(store)
-        recent, depth, counts = inbox.recent(20), inbox.depth(), inbox.counts()
+        return load_team_page(
+            store,
+            config.plans,
+            period=period,
+            kind=config.period,
+            currency=config.currency,
+            today=datetime.now(config.zone).date(),
+            team=request.args.get("team"),
+        )
     except ConnectorError as error:
         return text(f"503 Service Unavailable: the store cannot be read ({error})", 503)
-    view = team_view(
-        statements,
-        users,
-        config.plans,
-        payouts,
-        period=period,
-        kind=config.period,
-        currency=config.currency,
-        today=datetime.now(config.zone).date(),
-    )
+
+
+@bp.get("/reports")
+def team() -> Response:
+    if (answer := _admitted()) is not None:
+        return answer
+    data = _team_page()
+    if isinstance(data, Response):
+        return data
+    zone = receiver().config.zone
     page = render_template(
         "reports.html",
-        team=view,
-        runs=runs,
-        recent=recent,
-        depth=depth,
-        counts=counts,
-        periods=sorted(payouts),
-        chart=view.rows[:50],
-        stamp=lambda ms: (
-            datetime.fromtimestamp(ms / 1000, config.zone).strftime("%H:%M:%S") if ms else ""
-        ),
+        team=data.team,
+        syncs=data.syncs,
+        activity=data.activity,
+        depth=data.depth,
+        counts=data.counts,
+        periods=data.periods,
+        chart=data.team.rows[:50],
+        stamp=lambda ms: datetime.fromtimestamp(ms / 1000, zone).strftime("%H:%M:%S") if ms else "",
     )
     return _page(page)
+
+
+@bp.get("/reports/export.csv")
+def export() -> Response:
+    """One of the page's tables as CSV, for a spreadsheet: exact figures, safe cells."""
+    if (answer := _admitted()) is not None:
+        return answer
+    which = request.args.get("table", "")
+    if which not in EXPORTS:
+        return text(f"400 Bad Request: table: one of {', '.join(sorted(EXPORTS))}", 400)
+    data = _team_page()
+    if isinstance(data, Response):
+        return data
+    body = export_csv(which, data.team, data.syncs, data.activity)
+    response = make_response(body)
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    name = f"{which}-{data.team.period}.csv"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/reports/statements/<rep_id>")

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from connector.core.models import PeriodKind
+from connector.core.periods import label, parse_label
+from connector.core.plans import Plan
 from connector.store.cursors import AS_OF_PERIOD_CURSOR
+from connector.store.inbox import Depth, Inbox
 from connector.store.state import Store
 from connector.views.money import DEFAULT_LOCALE
 from connector.views.statement import StatementView, choose, find_rep, team_names, view_of
+from connector.views.team import (
+    NO_TEAM,
+    ActivityRow,
+    SyncRow,
+    Team,
+    activity_rows,
+    sync_rows,
+    team_of,
+    team_view,
+)
 
 
 def load_view(
@@ -20,3 +38,63 @@ def load_view(
     names = {deal.id: deal.name for deal in store.deals.by_id(deal_ids).values()}
     teams = team_names(users, {g.team_id for g in chosen.goals if g.team_id is not None})
     return view_of(user, statements, chosen, currency, names, teams, locale)
+
+
+@dataclass(frozen=True)
+class TeamPage:
+    """Everything the reports page shows for one period (and team)."""
+
+    team: Team
+    periods: list[str]  # the year's periods that have statements, for the picker
+    syncs: list[SyncRow]
+    activity: list[ActivityRow]
+    depth: Depth
+    counts: dict[str, int]
+
+
+def load_team_page(
+    store: Store,
+    plans: Sequence[Plan],
+    *,
+    period: str,
+    kind: PeriodKind,
+    currency: str,
+    today: date,
+    team: str | None = None,
+) -> TeamPage:
+    """The reports page's data: the period's statements and the previous period's (to
+    compare), the team names, the last syncs and the latest webhook activity."""
+    statements = store.statements.in_period(period)
+    number = parse_label(period, kind)
+    prior_period = label(number - 1, kind)
+    prior = store.statements.in_period(prior_period)
+    payouts = store.statements.payouts_by_period(period[:4])
+    users = store.users.all()
+    by_id = {user.id: user for user in users}
+    names = team_names(users, {team_of(user) for user in users} - {NO_TEAM})
+    view = team_view(
+        statements,
+        by_id,
+        plans,
+        payouts,
+        period=period,
+        kind=kind,
+        currency=currency,
+        today=today,
+        team=team,
+        team_names=names,
+        prior=prior,
+        prior_period=prior_period,
+    )
+    inbox = Inbox(store)
+    recent = inbox.recent(20)
+    deal_ids = {event.record_id for event in recent if event.record == "deal"}
+    deal_names = {deal.id: deal.name for deal in store.deals.by_id(deal_ids).values()}
+    return TeamPage(
+        view,
+        sorted(payouts),
+        sync_rows(store.runs.recent(limit=10, kind="sync")),
+        activity_rows(recent, deal_names),
+        inbox.depth(),
+        inbox.counts(),
+    )

@@ -41,6 +41,7 @@ from connector.store.runs import Runs
 from connector.sync.engine import SyncEngine
 from connector.sync.metrics import Metrics
 from connector.sync.run import ChangeSet, SyncOptions
+from connector.views.team import OWN_WRITE_BACK
 
 BATCH = 500
 POLL_S = 0.5  # how often an idle worker looks for work nobody woke it for
@@ -134,7 +135,7 @@ class Worker:
         writer = self._writer_id() if any(c.event.actor for c in claimed) else None
         echoes = [c for c in claimed if writer and (c.event.actor or "")[:15] == writer[:15]]
         if echoes:
-            self.inbox.done(token, [c.id for c in echoes], self.clock(), "our own write-back")
+            self.inbox.done(token, [c.id for c in echoes], self.clock(), OWN_WRITE_BACK)
             for c in echoes:
                 self.metrics.processed.labels(c.event.source).inc()
             log("echo_ignored", events=len(echoes))

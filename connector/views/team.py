@@ -3,21 +3,30 @@
 Pure: statements, users, plans and today's date in; rows and totals out. Pace
 is attainment so far against the share of the period gone by; the gap to the
 next tier is what a manager coaches on ("3,200 more and the rate goes to 12 %").
+Teams are the CRM's: a rep's team is the one the CRM puts them on (HubSpot's
+primary team), else their manager's; commission cost of sales is payout ÷
+bookings, the share of what was sold that went to pay for selling it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import csv
+import io
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, Protocol
 
 from connector.core import kpis
 from connector.core.models import CrmUser, PeriodKind, Statement
+from connector.core.money import ratio
 from connector.core.periods import parse_label
 from connector.core.plans import Plan, TiersOn
+from connector.views.calc import spreadsheet_safe
 
 ZERO = Decimal(0)
+NO_TEAM = ""  # the team id of reps whom the CRM puts on no team and under no manager
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,27 @@ class RepRow:
     pace: Decimal | None  # attainment projected to the period's end at this rate
     next_tier_gap: Decimal | None  # bookings still needed to reach the next tier
     next_rate: Decimal | None
+    team_id: str = NO_TEAM
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    """One team's period: what a second-line manager compares."""
+
+    team_id: str
+    name: str
+    reps: int
+    bookings: Decimal
+    quota: Decimal
+    payout: Decimal
+
+    @property
+    def attainment(self) -> Decimal | None:
+        return ratio(self.bookings, self.quota) if self.quota > 0 else None
+
+    @property
+    def cost_of_sales(self) -> Decimal | None:
+        return ratio(self.payout, self.bookings) if self.bookings > 0 else None
 
 
 @dataclass(frozen=True)
@@ -41,8 +71,13 @@ class Team:
     period: str
     currency: str
     elapsed: Decimal  # share of the period gone by, 0..1
-    rows: tuple[RepRow, ...]  # by attainment, highest first
+    rows: tuple[RepRow, ...]  # by attainment, highest first (one team's, when filtered)
     payouts_by_period: tuple[tuple[str, Decimal], ...]
+    teams: tuple[TeamRow, ...] = ()  # every team, by name
+    team_filter: str | None = None  # the team the rows are limited to
+    prior_period: str | None = None
+    prior_bookings: Decimal | None = None  # of the same reps' team(s), the period before
+    prior_payout: Decimal | None = None
 
     @property
     def total_bookings(self) -> Decimal:
@@ -57,6 +92,12 @@ class Team:
         return sum((r.payout for r in self.rows), ZERO)
 
     @property
+    def cost_of_sales(self) -> Decimal | None:
+        """Commission cost of sales: payout ÷ bookings."""
+        bookings = self.total_bookings
+        return ratio(self.total_payout, bookings) if bookings > 0 else None
+
+    @property
     def draws_outstanding(self) -> tuple[RepRow, ...]:
         return tuple(
             sorted(
@@ -65,6 +106,28 @@ class Team:
                 reverse=True,
             )
         )
+
+    @property
+    def draws_outstanding_total(self) -> Decimal:
+        return sum((r.draw_balance for r in self.draws_outstanding), ZERO)
+
+    @property
+    def distribution(self) -> tuple[tuple[str, int], ...]:
+        """How many reps stand under 50 %, at 50-100 % and at 100 % or more."""
+        shown = [r.attainment for r in self.rows if r.attainment is not None]
+        half, whole = Decimal("0.5"), Decimal(1)
+        return (
+            ("under 50%", sum(1 for a in shown if a < half)),
+            ("50% to 100%", sum(1 for a in shown if half <= a < whole)),
+            ("100% or more", sum(1 for a in shown if a >= whole)),
+        )
+
+
+def team_of(user: CrmUser | None) -> str:
+    """The rep's team: the CRM's (HubSpot's primary team), else their manager's."""
+    if user is None:
+        return NO_TEAM
+    return user.team_id or user.manager_id or NO_TEAM
 
 
 def elapsed_share(period: str, kind: PeriodKind, today: date) -> Decimal:
@@ -103,9 +166,16 @@ def team_view(
     kind: PeriodKind,
     currency: str,
     today: date,
+    team: str | None = None,
+    team_names: Mapping[str, str] | None = None,
+    prior: Sequence[Statement] = (),
+    prior_period: str | None = None,
 ) -> Team:
+    """The period's rows (of ``team`` only, if given), every team's totals, and the same
+    reps' figures of ``prior_period`` (``prior``: its statements) to compare with."""
     by_plan = {plan.id: plan for plan in plans}
     elapsed = elapsed_share(period, kind, today)
+    names = team_names or {}
     rows: list[RepRow] = []
     for s in statements:
         if s.period != period:
@@ -128,13 +198,218 @@ def team_view(
                 pace,
                 gap,
                 rate,
+                team_of(user),
             )
         )
     rows.sort(key=lambda r: (-(r.attainment or Decimal(-1)), r.name, r.rep_id))
+    teams = _teams(rows, names)
+    if team is not None:
+        rows = [r for r in rows if r.team_id == team]
+    chosen = {r.rep_id for r in rows}
+    earlier = [s for s in prior if s.rep_id in chosen and s.period == prior_period]
     return Team(
         period,
         currency,
         elapsed,
         tuple(rows),
         tuple(sorted(payouts.items())),
+        teams,
+        team,
+        prior_period,
+        sum((s.bookings for s in earlier), ZERO) if prior_period is not None else None,
+        sum((s.payout for s in earlier), ZERO) if prior_period is not None else None,
     )
+
+
+def _teams(rows: Sequence[RepRow], names: Mapping[str, str]) -> tuple[TeamRow, ...]:
+    grouped: dict[str, list[RepRow]] = {}
+    for row in rows:
+        grouped.setdefault(row.team_id, []).append(row)
+    teams = [
+        TeamRow(
+            team_id,
+            names.get(team_id) or (f"team {team_id}" if team_id else "No team"),
+            len(members),
+            sum((r.bookings for r in members), ZERO),
+            sum((r.quota or ZERO for r in members), ZERO),
+            sum((r.payout for r in members), ZERO),
+        )
+        for team_id, members in grouped.items()
+    ]
+    return tuple(sorted(teams, key=lambda t: (t.team_id == NO_TEAM, t.name, t.team_id)))
+
+
+class RunLike(Protocol):
+    """A run of the store's run log, as far as the page reads it."""
+
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def summary(self) -> dict[str, Any]: ...
+
+
+class EventLike(Protocol):
+    """An inbox event, as far as the page reads it."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def record(self) -> str: ...
+    @property
+    def record_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def received_ms(self) -> int: ...
+    @property
+    def error(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class SyncRow:
+    started_at: datetime
+    status: str
+    fields_written: int | None
+    reason: str  # why it failed or was partial; "" when it was ok
+
+
+def sync_rows(runs: Sequence[RunLike]) -> list[SyncRow]:
+    rows = []
+    for run in runs:
+        summary = run.summary
+        reason = ""
+        if run.status == "failed":
+            reason = str(summary.get("error") or "")
+        elif run.status == "partial":
+            failures = summary.get("failures") or []
+            first = failures[0] if failures and isinstance(failures[0], dict) else {}
+            reason = f"{len(failures)} record(s) not written" + (
+                f", first {first.get('record_id')}: {first.get('code')} {first.get('message')}"
+                if first
+                else ""
+            )
+        elif run.status == "interrupted":
+            reason = "the process stopped mid-run; the next run finished its work"
+        written = summary.get("fields_written")
+        rows.append(
+            SyncRow(
+                run.started_at, run.status, written if isinstance(written, int) else None, reason
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    received_ms: int
+    source: str
+    event: str
+    record: str  # "deal Acme - Platform #12 (006…)", "user 005…"
+    status: str  # applied, skipped: our own write-back, waiting, parked: <why>, …
+
+
+# What the worker notes on an event it skips (connector.sync.worker): not an error.
+OWN_WRITE_BACK = "our own write-back"
+
+
+def activity_rows(recent: Sequence[EventLike], deal_names: Mapping[str, str]) -> list[ActivityRow]:
+    rows = []
+    for event in recent:
+        name = deal_names.get(event.record_id, "") if event.record == "deal" else ""
+        record = (
+            f"{event.record} {name} ({event.record_id})"
+            if name
+            else (f"{event.record} {event.record_id}")
+        )
+        if event.status == "done":
+            status = "skipped: our own write-back" if event.error == OWN_WRITE_BACK else "applied"
+        elif event.status == "parked":
+            status = f"parked: {event.error}" if event.error else "parked"
+        elif event.status == "claimed":
+            status = "being applied"
+        else:
+            status = f"waiting to retry: {event.error}" if event.error else "waiting"
+        rows.append(ActivityRow(event.received_ms, event.source, event.kind, record, status))
+    return rows
+
+
+# -- CSV: every table of the page, exact figures, cells a spreadsheet will not run -----------
+
+
+def _plain(value: Decimal | None) -> str:
+    """Our own figure, exact (a negative one too: numbers are never formulas)."""
+    return "" if value is None else str(value)
+
+
+def _safe(text: str | None) -> str:
+    """Text from the CRM (a name, an id, an error): never run by a spreadsheet."""
+    return spreadsheet_safe(text) or ""
+
+
+def _leaderboard(team: Team, syncs: Sequence[SyncRow], activity: Sequence[ActivityRow]) -> Rows:
+    del syncs, activity
+    yield ["rank", "rep_id", "rep", "team_id", "plan_id", "attainment", "pace", "bookings",
+           "quota", "to_next_tier", "next_rate", "payout", "draw_balance"]  # fmt: skip
+    for rank, r in enumerate(team.rows, start=1):
+        yield [
+            str(rank), _safe(r.rep_id), _safe(r.name), _safe(r.team_id), _safe(r.plan_id),
+            _plain(r.attainment),
+            _plain(r.pace), _plain(r.bookings), _plain(r.quota), _plain(r.next_tier_gap),
+            _plain(r.next_rate), _plain(r.payout), _plain(r.draw_balance),
+        ]  # fmt: skip
+
+
+def _teams_table(team: Team, syncs: Sequence[SyncRow], activity: Sequence[ActivityRow]) -> Rows:
+    del syncs, activity
+    yield ["team_id", "team", "reps", "bookings", "quota", "attainment", "payout", "cost_of_sales"]
+    for t in team.teams:
+        yield [
+            _safe(t.team_id), _safe(t.name), str(t.reps), _plain(t.bookings), _plain(t.quota),
+            _plain(t.attainment), _plain(t.payout), _plain(t.cost_of_sales),
+        ]  # fmt: skip
+
+
+def _draws(team: Team, syncs: Sequence[SyncRow], activity: Sequence[ActivityRow]) -> Rows:
+    del syncs, activity
+    yield ["rep_id", "rep", "draw_balance"]
+    for r in team.draws_outstanding:
+        yield [_safe(r.rep_id), _safe(r.name), _plain(r.draw_balance)]
+
+
+def _syncs(team: Team, syncs: Sequence[SyncRow], activity: Sequence[ActivityRow]) -> Rows:
+    del team, activity
+    yield ["started_at", "status", "fields_written", "reason"]
+    for s in syncs:
+        written = "" if s.fields_written is None else str(s.fields_written)
+        yield [s.started_at.isoformat(), s.status, written, _safe(s.reason)]
+
+
+def _activity(team: Team, syncs: Sequence[SyncRow], activity: Sequence[ActivityRow]) -> Rows:
+    del team, syncs
+    yield ["received_ms", "source", "event", "record", "status"]
+    for a in activity:
+        yield [str(a.received_ms), a.source, _safe(a.event), _safe(a.record), _safe(a.status)]
+
+
+Rows = Iterator[list[str]]
+EXPORTS: dict[str, Callable[[Team, Sequence[SyncRow], Sequence[ActivityRow]], Rows]] = {
+    "leaderboard": _leaderboard,
+    "teams": _teams_table,
+    "draws": _draws,
+    "syncs": _syncs,
+    "activity": _activity,
+}
+
+
+def export_csv(
+    which: str, team: Team, syncs: Sequence[SyncRow], activity: Sequence[ActivityRow]
+) -> str:
+    """One of the page's tables (``EXPORTS``) as CSV text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows(EXPORTS[which](team, syncs, activity))
+    return out.getvalue()

@@ -35,7 +35,7 @@ class HubSpotSandbox:
         reps: int = 12,
         deals: int = 400,
         year: int = 2026,
-        today: date | None = None,  # deals close up to it (default: the year's last day)
+        today: date | None = None,  # deals close before it (default: today)
         token: str = "sandbox-hubspot-token",
         client_secret: str = "sandbox-client-secret",
         host: str = "127.0.0.1",
@@ -52,7 +52,7 @@ class HubSpotSandbox:
         self.faults = faults or Faults(seed=seed)
         self.calls = CallLog()
         self.portal = Portal(
-            generate(seed=seed, reps=reps, deals=deals, year=year, today=today),
+            generate(seed=seed, reps=reps, deals=deals, year=year, today=today or date.today()),
             users_custom_properties=users_custom_properties,
             splits_enabled=splits,
             portal_id=portal_id,

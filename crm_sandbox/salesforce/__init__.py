@@ -13,7 +13,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -41,7 +41,7 @@ class SalesforceSandbox:
         reps: int = 12,
         deals: int = 400,
         year: int = 2026,
-        today: date | None = None,  # deals close up to it (default: the year's last day)
+        today: date | None = None,  # deals close before it (default: the clock's day)
         token: str = "sandbox-salesforce-token",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -59,7 +59,13 @@ class SalesforceSandbox:
         self.faults = faults or Faults(seed=seed)
         self.calls = CallLog()
         self.org = Org(
-            generate(seed=seed, reps=reps, deals=deals, year=year, today=today),
+            generate(
+                seed=seed,
+                reps=reps,
+                deals=deals,
+                year=year,
+                today=today or datetime.fromtimestamp(clock(), UTC).date(),
+            ),
             splits=splits,
             multicurrency=multicurrency,
             forecasting=forecasting,

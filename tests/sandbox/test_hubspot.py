@@ -77,12 +77,15 @@ def test_deal_listing_pages_through_everything(hubspot_sandbox: HubSpotSandbox) 
 def test_search_filters_sorts_and_the_cap(make_hubspot_sandbox: MakeHubSpotSandbox) -> None:
     sandbox = make_hubspot_sandbox(deals=10_300)
     api = client(sandbox).crm.deals.search_api
+    # The larger half of the won deals: more than one page of 200.
+    won = sorted(Decimal(d["amount"]) for d in sandbox.deals() if d["dealstage"] == "closedwon")
+    floor = won[len(won) // 2]
     request = PublicObjectSearchRequest(
         filter_groups=[
             {
                 "filters": [
                     {"propertyName": "dealstage", "operator": "EQ", "value": "closedwon"},
-                    {"propertyName": "amount", "operator": "GTE", "value": "50000"},
+                    {"propertyName": "amount", "operator": "GTE", "value": str(floor)},
                 ]
             }
         ],
@@ -94,9 +97,9 @@ def test_search_filters_sorts_and_the_cap(make_hubspot_sandbox: MakeHubSpotSandb
     expected = [
         d
         for d in sandbox.deals()
-        if d["dealstage"] == "closedwon" and Decimal(d["amount"]) >= 50000
+        if d["dealstage"] == "closedwon" and Decimal(d["amount"]) >= floor
     ]
-    assert page.total == len(expected)
+    assert page.total == len(expected) > 200
     amounts = [Decimal(d.properties["amount"]) for d in page.results]
     assert amounts == sorted(amounts, reverse=True) and len(amounts) == 200
 
