@@ -170,7 +170,7 @@ def test_a_managers_view_teams_distribution_cost_of_sales_and_the_period_before(
     import csv
     import io
 
-    app, org, as_of, oracle = synced
+    app, _org, as_of, oracle = synced
     client = app.test_client()
     period = period_of(as_of)
     current = [s for s in oracle if s["period"] == period]
