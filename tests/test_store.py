@@ -126,6 +126,11 @@ def test_statements_round_trip_exactly(store: Store) -> None:
     store.statements.replace(["r1"], statements)
     assert repr(store.statements.of_rep("r1")) == repr(list(statements))
     assert [s.period for s in store.statements.of_rep("r1", "2026-02")] == ["2026-02"]
+    # Figures the database reads out of the bodies (json_extract, ->>), exactly.
+    assert store.statements.payouts_by_period("2026") == {s.period: s.payout for s in statements}
+    jan = statements[0]
+    assert store.statements.bookings_and_payouts("2026-01") == {"r1": (jan.bookings, jan.payout)}
+    assert store.statements.payouts_by_period("2025") == {}
     store.statements.replace(["r1"], statements[:1])  # replaces, never appends
     assert len(store.statements.of_rep("r1")) == 1
 

@@ -363,6 +363,15 @@ class Database:
         for start in range(0, len(rows), CHUNK):
             connection.execute(statement, rows[start : start + CHUNK])
 
+    def json_text(self, column: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[str]:
+        """One top-level value of a JSON text column, as text, read by the database."""
+        if self._engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            text: sa.ColumnElement[str] = sa.cast(column, JSONB)[key].astext
+            return text
+        return sa.func.json_extract(column, f"$.{key}", type_=sa.Text)
+
     def insert_all(
         self, connection: Connection, table: sa.Table, rows: list[dict[str, Any]]
     ) -> None:

@@ -67,7 +67,7 @@ def load_team_page(
     statements = store.statements.in_period(period)
     number = parse_label(period, kind)
     prior_period = label(number - 1, kind)
-    prior = store.statements.in_period(prior_period)
+    prior = store.statements.bookings_and_payouts(prior_period)
     payouts = store.statements.payouts_by_period(period[:4])
     users = store.users.all()
     by_id = {user.id: user for user in users}

@@ -168,11 +168,12 @@ def team_view(
     today: date,
     team: str | None = None,
     team_names: Mapping[str, str] | None = None,
-    prior: Sequence[Statement] = (),
+    prior: Mapping[str, tuple[Decimal, Decimal]] | None = None,
     prior_period: str | None = None,
 ) -> Team:
     """The period's rows (of ``team`` only, if given), every team's totals, and the same
-    reps' figures of ``prior_period`` (``prior``: its statements) to compare with."""
+    reps' figures of ``prior_period`` to compare with (``prior``: each rep's bookings and
+    payout then)."""
     by_plan = {plan.id: plan for plan in plans}
     elapsed = elapsed_share(period, kind, today)
     names = team_names or {}
@@ -205,8 +206,7 @@ def team_view(
     teams = _teams(rows, names)
     if team is not None:
         rows = [r for r in rows if r.team_id == team]
-    chosen = {r.rep_id for r in rows}
-    earlier = [s for s in prior if s.rep_id in chosen and s.period == prior_period]
+    earlier = [(prior or {}).get(r.rep_id, (ZERO, ZERO)) for r in rows]
     return Team(
         period,
         currency,
@@ -216,8 +216,8 @@ def team_view(
         teams,
         team,
         prior_period,
-        sum((s.bookings for s in earlier), ZERO) if prior_period is not None else None,
-        sum((s.payout for s in earlier), ZERO) if prior_period is not None else None,
+        sum((b for b, _ in earlier), ZERO) if prior is not None else None,
+        sum((p for _, p in earlier), ZERO) if prior is not None else None,
     )
 
 
