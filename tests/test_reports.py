@@ -8,7 +8,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +261,36 @@ def test_a_failed_sync_says_why_and_a_skipped_echo_is_not_an_error(
     assert "Salesforce refused the credentials" in page
     assert f"{deal['Name']} ({deal['Id']})" in page  # the deal by name, not only its id
     assert "skipped: our own write-back" in page
+
+
+@pytest.mark.parametrize("span", ["quarter", "ytd"])
+def test_the_quarter_and_the_year_to_date_add_up_their_periods(
+    synced: tuple[Flask, sf.Org, date, list[dict[str, Any]]], span: str
+) -> None:
+    import csv
+    import io
+
+    app, _org, as_of, oracle = synced
+    client = app.test_client()
+    period = period_of(as_of)
+    first = 1 if span == "ytd" else (as_of.month - 1) // 3 * 3 + 1
+    covered = {f"{as_of.year:04d}-{m:02d}" for m in range(first, as_of.month + 1)}
+    reply = client.get(
+        f"/reports/export.csv?table=leaderboard&span={span}&period={period}", headers=bearer()
+    )
+    assert f'filename="leaderboard-{period}-{span}.csv"' in reply.headers["Content-Disposition"]
+    rows = {r["rep_id"]: r for r in csv.DictReader(io.StringIO(reply.get_data(as_text=True)))}
+    for rep_id, row in rows.items():
+        own = [s for s in oracle if s["rep_id"] == rep_id and s["period"] in covered]
+        assert Decimal(row["bookings"]) == sum(Decimal(s["bookings"]) for s in own)
+        assert Decimal(row["payout"]) == sum(Decimal(s["payout"]) for s in own)
+        quotas = [Decimal(s["quota"]) for s in own if s["quota"] is not None]
+        if quotas:
+            want = (sum(Decimal(s["bookings"]) for s in own) / sum(quotas)).quantize(
+                Decimal("0.0001"), rounding=ROUND_HALF_UP
+            )
+            assert Decimal(row["attainment"]) == want
+        assert row["pace"] == ""  # a pace belongs to one period
+    page = client.get(f"/reports?span={span}&period={period}", headers=bearer())
+    assert page.status_code == 200 and b"to date" in page.data
+    assert client.get(f"/reports?span=decade&period={period}", headers=bearer()).status_code == 400

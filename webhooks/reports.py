@@ -23,7 +23,7 @@ from connector.sync.reading import TeamPage, load_team_page, load_view
 from connector.views.money import money
 from connector.views.statement import html as statement_page
 from connector.views.statement import percent_text
-from connector.views.team import EXPORTS, export_csv
+from connector.views.team import EXPORTS, SPANS, export_csv
 from webhooks.admin import exchanged_token, log_out, refusal, text
 from webhooks.receiver import receiver
 
@@ -48,6 +48,9 @@ def _team_page() -> TeamPage | Response:
             parse_label(period, config.period)
         except ValueError as error:
             return text(f"400 Bad Request: period: {error}", 400)
+        span = request.args.get("span") or "period"
+        if span not in SPANS:
+            return text(f"400 Bad Request: span: one of {', '.join(SPANS)}", 400)
         return load_team_page(
             store,
             config.plans,
@@ -56,6 +59,7 @@ def _team_page() -> TeamPage | Response:
             currency=config.currency,
             today=datetime.now(config.zone).date(),
             team=request.args.get("team"),
+            span=span,
         )
     except ConnectorError as error:
         return text(f"503 Service Unavailable: the store cannot be read ({error})", 503)
@@ -78,6 +82,7 @@ def team() -> Response:
         counts=data.counts,
         periods=data.periods,
         chart=data.team.rows[:50],
+        spans=SPANS,
         stamp=lambda ms: datetime.fromtimestamp(ms / 1000, zone).strftime("%H:%M:%S") if ms else "",
     )
     return _page(page)
@@ -97,7 +102,8 @@ def export() -> Response:
     body = export_csv(which, data.team, data.syncs, data.activity)
     response = make_response(body)
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    name = f"{which}-{data.team.period}.csv"
+    span = "" if data.team.span == "period" else f"-{data.team.span}"
+    name = f"{which}-{data.team.period}{span}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
     return response

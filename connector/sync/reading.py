@@ -17,9 +17,12 @@ from connector.views.statement import StatementView, choose, find_rep, team_name
 from connector.views.team import (
     NO_TEAM,
     ActivityRow,
+    Figures,
     SyncRow,
     Team,
     activity_rows,
+    add_up,
+    span_periods,
     sync_rows,
     team_of,
     team_view,
@@ -61,19 +64,23 @@ def load_team_page(
     currency: str,
     today: date,
     team: str | None = None,
+    span: str = "period",
 ) -> TeamPage:
     """The reports page's data: the period's statements and the previous period's (to
     compare), the team names, the last syncs and the latest webhook activity."""
-    statements = store.statements.in_period(period)
-    number = parse_label(period, kind)
-    prior_period = label(number - 1, kind)
-    prior = store.statements.bookings_and_payouts(prior_period)
+    if span == "period":
+        figures: Sequence[Figures] = store.statements.in_period(period)
+        prior_period: str | None = label(parse_label(period, kind) - 1, kind)
+        prior = store.statements.bookings_and_payouts(prior_period) if prior_period else None
+    else:
+        rows = store.statements.figures_in(span_periods(period, kind, span))
+        figures, prior_period, prior = add_up(rows, period), None, None
     payouts = store.statements.payouts_by_period(period[:4])
     users = store.users.all()
     by_id = {user.id: user for user in users}
     names = team_names(users, {team_of(user) for user in users} - {NO_TEAM})
     view = team_view(
-        statements,
+        figures,
         by_id,
         plans,
         payouts,
@@ -85,6 +92,7 @@ def load_team_page(
         team_names=names,
         prior=prior,
         prior_period=prior_period,
+        span=span,
     )
     inbox = Inbox(store)
     recent = inbox.recent(20)

@@ -19,9 +19,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from connector.core import kpis
-from connector.core.models import CrmUser, PeriodKind, Statement
+from connector.core.models import CrmUser, PeriodKind
 from connector.core.money import ratio
-from connector.core.periods import parse_label
+from connector.core.periods import label, parse_label
 from connector.core.plans import Plan, TiersOn
 from connector.views.calc import spreadsheet_safe
 
@@ -75,6 +75,7 @@ class Team:
     payouts_by_period: tuple[tuple[str, Decimal], ...]
     teams: tuple[TeamRow, ...] = ()  # every team, by name
     team_filter: str | None = None  # the team the rows are limited to
+    span: str = "period"  # or "quarter", "ytd": the rows add up the span's periods
     prior_period: str | None = None
     prior_bookings: Decimal | None = None  # of the same reps' team(s), the period before
     prior_payout: Decimal | None = None
@@ -136,7 +137,7 @@ def elapsed_share(period: str, kind: PeriodKind, today: date) -> Decimal:
     return Decimal(gone) / Decimal(length) if gone < length else Decimal(1)
 
 
-def _next_tier(plan: Plan | None, statement: Statement) -> tuple[Decimal | None, Decimal | None]:
+def _next_tier(plan: Plan | None, statement: Figures) -> tuple[Decimal | None, Decimal | None]:
     """(bookings still needed, the rate there) for the tier above the rep's current one."""
     if plan is None:
         return None, None
@@ -157,7 +158,7 @@ def _next_tier(plan: Plan | None, statement: Statement) -> tuple[Decimal | None,
 
 
 def team_view(
-    statements: Sequence[Statement],
+    statements: Sequence[Figures],
     users: Mapping[str, CrmUser],
     plans: Sequence[Plan],
     payouts: Mapping[str, Decimal],
@@ -170,6 +171,7 @@ def team_view(
     team_names: Mapping[str, str] | None = None,
     prior: Mapping[str, tuple[Decimal, Decimal]] | None = None,
     prior_period: str | None = None,
+    span: str = "period",
 ) -> Team:
     """The period's rows (of ``team`` only, if given), every team's totals, and the same
     reps' figures of ``prior_period`` to compare with (``prior``: each rep's bookings and
@@ -182,9 +184,11 @@ def team_view(
         if s.period != period:
             continue
         user = users.get(s.rep_id)
-        # As of today, as the page says (the statement's own pace is as of the last sync).
-        pace = kpis.pace(s.bookings, s.quota, parse_label(s.period, kind), kind, today)
-        gap, rate = _next_tier(by_plan.get(s.plan_id), s)
+        pace = gap = rate = None
+        if span == "period":  # a pace and a next tier belong to one period
+            # As of today, as the page says (the statement's own pace is as of the last sync).
+            pace = kpis.pace(s.bookings, s.quota, parse_label(s.period, kind), kind, today)
+            gap, rate = _next_tier(by_plan.get(s.plan_id), s)
         rows.append(
             RepRow(
                 s.rep_id,
@@ -215,6 +219,7 @@ def team_view(
         tuple(sorted(payouts.items())),
         teams,
         team,
+        span,
         prior_period,
         sum((b for b, _ in earlier), ZERO) if prior is not None else None,
         sum((p for _, p in earlier), ZERO) if prior is not None else None,
@@ -237,6 +242,91 @@ def _teams(rows: Sequence[RepRow], names: Mapping[str, str]) -> tuple[TeamRow, .
         for team_id, members in grouped.items()
     ]
     return tuple(sorted(teams, key=lambda t: (t.team_id == NO_TEAM, t.name, t.team_id)))
+
+
+class Figures(Protocol):
+    """What the page reads of a statement (or of a span of them added up)."""
+
+    @property
+    def rep_id(self) -> str: ...
+    @property
+    def plan_id(self) -> str: ...
+    @property
+    def period(self) -> str: ...
+    @property
+    def quota(self) -> Decimal | None: ...
+    @property
+    def bookings(self) -> Decimal: ...
+    @property
+    def attainment(self) -> Decimal | None: ...
+    @property
+    def payout(self) -> Decimal: ...
+    @property
+    def draw_balance(self) -> Decimal: ...
+
+
+@dataclass(frozen=True)
+class SpanFigures:
+    """One rep's figures on one plan over a span of periods (a quarter, the year so far)."""
+
+    rep_id: str
+    plan_id: str
+    period: str  # the span's last period: the one the page was asked for
+    quota: Decimal | None
+    bookings: Decimal
+    payout: Decimal
+    draw_balance: Decimal  # at the end of the span
+
+    @property
+    def attainment(self) -> Decimal | None:
+        return ratio(self.bookings, self.quota) if self.quota else None
+
+
+SPANS = {"period": "the period", "quarter": "the quarter to date", "ytd": "the year to date"}
+
+
+def span_periods(period: str, kind: PeriodKind, span: str) -> list[str]:
+    """The periods a span covers, ending with ``period``: itself, its quarter so far, or
+    its year so far."""
+    number = parse_label(period, kind)
+    if span == "period":
+        return [period]
+    first = number
+    while first > 0 and label(first - 1, kind)[:4] == period[:4]:
+        if span == "quarter" and (
+            kind is PeriodKind.QUARTER
+            or (int(label(first - 1, kind)[5:7]) - 1) // 3 != (int(period[5:7]) - 1) // 3
+        ):
+            break
+        first -= 1
+    return [label(n, kind) for n in range(first, number + 1)]
+
+
+def add_up(rows: Sequence[SpanRow], period: str) -> list[SpanFigures]:
+    """Each rep and plan's figures over a span, from one row per period."""
+    by_rep: dict[tuple[str, str], list[SpanRow]] = {}
+    for row in rows:
+        by_rep.setdefault((row[0], row[1]), []).append(row)
+    added = []
+    for (rep_id, plan_id), own in sorted(by_rep.items()):
+        own.sort(key=lambda row: row[2])
+        quotas = [row[4] for row in own if row[4] is not None]
+        added.append(
+            SpanFigures(
+                rep_id,
+                plan_id,
+                period,
+                sum(quotas, ZERO) if quotas else None,
+                sum((row[3] for row in own), ZERO),
+                sum((row[5] for row in own), ZERO),
+                own[-1][6],
+            )
+        )
+    return added
+
+
+# (rep id, plan id, period, bookings, quota, payout, draw balance): one statement's figures
+SpanRow = tuple[str, str, str, Decimal, Decimal | None, Decimal, Decimal]
 
 
 class RunLike(Protocol):
