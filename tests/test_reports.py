@@ -185,7 +185,7 @@ def test_a_managers_view_teams_distribution_cost_of_sales_and_the_period_before(
         assert f'data-band="{band}">{count}<' in page
     bookings = sum(Decimal(s["bookings"]) for s in current)
     payout = sum(Decimal(s["payout"]) for s in current)
-    cost = f"{(payout / bookings * 100).quantize(Decimal('0.01')):.2f}%"
+    cost = f"{(payout / bookings).quantize(Decimal('0.0001'), rounding=ROUND_HALF_UP) * 100:.2f}%"
     assert f'data-total="cost_of_sales" title="payout ÷ bookings">{cost}<' in page
     owed = sum(Decimal(s["draw_balance"]) for s in current if Decimal(s["draw_balance"]) > 0)
     assert f'data-total="draws">{money(owed, "USD")}<' in page  # money, not a count
