@@ -137,6 +137,20 @@ def test_in_a_real_browser_the_leaderboard_links_to_a_statement(
             rows = page.locator("#leaderboard tbody tr")
             assert rows.count() == len(org.sandbox.users())
             page.screenshot(path=str(SCREENSHOTS / "reports.png"), full_page=True)
+            # A manager drills into one team, then looks at the year to date.
+            team = page.locator("#teams tbody tr a").first
+            team_name = team.inner_text()
+            team.click()
+            page.wait_for_load_state()
+            assert page.locator("h1").inner_text() == f"{team_name}, {period_of(as_of)}"
+            assert 0 < page.locator("#leaderboard tbody tr").count() < len(org.sandbox.users())
+            page.select_option("#span", "ytd")
+            page.locator("form[action='/reports'] button").click()
+            page.wait_for_load_state()
+            assert "the year to date" in page.locator("h1").inner_text()
+            page.screenshot(path=str(SCREENSHOTS / "reports-team-ytd.png"), full_page=True)
+            page.goto(f"{base}/reports")
+            rows = page.locator("#leaderboard tbody tr")
             leader = rows.first.locator("a")
             name = leader.inner_text()
             leader.click()
