@@ -1426,6 +1426,8 @@ def test_pace(bookings: str, quota: str | None, as_of: date, expected: str | Non
     [
         ("2026-02", MONTH, date(2026, 2, 5), None),  # 5/28, under a fifth
         ("2026-02", MONTH, date(2026, 2, 6), "0.4667"),  # 6/28 = 0.214…: 0.1 / (6/28)
+        ("2026-04", MONTH, date(2026, 4, 6), "0.5000"),  # 6/30: exactly a fifth counts
+        ("2026-Q1", QUARTER, date(2026, 1, 18), "0.5000"),  # 18/90: exactly a fifth
         ("2026-Q2", QUARTER, date(2026, 4, 18), None),  # 18/91 = 0.198
         ("2026-Q2", QUARTER, date(2026, 4, 19), "0.4789"),  # 19/91: 0.1 / (19/91)
     ],
