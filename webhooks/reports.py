@@ -23,7 +23,8 @@ from connector.sync.reading import TeamPage, load_team_page, load_view
 from connector.views.money import money
 from connector.views.statement import html as statement_page
 from connector.views.statement import percent_text
-from connector.views.team import EXPORTS, SPANS, export_csv
+from connector.views.team import SPANS
+from connector.views.team_csv import EXPORTS, export_csv
 from webhooks.admin import exchanged_token, log_out, refusal, text
 from webhooks.receiver import receiver
 
