@@ -216,6 +216,8 @@ def generate(
         performance[sellers[1]], performance[sellers[2]] = STAR, STRUGGLER
     # Closed deals fill the seller-months up to today, evenly; the rest are open pipeline.
     last_month = today.month if today.year == year else 12 if today > start else 0
+    if today.year == year and today.day == 1:
+        last_month -= 1  # nothing has closed yet this month: closings are before today
     cells = [
         (rep, month)
         for rep in sellers
