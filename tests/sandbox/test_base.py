@@ -81,3 +81,35 @@ def test_server_thread_serves_over_tls_with_the_local_ca(tmp_path: Path) -> None
         context = ssl.create_default_context(cafile=str(tls.ca_path))
         with urllib.request.urlopen(server.url, context=context, timeout=5) as reply:
             assert reply.read() == b"ok"
+
+
+def test_the_seeded_team_looks_like_a_sales_team_as_of_any_day() -> None:
+    from collections import defaultdict
+    from datetime import date
+
+    for today in (date(2026, 12, 6), date(2026, 3, 1), date(2027, 2, 1), date(2026, 1, 1)):
+        org = generate(seed=7, reps=12, deals=400, today=today)
+        for d in org.deals:
+            assert max(d.created_at, d.modified_at).date() < today  # nothing from the future
+            if d.stage in ("won", "lost"):
+                assert d.close_date < today
+            if d.reversed_on:
+                assert d.reversed_on < today
+        assert {d.stage for d in org.deals} >= {"prospecting", "negotiation"}  # pipeline
+    org = generate(seed=7, reps=12, deals=400)  # the whole year
+    quota: dict[int, Decimal] = defaultdict(Decimal)
+    won: dict[int, Decimal] = defaultdict(Decimal)
+    for q in org.quotas:
+        quota[q.rep_index] += q.amount
+    for d in org.deals:
+        if d.stage == "won":
+            won[d.owner_index] += d.amount
+    attainment = sorted(won[rep] / quota[rep] for rep in quota)
+    assert Decimal("0.3") < attainment[0] < Decimal("0.6")  # a struggler, not a zero
+    assert Decimal("1.3") < attainment[-1] < Decimal("1.8")  # a star, not 700 %
+    assert sum(1 for a in attainment if Decimal("0.6") <= a <= Decimal("1.2")) >= 5
+    newcomer = org.reps[-1]
+    ramp = {q.month.month: q.amount for q in org.quotas if q.rep_index == newcomer.index}
+    # Quotas are 30,000-80,000 a month; the newcomer's first three are 25 %, 50 %, 75 % of one.
+    assert ramp[1] <= 20_000 and ramp[2] <= 40_000 and ramp[3] <= 60_000
+    assert ramp[4] >= 30_000
