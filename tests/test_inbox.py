@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from connector.store.db import this_process
 from connector.store.inbox import Event, Inbox, inbox_table
 from connector.store.state import Store
 
@@ -51,7 +51,8 @@ def test_a_dead_worker_on_this_host_need_not_wait_out_its_lease(store: Store) ->
     inbox = Inbox(store)
     inbox.add(events("1"), T0)
     inbox.claim(T0, lease=timedelta(hours=1))
-    dead = f"{socket.gethostname()}:{2**22 + 12345}/abc"  # no such pid
+    host, _pid, namespace = this_process().split(":")
+    dead = f"{host}:{2**22 + 12345}:{namespace}/abc"  # no such pid, here
     with store.transaction() as connection:
         connection.execute(inbox_table.update().values(claim=dead))
     _, claimed = inbox.claim(T0 + timedelta(seconds=1))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -196,11 +195,69 @@ def test_a_lapsed_lease_is_taken_over(store: Store) -> None:
 
 
 def test_a_dead_process_on_this_host_stops_blocking_at_once(store: Store) -> None:
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+    probe = "from connector.store.db import this_process; print(this_process())"
+    finished = subprocess.run([sys.executable, "-c", probe],
                               capture_output=True, text=True, check=True)  # fmt: skip
-    dead = f"{socket.gethostname()}:{finished.stdout.strip()}"
+    dead = finished.stdout.strip()  # host:pid:pid-namespace of a process that has ended
     with sync_lock(store, dead, at(NOW)), sync_lock(store, "host:2", at(NOW)):
         pass
+
+
+def test_only_a_process_of_this_host_and_pid_namespace_can_be_seen_to_be_dead() -> None:
+    from connector.store.db import may_be_alive, this_process
+
+    host, _pid, namespace = this_process().split(":")
+    gone = 2**22 + 12345  # above any pid_max: no such process here
+    assert not may_be_alive(f"{host}:{gone}:{namespace}")
+    # Another container with the same hostname: its pids mean nothing here.
+    assert may_be_alive(f"{host}:{gone}:{namespace}9")
+    assert may_be_alive(f"other-host:{gone}:{namespace}")
+    assert may_be_alive(f"{host}:{gone}")  # named the way older versions did: its lease decides
+    assert may_be_alive(this_process())
+
+
+def test_a_holder_in_another_pid_namespace_with_our_hostname_keeps_the_lock(
+    tmp_path: Path,
+) -> None:
+    # Two containers with one hostname: the holder's pid (30000 in its own namespace)
+    # does not exist in ours. Before pid namespaces were part of a holder's name, this
+    # process took that for a dead holder and took the lock too.
+    url = f"sqlite:///{tmp_path / 'spm.db'}"
+    Store.open(url).close()
+    holder = (
+        "import sys, time\nfrom datetime import UTC, datetime\n"
+        "from connector.store.state import Store\nfrom connector.sync.lease import sync_lock\n"
+        "from connector.store.db import this_process\n"
+        f"with Store.open({url!r}) as s, sync_lock(s, this_process(), lambda: datetime.now(UTC)):\n"
+        "    print('held', flush=True)\n    sys.stdin.readline()\n"
+    )
+    script = tmp_path / "hold.py"
+    script.write_text(holder)
+    try:
+        process = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+             f"echo 29999 > /proc/sys/kernel/ns_last_pid && {sys.executable} {script}; true"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+    except FileNotFoundError:
+        pytest.skip("unshare is not installed: cannot make a second PID namespace here")
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if line.strip() != "held":
+            pytest.skip(f"cannot make a PID namespace here ({process.stderr.read()[:200]})")
+        with (
+            Store.open(url) as store,
+            pytest.raises(SyncLockedError),
+            sync_lock(store, "here:1", lambda: datetime.now(UTC)),
+        ):
+            pass
+    finally:
+        if process.stdin is not None:
+            process.stdin.write("\n")
+            process.stdin.close()
+        process.wait(timeout=30)
 
 
 def test_a_live_holder_keeps_its_lease_renewed(store: Store) -> None:

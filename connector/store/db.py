@@ -55,14 +55,35 @@ _NO_STORE = (
 
 
 def this_process() -> str:
-    """How a lock holder or a run names this process: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """How a lock holder, a run or an inbox claim names this process:
+    ``host:pid:pid-namespace``.
+
+    The PID namespace tells apart processes with one hostname and one pid number in
+    different containers (a fixed ``hostname:``, host networking): without it, each
+    could take the other's pid for its own process that no longer exists.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{_pid_namespace()}"
+
+
+@cache
+def _pid_namespace() -> str:
+    """This process's PID namespace (the inode of /proc/self/ns/pid); "" where there is none."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
 
 
 def may_be_alive(holder: str) -> bool:
-    """False only when ``holder`` names a process on this host that no longer exists."""
-    host, _, pid_text = holder.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    """False only when ``holder`` names a process that no longer exists and that was
+    ours to see: on this host, in this PID namespace. Anything else (another machine,
+    another container, a holder named the way older versions did) counts as alive
+    until its lease runs out."""
+    parts = holder.split(":")
+    if len(parts) != 3:
+        return True
+    host, pid_text, namespace = parts
+    if host != socket.gethostname() or namespace != _pid_namespace() or not pid_text.isdigit():
         return True
     try:
         os.kill(int(pid_text), 0)

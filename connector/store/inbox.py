@@ -150,7 +150,7 @@ class Inbox:
         t = inbox_table
         abandoned = sa.and_(t.c.status == CLAIMED, t.c.lease_until_ms < now_ms)
         with self.store.transaction() as connection:
-            # A worker on this host that died (killed, crashed) need not wait out its lease.
+            # A worker of this host and PID namespace that died need not wait out its lease.
             holders = connection.execute(
                 sa.select(t.c.claim).where(t.c.status == CLAIMED).distinct()
             ).scalars()

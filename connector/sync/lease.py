@@ -4,7 +4,7 @@ Two syncs (or a sync and the worker) never run the engine over one store at
 once. The lease is a row in ``sync_lock`` rather than a database lock, so it
 works the same on SQLite and PostgreSQL, survives a dropped connection, and a
 holder that died stops blocking when its lease runs out (at once when it was a
-process on this host that no longer exists).
+process on this host, in this PID namespace, that no longer exists).
 """
 
 from __future__ import annotations
