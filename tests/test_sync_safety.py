@@ -460,3 +460,37 @@ def test_config_after_the_command(
     )
     assert result.exit_code == 0, result.output
     assert "would create" in result.output
+
+
+def test_a_sync_waits_its_turn_while_the_worker_holds_the_store(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    import threading
+
+    from connector.config import store_url
+    from connector.sync.lease import sync_lock
+
+    org = salesforce_org(make_salesforce_sandbox, tmp_path)
+    sf.installed(org)
+    as_of = sf.as_of_for(org.sandbox).isoformat()
+    url = store_url(load_config(str(org.config)), org.env)
+    held, release = threading.Event(), threading.Event()
+
+    def worker_pass() -> None:
+        with Store.open(url) as store, sync_lock(store, "worker:1", lambda: datetime.now(UTC)):
+            held.set()
+            release.wait(10)
+
+    # A worker pass holds the store: a sync with no wait exits 4 at once, naming it.
+    thread = threading.Thread(target=worker_pass)
+    thread.start()
+    assert held.wait(10)
+    refused = org.cli("sync", "--as-of", as_of, "--wait", "0")
+    assert refused.exit_code == 4 and "another sync (worker:1)" in refused.output
+    # A scheduled sync (the default) waits for the pass to end, says so, and runs.
+    threading.Timer(1.0, release.set).start()
+    waited = org.cli("sync", "--as-of", as_of)
+    thread.join()
+    assert waited.exit_code == 0, waited.output
+    assert "waiting up to 600 s: another sync (worker:1) has held store" in waited.output
+    assert "written: " in waited.output

@@ -170,9 +170,24 @@ def install_fields(
     is_flag=True,
     help="Forget the store's state (say, it belonged to another CRM account) and sync in full.",
 )
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(0),
+    default=600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the webhook worker or another sync holding the store; "
+    "exit 4 when the wait runs out (0: do not wait).",
+)
 @click.pass_context
 def sync(
-    ctx: click.Context, full: bool, dry_run: bool, as_of_text: str | None, rebuild: bool
+    ctx: click.Context,
+    full: bool,
+    dry_run: bool,
+    as_of_text: str | None,
+    rebuild: bool,
+    wait_s: float,
 ) -> None:
     """Pull changes, recompute affected reps, write back only what differs."""
     config = config_of(ctx)
@@ -188,8 +203,11 @@ def sync(
             store,
             clock=lambda: datetime.now(UTC),
             progress=progress,
+            say=lambda line: out.print(line, highlight=False),
         )
-        options = SyncOptions(as_of=as_of, full=full, dry_run=dry_run, rebuild=rebuild)
+        options = SyncOptions(
+            as_of=as_of, full=full, dry_run=dry_run, rebuild=rebuild, lock_wait_s=wait_s
+        )
         try:
             summary = engine.run(options)
         finally:

@@ -104,8 +104,10 @@ class SyncEngine:
         clock: Callable[[], datetime],
         progress: Progress = quiet,
         holder: str | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.say = say  # a line for the person waiting (the CLI's sync), when there is one
         self.adapter = adapter
         self.store = store
         self.clock = clock
@@ -129,8 +131,13 @@ class SyncEngine:
                 run = Run(options, scratch, RecordingSink(), self.clock())
                 self._steps(run, change)
                 return run.summary
-        wait = 0.0 if change is None else WORKER_LOCK_WAIT_S
-        with sync_lock(self.store, self.holder, self.clock, wait_s=wait):
+        wait = options.lock_wait_s if change is None else WORKER_LOCK_WAIT_S
+
+        def waiting(holder: str) -> None:
+            if self.say is not None:
+                self.say(f"waiting up to {wait:.0f} s: {holder}")
+
+        with sync_lock(self.store, self.holder, self.clock, wait_s=wait, on_wait=waiting):
             run = Run(options, self.store, CrmSink(self.adapter), self.clock())
             run.summary.interrupted_runs = self.store.close_interrupted_runs(run.started)
             kind = "sync" if change is None else "worker"

@@ -34,10 +34,12 @@ def sync_lock(
     *,
     lease: timedelta = LEASE,
     wait_s: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[None]:
     """Hold the one sync lock of ``db``'s store, as a lease renewed while the holder works.
 
-    A second holder gets :class:`SyncLockedError` (after waiting up to ``wait_s``).
+    A second holder gets :class:`SyncLockedError` after waiting up to ``wait_s``;
+    ``on_wait`` hears once, when the wait begins, who holds the lock.
     The lock is taken and released in transactions of its own, so a dry run (whose
     writes are all rolled back) still keeps a real sync out while it lasts.
     """
@@ -46,9 +48,12 @@ def sync_lock(
         try:
             _take(db, holder, clock(), lease)
             break
-        except SyncLockedError:
+        except SyncLockedError as error:
             if time.monotonic() >= deadline:
                 raise
+            if on_wait is not None:
+                on_wait(str(error).split(";")[0])
+                on_wait = None
             time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
     stop = threading.Event()
     renewer = threading.Thread(

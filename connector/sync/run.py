@@ -43,6 +43,8 @@ class SyncOptions:
     full: bool = False
     dry_run: bool = False
     rebuild: bool = False  # forget the store's state (another CRM account) and sync in full
+    # How long the scheduled door waits for a worker pass or another sync holding the lock.
+    lock_wait_s: float = 0.0
 
 
 @dataclass(frozen=True)
