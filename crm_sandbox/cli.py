@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,6 @@ def sandbox(
             port=port,
             ca_path=ca_path.resolve(),
             outbound_url=webhook_url,
-            today=date.today(),
         )
     else:
         from crm_sandbox.hubspot import HubSpotSandbox
@@ -81,7 +79,6 @@ def sandbox(
             deals=deals,
             port=port,
             webhook_url=webhook_url,
-            today=date.today(),
         )
     server.start()
     try:

@@ -86,11 +86,7 @@ def _salesforce(directory: Path, url: str) -> _Crm:
     from crm_sandbox.salesforce import SalesforceSandbox
 
     sandbox = SalesforceSandbox(
-        reps=12,
-        deals=400,
-        ca_path=directory / "sandbox-ca.pem",
-        outbound_url=url,
-        today=date.today(),  # a team's year so far: won deals in the past, pipeline ahead
+        reps=12, deals=400, ca_path=directory / "sandbox-ca.pem", outbound_url=url
     ).start()
 
     def open_deal(today: date) -> tuple[str, str, str]:
@@ -113,7 +109,7 @@ def _hubspot(directory: Path, url: str) -> _Crm:
     from crm_sandbox.hubspot import HubSpotSandbox
 
     del directory
-    sandbox = HubSpotSandbox(reps=12, deals=400, webhook_url=url, today=date.today()).start()
+    sandbox = HubSpotSandbox(reps=12, deals=400, webhook_url=url).start()
 
     def open_deal(today: date) -> tuple[str, str, str]:
         deals = [d for d in sandbox.deals() if d["dealstage"] not in ("closedwon", "closedlost")]

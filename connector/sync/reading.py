@@ -70,8 +70,9 @@ def load_team_page(
     compare), the team names, the last syncs and the latest webhook activity."""
     if span == "period":
         figures: Sequence[Figures] = store.statements.in_period(period)
-        prior_period: str | None = label(parse_label(period, kind) - 1, kind)
-        prior = store.statements.bookings_and_payouts(prior_period) if prior_period else None
+        before = label(parse_label(period, kind) - 1, kind)
+        prior_period: str | None = before
+        prior = store.statements.bookings_and_payouts(before)
     else:
         rows = store.statements.figures_in(span_periods(period, kind, span))
         figures, prior_period, prior = add_up(rows, period), None, None

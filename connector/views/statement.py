@@ -127,9 +127,6 @@ def money_text(value: Decimal | None) -> str:
     return "—" if value is None else format_money(value)
 
 
-_plain_money = money_text
-
-
 def percent_text(value: Decimal | None) -> str:
     return "—" if value is None else f"{format_money(value * 100)}%"
 
@@ -182,20 +179,20 @@ def _count_text(value: Decimal | None) -> str:
 
 def kpi_rows(statement: Statement, shown: MoneyText | None = None) -> list[tuple[str, str]]:
     """The coaching KPIs, labelled, in the order a manager reads them."""
-    s, money_text = statement, shown or _plain_money
+    s, money = statement, shown or money_text
     coverage = "—" if s.pipeline_coverage is None else f"{format_money(s.pipeline_coverage)}×"
     rows = [
         ("Won / lost", f"{s.won_count} / {s.lost_count}"),
         ("Win rate", percent_text(s.win_rate)),
-        ("Average deal size", money_text(s.average_deal_size)),
+        ("Average deal size", money(s.average_deal_size)),
         (
             "Sales cycle",
             "—" if s.sales_cycle_days is None else f"{format_days(s.sales_cycle_days)} days",
         ),
-        ("Open pipeline", money_text(s.open_pipeline)),
+        ("Open pipeline", money(s.open_pipeline)),
         ("Pipeline coverage", coverage),
         ("Pace", percent_text(s.pace)),
-        ("To the next tier", money_text(s.to_next_tier)),
+        ("To the next tier", money(s.to_next_tier)),
     ]
     if s.lead_to_sale is not None:
         rows.append(("Lead to sale", percent_text(s.lead_to_sale)))

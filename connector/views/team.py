@@ -302,23 +302,19 @@ def span_periods(period: str, kind: PeriodKind, span: str) -> list[str]:
 def add_up(rows: Sequence[SpanRow], period: str) -> list[SpanFigures]:
     """Each rep and plan's figures over a span, from one row per period."""
     by_rep: dict[tuple[str, str], list[SpanRow]] = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda row: row[2]):  # by period: the last balance is last
         by_rep.setdefault((row[0], row[1]), []).append(row)
     added = []
     for (rep_id, plan_id), own in sorted(by_rep.items()):
-        own.sort(key=lambda row: row[2])
-        quotas = [row[4] for row in own if row[4] is not None]
-        added.append(
-            SpanFigures(
-                rep_id,
-                plan_id,
-                period,
-                sum(quotas, ZERO) if quotas else None,
-                sum((row[3] for row in own), ZERO),
-                sum((row[5] for row in own), ZERO),
-                own[-1][6],
-            )
-        )
+        quota: Decimal | None = None
+        bookings = payout = ZERO
+        for _rep, _plan, _period, booked, quota_then, paid, _balance in own:
+            bookings += booked
+            payout += paid
+            if quota_then is not None:
+                quota = (quota or ZERO) + quota_then
+        balance = own[-1][6]  # at the end of the span
+        added.append(SpanFigures(rep_id, plan_id, period, quota, bookings, payout, balance))
     return added
 
 

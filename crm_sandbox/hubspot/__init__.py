@@ -10,7 +10,7 @@ Usage::
 from __future__ import annotations
 
 import secrets
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -35,7 +35,7 @@ class HubSpotSandbox:
         reps: int = 12,
         deals: int = 400,
         year: int = 2026,
-        today: date | None = None,  # deals close before it (default: today)
+        today: date | None = None,  # deals close before it (default: today, in UTC)
         token: str = "sandbox-hubspot-token",
         client_secret: str = "sandbox-client-secret",
         host: str = "127.0.0.1",
@@ -52,7 +52,13 @@ class HubSpotSandbox:
         self.faults = faults or Faults(seed=seed)
         self.calls = CallLog()
         self.portal = Portal(
-            generate(seed=seed, reps=reps, deals=deals, year=year, today=today or date.today()),
+            generate(
+                seed=seed,
+                reps=reps,
+                deals=deals,
+                year=year,
+                today=today or datetime.now(UTC).date(),
+            ),
             users_custom_properties=users_custom_properties,
             splits_enabled=splits,
             portal_id=portal_id,
