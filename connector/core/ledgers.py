@@ -35,6 +35,10 @@ class Period:
     bounds: tuple[Decimal, ...] = ()  # tier bounds in money, for the gap to the next tier
     clawbacks: list[Line] = field(default_factory=list)
     goals: list[GoalResult] = field(default_factory=list)
+    # Late changes to closed periods that land here (closing.py).
+    adjustments: list[Line] = field(default_factory=list)
+    # A period added after the ledger's end only to carry adjustments: no draw is paid.
+    settlement: bool = False
 
 
 @dataclass(slots=True)

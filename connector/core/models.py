@@ -38,6 +38,8 @@ class LineKind(StrEnum):
     SPIFF = "spiff"
     BONUS = "bonus"
     CLAWBACK = "clawback"
+    # A late change to a closed period, or an amount entered by hand (pay-cycle.md).
+    ADJUSTMENT = "adjustment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,8 @@ class Line(NamedTuple):
     amount: Decimal
     rate: Decimal | None
     rule: str
-    # For clawbacks: the period the reversed deal was paid in.
+    # For clawbacks: the period the reversed deal was paid in; for adjustments of a
+    # late change, the closed period it corrects (None on a manual adjustment).
     paid_period: str | None = None
     # For commission lines: the rep's credit on the deal (the line's base).
     credit: Decimal | None = None
@@ -175,6 +178,8 @@ class Statement:
     to_next_tier: Decimal | None = None
     lead_to_sale: Decimal | None = None
     goals: tuple[GoalResult, ...] = ()
+    # Late changes to closed periods and manual adjustments (already in earnings).
+    adjustments: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +206,7 @@ STATEMENT_FIGURES: tuple[tuple[str, FigureKind], ...] = (
     ("spiffs", FigureKind.MONEY),
     ("bonuses", FigureKind.MONEY),
     ("clawbacks", FigureKind.MONEY),
+    ("adjustments", FigureKind.MONEY),
     ("earnings", FigureKind.MONEY),
     ("draw", FigureKind.MONEY),
     ("draw_paid", FigureKind.MONEY),

@@ -12,6 +12,10 @@ periods and draws need every period's earnings:
 2. team goals, which need every member's pass 1, and the team bonuses they pay;
 3. clawback lines, in the period that holds each cancel date;
 4. the draw ledger, KPIs, period by period, and forgiveness after the last period.
+
+With :class:`~connector.core.closing.Books` (the pay cycle), closed periods come
+back as they were closed, and what the current data would change in them lands
+as adjustment lines in the first open period, before pass 4 (closing.py).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 
 from connector.core import draws, kpis
+from connector.core.closing import NO_BOOKS, Books, late_changes
 from connector.core.commission import (
     Schedule,
     bonus_lines,
@@ -53,7 +58,7 @@ from connector.core.models import (
     TeamSpell,
 )
 from connector.core.money import CENT, ZERO, format_money, ratio, round_cents
-from connector.core.periods import PeriodKind, label, period_of
+from connector.core.periods import PeriodKind, first_day, label, period_of
 from connector.core.plans import Forgive, Plan
 from connector.core.targets import resolve_targets
 from connector.core.team_goals import team_goals
@@ -78,6 +83,7 @@ def calculate(
     teams: Sequence[TeamSpell] = (),
     crm_quotas: Sequence[CrmQuota] = (),
     leads: Sequence[Lead] | None = None,
+    books: Books = NO_BOOKS,
 ) -> Calculation:
     """Every statement of every plan member, from their first period to the as-of period.
 
@@ -124,10 +130,18 @@ def calculate(
         team_goals(plans, ordered, index, period_kind, prepared, warnings) if with_teams else []
     )
     statements: list[Statement] = []
+    closed = books.closed(period_kind)
+    deals_now = {deal.id: deal for deal in deals} if closed is not None else {}
     for rep_id, rep_ledgers in ordered.items():
         _claw_back(rep_ledgers, activity[rep_id], period_kind, warnings)
+        if closed is not None:
+            _land_late_changes(
+                rep_id, rep_ledgers, books, (closed, period_kind, as_of), deals_now, warnings
+            )
         for ledger in rep_ledgers:
-            statements.extend(_settle(ledger, period_kind, as_of, lead_counts))
+            statements.extend(_settle(ledger, period_kind, as_of, lead_counts, books, closed))
+    if closed is not None:
+        statements += _closed_without_ledger(statements, books, rep_ids, by_rep.keys())
     statements.sort(key=lambda s: (s.rep_id, s.period, s.plan_id))
     return Calculation(tuple(statements), tuple(warnings), tuple(team_results))
 
@@ -267,21 +281,94 @@ def _claw_back(
         )
 
 
+def _land_late_changes(
+    rep_id: str,
+    rep_ledgers: Sequence[Ledger],
+    books: Books,
+    when: tuple[int, PeriodKind, date],
+    deals_now: Mapping[str, Deal],
+    warnings: list[CalcWarning],
+) -> None:
+    """Put the adjustments the rep's closed periods owe into the first open period.
+
+    A rep with no plan in that period (they left, or their plan ended) gets a
+    settlement period on their last plan that carries only the adjustments.
+    """
+    closed, kind, as_of = when
+    recomputed: dict[int, list[Line]] = {}
+    for ledger in rep_ledgers:
+        for period in range(ledger.first, min(ledger.last, closed) + 1):
+            work = ledger.periods[period]
+            recomputed.setdefault(period, []).extend(work.lines + work.clawbacks)
+    lines = late_changes(rep_id, recomputed, books, kind, deals_now)
+    if not lines:
+        return
+    first_open = closed + 1
+    if first_open > period_of(as_of, kind):
+        total = sum((line.amount for line in lines), ZERO)
+        warnings.append(
+            CalcWarning(
+                f"rep {rep_id}: adjustments of {format_money(total)} wait for "
+                f"{label(first_open, kind)}, the first open period, which is after the as-of date"
+            )
+        )
+        return
+    landing = owner_ledger(rep_ledgers, first_open, first_day(first_open, kind))
+    if landing is None:
+        landing = max(rep_ledgers, key=lambda ledger: (ledger.last, ledger.start_day))
+        last = landing.periods[landing.last]
+        landing.periods[first_open] = Period(
+            last.k + first_open - landing.last, None, [], ZERO, [], 0, ZERO, settlement=True
+        )
+        landing.last = first_open
+    landing.periods[first_open].adjustments.extend(lines)
+
+
+def _closed_without_ledger(
+    statements: Sequence[Statement],
+    books: Books,
+    rep_ids: Collection[str] | None,
+    computed: Collection[str],
+) -> list[Statement]:
+    """Closed statements no ledger gave back (the rep left the plan since): kept as closed."""
+    given = {(s.rep_id, s.plan_id, s.period) for s in statements}
+    scope = books.reps() if rep_ids is None else (set(computed) | set(rep_ids)) & books.reps()
+    return [
+        closed
+        for rep_id in sorted(scope)
+        for closed in books.of_rep(rep_id)
+        if (closed.rep_id, closed.plan_id, closed.period) not in given
+    ]
+
+
 def _settle(
     ledger: Ledger,
     kind: PeriodKind,
     as_of: date,
     leads: Mapping[tuple[str, int], list[Lead]] | None,
+    books: Books = NO_BOOKS,
+    closed: int | None = None,
 ) -> list[Statement]:
-    """Pass 4: totals, the draw ledger, forgiveness and KPIs; one statement per period."""
+    """Pass 4: totals, the draw ledger, forgiveness and KPIs; one statement per period.
+
+    A closed period is the statement as closed, and its closing draw balance opens
+    the next period.
+    """
     plan = ledger.plan
     balance = ZERO
     statements: list[Statement] = []
     forgive_at_end = _forgives(ledger, as_of)
-    for period in range(ledger.first, ledger.last + 1):
+    for period in sorted(ledger.periods):
+        if closed is not None and period <= closed:
+            frozen = books.closed_statement(ledger.rep.id, plan.id, label(period, kind))
+            if frozen is not None:
+                statements.append(frozen)
+                balance = frozen.draw_balance
+            continue
         work = ledger.periods[period]
-        lines = work.lines + work.clawbacks
-        commission = spiffs = bonuses = clawbacks = ZERO
+        lines = work.lines + work.clawbacks + work.adjustments
+        lines += books.manual(ledger.rep.id, plan.id, label(period, kind))
+        commission = spiffs = bonuses = clawbacks = adjustments = ZERO
         for line in lines:
             if line.kind is LineKind.COMMISSION:
                 commission += line.amount
@@ -289,10 +376,13 @@ def _settle(
                 spiffs += line.amount
             elif line.kind is LineKind.BONUS:
                 bonuses += line.amount
-            else:
+            elif line.kind is LineKind.CLAWBACK:
                 clawbacks += line.amount
-        earnings = commission + spiffs + bonuses + clawbacks
-        step = draws.step(plan.draw, work.k, earnings, balance)
+            else:
+                adjustments += line.amount
+        earnings = commission + spiffs + bonuses + clawbacks + adjustments
+        draw = None if work.settlement else plan.draw
+        step = draws.step(draw, work.k, earnings, balance)
         balance = step.balance
         forgiven = ZERO
         if period == ledger.last and forgive_at_end:
@@ -335,6 +425,7 @@ def _settle(
                     None if leads is None else kpis.lead_to_sale(leads.get((ledger.rep.id, period)))
                 ),
                 goals=tuple(work.goals),
+                adjustments=adjustments,
             )
         )
     return statements

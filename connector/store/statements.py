@@ -189,6 +189,7 @@ def _statement(body: Mapping[str, Any]) -> Statement:
     # A body stored before a figure existed lacks it: the figure is empty until recomputed.
     values: dict[str, Any] = {name: decimal_of(body.get(name)) for name in _DECIMAL_FIELDS}
     values["draw_advanced"] = values["draw_advanced"] or Decimal(0)
+    values["adjustments"] = values["adjustments"] or Decimal(0)
     lines = tuple(
         Line(
             LineKind(kind),
