@@ -63,6 +63,21 @@ _COMMANDS = {
         "statement",
         "One rep's statement (REP: a user id, email or name), from what the last sync stored.",
     ),
+    "periods": _Lazy(
+        "connector.commands.pay",
+        "periods",
+        "List, close and reopen commission periods (pay-cycle.md).",
+    ),
+    "adjust": _Lazy(
+        "connector.commands.pay",
+        "adjust",
+        "Add a manual adjustment to a rep's open period, or reverse one (never edit or delete).",
+    ),
+    "payroll": _Lazy(
+        "connector.commands.pay",
+        "payroll",
+        "Export a closed period for payroll: one row per rep, exact amounts, a totals row.",
+    ),
     "demo": _Lazy(
         "connector.commands.demo",
         "demo",

@@ -49,6 +49,8 @@ def test_rep_values_use_as_of_period_and_year_to_date() -> None:
     # Jan: 1,300 commission + 200 draw = 1,500 paid, owes 200. Feb: 500 earned, 1,000 drawn.
     assert values == {
         "period": "2026-02",
+        "period_status": "preliminary",  # no period is closed
+        "adjustments": "0.00",
         "quota": "10000.00",
         "bookings": "5000.00",
         "attainment": "0.5000",
@@ -73,6 +75,8 @@ def test_rep_values_use_as_of_period_and_year_to_date() -> None:
         "team_deals_won_attainment": None,
         "team_new_customers_attainment": None,
     }
+    closed = rep_values(result.statements, "2026-02", statuses={"2026-02": "paid"})["r1"]
+    assert closed["period_status"] == "paid"
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,11 @@ from connector.core.periods import PeriodKind, label, parse_label
 
 _ADJUSTMENT = LineKind.ADJUSTMENT
 
+# A period's status, as the rep's period-status field shows it.
+PRELIMINARY = "preliminary"  # open: figures move with the CRM
+CLOSED = "closed"  # frozen; late changes become adjustments in the next open period
+PAID = "paid"  # closed and exported to payroll
+
 
 @dataclass(frozen=True, slots=True)
 class ManualAdjustment:
@@ -75,6 +80,10 @@ class Books:
     def closed(self, kind: PeriodKind) -> int | None:
         """The latest closed period as an ordinal, or None when none is closed."""
         return None if self.closed_through is None else parse_label(self.closed_through, kind)
+
+    def all(self) -> list[Statement]:
+        """Every closed statement held."""
+        return [s for statements in self._by_rep.values() for s in statements]
 
     def reps(self) -> set[str]:
         """Every rep with a closed statement."""

@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from connector.core.closing import PRELIMINARY
 from connector.core.fields import CATALOGUE, GOAL_FIELDS, RecordKind
 from connector.core.models import STATEMENT_FIGURES, GoalResult, LineKind, Statement, TeamResult
 from connector.core.money import ZERO, format_money
@@ -67,9 +68,15 @@ def deal_values(statements: Iterable[Statement], deal_ids: Collection[str]) -> d
 
 
 def rep_values(
-    statements: Sequence[Statement], as_of_period: str, teams: Sequence[TeamResult] = ()
+    statements: Sequence[Statement],
+    as_of_period: str,
+    teams: Sequence[TeamResult] = (),
+    statuses: Mapping[str, str] | None = None,
 ) -> dict[str, Values]:
     """Desired rep fields: the as-of period's statement (or the rep's last) and year to date.
+
+    ``statuses`` holds the closed and paid periods (pay-cycle.md); any other
+    period is ``preliminary``.
 
     Each goal's attainment goes to the field of its metric (``GOAL_FIELDS``);
     a team goal's also to the team manager's record, even when the manager is
@@ -88,7 +95,10 @@ def rep_values(
         year = current.period[:4]
         this_year = [s for s in history if s.period[:4] == year and s.period <= current.period]
         ytd = sum((s.payout for s in this_year), ZERO)
-        values: Values = {"period": current.period}
+        values: Values = {
+            "period": current.period,
+            "period_status": (statuses or {}).get(current.period, PRELIMINARY),
+        }
         for key in _FIGURE_KEYS:
             values[key] = canonical(key, getattr(current, key))
         values["payout_ytd"] = format_money(ytd)

@@ -39,6 +39,8 @@ class FieldSpec:
     percent_scale: int = 2
     # Places of a NUMBER field (Salesforce Number(14, scale)).
     scale: int = 4
+    # Characters of a TEXT field (Salesforce Text(length)).
+    length: int = 10
 
 
 _DEAL, _REP = RecordKind.DEAL, RecordKind.REP
@@ -121,10 +123,17 @@ CATALOGUE: tuple[FieldSpec, ...] = (
         _REP,
         _M,
         "SPM Earnings",
-        "Commission, SPIFFs, bonuses and clawbacks this period",
+        "Commission, SPIFFs, bonuses, clawbacks and adjustments this period",
         "SPM_Earnings__c",
         "spm_earnings",
     ),
+    _rep(
+        "adjustments",
+        _M,
+        "SPM Adjustments",
+        "Adjustments this period: late changes to closed periods, and manual ones",
+    ),
+    _rep("period_status", _T, "SPM Period Status", "preliminary, closed or paid", length=12),
     FieldSpec(
         "draw_paid",
         _REP,

@@ -161,6 +161,57 @@ inbox_table = sa.Table(
     sa.Index("ix_inbox_status", "status", "id"),
 )
 
+# The pay cycle (pay-cycle.md): financial records, kept through `sync --rebuild`.
+period_closes_table = sa.Table(
+    "period_closes",
+    metadata,
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("status", sa.String(8), nullable=False),  # closed | paid
+    sa.Column("closed_at", sa.String(32), nullable=False),
+    sa.Column("closed_by", sa.Text, nullable=False),
+    sa.Column("paid_at", sa.String(32)),
+    sa.Column("paid_by", sa.Text),
+)
+closed_statements_table = sa.Table(
+    "closed_statements",
+    metadata,
+    sa.Column("rep_id", sa.String(64), primary_key=True),
+    sa.Column("plan_id", sa.String(128), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+closed_deals_table = sa.Table(
+    "closed_deals",
+    metadata,
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("deal_id", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+adjustments_table = sa.Table(
+    "adjustments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rep_id", sa.String(64), nullable=False),
+    sa.Column("plan_id", sa.String(128), nullable=False),
+    sa.Column("period", sa.String(10), nullable=False),
+    sa.Column("amount", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("reverses", sa.Integer),
+)
+pay_events_table = sa.Table(
+    "pay_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("period", sa.String(10)),
+    sa.Column("rep_id", sa.String(64)),
+    sa.Column("detail", sa.Text, nullable=False, server_default="{}"),
+)
+
 # What describes one CRM account's records: forgotten together by `sync --rebuild`.
 STATE_TABLES = (
     users_table,

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from connector.core.fields import RecordKind
 from connector.core.models import DealSnapshot, Statement
+from connector.store.books import PayCycle
 from connector.store.crm_values import CrmValues
 from connector.store.cursors import Cursors, MetadataStore
 from connector.store.db import Database
@@ -47,6 +48,7 @@ class Store(Database):
         self.owed = Owed(self)
         self.statements = Statements(self)
         self.crm_values = CrmValues(self)
+        self.pay = PayCycle(self)
 
     # -- commits that span table groups ------------------------------------------------
 

@@ -36,10 +36,7 @@ class Statements:
         most of its statements, and a short write transaction keeps the store free
         for the webhook receiver.
         """
-        bodies = {
-            (s.rep_id, s.plan_id, s.period): json.dumps(_statement_json(s), separators=(",", ":"))
-            for s in statements
-        }
+        bodies = {(s.rep_id, s.plan_id, s.period): statement_body(s) for s in statements}
         stored = self._bodies(rep_ids)
         return Changes(
             stale=[key for key, body in stored.items() if bodies.get(key) != body],
@@ -76,11 +73,26 @@ class Statements:
                     found[rep, plan, period] = body
         return found
 
+    def periods(self) -> list[str]:
+        """Every period with a statement, oldest first."""
+        t = statements_table
+        with self._db.reading() as connection:
+            return list(
+                connection.execute(sa.select(t.c.period).distinct().order_by(t.c.period)).scalars()
+            )
+
+    def reps(self) -> set[str]:
+        """Every rep with a statement."""
+        with self._db.reading() as connection:
+            return set(
+                connection.execute(sa.select(statements_table.c.rep_id).distinct()).scalars()
+            )
+
     def in_period(self, period: str) -> list[Statement]:
         """Every rep's statements of one period (the reports page's leaderboard)."""
         query = sa.select(statements_table.c.body).where(statements_table.c.period == period)
         with self._db.reading() as connection:
-            return [_statement(json.loads(body)) for body in connection.execute(query).scalars()]
+            return [statement_of(json.loads(body)) for body in connection.execute(query).scalars()]
 
     def payouts_by_period(self, year: str) -> dict[str, Decimal]:
         """The team's payout per period of ``year``: only that figure of each statement.
@@ -141,7 +153,7 @@ class Statements:
             query = query.where(statements_table.c.period == period)
         query = query.order_by(statements_table.c.period, statements_table.c.plan_id)
         with self._db.reading() as connection:
-            return [_statement(json.loads(body)) for body in connection.execute(query).scalars()]
+            return [statement_of(json.loads(body)) for body in connection.execute(query).scalars()]
 
 
 # Derived from the model, so a new Decimal field on Statement is stored without edits here.
@@ -185,7 +197,12 @@ def _statement_json(statement: Statement) -> dict[str, Any]:
     return body
 
 
-def _statement(body: Mapping[str, Any]) -> Statement:
+def statement_body(statement: Statement) -> str:
+    """A statement as the JSON text the store keeps (live and closed alike)."""
+    return json.dumps(_statement_json(statement), separators=(",", ":"))
+
+
+def statement_of(body: Mapping[str, Any]) -> Statement:
     # A body stored before a figure existed lacks it: the figure is empty until recomputed.
     values: dict[str, Any] = {name: decimal_of(body.get(name)) for name in _DECIMAL_FIELDS}
     values["draw_advanced"] = values["draw_advanced"] or Decimal(0)

@@ -207,7 +207,7 @@ class SyncEngine:
             desired_deals[deal_id] = dict.fromkeys(DEAL_KEYS)
         desired = {
             RecordKind.DEAL: desired_deals,
-            RecordKind.REP: rep_values(statements, as_of_label, teams),
+            RecordKind.REP: rep_values(statements, as_of_label, teams, store.pay.statuses()),
         }
         store.commit_statements(
             computed | owed_reps, statements, desired, paid={OWED_DEAL: owed_deals}
@@ -397,6 +397,7 @@ class SyncEngine:
             # Only the computed reps' rows: the worker door computes a team, not the org.
             crm_quotas=store.quotas.of(computed) if self.settings.crm_quotas else (),
             leads=store.leads.of(computed) if self.settings.lead_to_sale else None,
+            books=store.pay.books(computed),
         )
         run.summary.warnings.extend(w.message for w in (*problems, *calculation.warnings))
         # A deal's values are complete only when every member credited on it was recomputed.

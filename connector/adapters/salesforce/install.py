@@ -364,7 +364,7 @@ def _field_metadata(full_name: str, spec: FieldSpec) -> dict[str, Any]:
     elif spec.value is ValueKind.NUMBER:
         metadata.update(type="Number", precision=14, scale=spec.scale)
     elif spec.value is ValueKind.TEXT:
-        metadata.update(type="Text", length=10)
+        metadata.update(type="Text", length=spec.length)
     else:
         metadata.update(type="DateTime")
     return {"FullName": full_name, "Metadata": metadata}

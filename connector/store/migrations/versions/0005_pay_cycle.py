@@ -1,0 +1,75 @@
+"""The pay cycle: closed periods, their frozen statements, adjustments, the event log.
+
+- ``period_closes``: one row per closed (or paid) period.
+- ``closed_statements``: each statement as it was closed.
+- ``closed_deals``: each deal a closed statement paid, as it was then (the
+  reasons on adjustment lines and ``explain``).
+- ``adjustments``: manual adjustments; a reversal is a row of its own.
+- ``pay_events``: append-only log of closes, reopens, adjustments, payroll exports.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "period_closes",
+        sa.Column("period", sa.String(10), primary_key=True),
+        sa.Column("status", sa.String(8), nullable=False),
+        sa.Column("closed_at", sa.String(32), nullable=False),
+        sa.Column("closed_by", sa.Text, nullable=False),
+        sa.Column("paid_at", sa.String(32)),
+        sa.Column("paid_by", sa.Text),
+    )
+    op.create_table(
+        "closed_statements",
+        sa.Column("rep_id", sa.String(64), primary_key=True),
+        sa.Column("plan_id", sa.String(128), primary_key=True),
+        sa.Column("period", sa.String(10), primary_key=True),
+        sa.Column("body", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "closed_deals",
+        sa.Column("period", sa.String(10), primary_key=True),
+        sa.Column("deal_id", sa.String(64), primary_key=True),
+        sa.Column("body", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "adjustments",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("rep_id", sa.String(64), nullable=False),
+        sa.Column("plan_id", sa.String(128), nullable=False),
+        sa.Column("period", sa.String(10), nullable=False),
+        sa.Column("amount", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("author", sa.Text, nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("reverses", sa.Integer),
+    )
+    op.create_table(
+        "pay_events",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("actor", sa.Text, nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("period", sa.String(10)),
+        sa.Column("rep_id", sa.String(64)),
+        sa.Column("detail", sa.Text, nullable=False, server_default="{}"),
+    )
+
+
+def downgrade() -> None:
+    for table in ("pay_events", "adjustments", "closed_deals", "closed_statements"):
+        op.drop_table(table)
+    op.drop_table("period_closes")

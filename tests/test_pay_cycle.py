@@ -1,0 +1,276 @@
+"""The pay cycle end to end on both sandboxes, through the real CLI and client libraries:
+close, late CRM changes becoming adjustments, manual adjustments, payroll, reopen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+
+from connector.config import load_config
+from connector.core.closing import Books
+from connector.core.fields import RecordKind
+from connector.core.models import LineKind, Rep, Statement
+from connector.core.periods import PeriodKind, label, period_of
+from connector.core.snapshots import engine_deals
+from connector.core.statements import calculate
+from connector.store.state import Store
+from connector.store.statements import statement_body
+from crm_sandbox.common import DealMutations
+from tests.crm_sync_helpers import run, write_config
+from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
+from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
+
+pytestmark = pytest.mark.usefixtures("fast_retries")
+
+ROOT = Path(__file__).resolve().parents[1]
+TODAY = datetime.now(UTC).date()
+MONTH = PeriodKind.MONTH
+LAST_MONTH = label(period_of(TODAY, MONTH) - 1, MONTH)
+THIS_MONTH = label(period_of(TODAY, MONTH), MONTH)
+
+
+@dataclass
+class Crm:
+    name: str
+    sandbox: DealMutations
+    config: Path
+    env: dict[str, str]
+    directory: Path
+    rep_field: Any  # (rep id, Salesforce/HubSpot field) → the CRM's value as text
+
+    def cli(self, *args: str) -> Result:
+        result = run(self.config, self.env, *args)
+        return result
+
+    def ok(self, *args: str) -> Result:
+        result = self.cli(*args)
+        assert result.exit_code == 0, result.output
+        return result
+
+    def store(self) -> Store:
+        return Store.open(f"sqlite:///{self.directory / 'spm.db'}", existing=True)
+
+
+@pytest.fixture(params=["salesforce", "hubspot"])
+def crm(
+    request: pytest.FixtureRequest,
+    make_salesforce_sandbox: MakeSalesforceSandbox,
+    make_hubspot_sandbox: MakeHubSpotSandbox,
+    tmp_path: Path,
+) -> Iterator[Crm]:
+    if request.param == "salesforce":
+        sf = make_salesforce_sandbox(reps=6, deals=160)
+        members = [u["Id"] for u in sf.users()]
+
+        def sf_field(rep_id: str, name: str) -> Any:
+            return next(u for u in sf.users() if u["Id"] == rep_id)[f"SPM_{name}__c"]
+
+        config = write_config(tmp_path, sf.settings()["crm"], members)
+        yield Crm("salesforce", sf, config, dict(sf.settings()["env"]), tmp_path, sf_field)
+    else:
+        hs = make_hubspot_sandbox(reps=6, deals=160)
+        members = [o["id"] for o in hs.owners()]
+        config = write_config(tmp_path, hs.settings()["crm"], members)
+        store_path = tmp_path / "spm.db"
+
+        def hs_field(rep_id: str, name: str) -> Any:
+            # What the sync read back from the portal (the users object), by our key.
+            key = name.lower()
+            with Store.open(f"sqlite:///{store_path}", existing=True) as store:
+                state = store.crm_values.states(RecordKind.REP, [rep_id]).get((rep_id, key))
+            return None if state is None else state.crm
+
+        yield Crm("hubspot", hs, config, dict(hs.settings()["env"]), tmp_path, hs_field)
+
+
+def bodies(statements: list[Statement]) -> dict[tuple[str, str, str], str]:
+    return {(s.rep_id, s.plan_id, s.period): statement_body(s) for s in statements}
+
+
+def recomputed_earnings(crm: Crm, store: Store) -> dict[str, Decimal]:
+    """What recomputing everything from the store's deals, with nothing closed, gives."""
+    config = load_config(crm.config)
+    snapshots = {d.id: d for d in store.deals.for_reps([u.id for u in store.users.all()])}
+    deals, _ = engine_deals(snapshots.values(), store.deals.splits(list(snapshots)), "USD")
+    reps = [Rep(u.id, u.name, u.email, u.active) for u in store.users.all()]
+    result = calculate(config.plans, reps, deals, period_kind=MONTH, as_of=TODAY, books=Books())
+    totals: dict[str, Decimal] = {}
+    for s in result.statements:
+        totals[s.rep_id] = totals.get(s.rep_id, Decimal(0)) + s.earnings
+    return totals
+
+
+def test_close_late_changes_adjust_payroll_and_reopen(crm: Crm) -> None:
+    crm.ok("install")
+    crm.ok("sync")
+
+    # Closing last month with the months before it open is refused, saying how.
+    refused = crm.cli("periods", "close", LAST_MONTH)
+    assert refused.exit_code == 2
+    assert "close the earlier open periods first" in refused.output
+    assert "--with-earlier" in refused.output
+    assert crm.cli("periods", "close", THIS_MONTH).exit_code == 2  # not ended yet
+
+    closing = crm.ok("periods", "close", LAST_MONTH, "--with-earlier", "--by", "fin@example.com")
+    assert f"closed {LAST_MONTH}:" in closing.output
+    with crm.store() as store:
+        closed_before = bodies(store.pay.books().all())
+        last_month = store.pay.statements_of(LAST_MONTH)
+    paid_lines = [
+        (s.rep_id, line)
+        for s in last_month
+        for line in s.lines
+        if line.kind is LineKind.COMMISSION and line.deal_id and line.amount > 0
+    ]
+    credited: dict[str, set[str]] = {}
+    for rep_id, line in paid_lines:
+        assert line.deal_id is not None
+        credited.setdefault(line.deal_id, set()).add(rep_id)
+    alone = sorted(deal for deal, reps in credited.items() if len(reps) == 1)
+    assert len(alone) >= 2
+    assert crm.cli("periods", "close", LAST_MONTH).exit_code == 2  # already closed
+
+    # Late changes in the CRM to deals paid in the closed month.
+    lowered, moved = alone[:2]
+    crm.sandbox.set_amount(lowered, Decimal("1000"))
+    rep_ids = sorted({s.rep_id for s in last_month})
+    (owner_of_moved,) = credited[moved]
+    new_owner = next(r for r in rep_ids if r != owner_of_moved)
+    crm.sandbox.set_owner(moved, new_owner)
+    backdated = crm.sandbox.create_deal(
+        rep_ids[0], Decimal("5000"), date.fromisoformat(LAST_MONTH + "-10"), won=True
+    )
+    crm.ok("sync")
+
+    with crm.store() as store:
+        # Closed statements are byte-identical.
+        current = bodies([s for rep in rep_ids for s in store.statements.of_rep(rep)])
+        for key, body in closed_before.items():
+            assert current[key] == body, key
+        adjustments = [
+            (s.rep_id, line)
+            for rep in rep_ids
+            for s in store.statements.of_rep(rep, THIS_MONTH)
+            for line in s.lines
+            if line.kind is LineKind.ADJUSTMENT
+        ]
+        said = {line.deal_id: line.rule for _, line in adjustments}
+        assert "amount changed" in said[lowered]
+        assert "owner changed" in said[moved]
+        assert "now counts there" in said[backdated]
+        assert {line.paid_period for _, line in adjustments} == {LAST_MONTH}
+        # Closed figures plus adjustments equal recomputing everything, to the cent.
+        stored: dict[str, Decimal] = {}
+        for rep in rep_ids:
+            for s in store.statements.of_rep(rep):
+                stored[rep] = stored.get(rep, Decimal(0)) + s.earnings
+        assert stored == {r: v for r, v in recomputed_earnings(crm, store).items() if r in stored}
+        this_month = {
+            s.rep_id: s for rep in rep_ids for s in store.statements.of_rep(rep, THIS_MONTH)
+        }
+
+    # The CRM shows each rep's adjustments and the period status.
+    for rep, statement in this_month.items():
+        assert Decimal(str(crm.rep_field(rep, "Adjustments"))) == statement.adjustments
+        assert crm.rep_field(rep, "Period_Status") == "preliminary"
+
+    # A manual adjustment, then its reversal: never edited, both on the statement.
+    rep = rep_ids[1]
+    crm.ok("adjust", rep, "--period", THIS_MONTH, "--amount", "-250.00", "--reason", "phone")
+    before = this_month[rep].adjustments
+    assert Decimal(str(crm.rep_field(rep, "Adjustments"))) == before - Decimal("250.00")
+    refused = crm.cli("adjust", rep, "--period", LAST_MONTH, "--amount", "5", "--reason", "x")
+    assert refused.exit_code == 2 and "is closed" in refused.output
+    crm.ok("adjust", "--reverse", "1", "--reason", "entered in error")
+    assert Decimal(str(crm.rep_field(rep, "Adjustments"))) == before
+    assert crm.cli("adjust", "--reverse", "1", "--reason", "again").exit_code == 2
+
+    # Payroll: exact, totals equal the closed statements, then paid.
+    assert crm.cli("payroll", THIS_MONTH).exit_code == 2  # open
+    ids = crm.directory / "ids.csv"
+    ids.write_text("rep,payroll_id\n" + "".join(f"{r},E{n:03d}\n" for n, r in enumerate(rep_ids)))
+    sheet = crm.directory / "payroll.csv"
+    crm.ok("payroll", LAST_MONTH, "--ids", str(ids), "--output", str(sheet), "--mark-paid")
+    rows = list(csv.DictReader(io.StringIO(sheet.read_text())))
+    total = rows.pop()
+    assert total["payroll_id"] == "TOTAL"
+    assert [row["payroll_id"] for row in rows] == [f"E{n:03d}" for n in range(len(rows))]
+    assert Decimal(total["payout"]) == sum(s.payout for s in last_month)
+    assert Decimal(total["payout"]) == sum(Decimal(row["payout"]) for row in rows)
+    assert oct(sheet.stat().st_mode & 0o777) == "0o600"
+    listed = crm.ok("periods", "list").output
+    assert f"{LAST_MONTH}   paid" in listed
+    as_json = json.loads(crm.ok("payroll", LAST_MONTH, "--format", "json").output)
+    assert as_json["status"] == "paid" and as_json["totals"]["payout"] == total["payout"]
+
+    refused = crm.cli("periods", "reopen", LAST_MONTH, "--reason", "oops")
+    assert refused.exit_code == 2 and "is paid" in refused.output
+    with crm.store() as store:
+        actions = [event.action for event in store.pay.events()]
+    assert actions.count("close") >= 1 and actions[-4:] == [
+        "adjust",
+        "payroll_export",
+        "paid",
+        "payroll_export",
+    ]
+
+
+def test_reopen_the_latest_closed_period_follows_the_crm_again(crm: Crm) -> None:
+    crm.ok("install")
+    crm.ok("sync")
+    crm.ok("periods", "close", LAST_MONTH, "--with-earlier")
+    with crm.store() as store:
+        paid = [s for s in store.pay.statements_of(LAST_MONTH) if s.commission > 0]
+    deal = next(line.deal_id for line in paid[0].lines if line.deal_id)
+    assert deal is not None
+    crm.sandbox.set_amount(deal, Decimal("1000"))
+    crm.ok("sync")
+    with crm.store() as store:
+        assert store.statements.of_rep(paid[0].rep_id, LAST_MONTH)[0] == paid[0]
+    crm.ok("periods", "reopen", LAST_MONTH, "--reason", "late booking correction")
+    with crm.store() as store:
+        assert store.pay.closed_through() is not None and store.pay.closed_through() < LAST_MONTH
+        reopened = store.statements.of_rep(paid[0].rep_id, LAST_MONTH)[0]
+        assert reopened != paid[0]  # recomputed with the new amount
+        now = store.statements.of_rep(paid[0].rep_id, THIS_MONTH)[0]
+        assert not [line for line in now.lines if line.paid_period == LAST_MONTH]
+
+
+def test_a_close_killed_midway_leaves_nothing_half_closed(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    sf = make_salesforce_sandbox(reps=4, deals=80)
+    config = write_config(tmp_path, sf.settings()["crm"], [u["Id"] for u in sf.users()])
+    env = {**os.environ, **sf.settings()["env"]}
+    assert run(config, env, "install").exit_code == 0
+    assert run(config, env, "sync").exit_code == 0
+    # Die inside the close's transaction, after the statements are written.
+    died = subprocess.run(
+        [sys.executable, "-m", "tests.crash_close", "--config", str(config), "periods", "close",
+         LAST_MONTH, "--with-earlier"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert died.returncode in (137, -signal.SIGKILL), died.stderr
+    with Store.open(f"sqlite:///{tmp_path / 'spm.db'}", existing=True) as store:
+        assert store.pay.closes() == []
+        assert store.pay.books().all() == []
+    again = run(config, env, "periods", "close", LAST_MONTH, "--with-earlier")
+    assert again.exit_code == 0, again.output
+    with Store.open(f"sqlite:///{tmp_path / 'spm.db'}", existing=True) as store:
+        assert [c.period for c in store.pay.closes()][-1] == LAST_MONTH
+        assert len(store.pay.statements_of(LAST_MONTH)) == 4
