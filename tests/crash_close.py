@@ -23,7 +23,7 @@ def main() -> None:
         if action == "close":
             os._exit(137)
 
-    books.PayCycle._log = log  # type: ignore[method-assign]
+    books.PayCycle._log = log  # type: ignore[method-assign,assignment]
     from connector.cli import main as cli
 
     cli(sys.argv[1:])

@@ -29,9 +29,13 @@ def deal_values(statements: Iterable[Statement], deal_ids: Collection[str]) -> d
     """Desired deal fields for ``deal_ids``, from every statement that credits them.
 
     A deal with no commission line (open, lost, not a member's) gets empty
-    fields, so values written while it was won are cleared.
+    fields, so values written while it was won are cleared. Adjustments for a
+    late change to a closed period count in the deal's commission (not its
+    rate, which stays that of its commission lines).
     """
     commission: dict[str, Decimal] = {}
+    paid: dict[str, Decimal] = {}  # commission lines only: the rate's numerator
+    adjusted: dict[str, Decimal] = {}
     credit: dict[str, Decimal] = {}
     period: dict[str, str] = {}
     clawback: dict[str, Decimal] = {}
@@ -43,18 +47,26 @@ def deal_values(statements: Iterable[Statement], deal_ids: Collection[str]) -> d
                 continue
             if line.kind is LineKind.COMMISSION:
                 commission[deal_id] = commission.get(deal_id, ZERO) + line.amount
+                paid[deal_id] = paid.get(deal_id, ZERO) + line.amount
                 credit[deal_id] = credit.get(deal_id, ZERO) + (line.credit or ZERO)
                 period[deal_id] = statement.period
+            elif line.kind is LineKind.ADJUSTMENT:
+                # A late change to a closed period: the deal now pays what it was paid
+                # then plus this.
+                adjusted[deal_id] = adjusted.get(deal_id, ZERO) + line.amount
+                period.setdefault(deal_id, line.paid_period or statement.period)
             elif line.kind is LineKind.CLAWBACK:
                 clawback[deal_id] = clawback.get(deal_id, ZERO) + line.amount
+    for deal_id, amount in adjusted.items():
+        commission[deal_id] = commission.get(deal_id, ZERO) + amount
     result: dict[str, Values] = {}
     for deal_id in wanted:
         if deal_id not in commission:
             result[deal_id] = dict.fromkeys(DEAL_KEYS)
             continue
-        total_credit = credit[deal_id]
+        total_credit = credit.get(deal_id, ZERO)
         rate = (
-            canonical_fraction("commission_rate", commission[deal_id] / total_credit)
+            canonical_fraction("commission_rate", paid[deal_id] / total_credit)
             if total_credit
             else None
         )

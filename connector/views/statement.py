@@ -217,6 +217,7 @@ def text(view: StatementView) -> str:
         ("SPIFFs", view.money(s.spiffs)),
         ("Bonuses", view.money(s.bonuses)),
         ("Clawbacks", view.money(s.clawbacks)),
+        *([("Adjustments", view.money(s.adjustments))] if _adjusted(view) else []),
         ("Earnings", view.money(s.earnings)),
         ("Draw paid", view.money(s.draw_paid)),
         ("Draw recovered", view.money(s.draw_recovered)),
@@ -232,6 +233,7 @@ def text(view: StatementView) -> str:
         (LineKind.SPIFF, "SPIFFs"),
         (LineKind.BONUS, "Bonuses"),
         (LineKind.CLAWBACK, "Clawbacks"),
+        (LineKind.ADJUSTMENT, "Adjustments"),
     ):
         lines = view.lines(kind)
         if not lines:
@@ -258,6 +260,11 @@ def text(view: StatementView) -> str:
     for label, value in kpis:
         out.append(f"  {label:<{kpi_width}}  {value:>16}")
     return "\n".join(line[:WIDTH] for line in out) + "\n"
+
+
+def _adjusted(view: StatementView) -> bool:
+    """Whether the statement has adjustments to show (most never do)."""
+    return bool(view.statement.adjustments or view.lines(LineKind.ADJUSTMENT))
 
 
 def _text_line(view: StatementView, line: Line) -> list[str]:
