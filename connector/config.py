@@ -227,6 +227,15 @@ class Webhooks(_Model):
     trusted_proxies: int = Field(default=0, ge=0, le=5)
 
 
+class PayCycleSettings(_Model):
+    # Who approves each statement before its period may close, in order (pay-cycle.md).
+    approvals: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], ...] = ()
+    # Whether an open dispute stops its period from closing.
+    disputes_block_close: bool = False
+    # How long a rep's statement link lasts from the first day of the month it was made.
+    link_days: int = Field(default=45, ge=1, le=366)
+
+
 class Kpis(_Model):
     # Reads every lead (Salesforce) or contact (HubSpot) the reps own: extra API calls.
     lead_to_sale: bool = False
@@ -246,6 +255,7 @@ class Config(_Model):
     # teams, reps.csv manager_id / team_id) or a list of teams.
     teams: Literal["crm"] | tuple[Team, ...] | None = None
     kpis: Kpis = Kpis()
+    pay_cycle: PayCycleSettings = PayCycleSettings()
     # How money reads on statements, tables and the reports page (Babel's locale names).
     locale: str = DEFAULT_LOCALE
     plans: tuple[Plan, ...] = Field(min_length=1)
@@ -435,6 +445,8 @@ class Secrets(_Model):
     hubspot_client_secret: SecretStr | None = None
     webhook_secret: SecretStr | None = None
     admin_token: SecretStr | None = None
+    # Signs each rep's link to their own statements; a new value voids every link.
+    statement_link_secret: SecretStr | None = None
 
 
 _SECRET_PREFIX = "SPM_"

@@ -19,6 +19,7 @@ from connector.adapters.salesforce import (
 from connector.config import Config, CrmType, SalesforceCrm, Secrets
 from connector.core.fields import FieldSpec, catalogue
 from connector.errors import ConfigError
+from connector.sync.links import StatementLinks
 from connector.sync.run import SyncSettings
 
 
@@ -28,7 +29,15 @@ def field_specs(config: Config) -> tuple[FieldSpec, ...]:
     return catalogue(overrides, crm)
 
 
-def sync_settings(config: Config) -> SyncSettings:
+def sync_settings(config: Config, secrets: Secrets | None = None) -> SyncSettings:
+    """The engine's settings; with the secrets, the reps' statement links too (when
+    ``SPM_STATEMENT_LINK_SECRET`` and ``webhooks.public_url`` are both set)."""
+    links = None
+    secret = secrets.statement_link_secret if secrets is not None else None
+    if secret is not None and config.webhooks.public_url:
+        links = StatementLinks(
+            secret.get_secret_value(), config.webhooks.public_url, config.pay_cycle.link_days
+        )
     return SyncSettings(
         plans=config.plans,
         currency=config.currency,
@@ -36,6 +45,7 @@ def sync_settings(config: Config) -> SyncSettings:
         timezone=ZoneInfo(config.timezone),
         teams=config.teams,
         lead_to_sale=config.kpis.lead_to_sale,
+        links=links,
     )
 
 

@@ -14,16 +14,14 @@ from connector.store import books
 
 
 def main() -> None:
-    original = books.PayCycle._log
+    original = books.log_event
 
-    def log(
-        self: books.PayCycle, connection: Any, at: Any, actor: str, action: str, *rest: Any
-    ) -> None:
-        original(self, connection, at, actor, action, *rest)
+    def log_event(connection: Any, at: Any, actor: str, action: str, *rest: Any) -> None:
+        original(connection, at, actor, action, *rest)
         if action == "close":
             os._exit(137)
 
-    books.PayCycle._log = log  # type: ignore[method-assign,assignment]
+    books.log_event = log_event  # type: ignore[assignment]
     from connector.cli import main as cli
 
     cli(sys.argv[1:])

@@ -198,7 +198,7 @@ def sync(
     with Store.open(store_url(config, os.environ)) as store:
         adapter = adapter_for(config, secrets, retry=_retry(out), cache=store.cache)
         engine = SyncEngine(
-            sync_settings(config),
+            sync_settings(config, secrets),
             adapter,
             store,
             clock=lambda: datetime.now(UTC),

@@ -203,7 +203,7 @@ def _run(
         out.print("4. sync: computing every rep's statements and writing them back")
         progress = Progress(out)
         engine = SyncEngine(
-            sync_settings(config), adapter, store, lambda: datetime.now(UTC), progress
+            sync_settings(config, secrets), adapter, store, lambda: datetime.now(UTC), progress
         )
         try:
             summary = engine.run(SyncOptions(as_of=today, full=True))

@@ -61,7 +61,7 @@ def _engine(config: Config, out: Console) -> Iterator[SyncEngine]:
         retry = RetryPolicy(on_wait=lambda line: out.print(f"waiting: {line}"))
         adapter = adapter_for(config, secrets, retry=retry, cache=store.cache)
         yield SyncEngine(
-            sync_settings(config),
+            sync_settings(config, secrets),
             adapter,
             store,
             clock=lambda: datetime.now(UTC),

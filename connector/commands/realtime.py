@@ -52,7 +52,9 @@ def build_worker(
     retry = RetryPolicy(on_wait=lambda line: log("waiting", detail=line))
     secrets = load_secrets(os.environ if environ is None else environ, Path.cwd(), config)
     adapter = adapter_for(config, secrets, retry=retry, cache=store.cache)
-    engine = SyncEngine(sync_settings(config), adapter, store, clock=lambda: datetime.now(UTC))
+    engine = SyncEngine(
+        sync_settings(config, secrets), adapter, store, clock=lambda: datetime.now(UTC)
+    )
 
     def today() -> date:
         return as_of if as_of is not None else datetime.now(config.zone).date()

@@ -134,6 +134,13 @@ CATALOGUE: tuple[FieldSpec, ...] = (
         "Adjustments this period: late changes to closed periods, and manual ones",
     ),
     _rep("period_status", _T, "SPM Period Status", "preliminary, closed or paid", length=12),
+    _rep(
+        "statement_link",
+        _T,
+        "SPM Statement Link",
+        "The rep's own link to their statements (personal: do not share)",
+        length=255,
+    ),
     FieldSpec(
         "draw_paid",
         _REP,

@@ -108,14 +108,14 @@ class PayCycle:
                 closed_deals_table,
                 [{"period": period, "deal_id": d.id, "body": _deal_body(d)} for d in deals],
             )
-            self._log(connection, at, actor, "close", period, None, detail)
+            log_event(connection, at, actor, "close", period, None, detail)
 
     def reopen(self, period: str, actor: str, at: datetime, reason: str) -> None:
         """Forget the period's frozen statements (the event log keeps the close)."""
         with self._db.transaction() as connection:
             for table in (period_closes_table, closed_statements_table, closed_deals_table):
                 connection.execute(table.delete().where(table.c.period == period))
-            self._log(connection, at, actor, "reopen", period, None, {"reason": reason})
+            log_event(connection, at, actor, "reopen", period, None, {"reason": reason})
 
     def mark_paid(self, period: str, actor: str, at: datetime, detail: Mapping[str, Any]) -> None:
         t = period_closes_table
@@ -125,7 +125,7 @@ class PayCycle:
                 .where(t.c.period == period)
                 .values(status=PAID, paid_at=iso(at), paid_by=actor)
             )
-            self._log(connection, at, actor, "paid", period, None, detail)
+            log_event(connection, at, actor, "paid", period, None, detail)
 
     # -- what the calculation needs ---------------------------------------------------------
 
@@ -193,7 +193,7 @@ class PayCycle:
             detail = {"id": number, "plan": plan_id, "amount": str(amount), "reason": reason}
             if reverses is not None:
                 detail["reverses"] = reverses
-            self._log(connection, at, actor, "adjust", period, rep_id, detail)
+            log_event(connection, at, actor, "adjust", period, rep_id, detail)
         return number
 
     def adjustments(self) -> list[ManualAdjustment]:
@@ -226,7 +226,7 @@ class PayCycle:
         rep_id: str | None = None,
     ) -> None:
         with self._db.transaction() as connection:
-            self._log(connection, at, actor, action, period, rep_id, detail)
+            log_event(connection, at, actor, action, period, rep_id, detail)
 
     def events(self, period: str | None = None) -> list[PayEvent]:
         t = pay_events_table
@@ -239,26 +239,27 @@ class PayCycle:
                 for r in connection.execute(query)
             ]
 
-    def _log(
-        self,
-        connection: sa.Connection,
-        at: datetime,
-        actor: str,
-        action: str,
-        period: str | None,
-        rep_id: str | None,
-        detail: Mapping[str, Any],
-    ) -> None:
-        connection.execute(
-            pay_events_table.insert().values(
-                at=iso(at),
-                actor=actor,
-                action=action,
-                period=period,
-                rep_id=rep_id,
-                detail=json.dumps(detail, sort_keys=True, default=str),
-            )
+
+def log_event(
+    connection: sa.Connection,
+    at: datetime,
+    actor: str,
+    action: str,
+    period: str | None,
+    rep_id: str | None,
+    detail: Mapping[str, Any],
+) -> None:
+    """Append one entry to the event log, inside the caller's transaction."""
+    connection.execute(
+        pay_events_table.insert().values(
+            at=iso(at),
+            actor=actor,
+            action=action,
+            period=period,
+            rep_id=rep_id,
+            detail=json.dumps(detail, sort_keys=True, default=str),
         )
+    )
 
 
 def _deal_body(deal: Deal) -> str:

@@ -211,6 +211,37 @@ pay_events_table = sa.Table(
     sa.Column("rep_id", sa.String(64)),
     sa.Column("detail", sa.Text, nullable=False, server_default="{}"),
 )
+statement_reviews_table = sa.Table(
+    "statement_reviews",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rep_id", sa.String(64), nullable=False),
+    sa.Column("plan_id", sa.String(128), nullable=False),
+    sa.Column("period", sa.String(10), nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),  # acknowledged | dispute
+    sa.Column("line", sa.Integer),  # the disputed line's position on the statement
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # open | resolved | done
+    sa.Column("resolved_at", sa.String(32)),
+    sa.Column("resolved_by", sa.Text),
+    sa.Column("reply", sa.Text),
+    sa.Column("adjustment_id", sa.Integer),
+    sa.Index("ix_statement_reviews_period", "period", "status"),
+)
+approvals_table = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("rep_id", sa.String(64), primary_key=True),
+    sa.Column("plan_id", sa.String(128), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("step", sa.String(32), primary_key=True),
+    sa.Column("approved_by", sa.Text, nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    # The statement as approved: a recompute that changes it voids the approval.
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("payout", sa.Text, nullable=False),
+)
 
 # What describes one CRM account's records: forgotten together by `sync --rebuild`.
 STATE_TABLES = (

@@ -26,6 +26,7 @@ from connector.store.cursors import Cursors, MetadataStore
 from connector.store.db import Database
 from connector.store.deals import Deals, Splits
 from connector.store.owed import OWED_REP, OWED_SPLITS, Owed
+from connector.store.reviews import Reviews
 from connector.store.runs import Runs
 from connector.store.statements import Statements
 from connector.store.users import Leads, Quotas, Users
@@ -49,6 +50,7 @@ class Store(Database):
         self.statements = Statements(self)
         self.crm_values = CrmValues(self)
         self.pay = PayCycle(self)
+        self.reviews = Reviews(self)
 
     # -- commits that span table groups ------------------------------------------------
 

@@ -205,10 +205,12 @@ class SyncEngine:
         # A changed deal credited to no one we computed loses our values.
         for deal_id in owed_deals - desired_deals.keys():
             desired_deals[deal_id] = dict.fromkeys(DEAL_KEYS)
-        desired = {
-            RecordKind.DEAL: desired_deals,
-            RecordKind.REP: rep_values(statements, as_of_label, teams, store.pay.statuses()),
-        }
+        reps_desired = rep_values(statements, as_of_label, teams, store.pay.statuses())
+        links = self.settings.links
+        for rep_id, values in reps_desired.items():
+            if "period" in values:  # a plan member, not only a team's manager
+                values["statement_link"] = links.link(rep_id, options.as_of) if links else None
+        desired = {RecordKind.DEAL: desired_deals, RecordKind.REP: reps_desired}
         store.commit_statements(
             computed | owed_reps, statements, desired, paid={OWED_DEAL: owed_deals}
         )

@@ -16,6 +16,7 @@ from connector.core.models import ApiUsage, RecordUpdate, WriteResult
 from connector.core.periods import PeriodKind
 from connector.core.plans import Plan, TargetSource, Team
 from connector.store.state import Store
+from connector.sync.links import StatementLinks
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class SyncSettings:
     timezone: ZoneInfo
     teams: str | tuple[Team, ...] | None = None  # spm.yaml's `teams:`
     lead_to_sale: bool = False  # read leads for the lead-to-sale ratio
+    links: StatementLinks | None = None  # each rep's link to their statements
 
     @property
     def crm_quotas(self) -> bool:

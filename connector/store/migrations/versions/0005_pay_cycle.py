@@ -5,7 +5,10 @@
 - ``closed_deals``: each deal a closed statement paid, as it was then (the
   reasons on adjustment lines and ``explain``).
 - ``adjustments``: manual adjustments; a reversal is a row of its own.
-- ``pay_events``: append-only log of closes, reopens, adjustments, payroll exports.
+- ``pay_events``: append-only log of closes, reopens, adjustments, payroll exports,
+  approvals, acknowledgements and disputes.
+- ``statement_reviews``: a rep's acknowledgements and disputes, and their resolution.
+- ``approvals``: each statement's approval at each step, with what it approved.
 
 Revision ID: 0005
 Revises: 0004
@@ -68,8 +71,40 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text, nullable=False, server_default="{}"),
     )
 
+    op.create_table(
+        "statement_reviews",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("rep_id", sa.String(64), nullable=False),
+        sa.Column("plan_id", sa.String(128), nullable=False),
+        sa.Column("period", sa.String(10), nullable=False),
+        sa.Column("kind", sa.String(12), nullable=False),
+        sa.Column("line", sa.Integer),
+        sa.Column("comment", sa.Text, nullable=False, server_default=""),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(8), nullable=False),
+        sa.Column("resolved_at", sa.String(32)),
+        sa.Column("resolved_by", sa.Text),
+        sa.Column("reply", sa.Text),
+        sa.Column("adjustment_id", sa.Integer),
+    )
+    op.create_index("ix_statement_reviews_period", "statement_reviews", ["period", "status"])
+    op.create_table(
+        "approvals",
+        sa.Column("rep_id", sa.String(64), primary_key=True),
+        sa.Column("plan_id", sa.String(128), primary_key=True),
+        sa.Column("period", sa.String(10), primary_key=True),
+        sa.Column("step", sa.String(32), primary_key=True),
+        sa.Column("approved_by", sa.Text, nullable=False),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("payout", sa.Text, nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("approvals")
+    op.drop_index("ix_statement_reviews_period", table_name="statement_reviews")
+    op.drop_table("statement_reviews")
     for table in ("pay_events", "adjustments", "closed_deals", "closed_statements"):
         op.drop_table(table)
     op.drop_table("period_closes")
