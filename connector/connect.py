@@ -20,6 +20,7 @@ from connector.config import Config, CrmType, SalesforceCrm, Secrets
 from connector.core.fields import FieldSpec, catalogue
 from connector.errors import ConfigError
 from connector.sync.links import StatementLinks
+from connector.sync.pay_cycle import CloseRules
 from connector.sync.run import SyncSettings
 
 
@@ -47,6 +48,11 @@ def sync_settings(config: Config, secrets: Secrets | None = None) -> SyncSetting
         lead_to_sale=config.kpis.lead_to_sale,
         links=links,
     )
+
+
+def close_rules(config: Config) -> CloseRules:
+    """What must hold before a period closes (spm.yaml's ``pay_cycle:``)."""
+    return CloseRules(config.pay_cycle.approvals, config.pay_cycle.disputes_block_close)
 
 
 def adapter_for(

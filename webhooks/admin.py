@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from datetime import timedelta
 from urllib.parse import quote, urlencode
 
@@ -111,6 +112,33 @@ def refusal() -> Response | None:
     )
     response.headers["WWW-Authenticate"] = 'Bearer realm="spm-connector reports"'
     return response
+
+
+def csrf_token() -> str:
+    """The session's token that every admin form carries back (made on first use)."""
+    token = session.get("csrf")
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(24)
+        session["csrf"] = token
+    return token
+
+
+def forged() -> Response | None:
+    """None when a POST may act; else the 403 to answer.
+
+    A browser's POST acts only with the form's token from this session (a page on
+    another site cannot read it). A bearer-token POST carries no cookie to forge.
+    """
+    if _bearer(request) is not None:
+        return None
+    given = request.form.get("csrf", "")
+    expected = session.get("csrf")
+    if isinstance(expected, str) and expected and hmac.compare_digest(given, expected):
+        return None
+    log("rejected", source="reports", status=403, reason="csrf", remote=request.remote_addr)
+    return text(
+        "403 Forbidden: this form is stale or came from another page; reload and retry.", 403
+    )
 
 
 def exchanged_token() -> Response | None:

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from connector.config import Config, load_config, load_secrets, resolve_config_path, store_url
 from connector.logs import log
 from connector.store.state import Store
-from webhooks import events, hubspot, ops, reports, salesforce
+from webhooks import events, hubspot, my, ops, pay, reports, salesforce
 from webhooks.admin import init_admin
 from webhooks.receiver import Receiver, init_app, receiver, rejected
 from webhooks.signing import Rejected
@@ -49,7 +49,7 @@ def create_app(
         state.clock = clock
     app = Flask(__name__)
     init_app(app, state)
-    for blueprint in (hubspot.bp, salesforce.bp, events.bp, ops.bp, reports.bp):
+    for blueprint in (hubspot.bp, salesforce.bp, events.bp, ops.bp, reports.bp, pay.bp, my.bp):
         app.register_blueprint(blueprint)
     admin = secrets.admin_token.get_secret_value() if secrets.admin_token is not None else None
     init_admin(app, admin_token=admin, trusted_proxies=config.webhooks.trusted_proxies)

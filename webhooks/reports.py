@@ -19,13 +19,13 @@ from werkzeug.wrappers import Response
 from connector.core.periods import parse_label
 from connector.errors import ConnectorError, InputError
 from connector.store.cursors import AS_OF_PERIOD_CURSOR
-from connector.sync.reading import TeamPage, load_team_page, load_view
+from connector.sync.reading import TeamPage, load_pay_panel, load_team_page, load_view
 from connector.views.money import money
 from connector.views.statement import html as statement_page
 from connector.views.statement import percent_text
 from connector.views.team import SPANS
 from connector.views.team_csv import EXPORTS, export_csv
-from webhooks.admin import exchanged_token, log_out, refusal, text
+from webhooks.admin import csrf_token, exchanged_token, log_out, refusal, text
 from webhooks.receiver import receiver
 
 bp = Blueprint("reports", __name__, template_folder="templates")
@@ -73,9 +73,17 @@ def team() -> Response:
     data = _team_page()
     if isinstance(data, Response):
         return data
-    zone = receiver().config.zone
+    config = receiver().config
+    zone = config.zone
+    pay = load_pay_panel(
+        receiver().store, data.team.period, config.period, datetime.now(zone).date(),
+        config.pay_cycle.approvals,
+    )  # fmt: skip
     page = render_template(
         "reports.html",
+        pay=pay,
+        csrf=csrf_token(),
+        notice=request.args.get("notice", "")[:300],
         team=data.team,
         syncs=data.syncs,
         activity=data.activity,

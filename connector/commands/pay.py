@@ -19,7 +19,7 @@ from connector.adapters.retry import RetryPolicy
 from connector.commands.common import config_of, config_option, console, private_file
 from connector.commands.crm import print_summary
 from connector.config import Config, load_secrets, store_url
-from connector.connect import adapter_for, sync_settings
+from connector.connect import adapter_for, close_rules, sync_settings
 from connector.core.closing import CLOSED, PRELIMINARY
 from connector.core.money import ZERO, format_money
 from connector.errors import InputError
@@ -27,6 +27,7 @@ from connector.store.state import Store
 from connector.sync import pay_cycle
 from connector.sync.engine import SyncEngine
 from connector.views import payroll as sheets
+from connector.views.statement import find_rep
 
 _WAIT = click.option(
     "--wait",
@@ -115,11 +116,11 @@ def close(
     config = config_of(ctx)
     out = console()
     with _engine(config, out) as engine:
-        chosen = pay_cycle.parse_period(engine, period)
+        chosen = pay_cycle.parse_period(config.period, period)
         today = datetime.now(config.zone).date()
         summary, closed = pay_cycle.close_periods(
             engine, chosen, _actor(actor), today=today, with_earlier=with_earlier,
-            lock_wait_s=wait_s,
+            lock_wait_s=wait_s, rules=close_rules(config),
         )  # fmt: skip
     print_summary(out, summary, False)
     for each in closed:
@@ -127,6 +128,31 @@ def close(
             f"closed {each.period}: {each.statements} statements of {each.reps} reps, "
             f"payout {format_money(each.payout)} {config.currency}"
         )
+
+
+@periods.command("approve")
+@config_option
+@click.argument("period")
+@click.option("--step", required=True, help="The approval step (pay_cycle.approvals).")
+@click.option("--rep", "reps", multiple=True, metavar="REP", help="Only this rep (repeatable).")
+@_BY
+@click.pass_context
+def approve(
+    ctx: click.Context, period: str, step: str, reps: tuple[str, ...], actor: str | None
+) -> None:
+    """Approve PERIOD's statements at one step of the chain (those the steps before approved)."""
+    config = config_of(ctx)
+    chosen = pay_cycle.parse_period(config.period, period)
+    with Store.open(store_url(config, os.environ), existing=True) as store:
+        users = store.users.all()
+        rep_ids = {find_rep(users, rep).id for rep in reps} if reps else None
+        done, not_ready = pay_cycle.approve(
+            store, chosen, step, _actor(actor), lambda: datetime.now(UTC),
+            steps=config.pay_cycle.approvals, rep_ids=rep_ids,
+        )  # fmt: skip
+    click.echo(f"approved {done} statement(s) of {chosen} at {step}")
+    if not_ready:
+        click.echo(f"{not_ready} statement(s) still wait for an earlier step", err=True)
 
 
 @periods.command("reopen")
@@ -141,7 +167,7 @@ def reopen(ctx: click.Context, period: str, reason: str, actor: str | None, wait
     config = config_of(ctx)
     out = console()
     with _engine(config, out) as engine:
-        chosen = pay_cycle.parse_period(engine, period)
+        chosen = pay_cycle.parse_period(config.period, period)
         today = datetime.now(config.zone).date()
         summary = pay_cycle.reopen_period(
             engine, chosen, _actor(actor), reason, today=today, lock_wait_s=wait_s
@@ -186,7 +212,7 @@ def adjust(
         else:
             assert rep is not None and period is not None and amount is not None
             done, summary = pay_cycle.adjust(
-                engine, rep, pay_cycle.parse_period(engine, period, "--period"),
+                engine, rep, pay_cycle.parse_period(config.period, period, "--period"),
                 _amount(amount), reason, _actor(actor), today=today, plan=plan,
                 lock_wait_s=wait_s,
             )  # fmt: skip

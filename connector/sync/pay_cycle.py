@@ -10,23 +10,27 @@ the two leaves the recompute owed to the next run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from connector.core.closing import PAID
 from connector.core.models import Statement
 from connector.core.money import ZERO
-from connector.core.periods import label, parse_label, period_of
+from connector.core.periods import PeriodKind, first_day, label, parse_label, period_of
+from connector.core.plans import Plan
 from connector.core.snapshots import engine_deals
 from connector.errors import InputError
-from connector.store.inbox import Inbox
+from connector.store.inbox import Event, Inbox
 from connector.store.owed import OWED_REP
+from connector.store.reviews import DISPUTE, OPEN, Approval, fingerprint
 from connector.store.state import Store
 from connector.sync.engine import SyncEngine
 from connector.sync.lease import sync_lock
-from connector.sync.run import SyncOptions, SyncSummary
+from connector.sync.run import SyncOptions, SyncSettings, SyncSummary
 from connector.views.statement import find_rep
 
 
@@ -38,19 +42,19 @@ class Closed:
     payout: Decimal
 
 
-def parse_period(engine: SyncEngine, text: str, what: str = "PERIOD") -> str:
+def parse_period(kind: PeriodKind, text: str, what: str = "PERIOD") -> str:
     """A period label as the plans count periods, or an error saying the form."""
     try:
-        return label(parse_label(text, engine.settings.period_kind), engine.settings.period_kind)
+        return label(parse_label(text, kind), kind)
     except ValueError as error:
         raise InputError(f"{what}: {error}") from None
 
 
 def to_close(
-    store: Store, engine: SyncEngine, period: str, today: date, with_earlier: bool
+    store: Store, settings: SyncSettings, period: str, today: date, with_earlier: bool
 ) -> list[str]:
     """The periods a close of ``period`` closes, oldest first, or why it may not."""
-    kind = engine.settings.period_kind
+    kind = settings.period_kind
     if parse_label(period, kind) >= period_of(today, kind):
         raise InputError(
             f"{period} has not ended (today is {today}): a period closes after its last day"
@@ -78,6 +82,14 @@ def to_close(
     return [*earlier, period]
 
 
+@dataclass(frozen=True)
+class CloseRules:
+    """What must hold before a period closes, from spm.yaml's ``pay_cycle:``."""
+
+    approvals: tuple[str, ...] = ()  # every statement approved at each step
+    disputes_block: bool = False  # no dispute open
+
+
 def close_periods(
     engine: SyncEngine,
     period: str,
@@ -86,31 +98,67 @@ def close_periods(
     today: date,
     with_earlier: bool = False,
     lock_wait_s: float = 600.0,
+    rules: CloseRules = CloseRules(),
 ) -> tuple[SyncSummary, list[Closed]]:
-    """Sync, check that nothing is waiting, and freeze each period in one transaction."""
-    store = engine.store
-    to_close(store, engine, period, today, with_earlier)  # refuse before touching the CRM
+    """Sync, then freeze (:func:`freeze`): the store is level with the CRM when it closes."""
+    to_close(engine.store, engine.settings, period, today, with_earlier)  # refuse before syncing
     summary = engine.run(SyncOptions(as_of=today, lock_wait_s=lock_wait_s))
-    closed: list[Closed] = []
-    with sync_lock(store, engine.holder, engine.clock, wait_s=lock_wait_s):
-        periods = to_close(store, engine, period, today, with_earlier)
-        _refuse_if_behind(store)
-        for each in periods:
-            statements = store.statements.in_period(each)
-            deal_ids = {line.deal_id for s in statements for line in s.lines if line.deal_id}
-            snapshots = store.deals.by_id(deal_ids)
-            deals, _ = engine_deals(
-                snapshots.values(), store.deals.splits(list(snapshots)), engine.settings.currency
-            )
-            payout = sum((s.payout for s in statements), ZERO)
-            reps = len({s.rep_id for s in statements})
-            detail = {"statements": len(statements), "reps": reps, "payout": str(payout)}
-            store.pay.close(each, statements, deals, actor, engine.clock(), detail)
-            closed.append(Closed(each, len(statements), reps, payout))
+    closed = freeze(
+        engine.store, engine.settings, period, actor,
+        today=today, holder=engine.holder, clock=engine.clock, with_earlier=with_earlier,
+        lock_wait_s=lock_wait_s, rules=rules,
+    )  # fmt: skip
     return summary, closed
 
 
-def _refuse_if_behind(store: Store) -> None:
+def freeze(
+    store: Store,
+    settings: SyncSettings,
+    period: str,
+    actor: str,
+    *,
+    today: date,
+    holder: str,
+    clock: Callable[[], datetime],
+    with_earlier: bool = False,
+    lock_wait_s: float = 600.0,
+    rules: CloseRules = CloseRules(),
+) -> list[Closed]:
+    """Check that nothing is waiting or unapproved, then freeze each period in one
+    transaction, under the sync lock (the worker waits)."""
+    closed: list[Closed] = []
+    with sync_lock(store, holder, clock, wait_s=lock_wait_s):
+        periods = to_close(store, settings, period, today, with_earlier)
+        _refuse_if_behind(store, settings, periods[-1])
+        for each in periods:
+            statements = store.statements.in_period(each)
+            _refuse_unsettled(store, each, statements, rules)
+            deal_ids = {line.deal_id for s in statements for line in s.lines if line.deal_id}
+            snapshots = store.deals.by_id(deal_ids)
+            deals, _ = engine_deals(
+                snapshots.values(), store.deals.splits(list(snapshots)), settings.currency
+            )
+            payout = sum((s.payout for s in statements), ZERO)
+            reps = len({s.rep_id for s in statements})
+            detail = {
+                "statements": len(statements),
+                "reps": reps,
+                "payout": str(payout),
+                "as_of": today.isoformat(),
+                "plans": {plan.id: plan_version(plan) for plan in settings.plans},
+            }
+            store.pay.close(each, statements, deals, actor, clock(), detail)
+            closed.append(Closed(each, len(statements), reps, payout))
+    return closed
+
+
+def plan_version(plan: Plan) -> str:
+    """A short fingerprint of a plan's rules: what a closed period was computed with."""
+    text = json.dumps(plan.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _refuse_if_behind(store: Store, settings: SyncSettings, period: str) -> None:
     depth = Inbox(store).depth()
     if depth.queued:
         raise InputError(
@@ -123,6 +171,103 @@ def _refuse_if_behind(store: Store) -> None:
         raise InputError(
             f"the store still owes work ({listed}): run `spm-connector sync`, then close again"
         )
+    ended = first_day(parse_label(period, settings.period_kind) + 1, settings.period_kind)
+    synced = [
+        run.finished_at.astimezone(settings.timezone).date()
+        for run in store.runs.recent(limit=20, kind="sync")
+        if run.status in ("ok", "partial") and run.finished_at is not None
+    ]
+    if not synced or max(synced) < ended:
+        raise InputError(
+            f"the store may be behind the CRM: no sync has finished since {period} ended; "
+            "run `spm-connector sync` (or close from the command line, which syncs first)"
+        )
+
+
+def _refuse_unsettled(
+    store: Store, period: str, statements: Sequence[Statement], rules: CloseRules
+) -> None:
+    if rules.approvals:
+        states = approval_states(statements, store.reviews.approvals(period), rules.approvals)
+        waiting = [f"{len(state.waiting)} at {state.step}" for state in states if state.waiting]
+        if waiting:
+            raise InputError(
+                f"{period}: statements still wait for approval ({', '.join(waiting)}): "
+                "approve them on the reports page or with `spm-connector periods approve`"
+            )
+    if rules.disputes_block:
+        disputes = [
+            r for r in store.reviews.in_period(period) if r.kind == DISPUTE and r.status == OPEN
+        ]
+        if disputes:
+            raise InputError(
+                f"{period}: {len(disputes)} dispute(s) are open, and pay_cycle."
+                "disputes_block_close is set: resolve them on the reports page first"
+            )
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    step: str
+    approved: list[str]  # "rep/plan" keys approved as they stand
+    waiting: list[str]  # not approved at this step, or changed since
+    reset: list[str]  # why an approval no longer counts
+
+
+def approval_states(
+    statements: Sequence[Statement], approvals: Sequence[Approval], steps: Sequence[str]
+) -> list[ApprovalState]:
+    """Where each step of the chain stands for these statements. An approval of a
+    statement that changed since no longer counts, and says why."""
+    given = {(a.rep_id, a.plan_id, a.step): a for a in approvals}
+    states: list[ApprovalState] = []
+    for step in steps:
+        approved: list[str] = []
+        waiting: list[str] = []
+        reset: list[str] = []
+        for statement in statements:
+            key = f"{statement.rep_id}/{statement.plan_id}"
+            approval = given.get((statement.rep_id, statement.plan_id, step))
+            if approval is not None and approval.fingerprint == fingerprint(statement):
+                approved.append(key)
+                continue
+            waiting.append(key)
+            if approval is not None:
+                reset.append(
+                    f"{key}: approved by {approval.approved_by} at {approval.at} with payout "
+                    f"{approval.payout}; the statement changed since (payout now "
+                    f"{statement.payout})"
+                )
+        states.append(ApprovalState(step, approved, waiting, reset))
+    return states
+
+
+def approve(
+    store: Store,
+    period: str,
+    step: str,
+    actor: str,
+    clock: Callable[[], datetime],
+    *,
+    steps: Sequence[str],
+    rep_ids: Collection[str] | None = None,
+) -> tuple[int, int]:
+    """Approve the period's statements (these reps' only, if given) at ``step``: only
+    those the steps before it approved as they stand. Returns (approved, not ready)."""
+    if step not in steps:
+        listed = ", ".join(steps) or "none: pay_cycle.approvals is empty"
+        raise InputError(f"step: {step!r} is not an approval step (steps: {listed})")
+    closed = store.pay.closed_through()
+    if closed is not None and period <= closed:
+        raise InputError(f"{period} is closed: approvals are given before the close")
+    statements = [
+        s for s in store.statements.in_period(period) if rep_ids is None or s.rep_id in rep_ids
+    ]
+    earlier = steps[: steps.index(step)]
+    states = approval_states(statements, store.reviews.approvals(period), earlier)
+    not_ready = {key for state in states for key in state.waiting}
+    ready = [s for s in statements if f"{s.rep_id}/{s.plan_id}" not in not_ready]
+    return store.reviews.approve(ready, step, actor, clock()), len(not_ready)
 
 
 def reopen_period(
@@ -179,21 +324,50 @@ def adjust(
 ) -> tuple[Adjusted, SyncSummary]:
     """Add a manual adjustment to an open period, then sync so the CRM shows it."""
     store = engine.store
-    if not reason.strip():
-        raise InputError("--reason: say why (it is shown on the rep's statement)")
-    if amount == 0 or amount != amount.quantize(Decimal("0.01")):
-        raise InputError(f"--amount: {amount} is not a non-zero amount in cents (like -250.00)")
     user = find_rep(store.users.all(), rep)
     with sync_lock(store, engine.holder, engine.clock, wait_s=lock_wait_s):
-        _refuse_closed(store, period)
-        plan_id = _plan_of(store.statements.of_rep(user.id, period), user.id, period, plan)
-        with store.transaction():
-            number = store.pay.adjust(
-                user.id, plan_id, period, amount, reason.strip(), actor, engine.clock()
-            )
-            store.owed.add(OWED_REP, [user.id])
+        number = record_adjustment(
+            store, engine.settings, user.id, amount, reason, actor, engine.clock,
+            today=today, period=period, plan=plan, notify=False,
+        )  # fmt: skip
     summary = engine.run(SyncOptions(as_of=today, lock_wait_s=lock_wait_s))
-    return Adjusted(number, user.id, plan_id, period, amount), summary
+    adjustment = next(a for a in store.pay.adjustments() if a.id == number)
+    return Adjusted(number, user.id, adjustment.plan_id, period, amount), summary
+
+
+def record_adjustment(
+    store: Store,
+    settings: SyncSettings,
+    rep_id: str,
+    amount: Decimal,
+    reason: str,
+    actor: str,
+    clock: Callable[[], datetime],
+    *,
+    today: date,
+    period: str | None = None,
+    plan: str | None = None,
+    notify: bool = True,
+) -> int:
+    """Store a manual adjustment (by default in the current period) with the rep's
+    recompute owed, in one transaction. With ``notify``, an inbox event too, so a
+    webhook worker applies it at once (the page that made it cannot sync)."""
+    if not reason.strip():
+        raise InputError("--reason: say why (it is shown on the rep's statement)")
+    if not amount.is_finite() or amount == 0 or amount != amount.quantize(Decimal("0.01")):
+        raise InputError(f"--amount: {amount} is not a non-zero amount in cents (like -250.00)")
+    kind = settings.period_kind
+    period = period or label(period_of(today, kind), kind)
+    _refuse_closed(store, period)
+    plan_id = _plan_of(store.statements.of_rep(rep_id, period), rep_id, period, plan)
+    at = clock()
+    with store.transaction():
+        number = store.pay.adjust(rep_id, plan_id, period, amount, reason.strip(), actor, at)
+        store.owed.add(OWED_REP, [rep_id])
+        if notify:
+            event = Event("events", f"spm-adjustment-{number}", "user", rep_id, "spm.adjustment")
+            Inbox(store).add([event], at)
+    return number
 
 
 def reverse(

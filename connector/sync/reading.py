@@ -6,12 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from connector.core.closing import PRELIMINARY
 from connector.core.models import PeriodKind
-from connector.core.periods import label, parse_label
+from connector.core.periods import label, parse_label, period_of
 from connector.core.plans import Plan
+from connector.store.books import PeriodClose
 from connector.store.cursors import AS_OF_PERIOD_CURSOR
 from connector.store.inbox import Depth, Inbox
+from connector.store.reviews import ACKNOWLEDGED, DISPUTE, OPEN
 from connector.store.state import Store
+from connector.sync.pay_cycle import ApprovalState, approval_states
 from connector.views.money import DEFAULT_LOCALE
 from connector.views.statement import StatementView, choose, find_rep, team_names, view_of
 from connector.views.team import (
@@ -106,4 +110,66 @@ def load_team_page(
         activity_rows(recent, deal_names),
         inbox.depth(),
         inbox.counts(),
+    )
+
+
+@dataclass(frozen=True)
+class DisputeRow:
+    id: int
+    rep_id: str
+    rep_name: str
+    plan_id: str
+    line: str  # the disputed line as the rep saw it, or "" for the whole statement
+    comment: str
+    at: str
+
+
+@dataclass(frozen=True)
+class PayPanel:
+    """The pay cycle of one period, as the reports page shows it to the admin."""
+
+    period: str
+    status: str  # preliminary | closed | paid
+    closed: PeriodClose | None
+    ended: bool  # a period closes after its last day
+    statements: int
+    acknowledged: int  # statements their rep acknowledged
+    approvals: list[ApprovalState]
+    disputes: list[DisputeRow]  # open ones
+
+
+def load_pay_panel(
+    store: Store, period: str, kind: PeriodKind, today: date, steps: Sequence[str]
+) -> PayPanel:
+    closes = {close.period: close for close in store.pay.closes()}
+    closed = closes.get(period)
+    statements = store.statements.in_period(period)
+    reviews = store.reviews.in_period(period)
+    names = {user.id: user.name or user.id for user in store.users.all()}
+    by_key = {(s.rep_id, s.plan_id): s for s in statements}
+    disputes: list[DisputeRow] = []
+    for review in reviews:
+        if review.kind != DISPUTE or review.status != OPEN:
+            continue
+        statement = by_key.get((review.rep_id, review.plan_id))
+        line = ""
+        if statement is not None and review.line is not None and review.line < len(statement.lines):
+            shown = statement.lines[review.line]
+            line = f"{shown.deal_id or shown.kind.value}: {shown.amount} ({shown.rule})"
+        disputes.append(
+            DisputeRow(review.id, review.rep_id, names.get(review.rep_id, review.rep_id),
+                       review.plan_id, line, review.comment, review.at)
+        )  # fmt: skip
+    acknowledged = {(r.rep_id, r.plan_id) for r in reviews if r.kind == ACKNOWLEDGED}
+    return PayPanel(
+        period=period,
+        status=closed.status if closed is not None else PRELIMINARY,
+        closed=closed,
+        ended=parse_label(period, kind) < period_of(today, kind),
+        statements=len(statements),
+        acknowledged=len(acknowledged & set(by_key)),
+        approvals=approval_states(statements, store.reviews.approvals(period), steps)
+        if closed is None
+        else [],
+        disputes=disputes,
     )

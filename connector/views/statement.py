@@ -295,10 +295,31 @@ def _environment(shown: MoneyText) -> Environment:
     return environment
 
 
-def html(view: StatementView) -> str:
-    """One self-contained, printable page: no script, no external file."""
+@dataclass(frozen=True)
+class ReviewPanel:
+    """What the rep's own page adds to a statement: its status and the rep's actions."""
+
+    action: str  # where the forms post: the rep's link
+    status: str  # preliminary | closed | paid
+    periods: Sequence[str]  # the rep's periods, newest last
+    acknowledged_at: str | None
+    history: Sequence[str]  # the rep's disputes of this statement and their answers
+    notice: str = ""
+
+    def lines(self, statement: Statement) -> list[tuple[int, str]]:
+        """Each line a dispute can name, by position."""
+        return [
+            (n, f"{line.kind.value} {line.deal_id or ''} {line.amount}".replace("  ", " "))
+            for n, line in enumerate(statement.lines)
+        ]
+
+
+def html(view: StatementView, review: ReviewPanel | None = None) -> str:
+    """One self-contained, printable page: no script, no external file. With ``review``,
+    the rep's own page: the period's status, acknowledge and dispute."""
     template = _environment(view.money).get_template("statement.html")
     return template.render(
+        review=review,
         v=view,
         s=view.statement,
         bars=_attainment_bars(view.year),

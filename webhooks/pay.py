@@ -1,0 +1,141 @@
+"""The admin's pay-cycle actions on the reports page: approve, close, resolve a dispute.
+
+Behind the admin token like the page, and each form carries the session's CSRF
+token (:func:`webhooks.admin.forged`). Closing asks for confirmation on a page
+of its own first, and then runs the same checks and the same one-transaction
+freeze as ``spm-connector periods close`` (minus its sync: the page refuses when
+no sync has finished since the period ended).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
+
+from flask import Blueprint, make_response, render_template, request
+from werkzeug.wrappers import Response
+
+from connector.connect import close_rules, sync_settings
+from connector.core.money import ZERO
+from connector.errors import ConnectorError, InputError
+from connector.store.db import this_process
+from connector.store.reviews import DISPUTE, OPEN
+from connector.sync import pay_cycle
+from connector.sync.reading import load_pay_panel
+from webhooks.admin import csrf_token, exchanged_token, forged, refusal, text
+from webhooks.receiver import receiver
+
+bp = Blueprint("pay", __name__, template_folder="templates")
+
+
+def _refused() -> Response | None:
+    refused = refusal() or exchanged_token()
+    return refused if refused is not None else forged()
+
+
+def _back(period: str, notice: str) -> Response:
+    response = make_response("", 303)
+    response.headers["Location"] = "/reports?" + urlencode({"period": period, "notice": notice})
+    return response
+
+
+def _actor() -> str | Response:
+    name = request.form.get("by", "").strip()
+    if not name or len(name) > 120:
+        return text("400 Bad Request: by: say who you are (it goes into the event log)", 400)
+    return name
+
+
+def _period(text_value: str) -> str | Response:
+    try:
+        return pay_cycle.parse_period(receiver().config.period, text_value)
+    except InputError as error:
+        return text(f"400 Bad Request: {error}", 400)
+
+
+@bp.post("/reports/periods/<period>/approve")
+def approve(period: str) -> Response:
+    if (answer := _refused()) is not None:
+        return answer
+    chosen, actor = _period(period), _actor()
+    if isinstance(chosen, Response) or isinstance(actor, Response):
+        return chosen if isinstance(chosen, Response) else actor  # type: ignore[return-value]
+    state = receiver()
+    try:
+        done, not_ready = pay_cycle.approve(
+            state.store, chosen, request.form.get("step", ""), actor, state.clock,
+            steps=state.config.pay_cycle.approvals,
+        )  # fmt: skip
+    except InputError as error:
+        return text(f"409 Conflict: {error}", 409)
+    waiting = f"; {not_ready} wait for an earlier step" if not_ready else ""
+    return _back(chosen, f"approved {done} statement(s) at {request.form['step']}{waiting}")
+
+
+@bp.post("/reports/periods/<period>/close")
+def close(period: str) -> Response:
+    """Without ``confirm=yes``: the confirmation page. With it: the close."""
+    if (answer := _refused()) is not None:
+        return answer
+    chosen, actor = _period(period), _actor()
+    if isinstance(chosen, Response) or isinstance(actor, Response):
+        return chosen if isinstance(chosen, Response) else actor  # type: ignore[return-value]
+    state = receiver()
+    config = state.config
+    today = datetime.now(config.zone).date()
+    if request.form.get("confirm") != "yes":
+        panel = load_pay_panel(
+            state.store, chosen, config.period, today, config.pay_cycle.approvals
+        )
+        payout = sum((s.payout for s in state.store.statements.in_period(chosen)), ZERO)
+        page = render_template(
+            "close_confirm.html", pay=panel, payout=payout, by=actor, csrf=csrf_token()
+        )
+        response = make_response(page)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    try:
+        closed = pay_cycle.freeze(
+            state.store, sync_settings(config), chosen, actor,
+            today=today, holder=this_process(), clock=state.clock, lock_wait_s=10.0,
+            rules=close_rules(config),
+        )  # fmt: skip
+    except ConnectorError as error:
+        return text(f"409 Conflict: {error}", 409)
+    return _back(chosen, f"closed {', '.join(c.period for c in closed)}")
+
+
+@bp.post("/reports/disputes/<int:number>/resolve")
+def resolve(number: int) -> Response:
+    """Answer a dispute, with an adjustment in the current period when an amount is given."""
+    if (answer := _refused()) is not None:
+        return answer
+    actor = _actor()
+    if isinstance(actor, Response):
+        return actor
+    state = receiver()
+    review = state.store.reviews.get(number)
+    if review is None or review.kind != DISPUTE or review.status != OPEN:
+        return text(f"404 Not Found: no open dispute #{number}", 404)
+    reply = request.form.get("reply", "").strip()
+    if not reply:
+        return text("400 Bad Request: reply: say what was decided (the rep reads it)", 400)
+    amount_text = request.form.get("amount", "").strip()
+    adjustment: int | None = None
+    if amount_text:
+        try:
+            amount = Decimal(amount_text)
+        except InvalidOperation:
+            return text(f"400 Bad Request: amount: {amount_text!r} is not an amount", 400)
+        today = datetime.now(state.config.zone).date()
+        try:
+            adjustment = pay_cycle.record_adjustment(
+                state.store, sync_settings(state.config), review.rep_id, amount,
+                f"dispute #{number}: {reply}", actor, state.clock, today=today,
+            )  # fmt: skip
+        except InputError as error:
+            return text(f"409 Conflict: {error}", 409)
+    state.store.reviews.resolve(number, reply, actor, state.clock(), adjustment)
+    state.wake.set()  # an in-process worker recomputes the rep now
+    return _back(review.period, f"dispute #{number} resolved")
