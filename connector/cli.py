@@ -78,6 +78,11 @@ _COMMANDS = {
         "payroll",
         "Export a closed period for payroll: one row per rep, exact amounts, a totals row.",
     ),
+    "explain": _Lazy(
+        "connector.commands.statement",
+        "explain",
+        "Why each figure of a rep's statement is what it is: inputs, lines, draws, history.",
+    ),
     "demo": _Lazy(
         "connector.commands.demo",
         "demo",

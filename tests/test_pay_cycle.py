@@ -203,6 +203,21 @@ def test_close_late_changes_adjust_payroll_and_reopen(crm: Crm) -> None:
         assert Decimal(str(crm.rep_field(rep, "Adjustments"))) == statement.adjustments
         assert crm.rep_field(rep, "Period_Status") == "preliminary"
 
+    # explain: a closed period from what was closed (the deal at its old amount), with
+    # the close in its history; the open one with the adjustment and its reason.
+    lowered_owner = next(iter(credited[lowered]))
+    closed_explained = crm.ok("explain", lowered_owner, "--period", LAST_MONTH).output
+    assert f"period {LAST_MONTH}: closed" in closed_explained
+    assert "plan version " in closed_explained and "unknown" not in closed_explained
+    assert f"{lowered}: won, 1000.00" not in closed_explained  # as it stood at the close
+    assert f"{lowered}: won, " in closed_explained
+    assert "fin@example.com: close" in closed_explained
+    open_explained = crm.ok("explain", lowered_owner, "--period", THIS_MONTH).output
+    assert f"period {THIS_MONTH}: preliminary" in open_explained
+    assert "amount changed" in open_explained and f"[{LAST_MONTH}]" in open_explained
+    refused = crm.cli("explain", lowered_owner, "--period", "2031-01")
+    assert refused.exit_code == 2 and "has no statement for 2031-01" in refused.output
+
     shown = crm.ok("statement", owner_of_moved, "--period", THIS_MONTH).output
     assert "Adjustments" in shown and f"late change to closed {LAST_MONTH}" in shown
 

@@ -12,8 +12,9 @@ import click
 from connector.commands.common import config_of, config_option, private_file
 from connector.config import Config, store_url
 from connector.store.state import Store
-from connector.sync.reading import load_view
+from connector.sync.reading import load_explanations, load_view
 from connector.views.calc import write_json
+from connector.views.explain import explain as explained
 from connector.views.statement import html, text
 
 
@@ -61,3 +62,16 @@ def statement(
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(rendered, nl=False)
+
+
+@click.command()
+@config_option
+@click.argument("rep")
+@click.option("--period", metavar="P", required=True, help="The period (2026-04, 2026-Q2).")
+@click.pass_context
+def explain(ctx: click.Context, rep: str, period: str) -> None:
+    """Why each figure of a rep's statement is what it is: inputs, lines, draws, history."""
+    config = config_of(ctx)
+    with Store.open(store_url(config, os.environ), existing=True) as store:
+        found = load_explanations(store, config.plans, config.currency, rep, period)
+    click.echo("\n".join(explained(e) for e in found), nl=False)

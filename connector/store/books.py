@@ -148,6 +148,14 @@ class PayCycle:
         with self._db.reading() as connection:
             return [statement_of(json.loads(body)) for body in connection.execute(query).scalars()]
 
+    def deals_of(self, period: str) -> dict[str, Deal]:
+        """The deals a closed period paid, as they were when it closed."""
+        t = closed_deals_table
+        with self._db.reading() as connection:
+            rows = connection.execute(sa.select(t.c.body).where(t.c.period == period)).scalars()
+            deals = [_deal_of(json.loads(body)) for body in rows]
+        return {deal.id: deal for deal in deals}
+
     def _closed_deals(self, deal_ids: Collection[str]) -> dict[str, Deal]:
         """Each deal as the latest close that paid it saw it."""
         t = closed_deals_table

@@ -10,12 +10,15 @@ from connector.core.closing import PRELIMINARY
 from connector.core.models import PeriodKind
 from connector.core.periods import label, parse_label, period_of
 from connector.core.plans import Plan
+from connector.core.snapshots import engine_deals
+from connector.errors import InputError
 from connector.store.books import PeriodClose
 from connector.store.cursors import AS_OF_PERIOD_CURSOR
 from connector.store.inbox import Depth, Inbox
 from connector.store.reviews import ACKNOWLEDGED, DISPUTE, OPEN
 from connector.store.state import Store
-from connector.sync.pay_cycle import ApprovalState, approval_states
+from connector.sync.pay_cycle import ApprovalState, approval_states, plan_version
+from connector.views.explain import Explanation
 from connector.views.money import DEFAULT_LOCALE
 from connector.views.statement import StatementView, choose, find_rep, team_names, view_of
 from connector.views.team import (
@@ -173,3 +176,48 @@ def load_pay_panel(
         else [],
         disputes=disputes,
     )
+
+
+def load_explanations(
+    store: Store, plans: Sequence[Plan], currency: str, rep: str, period: str
+) -> list[Explanation]:
+    """What ``explain`` shows for each of a rep's statements of ``period``."""
+    user = find_rep(store.users.all(), rep)
+    statements = store.statements.of_rep(user.id, period)
+    if not statements:
+        known = ", ".join(sorted({s.period for s in store.statements.of_rep(user.id)})) or "none"
+        raise InputError(f"--period: {user.id} has no statement for {period} (periods: {known})")
+    close = {c.period: c for c in store.pay.closes()}.get(period)
+    events = store.pay.events(period)
+    closing = [e.detail for e in events if e.action == "close"]
+    runs = store.runs.recent(limit=1, kind="sync")
+    as_of = str(runs[0].options.get("as_of", "")) if runs else ""
+    versions = {plan.id: plan_version(plan) for plan in plans}
+    if close is not None and closing:
+        as_of = str(closing[-1].get("as_of", as_of))
+        versions = dict(closing[-1].get("plans", versions))
+    deal_ids = {line.deal_id for s in statements for line in s.lines if line.deal_id}
+    if close is not None:
+        deals = {k: v for k, v in store.pay.deals_of(period).items() if k in deal_ids}
+    else:
+        snapshots = store.deals.by_id(deal_ids)
+        found, _ = engine_deals(snapshots.values(), store.deals.splits(list(snapshots)), currency)
+        deals = {deal.id: deal for deal in found}
+    history = [
+        f"{e.at} {e.actor}: {e.action} "
+        + ", ".join(f"{k}={v}" for k, v in sorted(e.detail.items()) if k != "plans")
+        for e in events
+        if e.rep_id in (None, user.id)
+    ]
+    return [
+        Explanation(
+            statement=s,
+            rep_name=user.name,
+            status=close.status if close is not None else PRELIMINARY,
+            as_of=as_of or "unknown",
+            plan_version=versions.get(s.plan_id, "unknown"),
+            deals=deals,
+            history=history,
+        )
+        for s in statements
+    ]
