@@ -38,6 +38,7 @@ from connector.config_errors import messages
 from connector.core.fields import KEYS as FIELD_KEYS
 from connector.core.fields import target_problems
 from connector.core.models import PeriodKind
+from connector.core.periods import first_day, period_of
 from connector.core.plans import Plan, Team, membership_overlaps
 from connector.errors import ConfigError
 from connector.views.money import DEFAULT_LOCALE, known_locale
@@ -344,6 +345,13 @@ class Config(_Model):
         if overlaps:
             raise ValueError("plans: " + "; ".join(overlaps))
         for index, plan in enumerate(self.plans):
+            for number, version in enumerate(plan.versions):
+                day = version.effective_from
+                if first_day(period_of(day, self.period), self.period) != day:
+                    raise ValueError(
+                        f"plans[{index}].versions[{number}].effective_from: {day} is not the "
+                        f"first day of a {self.period.value}: a version starts a period"
+                    )
             for number, goal in enumerate(plan.goals):
                 if goal.team and self.teams is None:
                     raise ValueError(

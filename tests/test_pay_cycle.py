@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import Result
 
 from connector.config import load_config
@@ -306,3 +307,33 @@ def test_a_close_killed_midway_leaves_nothing_half_closed(
     with Store.open(f"sqlite:///{tmp_path / 'spm.db'}", existing=True) as store:
         assert [c.period for c in store.pay.closes()][-1] == LAST_MONTH
         assert len(store.pay.statements_of(LAST_MONTH)) == 4
+
+
+def test_a_plan_changed_by_a_version_leaves_closed_periods_alone_an_edit_is_called_out(
+    crm: Crm,
+) -> None:
+    crm.ok("install")
+    crm.ok("sync")
+    crm.ok("periods", "close", LAST_MONTH, "--with-earlier")
+    with crm.store() as store:
+        closed = bodies(store.pay.books().all())
+    config = yaml.safe_load(crm.config.read_text())
+    plan = config["plans"][0]
+    raised = {"tiers": [{"up_to": "1.0", "rate": "0.09"}, {"rate": "0.20"}]}
+    plan["versions"] = [{"effective_from": f"{THIS_MONTH}-01", "commission": raised}]
+    crm.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    versioned = crm.ok("sync")
+    assert "are not those the period was closed with" not in versioned.output
+    with crm.store() as store:
+        assert bodies(store.pay.books().all()) == closed
+        now = [s for rep in store.statements.reps() for s in store.statements.of_rep(rep)]
+        assert not [line for s in now for line in s.lines if line.kind is LineKind.ADJUSTMENT]
+        assert any(line.rate == Decimal("0.09") for s in now for line in s.lines)
+
+    # Editing the plan in place instead: every sync says so.
+    plan.pop("versions")
+    plan["commission"]["tiers"][0]["rate"] = "0.07"
+    crm.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    edited = crm.ok("sync")
+    assert "plan ae: its rules for closed" in edited.output
+    assert "add a version" in edited.output

@@ -73,5 +73,5 @@ def explain(ctx: click.Context, rep: str, period: str) -> None:
     """Why each figure of a rep's statement is what it is: inputs, lines, draws, history."""
     config = config_of(ctx)
     with Store.open(store_url(config, os.environ), existing=True) as store:
-        found = load_explanations(store, config.plans, config.currency, rep, period)
+        found = load_explanations(store, config.plans, config.currency, rep, period, config.period)
     click.echo("\n".join(explained(e) for e in found), nl=False)

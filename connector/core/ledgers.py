@@ -51,9 +51,16 @@ class Ledger:
     end_day: date
     quota: Decimal | None
     member: str  # as the plan lists it (id or email), for overrides
+    overridden: bool = False  # the quota is the member's own (quota_overrides), in every version
     periods: dict[int, Period] = field(default_factory=dict)
     quotas: dict[int, Decimal | None] = field(default_factory=dict)
     targets: dict[tuple[str, int], Decimal | None] = field(default_factory=dict)
+
+    def rules(self, period: int, kind: PeriodKind) -> Plan:
+        """The plan's rules in force in ``period`` (its version from the period's first day)."""
+        if not self.plan.versions:
+            return self.plan
+        return self.plan.in_force(first_day(period, kind))
 
     def reference_day(self, period: int, kind: PeriodKind) -> date:
         """The day whose team counts for a period: its last day on this ledger."""
@@ -105,6 +112,7 @@ def build_ledgers(
             if end_day < start_day:
                 continue  # never on the plan before the as-of date
             quota = quota_by_member.get(key, plan.quota)
+            overridden = key in quota_by_member
             ledgers.append(
                 Ledger(
                     plan=plan,
@@ -115,6 +123,7 @@ def build_ledgers(
                     end_day=end_day,
                     quota=quota,
                     member=key,
+                    overridden=overridden,
                 )
             )
     return ledgers

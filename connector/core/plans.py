@@ -9,13 +9,15 @@ numbers as text, and :func:`connector.core.money.parse_decimal` refuses floats.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from connector.core.money import ONE, ZERO, is_whole_cents, parse_decimal
 
@@ -249,6 +251,22 @@ class Clawback(_Model):
     window_days: int = Field(ge=0)
 
 
+class PlanVersion(_Model):
+    """The plan's rules from ``effective_from`` on: what it sets replaces the plan's own.
+
+    Members, dates, ramp, draw and goals stay the plan's: a rep's ledger, its period
+    count and draw balance run on across versions. Only quota bonuses (without
+    ``goal:``) are versioned.
+    """
+
+    effective_from: PlanDate
+    quota: Money | None = None
+    commission: Commission | None = None
+    bonuses: tuple[Bonus, ...] | None = None
+    spiffs: tuple[Spiff, ...] | None = None
+    clawback: Clawback | None = None
+
+
 class Plan(_Model):
     id: str = Field(min_length=1)
     name: str = ""
@@ -267,9 +285,13 @@ class Plan(_Model):
     bonuses: tuple[Bonus, ...] = ()
     spiffs: tuple[Spiff, ...] = ()
     clawback: Clawback | None = None
+    # Effective-dated changes to the rules, oldest first (pay-cycle.md).
+    versions: tuple[PlanVersion, ...] = ()
+    _in_force: dict[date, Plan] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        self._versions_consistent()
         if self.end is not None and self.end < self.start:
             raise ValueError(f"end: {self.end} is before start {self.start}")
         if self.quota is not None and self.quota <= 0:
@@ -337,6 +359,61 @@ class Plan(_Model):
                     f"bonuses[{index}].pay: {bonus.goal} is an individual goal; "
                     "only a team goal's bonus has a payee"
                 )
+
+    def _versions_consistent(self) -> None:
+        previous = self.start
+        for index, version in enumerate(self.versions):
+            if version.effective_from <= previous:
+                raise ValueError(
+                    f"versions[{index}].effective_from: {version.effective_from} must be after "
+                    f"{previous} (the plan's start, or the version before)"
+                )
+            if self.end is not None and version.effective_from > self.end:
+                raise ValueError(
+                    f"versions[{index}].effective_from: {version.effective_from} is after the "
+                    f"plan's end {self.end}"
+                )
+            if version.bonuses is not None and any(b.goal for b in version.bonuses):
+                raise ValueError(
+                    f"versions[{index}].bonuses: only quota bonuses (without goal:) change "
+                    "with a version; goal bonuses stay the plan's"
+                )
+            previous = version.effective_from
+        quota, commission = self.quota, self.commission
+        for index, version in enumerate(self.versions):
+            quota = version.quota if version.quota is not None else quota
+            commission = version.commission or commission
+            attainment = commission.tiers_on is TiersOn.ATTAINMENT
+            if attainment and quota is None and self.quota_source is TargetSource.PLAN:
+                raise ValueError(f"versions[{index}].quota: is required by attainment tiers")
+
+    def in_force(self, day: date) -> Plan:
+        """The plan with the rules of the version in force on ``day`` (itself if none)."""
+        chosen = [v for v in self.versions if v.effective_from <= day]
+        if not chosen:
+            return self
+        cache: dict[date, Plan] = self._in_force
+        found = cache.get(chosen[-1].effective_from)
+        if found is None:
+            update: dict[str, object] = {}
+            for version in chosen:
+                for name in ("quota", "commission", "bonuses", "spiffs", "clawback"):
+                    value = getattr(version, name)
+                    if value is None:
+                        continue
+                    if name == "bonuses":
+                        goal_bonuses = tuple(b for b in self.bonuses if b.goal is not None)
+                        value = (*goal_bonuses, *value)
+                    update[name] = value
+            found = cache[chosen[-1].effective_from] = self.model_copy(update=update)
+        return found
+
+    def fingerprint(self, day: date) -> str:
+        """A short fingerprint of the rules in force on ``day``: what a closed period was
+        computed with (a later version leaves it alone; an edit in place changes it)."""
+        rules = self.in_force(day).model_dump(mode="json", exclude={"versions", "members"})
+        text = json.dumps(rules, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def goal(self, key: str) -> Goal | None:
         return next((goal for goal in self.goals if goal.key == key), None)

@@ -125,7 +125,7 @@ def calculate(
     }
     for rep_id, rep_ledgers in ordered.items():
         for ledger in rep_ledgers:
-            _earn(ledger, activity[rep_id], rep_ledgers, schedules, prepared)
+            _earn(ledger, activity[rep_id], rep_ledgers, schedules, prepared, period_kind)
     team_results = (
         team_goals(plans, ordered, index, period_kind, prepared, warnings) if with_teams else []
     )
@@ -177,15 +177,16 @@ def _earn(
     rep_ledgers: Sequence[Ledger],
     schedules: dict[tuple[int, Decimal | None], Schedule],
     prepared: Prepared,
+    kind: PeriodKind,
 ) -> None:
     """Pass 1: commission, SPIFF and bonus lines, and individual goals, for each period."""
-    plan = ledger.plan
-    goals = prepared[plan.id][0]
+    goals = prepared[ledger.plan.id][0]
     targets = ledger.targets
-    quota_bonuses = [bonus for bonus in plan.bonuses if bonus.goal is None]
     results_seen: dict[tuple[str, Decimal | None, Decimal], GoalResult] = {}
     for period in range(ledger.first, ledger.last + 1):
         k = period - ledger.first + 1
+        plan = ledger.rules(period, kind)  # the version of the plan in force
+        quota_bonuses = [bonus for bonus in plan.bonuses if bonus.goal is None]
         quota = ledger.quotas[period]
         credits = activity.credits.get(period, [])
         lost = activity.lost.get(period, [])
@@ -245,7 +246,7 @@ def _claw_back(
         paying = owner_ledger(rep_ledgers, reversal.close_period, deal.close_date)
         if paying is None:
             continue  # never credited: nothing was paid
-        window = paying.plan.clawback
+        window = paying.rules(reversal.close_period, kind).clawback
         if window is None or (deal.cancel_date - deal.close_date).days > window.window_days:
             continue
         paid_in = paying.periods[reversal.close_period]

@@ -44,7 +44,8 @@ def resolve_targets(
         ]
         for period in range(ledger.first, ledger.last + 1):
             k = period - ledger.first + 1
-            fallback = None if ledger.quota is None else _ramped(ledger.quota, plan.ramp, k)
+            base = ledger.quota if ledger.overridden else ledger.rules(period, kind).quota
+            fallback = None if base is None else _ramped(base, plan.ramp, k)
             quota = fallback
             if plan.quota_source is TargetSource.CRM:
                 quota = amounts.get((rep_id, period)) or fallback

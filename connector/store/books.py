@@ -68,6 +68,13 @@ class PayCycle:
         """closed / paid by period (a period not here is preliminary)."""
         return {close.period: close.status for close in self.closes()}
 
+    def close_details(self) -> dict[str, dict[str, Any]]:
+        """What each period still closed was closed with (its latest close entry)."""
+        closed = set(self.statuses())
+        return {
+            e.period: e.detail for e in self.events() if e.action == "close" and e.period in closed
+        }
+
     def closed_through(self) -> str | None:
         t = period_closes_table
         with self._db.reading() as connection:

@@ -18,6 +18,8 @@ USERS_FETCHED_CURSOR = "users_fetched_at"
 DEALS_CURSOR = "deals_modified"
 AS_OF_PERIOD_CURSOR = "as_of_period"
 AS_OF_DATE_CURSOR = "as_of_date"
+# A fingerprint of the plans as last computed: an edited spm.yaml recomputes everyone.
+RULES_CURSOR = "rules"
 
 
 class Cursors:

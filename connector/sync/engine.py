@@ -50,7 +50,7 @@ from connector.core.models import (
     Statement,
     TeamResult,
 )
-from connector.core.periods import label, period_of
+from connector.core.periods import first_day, label, parse_label, period_of
 from connector.core.plans import filter_problems
 from connector.core.snapshots import (
     as_deleted,
@@ -68,6 +68,7 @@ from connector.store.cursors import (
     AS_OF_DATE_CURSOR,
     AS_OF_PERIOD_CURSOR,
     DEALS_CURSOR,
+    RULES_CURSOR,
     USERS_FETCHED_CURSOR,
 )
 from connector.store.db import this_process
@@ -195,7 +196,8 @@ class SyncEngine:
         )
         owed_reps = store.owed.of(OWED_REP)
         owed_deals = store.owed.of(OWED_DEAL)
-        everyone = full or rolled_over or new_day
+        rules = self.settings.fingerprint()
+        everyone = full or rolled_over or new_day or store.cursors.get(RULES_CURSOR) != rules
         affected = (set(members) if everyone else set()) | (owed_reps & members)
         statements, teams, covered, computed = self._recompute(run, reps, affected)
         run.summary.reps_recomputed = len({s.rep_id for s in statements})
@@ -214,6 +216,7 @@ class SyncEngine:
         store.commit_statements(
             computed | owed_reps, statements, desired, paid={OWED_DEAL: owed_deals}
         )
+        store.cursors.set(RULES_CURSOR, rules)  # only once everyone was recomputed with them
         self.progress("computed", len(statements))
 
         scope = None if change is None else scope_of(run, change, desired)
@@ -221,6 +224,7 @@ class SyncEngine:
         self.progress("written", run.summary.records_written)
 
         if change is None:
+            run.summary.warnings.extend(edited_plans(store, self.settings))
             # Only our deal writes move deal stamps; with none, there is nothing to settle.
             if run.deals_written:
                 self._settle(run)
@@ -419,6 +423,26 @@ class SyncEngine:
         """
         if run.newest is not None:
             self._pull(run, self.adapter.read_deals(run.newest))
+
+
+def edited_plans(store: Store, settings: SyncSettings) -> list[str]:
+    """Plans whose rules for a closed period are not those it was closed with: someone
+    edited a plan in place instead of adding a version. Said on every sync, because
+    late changes to those periods are then measured against rules that were not paid."""
+    kind = settings.period_kind
+    changed: dict[str, list[str]] = {}
+    for period, detail in sorted(store.pay.close_details().items()):
+        day = first_day(parse_label(period, kind), kind)
+        for plan in settings.plans:
+            was = detail.get("plans", {}).get(plan.id)
+            if was is not None and was != plan.fingerprint(day):
+                changed.setdefault(plan.id, []).append(period)
+    return [
+        f"plan {plan_id}: its rules for closed {', '.join(periods)} are not those the period "
+        "was closed with; late changes there are measured against the new rules. To change "
+        "a plan, add a version (versions: - effective_from: …) instead of editing it"
+        for plan_id, periods in changed.items()
+    ]
 
 
 def _quota_key(quota: CrmQuota) -> tuple[str, date, str, str]:

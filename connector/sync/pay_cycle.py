@@ -10,8 +10,6 @@ the two leaves the recompute owed to the next run.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,7 +19,6 @@ from connector.core.closing import PAID
 from connector.core.models import Statement
 from connector.core.money import ZERO
 from connector.core.periods import PeriodKind, first_day, label, parse_label, period_of
-from connector.core.plans import Plan
 from connector.core.snapshots import engine_deals
 from connector.errors import InputError
 from connector.store.inbox import Event, Inbox
@@ -127,6 +124,7 @@ def freeze(
     """Check that nothing is waiting or unapproved, then freeze each period in one
     transaction, under the sync lock (the worker waits)."""
     closed: list[Closed] = []
+    kind = settings.period_kind
     with sync_lock(store, holder, clock, wait_s=lock_wait_s):
         periods = to_close(store, settings, period, today, with_earlier)
         _refuse_if_behind(store, settings, periods[-1])
@@ -145,17 +143,14 @@ def freeze(
                 "reps": reps,
                 "payout": str(payout),
                 "as_of": today.isoformat(),
-                "plans": {plan.id: plan_version(plan) for plan in settings.plans},
+                "plans": {
+                    plan.id: plan.fingerprint(first_day(parse_label(each, kind), kind))
+                    for plan in settings.plans
+                },
             }
             store.pay.close(each, statements, deals, actor, clock(), detail)
             closed.append(Closed(each, len(statements), reps, payout))
     return closed
-
-
-def plan_version(plan: Plan) -> str:
-    """A short fingerprint of a plan's rules: what a closed period was computed with."""
-    text = json.dumps(plan.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _refuse_if_behind(store: Store, settings: SyncSettings, period: str) -> None:

@@ -8,7 +8,7 @@ from datetime import date
 
 from connector.core.closing import PRELIMINARY
 from connector.core.models import PeriodKind
-from connector.core.periods import label, parse_label, period_of
+from connector.core.periods import first_day, label, parse_label, period_of
 from connector.core.plans import Plan
 from connector.core.snapshots import engine_deals
 from connector.errors import InputError
@@ -17,7 +17,7 @@ from connector.store.cursors import AS_OF_PERIOD_CURSOR
 from connector.store.inbox import Depth, Inbox
 from connector.store.reviews import ACKNOWLEDGED, DISPUTE, OPEN
 from connector.store.state import Store
-from connector.sync.pay_cycle import ApprovalState, approval_states, plan_version
+from connector.sync.pay_cycle import ApprovalState, approval_states
 from connector.views.explain import Explanation
 from connector.views.money import DEFAULT_LOCALE
 from connector.views.statement import StatementView, choose, find_rep, team_names, view_of
@@ -179,7 +179,7 @@ def load_pay_panel(
 
 
 def load_explanations(
-    store: Store, plans: Sequence[Plan], currency: str, rep: str, period: str
+    store: Store, plans: Sequence[Plan], currency: str, rep: str, period: str, kind: PeriodKind
 ) -> list[Explanation]:
     """What ``explain`` shows for each of a rep's statements of ``period``."""
     user = find_rep(store.users.all(), rep)
@@ -192,7 +192,8 @@ def load_explanations(
     closing = [e.detail for e in events if e.action == "close"]
     runs = store.runs.recent(limit=1, kind="sync")
     as_of = str(runs[0].options.get("as_of", "")) if runs else ""
-    versions = {plan.id: plan_version(plan) for plan in plans}
+    day = first_day(parse_label(period, kind), kind)
+    versions = {plan.id: plan.fingerprint(day) for plan in plans}
     if close is not None and closing:
         as_of = str(closing[-1].get("as_of", as_of))
         versions = dict(closing[-1].get("plans", versions))

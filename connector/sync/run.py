@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,6 +30,19 @@ class SyncSettings:
     teams: str | tuple[Team, ...] | None = None  # spm.yaml's `teams:`
     lead_to_sale: bool = False  # read leads for the lead-to-sale ratio
     links: StatementLinks | None = None  # each rep's link to their statements
+
+    def fingerprint(self) -> str:
+        """What the statements are computed from besides the CRM's data, hashed."""
+        rules = {
+            "plans": [plan.model_dump(mode="json") for plan in self.plans],
+            "teams": self.teams
+            if isinstance(self.teams, str | None)
+            else [team.model_dump(mode="json") for team in self.teams],
+            "currency": self.currency,
+            "period": self.period_kind.value,
+        }
+        text = json.dumps(rules, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def crm_quotas(self) -> bool:
