@@ -22,6 +22,7 @@ from connector.errors import ConnectorError, InputError
 from connector.store.db import this_process
 from connector.store.reviews import DISPUTE, OPEN
 from connector.sync import pay_cycle
+from connector.sync.lease import sync_lock
 from connector.sync.reading import load_pay_panel
 from webhooks.admin import csrf_token, exchanged_token, forged, refusal, text
 from webhooks.receiver import receiver
@@ -130,11 +131,14 @@ def resolve(number: int) -> Response:
             return text(f"400 Bad Request: amount: {amount_text!r} is not an amount", 400)
         today = datetime.now(state.config.zone).date()
         try:
-            adjustment = pay_cycle.record_adjustment(
-                state.store, sync_settings(state.config), review.rep_id, amount,
-                f"dispute #{number}: {reply}", actor, state.clock, today=today,
-            )  # fmt: skip
-        except InputError as error:
+            # Under the lock: a pass computing this rep right now would otherwise pay off
+            # the recompute this adjustment owes without having seen it.
+            with sync_lock(state.store, this_process(), state.clock, wait_s=10.0):
+                adjustment = pay_cycle.record_adjustment(
+                    state.store, sync_settings(state.config), review.rep_id, amount,
+                    f"dispute #{number}: {reply}", actor, state.clock, today=today,
+                )  # fmt: skip
+        except ConnectorError as error:
             return text(f"409 Conflict: {error}", 409)
     state.store.reviews.resolve(number, reply, actor, state.clock(), adjustment)
     state.wake.set()  # an in-process worker recomputes the rep now

@@ -1,6 +1,6 @@
-"""The pay cycle's actions: close and reopen a period, adjust a rep, mark a period paid.
+"""The pay cycle's actions: close, reopen and approve a period, adjust a rep.
 
-Each action that changes figures runs through the engine, under the sync lock,
+Each action that changes figures runs under the sync lock,
 so the worker and a scheduled sync never see half of it: a close first syncs
 (the store must be level with the CRM), then freezes the period's statements
 in one transaction; an adjustment is stored with the rep's recompute owed, in
@@ -346,7 +346,8 @@ def record_adjustment(
 ) -> int:
     """Store a manual adjustment (by default in the current period) with the rep's
     recompute owed, in one transaction. With ``notify``, an inbox event too, so a
-    webhook worker applies it at once (the page that made it cannot sync)."""
+    webhook worker applies it at once (the page that made it cannot sync). The
+    caller holds the sync lock, or a pass in flight could pay off the recompute."""
     if not reason.strip():
         raise InputError("--reason: say why (it is shown on the rep's statement)")
     if not amount.is_finite() or amount == 0 or amount != amount.quantize(Decimal("0.01")):
