@@ -32,6 +32,8 @@ from connector.core.statements import calculate
 from connector.store.state import Store
 from connector.store.statements import statement_body
 from crm_sandbox.common import DealMutations
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
 from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
@@ -143,12 +145,19 @@ def test_close_late_changes_adjust_payroll_and_reopen(crm: Crm) -> None:
         assert line.deal_id is not None
         credited.setdefault(line.deal_id, set()).add(rep_id)
     alone = sorted(deal for deal, reps in credited.items() if len(reps) == 1)
-    assert len(alone) >= 2
+    assert len(alone) >= 5
     assert crm.cli("periods", "close", LAST_MONTH).exit_code == 2  # already closed
 
     # Late changes in the CRM to deals paid in the closed month.
-    lowered, moved = alone[:2]
+    lowered, moved, redated, cancelled, deleted = alone[:5]
     crm.sandbox.set_amount(lowered, Decimal("1000"))
+    crm.sandbox.close_deal(redated, won=True, on=date.fromisoformat(THIS_MONTH + "-01"))
+    crm.sandbox.reverse_deal(cancelled)
+    if isinstance(crm.sandbox, SalesforceSandbox):
+        crm.sandbox.delete_deal(deleted)
+    else:
+        assert isinstance(crm.sandbox, HubSpotSandbox)
+        crm.sandbox.archive_deal(deleted)
     rep_ids = sorted({s.rep_id for s in last_month})
     (owner_of_moved,) = credited[moved]
     new_owner = next(r for r in rep_ids if r != owner_of_moved)
@@ -156,6 +165,8 @@ def test_close_late_changes_adjust_payroll_and_reopen(crm: Crm) -> None:
     backdated = crm.sandbox.create_deal(
         rep_ids[0], Decimal("5000"), date.fromisoformat(LAST_MONTH + "-10"), won=True
     )
+    # Exit 0: the deleted deal's clawback goes on the statement, and no write is sent to
+    # a record the CRM no longer has (it would fail on every sync).
     crm.ok("sync")
 
     with crm.store() as store:
@@ -174,7 +185,27 @@ def test_close_late_changes_adjust_payroll_and_reopen(crm: Crm) -> None:
         assert "amount changed" in said[lowered]
         assert "owner changed" in said[moved]
         assert "now counts there" in said[backdated]
+        assert "close date moved" in said[redated]
         assert {line.paid_period for _, line in adjustments} == {LAST_MONTH}
+        # Cancelled and deleted deals paid in the closed period are clawbacks, as before
+        # the close: in the period they were cancelled, not adjustments.
+        clawed = {
+            line.deal_id: line
+            for rep in rep_ids
+            for s in store.statements.of_rep(rep, THIS_MONTH)
+            for line in s.lines
+            if line.kind is LineKind.CLAWBACK
+        }
+        assert {cancelled, deleted} <= clawed.keys() and cancelled not in said
+        assert clawed[cancelled].paid_period == LAST_MONTH and clawed[cancelled].amount < 0
+        assert deleted not in said
+        # The re-dated deal is paid again in the open period, at the rules of that period.
+        assert any(
+            line.deal_id == redated and line.kind is LineKind.COMMISSION
+            for rep in rep_ids
+            for s in store.statements.of_rep(rep, THIS_MONTH)
+            for line in s.lines
+        )
         # Closed figures plus adjustments equal recomputing everything, to the cent.
         stored: dict[str, Decimal] = {}
         for rep in rep_ids:

@@ -106,6 +106,16 @@ class CrmValues:
         with self._db.transaction() as connection:
             self._db.upsert(connection, field_values_table, rows, ["desired", "has_desired"])
 
+    def forget(self, record: RecordKind, record_ids: Collection[str]) -> None:
+        """Nothing more to write to these records (deleted in the CRM: a write would fail
+        for ever); what they held is forgotten with them."""
+        t = field_values_table
+        with self._db.transaction() as connection:
+            for chunk in chunks(sorted(record_ids)):
+                connection.execute(
+                    t.delete().where(t.c.record == record.value, t.c.record_id.in_(chunk))
+                )
+
     def desired_changes(
         self, record: RecordKind, values: Mapping[str, Mapping[str, str | None]]
     ) -> list[tuple[str, str, str | None]]:

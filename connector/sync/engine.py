@@ -203,16 +203,9 @@ class SyncEngine:
         run.summary.reps_recomputed = len({s.rep_id for s in statements})
         run.summary.statements = len(statements)
 
-        desired_deals = deal_values(statements, covered)
-        # A changed deal credited to no one we computed loses our values.
-        for deal_id in owed_deals - desired_deals.keys():
-            desired_deals[deal_id] = dict.fromkeys(DEAL_KEYS)
-        reps_desired = rep_values(statements, as_of_label, teams, store.pay.statuses())
-        links = self.settings.links
-        for rep_id, values in reps_desired.items():
-            if "period" in values:  # a plan member, not only a team's manager
-                values["statement_link"] = links.link(rep_id, options.as_of) if links else None
-        desired = {RecordKind.DEAL: desired_deals, RecordKind.REP: reps_desired}
+        desired = desired_values(
+            store, self.settings, statements, (covered, owed_deals), teams, options.as_of
+        )
         store.commit_statements(
             computed | owed_reps, statements, desired, paid={OWED_DEAL: owed_deals}
         )
@@ -423,6 +416,36 @@ class SyncEngine:
         """
         if run.newest is not None:
             self._pull(run, self.adapter.read_deals(run.newest))
+
+
+def desired_values(
+    store: Store,
+    settings: SyncSettings,
+    statements: Sequence[Statement],
+    deals: tuple[Collection[str], Collection[str]],
+    teams: Sequence[TeamResult],
+    as_of: date,
+) -> dict[RecordKind, dict[str, dict[str, str | None]]]:
+    """The values our fields should hold: on the deals ``deals`` names (those whose
+    credited reps were all computed, and those that changed) and on the reps."""
+    covered, changed = deals
+    kind = settings.period_kind
+    on_deals = deal_values(statements, covered)
+    # A changed deal credited to no one we computed loses our values.
+    for deal_id in set(changed) - on_deals.keys():
+        on_deals[deal_id] = dict.fromkeys(DEAL_KEYS)
+    # A deal deleted in the CRM takes no writes (its clawback is on the rep's statement).
+    gone = {i for i, d in store.deals.by_id(on_deals).items() if d.deleted}
+    for deal_id in gone:
+        del on_deals[deal_id]
+    store.crm_values.forget(RecordKind.DEAL, gone)
+    on_reps = rep_values(statements, label(period_of(as_of, kind), kind), teams,
+                         store.pay.statuses())  # fmt: skip
+    for rep_id, values in on_reps.items():
+        if "period" in values:  # a plan member, not only a team's manager
+            links = settings.links
+            values["statement_link"] = links.link(rep_id, as_of) if links else None
+    return {RecordKind.DEAL: on_deals, RecordKind.REP: on_reps}
 
 
 def edited_plans(store: Store, settings: SyncSettings) -> list[str]:
