@@ -368,3 +368,31 @@ def test_a_plan_changed_by_a_version_leaves_closed_periods_alone_an_edit_is_call
     edited = crm.ok("sync")
     assert "plan ae: its rules for closed" in edited.output
     assert "add a version" in edited.output
+
+
+@pytest.mark.parametrize("stage", ["rename", "mark"])
+def test_a_payroll_export_killed_midway_leaves_no_half_file_and_no_false_paid(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path, stage: str
+) -> None:
+    sf = make_salesforce_sandbox(reps=4, deals=80)
+    config = write_config(tmp_path, sf.settings()["crm"], [u["Id"] for u in sf.users()])
+    env = {**os.environ, **sf.settings()["env"]}
+    for args in (("install",), ("sync",), ("periods", "close", LAST_MONTH, "--with-earlier")):
+        assert run(config, env, *args).exit_code == 0
+    sheet = tmp_path / "payroll.csv"
+    died = subprocess.run(
+        [sys.executable, "-m", "tests.crash_payroll", stage, "--config", str(config),
+         "payroll", LAST_MONTH, "--output", str(sheet), "--mark-paid"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert died.returncode in (137, -signal.SIGKILL), died.stderr
+    with Store.open(f"sqlite:///{tmp_path / 'spm.db'}", existing=True) as store:
+        assert store.pay.statuses()[LAST_MONTH] == "closed"  # never paid without its file
+    if stage == "rename":
+        assert not sheet.exists()  # no half file where payroll would pick it up
+    else:
+        assert sheet.read_text().splitlines()[-1].startswith("TOTAL,")
+    again = run(config, env, "payroll", LAST_MONTH, "--output", str(sheet), "--mark-paid")
+    assert again.exit_code == 0, again.output
+    with Store.open(f"sqlite:///{tmp_path / 'spm.db'}", existing=True) as store:
+        assert store.pay.statuses()[LAST_MONTH] == "paid"
