@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from connector.config import load_config
+from connector.core.fields import RecordKind
 from connector.core.periods import PeriodKind, label, period_of
 from connector.store.inbox import Inbox
 from connector.store.owed import OWED_REP
@@ -274,3 +275,48 @@ def test_the_link_is_the_same_all_month_and_changes_with_the_next(site: Site) ->
     assert links.token("r", first) == links.token("r", date(2026, 12, 31))
     assert links.token("r", first) != links.token("r", date(2027, 1, 1))
     assert links.rep_of(links.token("r", first), date(2027, 1, 15)) == "r"
+
+
+def test_the_admin_adjusts_and_reverses_on_the_page_and_the_worker_applies_it(
+    site: Site,
+) -> None:
+    from connector.commands.realtime import build_worker
+
+    this_month = label(period_of(TODAY, PeriodKind.MONTH), PeriodKind.MONTH)
+    rep = site.users[2]["Id"]
+    admin = site.admin()
+    page = admin.get(f"/reports?period={this_month}").get_data(as_text=True)
+    assert 'id="adjust"' in page
+    form = {"csrf": csrf_of(page), "period": this_month, "rep": rep, "by": "ana"}
+    added = admin.post("/reports/adjustments", data={**form, "amount": "-75.50", "reason": "fee"})
+    assert added.status_code == 303
+    assert "adjustment #1 added" in unquote_plus(added.headers["Location"])
+    bad = admin.post("/reports/adjustments", data={**form, "amount": "1.005", "reason": "x"})
+    assert bad.status_code == 409 and b"in cents" in bad.data
+
+    config = load_config(site.config)
+    with Store.open(site.store_url) as store:
+        worker = build_worker(config, store, environ=site.env)
+        assert worker.drain() == 1
+        (statement,) = store.statements.of_rep(rep, this_month)
+        assert statement.adjustments == Decimal("-75.50")
+        state = store.crm_values.states(RecordKind.REP, [rep])[rep, "adjustments"]
+        assert state.crm == "-75.50"  # written to the CRM by the worker
+
+    page = admin.get(f"/reports?period={this_month}").get_data(as_text=True)
+    assert 'id="adjustments"' in page and "fee" in page
+    reversed_ = admin.post(
+        "/reports/adjustments/1/reverse", data={"csrf": csrf_of(page), "reason": "oops", "by": "bo"}
+    )
+    assert reversed_.status_code == 303
+    again = admin.post(
+        "/reports/adjustments/1/reverse", data={"csrf": csrf_of(page), "reason": "x", "by": "bo"}
+    )
+    assert again.status_code == 409 and b"already reversed" in again.data
+    with Store.open(site.store_url) as store:
+        assert build_worker(config, store, environ=site.env).drain() == 1
+        (statement,) = store.statements.of_rep(rep, this_month)
+        assert statement.adjustments == 0
+        assert [e.action for e in store.pay.events()][-2:] == ["adjust", "adjust"]
+    page = admin.get(f"/reports?period={this_month}").get_data(as_text=True)
+    assert ">reversed<" in page

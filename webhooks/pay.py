@@ -143,3 +143,51 @@ def resolve(number: int) -> Response:
     state.store.reviews.resolve(number, reply, actor, state.clock(), adjustment)
     state.wake.set()  # an in-process worker recomputes the rep now
     return _back(review.period, f"dispute #{number} resolved")
+
+
+@bp.post("/reports/adjustments")
+def add_adjustment() -> Response:
+    """A manual adjustment for a rep's open period, applied by the worker through the inbox."""
+    if (answer := _refused()) is not None:
+        return answer
+    actor, period = _actor(), _period(request.form.get("period", ""))
+    if isinstance(actor, Response) or isinstance(period, Response):
+        return actor if isinstance(actor, Response) else period  # type: ignore[return-value]
+    state = receiver()
+    try:
+        amount = Decimal(request.form.get("amount", "").strip())
+    except InvalidOperation:
+        return text("400 Bad Request: amount: not an amount (like -250.00)", 400)
+    rep = request.form.get("rep", "")
+    try:
+        with sync_lock(state.store, this_process(), state.clock, wait_s=10.0):
+            number = pay_cycle.record_adjustment(
+                state.store, sync_settings(state.config), rep, amount,
+                request.form.get("reason", ""), actor, state.clock,
+                today=datetime.now(state.config.zone).date(), period=period,
+            )  # fmt: skip
+    except ConnectorError as error:
+        return text(f"409 Conflict: {error}", 409)
+    state.wake.set()
+    return _back(period, f"adjustment #{number} added")
+
+
+@bp.post("/reports/adjustments/<int:number>/reverse")
+def reverse_adjustment(number: int) -> Response:
+    if (answer := _refused()) is not None:
+        return answer
+    actor = _actor()
+    if isinstance(actor, Response):
+        return actor
+    state = receiver()
+    try:
+        with sync_lock(state.store, this_process(), state.clock, wait_s=10.0):
+            done = pay_cycle.record_reversal(
+                state.store, sync_settings(state.config), number,
+                request.form.get("reason", ""), actor, state.clock,
+                today=datetime.now(state.config.zone).date(),
+            )  # fmt: skip
+    except ConnectorError as error:
+        return text(f"409 Conflict: {error}", 409)
+    state.wake.set()
+    return _back(done.period, f"adjustment #{number} reversed by #{done.id}")

@@ -375,40 +375,57 @@ def reverse(
     today: date,
     lock_wait_s: float = 600.0,
 ) -> tuple[Adjusted, SyncSummary]:
-    """Reverse an adjustment: the opposite amount, in its period if still open, else in
-    the current period."""
+    """Reverse an adjustment (:func:`record_reversal`), then sync so the CRM shows it."""
     store = engine.store
+    with sync_lock(store, engine.holder, engine.clock, wait_s=lock_wait_s):
+        done = record_reversal(
+            store, engine.settings, number, reason, actor, engine.clock, today=today, notify=False
+        )
+    return done, engine.run(SyncOptions(as_of=today, lock_wait_s=lock_wait_s))
+
+
+def record_reversal(
+    store: Store,
+    settings: SyncSettings,
+    number: int,
+    reason: str,
+    actor: str,
+    clock: Callable[[], datetime],
+    *,
+    today: date,
+    notify: bool = True,
+) -> Adjusted:
+    """The opposite of adjustment ``number``, in its period if still open, else in the
+    current period; at most once. The caller holds the sync lock."""
     if not reason.strip():
         raise InputError("--reason: say why the adjustment is reversed")
-    with sync_lock(store, engine.holder, engine.clock, wait_s=lock_wait_s):
-        adjustments = {a.id: a for a in store.pay.adjustments()}
-        original = adjustments.get(number)
-        if original is None:
-            raise InputError(f"--reverse: there is no adjustment #{number}")
-        if any(a.reverses == number for a in adjustments.values()):
-            raise InputError(f"--reverse: adjustment #{number} is already reversed")
-        if original.reverses is not None:
-            raise InputError(f"--reverse: #{number} is itself a reversal; enter a new adjustment")
-        period = original.period
-        closed = store.pay.closed_through()
-        if closed is not None and period <= closed:
-            period = label(
-                period_of(today, engine.settings.period_kind), engine.settings.period_kind
-            )
-        with store.transaction():
-            new = store.pay.adjust(
-                original.rep_id,
-                original.plan_id,
-                period,
-                -original.amount,
-                reason.strip(),
-                actor,
-                engine.clock(),
-                reverses=number,
-            )
-            store.owed.add(OWED_REP, [original.rep_id])
-    summary = engine.run(SyncOptions(as_of=today, lock_wait_s=lock_wait_s))
-    return Adjusted(new, original.rep_id, original.plan_id, period, -original.amount), summary
+    adjustments = {a.id: a for a in store.pay.adjustments()}
+    original = adjustments.get(number)
+    if original is None:
+        raise InputError(f"--reverse: there is no adjustment #{number}")
+    if any(a.reverses == number for a in adjustments.values()):
+        raise InputError(f"--reverse: adjustment #{number} is already reversed")
+    if original.reverses is not None:
+        raise InputError(f"--reverse: #{number} is itself a reversal; enter a new adjustment")
+    period, plan = original.period, original.plan_id
+    closed = store.pay.closed_through()
+    if closed is not None and period <= closed:
+        period = label(period_of(today, settings.period_kind), settings.period_kind)
+        statements = store.statements.of_rep(original.rep_id, period)
+        in_plan = any(s.plan_id == plan for s in statements)
+        plan = _plan_of(statements, original.rep_id, period, plan if in_plan else None)
+    at = clock()
+    with store.transaction():
+        new = store.pay.adjust(
+            original.rep_id, plan, period, -original.amount, reason.strip(), actor, at,
+            reverses=number,
+        )  # fmt: skip
+        store.owed.add(OWED_REP, [original.rep_id])
+        if notify:
+            event = Event("events", f"spm-adjustment-{new}", "user", original.rep_id,
+                          "spm.adjustment")  # fmt: skip
+            Inbox(store).add([event], at)
+    return Adjusted(new, original.rep_id, plan, period, -original.amount)
 
 
 def _refuse_closed(store: Store, period: str) -> None:

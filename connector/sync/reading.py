@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from connector.core.closing import PRELIMINARY
 from connector.core.models import PeriodKind
@@ -128,6 +129,18 @@ class DisputeRow:
 
 
 @dataclass(frozen=True)
+class AdjustmentRow:
+    id: int
+    rep_id: str
+    rep_name: str
+    amount: Decimal
+    reason: str
+    author: str
+    reverses: int | None
+    reversed: bool
+
+
+@dataclass(frozen=True)
 class PayPanel:
     """The pay cycle of one period, as the reports page shows it to the admin."""
 
@@ -139,6 +152,8 @@ class PayPanel:
     acknowledged: int  # statements their rep acknowledged
     approvals: list[ApprovalState]
     disputes: list[DisputeRow]  # open ones
+    adjustments: list[AdjustmentRow]  # entered by hand for this period
+    reps: list[tuple[str, str]]  # (id, name) of the period's reps, for a new adjustment
 
 
 def load_pay_panel(
@@ -164,6 +179,24 @@ def load_pay_panel(
                        review.plan_id, line, review.comment, review.at)
         )  # fmt: skip
     acknowledged = {(r.rep_id, r.plan_id) for r in reviews if r.kind == ACKNOWLEDGED}
+    manual = store.pay.adjustments()
+    reversed_ids = {a.reverses for a in manual if a.reverses is not None}
+    adjustments = [
+        AdjustmentRow(
+            a.id,
+            a.rep_id,
+            names.get(a.rep_id, a.rep_id),
+            a.amount,
+            a.reason,
+            a.author,
+            a.reverses,
+            a.id in reversed_ids,
+        )
+        for a in manual
+        if a.period == period
+    ]
+    reps = sorted({(s.rep_id, names.get(s.rep_id, s.rep_id)) for s in statements},
+                  key=lambda rep: rep[1].lower())  # fmt: skip
     return PayPanel(
         period=period,
         status=closed.status if closed is not None else PRELIMINARY,
@@ -175,6 +208,8 @@ def load_pay_panel(
         if closed is None
         else [],
         disputes=disputes,
+        adjustments=adjustments,
+        reps=reps,
     )
 
 
