@@ -235,6 +235,9 @@ class PayCycleSettings(_Model):
     disputes_block_close: bool = False
     # How long a rep's statement link lasts from the first day of the month it was made.
     link_days: int = Field(default=45, ge=1, le=366)
+    # The CRM user field (Salesforce User, e.g. EmployeeNumber) or rep-object property
+    # (HubSpot) holding the employee id payroll knows.
+    payroll_id_field: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 
 
 class Kpis(_Model):

@@ -74,6 +74,7 @@ def adapter_for(
                 timeout_s=crm.timeout_s,
                 fields=field_specs(config),
                 timezone=ZoneInfo(config.timezone),
+                payroll_id_field=config.pay_cycle.payroll_id_field,
             ),
             SalesforceCredentials(
                 access_token=secrets.salesforce_access_token,
@@ -101,6 +102,7 @@ def adapter_for(
             timezone=ZoneInfo(config.timezone),
             rep_object=config.hubspot_rep_object or "users",
             quota_goal=crm.quota_goal,
+            payroll_id_property=config.pay_cycle.payroll_id_field,
         ),
         secrets.hubspot_access_token,
         retry=retry,

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -396,3 +397,36 @@ def test_a_payroll_export_killed_midway_leaves_no_half_file_and_no_false_paid(
     assert again.exit_code == 0, again.output
     with Store.open(f"sqlite:///{tmp_path / 'spm.db'}", existing=True) as store:
         assert store.pay.statuses()[LAST_MONTH] == "paid"
+
+
+def test_payroll_ids_come_from_the_crm_field_named_in_spm_yaml(crm: Crm) -> None:
+    crm.ok("install")
+    config = yaml.safe_load(crm.config.read_text())
+    config["pay_cycle"] = {"payroll_id_field": "employee_number"}
+    crm.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    refused = crm.cli("sync")
+    assert refused.exit_code == 2 and "pay_cycle.payroll_id_field" in refused.output
+    assert "employee_number" in refused.output
+
+    if isinstance(crm.sandbox, SalesforceSandbox):
+        field = "EmployeeNumber"  # the standard User field (seeded E10000, E10001, …)
+    else:
+        assert isinstance(crm.sandbox, HubSpotSandbox)
+        field = "employee_id"  # a property the portal's admin created on the users object
+        portal = crm.sandbox.portal
+        definition = {"name": field, "label": "Employee ID", "type": "string"}
+        portal.create_property(
+            "users", {**definition, "fieldType": "text", "groupName": "userinformation"}
+        )
+        for n, record_id in enumerate(portal.user_ids):
+            record = portal.get("users", record_id)
+            assert record is not None
+            portal.update("users", record, {field: f"E{10_000 + n}"})
+    config["pay_cycle"] = {"payroll_id_field": field}
+    crm.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    crm.ok("sync")
+    crm.ok("periods", "close", LAST_MONTH, "--with-earlier")
+    rows = list(csv.DictReader(io.StringIO(crm.ok("payroll", LAST_MONTH).output)))
+    rows.pop()  # the totals
+    assert rows and all(re.fullmatch(r"E1000\d", row["payroll_id"]) for row in rows)
+    assert len({row["payroll_id"] for row in rows}) == len(rows)

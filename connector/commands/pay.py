@@ -297,8 +297,10 @@ def payroll(
                 out.print(f"{period} is marked paid")
             else:
                 out.print(f"{period} was already {status}")
-    if sheet.without_id and ids_file is not None:
-        out.print(f"warning: no payroll id for {', '.join(sheet.without_id)} in {ids_file}")
+    if sheet.without_id:
+        where = f"in {ids_file}" if ids_file is not None else "(set pay_cycle.payroll_id_field"
+        where += "" if ids_file is not None else " or give --ids)"
+        out.print(f"warning: no payroll id for {', '.join(sheet.without_id)} {where}")
 
 
 def _write_whole(path: Path, text: str) -> None:

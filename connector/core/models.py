@@ -254,6 +254,7 @@ class CrmUser:
     # Where the rep values live when that is another record than the user (HubSpot:
     # the ``users`` object record matched to the owner); None when it is the user itself.
     record_id: str | None = None
+    payroll_id: str | None = None  # the employee id payroll knows (pay_cycle.payroll_id_field)
 
 
 @dataclass(frozen=True)

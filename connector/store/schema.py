@@ -27,6 +27,7 @@ users_table = sa.Table(
     sa.Column("manager_id", sa.String(64)),
     sa.Column("record_id", sa.String(64)),
     sa.Column("team_id", sa.String(64)),
+    sa.Column("payroll_id", sa.String(64)),
 )
 team_history_table = sa.Table(
     "team_history",

@@ -44,10 +44,11 @@ class Users:
                 "manager_id": u.manager_id,
                 "record_id": u.record_id,
                 "team_id": u.team_id,
+                "payroll_id": u.payroll_id,
             }
             for u in users
         ]
-        columns = ["name", "email", "active", "manager_id", "record_id", "team_id"]
+        columns = ["name", "email", "active", "manager_id", "record_id", "team_id", "payroll_id"]
         moves = []
         history = self.team_history() if seen_on is not None else {}
         for user in users:
@@ -88,6 +89,7 @@ class Users:
                 manager_id=r.manager_id,
                 record_id=r.record_id,
                 team_id=r.team_id,
+                payroll_id=r.payroll_id,
             )
             for r in rows
         ]

@@ -62,7 +62,8 @@ def payroll_sheet(
     users: Mapping[str, CrmUser],
     payroll_ids: Mapping[str, str],
 ) -> PayrollSheet:
-    """``payroll_ids`` maps a rep id or a lower-case email to the employee id."""
+    """``payroll_ids`` maps a rep id or a lower-case email to the employee id (from
+    ``--ids``); else the id the CRM holds (``pay_cycle.payroll_id_field``)."""
     by_rep: dict[str, dict[str, Decimal]] = {}
     for statement in statements:
         sums = by_rep.setdefault(statement.rep_id, dict.fromkeys(AMOUNTS, ZERO))
@@ -73,7 +74,12 @@ def payroll_sheet(
     for rep_id in sorted(by_rep):
         user = users.get(rep_id)
         email = user.email if user is not None else ""
-        payroll_id = payroll_ids.get(rep_id) or payroll_ids.get(email.lower(), "")
+        payroll_id = (
+            payroll_ids.get(rep_id)
+            or payroll_ids.get(email.lower())
+            or (user.payroll_id if user is not None else None)
+            or ""
+        )
         if not payroll_id:
             without.append(rep_id)
         name = user.name if user is not None else ""

@@ -245,6 +245,7 @@ class Org:
                     "Email": rep.email,
                     "IsActive": rep.active,
                     "ManagerId": None if rep.manager_index is None else user_ids[rep.manager_index],
+                    "EmployeeNumber": f"E{10_000 + rep.index}",
                 },
                 rep.created_at,
             )

@@ -259,6 +259,7 @@ def build_objects(
                     FieldDef("Email", "email", "Email", length=128, nillable=False),
                     FieldDef("IsActive", "boolean", "Active", nillable=False),
                     _ref("ManagerId", "Manager ID", "User"),
+                    _text("EmployeeNumber", "Employee Number", 20),
                 ]
             )
         },

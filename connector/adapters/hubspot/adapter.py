@@ -44,6 +44,7 @@ from connector.core.models import (
     RecordUpdate,
     WriteResult,
 )
+from connector.errors import ConfigError
 
 # 207 error categories worth sending again (the record was busy, not wrong).
 _RETRYABLE_CATEGORIES = frozenset({"CONFLICT", "RATE_LIMITS", "LOCKED"})
@@ -123,11 +124,14 @@ class HubSpotAdapter:
             record = by_user_id.get(str(owner.get("userId"))) or by_email.get(email.lower())
             values: dict[str, str | None] = {}
             record_id: str | None = None
+            employee: str | None = None
             if record is not None:
                 record_id = str(record["id"])
                 self._rep_records[owner_id] = record_id
                 props = record["properties"]
                 values = {s.key: value_text(s, props.get(s.hubspot)) for s in specs}
+                if self.settings.payroll_id_property is not None:
+                    employee = (props.get(self.settings.payroll_id_property) or "").strip() or None
             elif specs:
                 values = dict.fromkeys((s.key for s in specs), None)
             name = " ".join(p for p in (owner.get("firstName"), owner.get("lastName")) if p)
@@ -139,6 +143,7 @@ class HubSpotAdapter:
                 team_id=owner.get("team"),
                 fields=values,
                 record_id=record_id,
+                payroll_id=employee,
             )
 
     def _every(self, object_type: str, names: Sequence[str]) -> Iterator[dict[str, Any]]:
@@ -194,6 +199,17 @@ class HubSpotAdapter:
         if specs:
             self.api.require(object_type, specs)
         names = ["hs_email", "hs_internal_user_id", *(s.hubspot for s in specs)]
+        payroll = self.settings.payroll_id_property
+        if payroll is not None:
+            # A property HubSpot does not know would be left out of every answer, silently.
+            if payroll not in self.api.properties(object_type) and payroll not in (
+                self.api.properties(object_type, refresh=True)
+            ):
+                raise ConfigError(
+                    f"pay_cycle.payroll_id_field: HubSpot {object_type} have no property "
+                    f"{payroll}: create it (the employee id payroll knows), or remove the setting"
+                )
+            names.append(payroll)
         return list(self._every(object_type, names))
 
     def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:

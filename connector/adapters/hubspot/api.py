@@ -71,6 +71,7 @@ class HubSpotSettings:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     rep_object: str = "users"
     quota_goal: str | None = None  # only goal targets of the goal of this name are quotas
+    payroll_id_property: str | None = None  # a rep-object property holding the employee id
     searches_per_second: float = 4.0
     reserve: int = 2  # calls kept in hand in each ten-second window
 

@@ -51,7 +51,7 @@ from connector.core.models import (
     WriteResult,
 )
 from connector.core.values import canonical
-from connector.errors import CrmConfigError, CrmError, CrmUnavailableError
+from connector.errors import ConfigError, CrmConfigError, CrmError, CrmUnavailableError
 
 SPLIT_QUERY_CHUNK = 300  # ids per OpportunitySplit query, well under SOQL's length limit
 ID_QUERY_CHUNK = 300  # ids per `Id IN (...)` query when reading deals by id
@@ -96,7 +96,16 @@ class SalesforceAdapter:
         specs = self._ours(RecordKind.REP) if include_fields else []
         self.api.require_fields("User", specs)
         columns = ["Id", "Name", "Email", "IsActive", "ManagerId", *(s.salesforce for s in specs)]
+        payroll = self.settings.payroll_id_field
+        if payroll is not None:
+            if payroll not in self.api.fields_of("User"):
+                raise ConfigError(
+                    f"pay_cycle.payroll_id_field: User has no field {payroll} that the "
+                    "integration user can read (a standard one is EmployeeNumber)"
+                )
+            columns.append(payroll)
         for row in self.api.query(f"SELECT {', '.join(columns)} FROM User", ours=("User", specs)):
+            employee = row.get(payroll) if payroll is not None else None
             yield CrmUser(
                 id=row["Id"],
                 name=row.get("Name") or "",
@@ -104,6 +113,7 @@ class SalesforceAdapter:
                 active=bool(row.get("IsActive")),
                 manager_id=row.get("ManagerId"),
                 fields={s.key: _value_text(s, row.get(s.salesforce)) for s in specs},
+                payroll_id=(str(employee).strip() or None) if employee is not None else None,
             )
 
     def _deal_columns(self, specs: Sequence[FieldSpec]) -> list[str]:

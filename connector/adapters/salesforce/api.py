@@ -92,6 +92,7 @@ class SalesforceSettings:
     timeout_s: float = 30.0
     fields: tuple[FieldSpec, ...] = CATALOGUE
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    payroll_id_field: str | None = None  # a User field holding the employee id
 
 
 class SalesforceApi:

@@ -9,6 +9,7 @@
   approvals, acknowledgements and disputes.
 - ``statement_reviews``: a rep's acknowledgements and disputes, and their resolution.
 - ``approvals``: each statement's approval at each step, with what it approved.
+- ``users.payroll_id``: the employee id from the CRM (``pay_cycle.payroll_id_field``).
 
 Revision ID: 0005
 Revises: 0004
@@ -26,6 +27,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("payroll_id", sa.String(64)))
     op.create_table(
         "period_closes",
         sa.Column("period", sa.String(10), primary_key=True),
@@ -108,3 +111,5 @@ def downgrade() -> None:
     for table in ("pay_events", "adjustments", "closed_deals", "closed_statements"):
         op.drop_table(table)
     op.drop_table("period_closes")
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("payroll_id")
