@@ -280,7 +280,7 @@ def test_close_late_changes_adjust_payroll_and_reopen(crm: Crm) -> None:
     assert oct(sheet.stat().st_mode & 0o777) == "0o600"
     listed = crm.ok("periods", "list").output
     assert f"{LAST_MONTH}   paid" in listed
-    as_json = json.loads(crm.ok("payroll", LAST_MONTH, "--format", "json").output)
+    as_json = json.loads(crm.ok("payroll", LAST_MONTH, "--format", "json").stdout)
     assert as_json["status"] == "paid" and as_json["totals"]["payout"] == total["payout"]
 
     refused = crm.cli("periods", "reopen", LAST_MONTH, "--reason", "oops")
@@ -426,7 +426,7 @@ def test_payroll_ids_come_from_the_crm_field_named_in_spm_yaml(crm: Crm) -> None
     crm.config.write_text(yaml.safe_dump(config, sort_keys=False))
     crm.ok("sync")
     crm.ok("periods", "close", LAST_MONTH, "--with-earlier")
-    rows = list(csv.DictReader(io.StringIO(crm.ok("payroll", LAST_MONTH).output)))
+    rows = list(csv.DictReader(io.StringIO(crm.ok("payroll", LAST_MONTH).stdout)))
     rows.pop()  # the totals
     assert rows and all(re.fullmatch(r"E1000\d", row["payroll_id"]) for row in rows)
     assert len({row["payroll_id"] for row in rows}) == len(rows)

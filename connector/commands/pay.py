@@ -1,4 +1,4 @@
-"""The pay cycle: ``periods list|close|reopen``, ``adjust`` and ``payroll`` (pay-cycle.md)."""
+"""The pay cycle: ``periods list|close|approve|reopen``, ``adjust`` and ``payroll``."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def _engine(config: Config, out: Console) -> Iterator[SyncEngine]:
 
 @click.group()
 def periods() -> None:
-    """List, close and reopen commission periods (pay-cycle.md)."""
+    """List, close, approve and reopen commission periods (pay-cycle.md)."""
 
 
 @periods.command("list")
