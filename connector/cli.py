@@ -66,7 +66,7 @@ _COMMANDS = {
     "periods": _Lazy(
         "connector.commands.pay",
         "periods",
-        "List, close and reopen commission periods (pay-cycle.md).",
+        "List, close, approve and reopen commission periods (pay-cycle.md).",
     ),
     "adjust": _Lazy(
         "connector.commands.pay",
