@@ -14,7 +14,7 @@ were entered for; a reversal is a second adjustment of the opposite amount.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -54,18 +54,20 @@ class Books:
     ``closed_through`` is the latest closed period (periods close oldest first, so
     every period up to it is closed); ``statements`` the closed statements by (rep,
     plan, period); ``deals`` each deal as the latest close that paid it saw it, for
-    the reasons on adjustment lines; ``adjustments`` every manual adjustment.
+    the reasons on adjustment lines (a mapping, or a function that looks deals up by
+    id: most recomputes need none, and a large org has many); ``adjustments`` every
+    manual adjustment.
     """
 
     def __init__(
         self,
         closed_through: str | None = None,
         statements: Iterable[Statement] = (),
-        deals: Mapping[str, Deal] | None = None,
+        deals: Mapping[str, Deal] | Callable[[Collection[str]], Mapping[str, Deal]] | None = None,
         adjustments: Sequence[ManualAdjustment] = (),
     ) -> None:
         self.closed_through = closed_through
-        self.deals: Mapping[str, Deal] = deals or {}
+        self._deals = deals if deals is not None else {}
         self.adjustments = tuple(adjustments)
         self._by_rep: dict[str, list[Statement]] = {}
         self._closed: dict[tuple[str, str, str], Statement] = {}
@@ -76,6 +78,12 @@ class Books:
         for adjustment in sorted(self.adjustments, key=lambda a: a.id):
             key = (adjustment.rep_id, adjustment.plan_id, adjustment.period)
             self._manual.setdefault(key, []).append(adjustment.line())
+
+    def deals(self, deal_ids: Collection[str]) -> Mapping[str, Deal]:
+        """These deals as the latest close that paid them saw them (those it knows)."""
+        if callable(self._deals):
+            return self._deals(deal_ids)
+        return {d: self._deals[d] for d in deal_ids if d in self._deals}
 
     def closed(self, kind: PeriodKind) -> int | None:
         """The latest closed period as an ordinal, or None when none is closed."""
@@ -133,7 +141,7 @@ def late_changes(
                 carried[key] = carried.get(key, ZERO) + line.amount
     carried_periods = {parse_label(period, kind) for period, _ in carried}
     periods = set(frozen) | carried_periods | {p for p in recomputed if p <= closed_through}
-    adjustments: list[Line] = []
+    differences: list[tuple[str, str | None, Decimal]] = []
     for period in sorted(periods):
         now: dict[str | None, Decimal] = {}
         for line in recomputed.get(period, ()):
@@ -149,19 +157,21 @@ def late_changes(
                 - carried.get((closed_label, deal_id), ZERO)
             )
             if difference:
-                rule = _reason(
-                    deal_id, books.deals.get(deal_id or ""), deals_now.get(deal_id or "")
-                )
-                adjustments.append(
-                    Line(
-                        _ADJUSTMENT,
-                        deal_id,
-                        difference,
-                        None,
-                        f"late change to closed {closed_label}: {rule}",
-                        paid_period=closed_label,
-                    )
-                )
+                differences.append((closed_label, deal_id, difference))
+    then = books.deals({deal_id for _, deal_id, _ in differences if deal_id is not None})
+    adjustments: list[Line] = []
+    for closed_label, deal_id, difference in differences:
+        rule = _reason(deal_id, then.get(deal_id or ""), deals_now.get(deal_id or ""))
+        adjustments.append(
+            Line(
+                _ADJUSTMENT,
+                deal_id,
+                difference,
+                None,
+                f"late change to closed {closed_label}: {rule}",
+                paid_period=closed_label,
+            )
+        )
     return adjustments
 
 

@@ -145,8 +145,8 @@ class PayCycle:
             t = closed_statements_table
             for row in self._db.rows_of(t, t.c.rep_id, rep_ids):
                 statements.append(statement_of(json.loads(row.body)))
-        deal_ids = {line.deal_id for s in statements for line in s.lines if line.deal_id}
-        return Books(closed_through, statements, self._closed_deals(deal_ids), self.adjustments())
+        # The deals as closed are read only when an adjustment needs its reason.
+        return Books(closed_through, statements, self._closed_deals, self.adjustments())
 
     def statements_of(self, period: str) -> list[Statement]:
         """Every statement of a closed period, as closed."""
@@ -166,14 +166,14 @@ class PayCycle:
     def _closed_deals(self, deal_ids: Collection[str]) -> dict[str, Deal]:
         """Each deal as the latest close that paid it saw it."""
         t = closed_deals_table
-        found: dict[str, tuple[str, Deal]] = {}
+        latest: dict[str, tuple[str, str]] = {}
+        base = sa.select(t.c.deal_id, t.c.period, t.c.body)
         with self._db.reading() as connection:
             for chunk in chunks(sorted(deal_ids)):
-                query = sa.select(t.c.period, t.c.deal_id, t.c.body).where(t.c.deal_id.in_(chunk))
-                for period, deal_id, body in connection.execute(query):
-                    if deal_id not in found or found[deal_id][0] < period:
-                        found[deal_id] = (period, _deal_of(json.loads(body)))
-        return {deal_id: deal for deal_id, (_, deal) in found.items()}
+                for deal_id, period, body in connection.execute(base.where(t.c.deal_id.in_(chunk))):
+                    if deal_id not in latest or latest[deal_id][0] < period:
+                        latest[deal_id] = (period, body)
+        return {deal_id: _deal_of(json.loads(body)) for deal_id, (_, body) in latest.items()}
 
     # -- adjustments ------------------------------------------------------------------------
 

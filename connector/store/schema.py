@@ -180,13 +180,16 @@ closed_statements_table = sa.Table(
     sa.Column("plan_id", sa.String(128), primary_key=True),
     sa.Column("period", sa.String(10), primary_key=True),
     sa.Column("body", sa.Text, nullable=False),
+    sa.Index("ix_closed_statements_period", "period"),
 )
 closed_deals_table = sa.Table(
     "closed_deals",
     metadata,
-    sa.Column("period", sa.String(10), primary_key=True),
+    # Deal first: the calculation looks deals up by id; a close and a reopen by period.
     sa.Column("deal_id", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
     sa.Column("body", sa.Text, nullable=False),
+    sa.Index("ix_closed_deals_period", "period"),
 )
 adjustments_table = sa.Table(
     "adjustments",

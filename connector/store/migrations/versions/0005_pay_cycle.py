@@ -45,12 +45,14 @@ def upgrade() -> None:
         sa.Column("period", sa.String(10), primary_key=True),
         sa.Column("body", sa.Text, nullable=False),
     )
+    op.create_index("ix_closed_statements_period", "closed_statements", ["period"])
     op.create_table(
         "closed_deals",
-        sa.Column("period", sa.String(10), primary_key=True),
         sa.Column("deal_id", sa.String(64), primary_key=True),
+        sa.Column("period", sa.String(10), primary_key=True),
         sa.Column("body", sa.Text, nullable=False),
     )
+    op.create_index("ix_closed_deals_period", "closed_deals", ["period"])
     op.create_table(
         "adjustments",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -108,6 +110,8 @@ def downgrade() -> None:
     op.drop_table("approvals")
     op.drop_index("ix_statement_reviews_period", table_name="statement_reviews")
     op.drop_table("statement_reviews")
+    op.drop_index("ix_closed_deals_period", table_name="closed_deals")
+    op.drop_index("ix_closed_statements_period", table_name="closed_statements")
     for table in ("pay_events", "adjustments", "closed_deals", "closed_statements"):
         op.drop_table(table)
     op.drop_table("period_closes")
