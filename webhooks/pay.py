@@ -9,8 +9,10 @@ no sync has finished since the period ended).
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from flask import Blueprint, make_response, render_template, request
@@ -21,13 +23,16 @@ from connector.core.money import ZERO
 from connector.errors import ConnectorError, InputError
 from connector.store.db import this_process
 from connector.store.reviews import DISPUTE, OPEN
+from connector.store.state import Store
 from connector.sync import pay_cycle
 from connector.sync.lease import sync_lock
 from connector.sync.reading import load_pay_panel
+from connector.sync.run import SyncSettings
 from webhooks.admin import csrf_token, exchanged_token, forged, refusal, text
 from webhooks.receiver import receiver
 
 bp = Blueprint("pay", __name__, template_folder="templates")
+T = TypeVar("T")
 
 
 def _refused() -> Response | None:
@@ -46,6 +51,29 @@ def _actor() -> str | Response:
     if not name or len(name) > 120:
         return text("400 Bad Request: by: say who you are (it goes into the event log)", 400)
     return name
+
+
+def _amount(text_value: str) -> Decimal | Response:
+    try:
+        return Decimal(text_value.strip())
+    except InvalidOperation:
+        return text(f"400 Bad Request: amount: {text_value!r} is not an amount (like -250.00)", 400)
+
+
+def _adjusted(record: Callable[[Store, SyncSettings, date], T]) -> T | Response:
+    """Run ``record`` (an adjustment's transaction) under the sync lock: a pass computing
+    the rep right now would otherwise pay off the recompute it owes without seeing it.
+    The webhook worker applies it at once (it is woken; the inbox has its event)."""
+    state = receiver()
+    try:
+        with sync_lock(state.store, this_process(), state.clock, wait_s=10.0):
+            done = record(
+                state.store, sync_settings(state.config), datetime.now(state.config.zone).date()
+            )
+    except ConnectorError as error:
+        return text(f"409 Conflict: {error}", 409)
+    state.wake.set()
+    return done
 
 
 def _period(text_value: str) -> str | Response:
@@ -123,25 +151,27 @@ def resolve(number: int) -> Response:
     if not reply:
         return text("400 Bad Request: reply: say what was decided (the rep reads it)", 400)
     amount_text = request.form.get("amount", "").strip()
-    adjustment: int | None = None
-    if amount_text:
-        try:
-            amount = Decimal(amount_text)
-        except InvalidOperation:
-            return text(f"400 Bad Request: amount: {amount_text!r} is not an amount", 400)
-        today = datetime.now(state.config.zone).date()
-        try:
-            # Under the lock: a pass computing this rep right now would otherwise pay off
-            # the recompute this adjustment owes without having seen it.
-            with sync_lock(state.store, this_process(), state.clock, wait_s=10.0):
-                adjustment = pay_cycle.record_adjustment(
-                    state.store, sync_settings(state.config), review.rep_id, amount,
-                    f"dispute #{number}: {reply}", actor, state.clock, today=today,
-                )  # fmt: skip
-        except ConnectorError as error:
-            return text(f"409 Conflict: {error}", 409)
-    state.store.reviews.resolve(number, reply, actor, state.clock(), adjustment)
-    state.wake.set()  # an in-process worker recomputes the rep now
+    if not amount_text:
+        state.store.reviews.resolve(number, reply, actor, state.clock())
+        return _back(review.period, f"dispute #{number} resolved")
+    amount = _amount(amount_text)
+    if isinstance(amount, Response):
+        return amount
+    rep_id = review.rep_id
+
+    def answer_with_adjustment(store: Store, settings: SyncSettings, today: date) -> int:
+        # One transaction: a retry after a crash cannot pay the same answer twice.
+        with store.transaction():
+            added = pay_cycle.record_adjustment(
+                store, settings, rep_id, amount, f"dispute #{number}: {reply}", actor,
+                state.clock, today=today,
+            )  # fmt: skip
+            store.reviews.resolve(number, reply, actor, state.clock(), added)
+        return added
+
+    added = _adjusted(answer_with_adjustment)
+    if isinstance(added, Response):
+        return added
     return _back(review.period, f"dispute #{number} resolved")
 
 
@@ -154,21 +184,17 @@ def add_adjustment() -> Response:
     if isinstance(actor, Response) or isinstance(period, Response):
         return actor if isinstance(actor, Response) else period  # type: ignore[return-value]
     state = receiver()
-    try:
-        amount = Decimal(request.form.get("amount", "").strip())
-    except InvalidOperation:
-        return text("400 Bad Request: amount: not an amount (like -250.00)", 400)
-    rep = request.form.get("rep", "")
-    try:
-        with sync_lock(state.store, this_process(), state.clock, wait_s=10.0):
-            number = pay_cycle.record_adjustment(
-                state.store, sync_settings(state.config), rep, amount,
-                request.form.get("reason", ""), actor, state.clock,
-                today=datetime.now(state.config.zone).date(), period=period,
-            )  # fmt: skip
-    except ConnectorError as error:
-        return text(f"409 Conflict: {error}", 409)
-    state.wake.set()
+    amount = _amount(request.form.get("amount", ""))
+    if isinstance(amount, Response):
+        return amount
+    rep, reason = request.form.get("rep", ""), request.form.get("reason", "")
+    number = _adjusted(
+        lambda store, settings, today: pay_cycle.record_adjustment(
+            store, settings, rep, amount, reason, actor, state.clock, today=today, period=period
+        )
+    )
+    if isinstance(number, Response):
+        return number
     return _back(period, f"adjustment #{number} added")
 
 
@@ -179,15 +205,12 @@ def reverse_adjustment(number: int) -> Response:
     actor = _actor()
     if isinstance(actor, Response):
         return actor
-    state = receiver()
-    try:
-        with sync_lock(state.store, this_process(), state.clock, wait_s=10.0):
-            done = pay_cycle.record_reversal(
-                state.store, sync_settings(state.config), number,
-                request.form.get("reason", ""), actor, state.clock,
-                today=datetime.now(state.config.zone).date(),
-            )  # fmt: skip
-    except ConnectorError as error:
-        return text(f"409 Conflict: {error}", 409)
-    state.wake.set()
+    state, reason = receiver(), request.form.get("reason", "")
+    done = _adjusted(
+        lambda store, settings, today: pay_cycle.record_reversal(
+            store, settings, number, reason, actor, state.clock, today=today
+        )
+    )
+    if isinstance(done, Response):
+        return done
     return _back(done.period, f"adjustment #{number} reversed by #{done.id}")
