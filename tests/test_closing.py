@@ -220,9 +220,13 @@ def test_manual_adjustments_and_their_reversal_are_lines_of_their_period() -> No
     november = at(result, "2026-11")
     manual = [line for line in november.lines if line.kind is LineKind.ADJUSTMENT]
     assert [line.rule for line in manual] == [
-        "#1 phone bill",
-        "#2 reverses adjustment #1: entered twice",
-        "#3 contest prize",
+        "#1 phone bill (ana)",
+        "#2 reverses adjustment #1: entered twice (ana)",
+        "#3 contest prize (bo)",
     ]
+    dated = ManualAdjustment(
+        4, "r1", "ae", "2026-11", Decimal(1), "x", "ana", None, "2026-11-20T10:00"
+    )
+    assert dated.line().rule == "#4 x (ana, 2026-11-20)"
     assert november.adjustments == Decimal("75.10")
     assert november.earnings == Decimal("1375.10")

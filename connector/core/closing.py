@@ -42,10 +42,12 @@ class ManualAdjustment:
     reason: str
     author: str
     reverses: int | None = None  # the adjustment this one reverses
+    at: str = ""  # when it was entered (the day is shown)
 
     def line(self) -> Line:
         what = f"reverses adjustment #{self.reverses}: " if self.reverses is not None else ""
-        return Line(_ADJUSTMENT, None, self.amount, None, f"#{self.id} {what}{self.reason}")
+        who = f" ({self.author}, {self.at[:10]})" if self.at else f" ({self.author})"
+        return Line(_ADJUSTMENT, None, self.amount, None, f"#{self.id} {what}{self.reason}{who}")
 
 
 class Books:

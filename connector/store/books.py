@@ -225,6 +225,7 @@ class PayCycle:
                     row.reason,
                     row.author,
                     row.reverses,
+                    row.created_at,
                 )
                 for row in rows
             ]
