@@ -637,15 +637,17 @@ def test_deal_values_sum_every_statement_and_name_the_last_period() -> None:
         "commission_rate": "0.106667",
         "commission_period": "2026-02",
         "clawback": "-160.00",
+        "estimated_commission": None,
     }
     assert values["b"] == {
         "commission": "5.00",
         "commission_rate": None,  # no credit to divide by
         "commission_period": "2026-01",
         "clawback": "0.00",
+        "estimated_commission": None,
     }
     assert values["none"] == dict.fromkeys(
-        ("commission", "commission_rate", "commission_period", "clawback")
+        ("commission", "commission_rate", "commission_period", "clawback", "estimated_commission")
     )
     assert set(values) == {"a", "b", "none"}
 

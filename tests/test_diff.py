@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
@@ -28,6 +29,7 @@ def test_deal_values_total_split_commission_and_effective_rate() -> None:
         "commission_rate": "0.100000",
         "commission_period": "2026-01",
         "clawback": "0.00",
+        "estimated_commission": None,  # a closed deal
     }
     # gone: r1 already had 10,000 from the split, so its 5,000 earn 15 %: 750 clawed back in Feb.
     assert values["gone"] == {
@@ -35,10 +37,13 @@ def test_deal_values_total_split_commission_and_effective_rate() -> None:
         "commission_rate": "0.150000",
         "commission_period": "2026-01",
         "clawback": "-750.00",
+        "estimated_commission": None,
     }
     assert values["open"] == dict.fromkeys(
-        ("commission", "commission_rate", "commission_period", "clawback")
+        ("commission", "commission_rate", "commission_period", "clawback", "estimated_commission")
     )
+    estimated = deal_values(result.statements, ["open"], {"open": Decimal("700.00")})
+    assert estimated["open"]["estimated_commission"] == "700.00"
 
 
 def test_rep_values_use_as_of_period_and_year_to_date() -> None:

@@ -34,7 +34,7 @@ from connector.core.statements import calculate
 from connector.errors import ConfigError
 from connector.store.state import Store
 from connector.sync.engine import SyncEngine
-from connector.sync.run import SyncOptions, SyncSettings
+from connector.sync.run import ChangeSet, SyncOptions, SyncSettings
 
 from .engine_helpers import deal, plan
 
@@ -198,7 +198,8 @@ def test_full_sync_writes_what_calc_computes(crm: MemoryCrm, store: Store) -> No
     d2_line = next(line for s in expected.statements for line in s.lines if line.deal_id == "d2")
     assert crm.values["deal", "d2"]["commission"] == f"{d2_line.amount:.2f}" == "1000.00"
     assert crm.values["deal", "d2"]["commission_period"] == "2026-01"
-    assert ("deal", "d4") not in crm.values  # open: nothing to write, nothing written
+    # Open: only what it would pay if it closed today (9,000 of a 10,000 quota at 10 %).
+    assert crm.values["deal", "d4"] == {"estimated_commission": "900.00"}
     march_u1 = next(s for s in expected.statements if s.rep_id == "u1" and s.period == "2026-03")
     assert crm.values["rep", "u1"]["payout"] == f"{march_u1.payout:.2f}"
     # January: 14,000 booked on a 10,000 quota = 1,000 + 4,000 × 15 % = 1,600; nothing since.
@@ -264,3 +265,42 @@ def test_unknown_member_email_is_a_config_error(crm: MemoryCrm, store: Store) ->
     engine = engine_for(crm, store, members=("u1", "nobody@acme.example"))
     with pytest.raises(ConfigError, match=r"nobody@acme\.example matches no CRM user"):
         engine.run(SyncOptions(as_of=AS_OF))
+
+
+def test_estimates_follow_the_deal_and_the_reps_month_through_the_worker_door(
+    crm: MemoryCrm, store: Store
+) -> None:
+    """A changed open deal rewrites its own estimate; a won deal that moves the rep's tier
+    position rewrites the rep's other open estimates, and nothing else."""
+    crm.put("d5", "u2", "4000", date(2026, 3, 20), Outcome.OPEN)
+    crm.put("d6", "u1", "1000", date(2026, 3, 25), Outcome.OPEN)
+    sync(crm, store)
+    assert crm.values["deal", "d5"] == {"estimated_commission": "400.00"}
+    engine = engine_for(crm, store)
+    options = SyncOptions(as_of=AS_OF)
+
+    crm.writes.clear()
+    crm.change("d4", amount=Decimal("9500"))
+    engine.process(ChangeSet.of(deals=["d4"]), options)
+    assert crm.values["deal", "d4"]["estimated_commission"] == "950.00"
+    assert [ids for record, ids in crm.writes if record is RecordKind.DEAL] == [["d4"]]
+
+    # u2 wins 8,000 in March: 2,000 left at 10 %, then 15 % to 15,000, then 20 %.
+    # d4 and d5 move; u1's d6 does not.
+    crm.writes.clear()
+    crm.put("d7", "u2", "8000", date(2026, 3, 28), Outcome.WON)
+    engine.process(ChangeSet.of(deals=["d7"]), options)
+    deal_writes = sorted(i for record, ids in crm.writes if record is RecordKind.DEAL for i in ids)
+    assert deal_writes == ["d4", "d5", "d7"]
+    # d4: 2,000 × 10 % + 5,000 × 15 % + 2,500 × 20 % = 1,450;
+    # d5: 2,000 × 10 % + 2,000 × 15 % = 500.
+    assert crm.values["deal", "d4"]["estimated_commission"] == "1450.00"
+    assert crm.values["deal", "d5"]["estimated_commission"] == "500.00"
+    assert crm.values["deal", "d7"].get("estimated_commission") is None
+    assert crm.values["deal", "d6"]["estimated_commission"] == "100.00"
+
+    # d5 closes today as estimated: it earns exactly its last estimate.
+    crm.change("d5", outcome=Outcome.WON, close_date=AS_OF)
+    engine.process(ChangeSet.of(deals=["d5"]), options)
+    assert crm.values["deal", "d5"]["commission"] == "500.00"
+    assert crm.values["deal", "d5"]["estimated_commission"] is None  # cleared

@@ -25,13 +25,18 @@ REP_KEYS = tuple(spec.key for spec in CATALOGUE if spec.record is RecordKind.REP
 _FIGURE_KEYS = tuple(key for key in REP_KEYS if key in dict(STATEMENT_FIGURES))
 
 
-def deal_values(statements: Iterable[Statement], deal_ids: Collection[str]) -> dict[str, Values]:
+def deal_values(
+    statements: Iterable[Statement],
+    deal_ids: Collection[str],
+    estimates: Mapping[str, Decimal] | None = None,
+) -> dict[str, Values]:
     """Desired deal fields for ``deal_ids``, from every statement that credits them.
 
     A deal with no commission line (open, lost, not a member's) gets empty
     fields, so values written while it was won are cleared. Adjustments for a
     late change to a closed period count in the deal's commission (not its
-    rate, which stays that of its commission lines).
+    rate, which stays that of its commission lines). An open deal's
+    ``estimated_commission`` comes from ``estimates`` (empty on every other deal).
     """
     commission: dict[str, Decimal] = {}
     paid: dict[str, Decimal] = {}  # commission lines only: the rate's numerator
@@ -63,6 +68,9 @@ def deal_values(statements: Iterable[Statement], deal_ids: Collection[str]) -> d
     for deal_id in wanted:
         if deal_id not in commission:
             result[deal_id] = dict.fromkeys(DEAL_KEYS)
+            estimated = (estimates or {}).get(deal_id)
+            if estimated is not None:
+                result[deal_id]["estimated_commission"] = format_money(estimated)
             continue
         total_credit = credit.get(deal_id, ZERO)
         rate = (
@@ -75,6 +83,7 @@ def deal_values(statements: Iterable[Statement], deal_ids: Collection[str]) -> d
             "commission_rate": rate,
             "commission_period": period[deal_id],
             "clawback": format_money(clawback.get(deal_id, ZERO)),
+            "estimated_commission": None,
         }
     return result
 

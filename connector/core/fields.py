@@ -95,6 +95,15 @@ CATALOGUE: tuple[FieldSpec, ...] = (
         "spm_clawback",
     ),
     FieldSpec(
+        "estimated_commission",
+        _DEAL,
+        _M,
+        "SPM Estimated Commission",
+        "What this open deal would pay its reps if it closed today at its amount",
+        "SPM_Estimated_Commission__c",
+        "spm_estimated_commission",
+    ),
+    FieldSpec(
         "period", _REP, _T, "SPM Period", "Current commission period", "SPM_Period__c", "spm_period"
     ),
     FieldSpec(

@@ -39,6 +39,8 @@ class Period:
     adjustments: list[Line] = field(default_factory=list)
     # A period added after the ledger's end only to carry adjustments: no draw is paid.
     settlement: bool = False
+    # What the rep's open deals would pay if each closed on the as-of day (estimates.py).
+    estimated: Decimal | None = None
 
 
 @dataclass(slots=True)

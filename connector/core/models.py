@@ -180,6 +180,9 @@ class Statement:
     goals: tuple[GoalResult, ...] = ()
     # Late changes to closed periods and manual adjustments (already in earnings).
     adjustments: Decimal = Decimal(0)
+    # What the rep's open deals would pay if each closed on the as-of day (sync only;
+    # on the as-of period's statement).
+    estimated_commission: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ as adjustment lines in the first open period, before pass 4 (closing.py).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
@@ -35,6 +35,7 @@ from connector.core.commission import (
     spiff_lines,
 )
 from connector.core.credit import RepActivity, activity_by_rep, validate_deals
+from connector.core.estimates import estimate as estimate_open
 from connector.core.goals import (
     Prepared,
     TeamIndex,
@@ -70,6 +71,8 @@ class Calculation:
     warnings: tuple[CalcWarning, ...]
     # Team goals by team and period (sorted by plan, period, team, goal): the managers' view.
     teams: tuple[TeamResult, ...] = ()
+    # With ``estimate``: what each open deal would pay its reps if it closed on the as-of day.
+    estimates: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 def calculate(
@@ -84,6 +87,7 @@ def calculate(
     crm_quotas: Sequence[CrmQuota] = (),
     leads: Sequence[Lead] | None = None,
     books: Books = NO_BOOKS,
+    estimate: bool = False,
 ) -> Calculation:
     """Every statement of every plan member, from their first period to the as-of period.
 
@@ -129,6 +133,13 @@ def calculate(
     team_results = (
         team_goals(plans, ordered, index, period_kind, prepared, warnings) if with_teams else []
     )
+    estimates = estimate_open(ordered, deals, as_of, period_kind, schedules) if estimate else None
+    if estimates is not None:
+        as_of_period = period_of(as_of, period_kind)
+        for rep_id, rep_ledgers in ordered.items():
+            landing = owner_ledger(rep_ledgers, as_of_period, as_of)
+            if landing is not None and as_of_period in landing.periods:
+                landing.periods[as_of_period].estimated = estimates.by_rep.get(rep_id, ZERO)
     statements: list[Statement] = []
     closed = books.closed(period_kind)
     deals_now = {deal.id: deal for deal in deals} if closed is not None else {}
@@ -143,7 +154,12 @@ def calculate(
     if closed is not None:
         statements += _closed_without_ledger(statements, books, rep_ids, by_rep.keys())
     statements.sort(key=lambda s: (s.rep_id, s.period, s.plan_id))
-    return Calculation(tuple(statements), tuple(warnings), tuple(team_results))
+    return Calculation(
+        tuple(statements),
+        tuple(warnings),
+        tuple(team_results),
+        estimates.by_deal if estimates is not None else {},
+    )
 
 
 def reps_to_compute(
@@ -427,6 +443,7 @@ def _settle(
                 ),
                 goals=tuple(work.goals),
                 adjustments=adjustments,
+                estimated_commission=work.estimated,
             )
         )
     return statements

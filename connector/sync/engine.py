@@ -204,8 +204,9 @@ class SyncEngine:
         run.summary.statements = len(statements)
 
         desired = desired_values(
-            store, self.settings, statements, (covered, owed_deals), teams, options.as_of
-        )
+            store, self.settings, statements, (covered, owed_deals), teams, options.as_of,
+            run.estimates,
+        )  # fmt: skip
         store.commit_statements(
             computed | owed_reps, statements, desired, paid={OWED_DEAL: owed_deals}
         )
@@ -397,7 +398,9 @@ class SyncEngine:
             crm_quotas=store.quotas.of(computed) if self.settings.crm_quotas else (),
             leads=store.leads.of(computed) if self.settings.lead_to_sale else None,
             books=store.pay.books(computed),
+            estimate=True,
         )
+        run.estimates = calculation.estimates
         run.summary.warnings.extend(w.message for w in (*problems, *calculation.warnings))
         # A deal's values are complete only when every member credited on it was recomputed.
         covered = {
@@ -425,12 +428,13 @@ def desired_values(
     deals: tuple[Collection[str], Collection[str]],
     teams: Sequence[TeamResult],
     as_of: date,
+    estimates: Mapping[str, Decimal],
 ) -> dict[RecordKind, dict[str, dict[str, str | None]]]:
     """The values our fields should hold: on the deals ``deals`` names (those whose
     credited reps were all computed, and those that changed) and on the reps."""
     covered, changed = deals
     kind = settings.period_kind
-    on_deals = deal_values(statements, covered)
+    on_deals = deal_values(statements, covered, estimates)
     # A changed deal credited to no one we computed loses our values.
     for deal_id in set(changed) - on_deals.keys():
         on_deals[deal_id] = dict.fromkeys(DEAL_KEYS)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -175,3 +176,5 @@ class Run:
     deals_written: int = 0
     pulled_owners: set[str] = field(default_factory=set)
     users_refreshed: bool = False  # read afresh this run: never twice
+    # What each open deal of the computed reps would pay if it closed today.
+    estimates: Mapping[str, Decimal] = field(default_factory=dict)
