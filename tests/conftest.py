@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.hubspot_sandbox",
     "tests.fixtures.stores",
     "tests.fixtures.retries",
+    "tests.fixtures.crm_pair",
 ]

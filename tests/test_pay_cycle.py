@@ -12,16 +12,12 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from click.testing import Result
 
 from connector.config import load_config
 from connector.core.closing import Books
@@ -32,11 +28,10 @@ from connector.core.snapshots import engine_deals
 from connector.core.statements import calculate
 from connector.store.state import Store
 from connector.store.statements import statement_body
-from crm_sandbox.common import DealMutations
 from crm_sandbox.hubspot import HubSpotSandbox
 from crm_sandbox.salesforce import SalesforceSandbox
 from tests.crm_sync_helpers import run, write_config
-from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
+from tests.fixtures.crm_pair import Crm
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
@@ -46,60 +41,6 @@ TODAY = datetime.now(UTC).date()
 MONTH = PeriodKind.MONTH
 LAST_MONTH = label(period_of(TODAY, MONTH) - 1, MONTH)
 THIS_MONTH = label(period_of(TODAY, MONTH), MONTH)
-
-
-@dataclass
-class Crm:
-    name: str
-    sandbox: DealMutations
-    config: Path
-    env: dict[str, str]
-    directory: Path
-    rep_field: Any  # (rep id, Salesforce/HubSpot field) → the CRM's value as text
-
-    def cli(self, *args: str) -> Result:
-        result = run(self.config, self.env, *args)
-        return result
-
-    def ok(self, *args: str) -> Result:
-        result = self.cli(*args)
-        assert result.exit_code == 0, result.output
-        return result
-
-    def store(self) -> Store:
-        return Store.open(f"sqlite:///{self.directory / 'spm.db'}", existing=True)
-
-
-@pytest.fixture(params=["salesforce", "hubspot"])
-def crm(
-    request: pytest.FixtureRequest,
-    make_salesforce_sandbox: MakeSalesforceSandbox,
-    make_hubspot_sandbox: MakeHubSpotSandbox,
-    tmp_path: Path,
-) -> Iterator[Crm]:
-    if request.param == "salesforce":
-        sf = make_salesforce_sandbox(reps=6, deals=160)
-        members = [u["Id"] for u in sf.users()]
-
-        def sf_field(rep_id: str, name: str) -> Any:
-            return next(u for u in sf.users() if u["Id"] == rep_id)[f"SPM_{name}__c"]
-
-        config = write_config(tmp_path, sf.settings()["crm"], members)
-        yield Crm("salesforce", sf, config, dict(sf.settings()["env"]), tmp_path, sf_field)
-    else:
-        hs = make_hubspot_sandbox(reps=6, deals=160)
-        members = [o["id"] for o in hs.owners()]
-        config = write_config(tmp_path, hs.settings()["crm"], members)
-        store_path = tmp_path / "spm.db"
-
-        def hs_field(rep_id: str, name: str) -> Any:
-            # What the sync read back from the portal (the users object), by our key.
-            key = name.lower()
-            with Store.open(f"sqlite:///{store_path}", existing=True) as store:
-                state = store.crm_values.states(RecordKind.REP, [rep_id]).get((rep_id, key))
-            return None if state is None else state.crm
-
-        yield Crm("hubspot", hs, config, dict(hs.settings()["env"]), tmp_path, hs_field)
 
 
 def bodies(statements: list[Statement]) -> dict[tuple[str, str, str], str]:

@@ -41,6 +41,8 @@ class RepRow:
     next_tier_gap: Decimal | None  # bookings still needed to reach the next tier
     next_rate: Decimal | None
     team_id: str = NO_TEAM
+    # What the rep's open deals would pay if each closed today (the period's figure only).
+    estimated: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,7 @@ def team_view(
                 gap,
                 rate,
                 team_of(user),
+                s.estimated_commission if span == "period" else None,
             )
         )
     rows.sort(key=lambda r: (-(r.attainment or Decimal(-1)), r.name, r.rep_id))
@@ -260,6 +263,8 @@ class Figures(Protocol):
     def payout(self) -> Decimal: ...
     @property
     def draw_balance(self) -> Decimal: ...
+    @property
+    def estimated_commission(self) -> Decimal | None: ...
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,7 @@ class SpanFigures:
     bookings: Decimal
     payout: Decimal
     draw_balance: Decimal  # at the end of the span
+    estimated_commission: Decimal | None = None  # a figure of one period, not of a span
 
     @property
     def attainment(self) -> Decimal | None:

@@ -24,13 +24,14 @@ def _safe(text: str | None) -> str:
 def _leaderboard(team: Team, syncs: Sequence[SyncRow], activity: Sequence[ActivityRow]) -> Rows:
     del syncs, activity
     yield ["rank", "rep_id", "rep", "team_id", "plan_id", "attainment", "pace", "bookings",
-           "quota", "to_next_tier", "next_rate", "payout", "draw_balance"]  # fmt: skip
+           "quota", "to_next_tier", "next_rate", "payout", "draw_balance",
+           "estimated_commission"]  # fmt: skip
     for rank, r in enumerate(team.rows, start=1):
         yield [
             str(rank), _safe(r.rep_id), _safe(r.name), _safe(r.team_id), _safe(r.plan_id),
             _plain(r.attainment),
             _plain(r.pace), _plain(r.bookings), _plain(r.quota), _plain(r.next_tier_gap),
-            _plain(r.next_rate), _plain(r.payout), _plain(r.draw_balance),
+            _plain(r.next_rate), _plain(r.payout), _plain(r.draw_balance), _plain(r.estimated),
         ]  # fmt: skip
 
 
