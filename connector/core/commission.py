@@ -47,9 +47,15 @@ class Schedule:
     labels: tuple[str, ...]  # "tier 2 (<=150%) 15%"
     method: Method
     cap: Decimal | None
+    # With a closed gate: the first tier held at a lower rate, and why.
+    held: tuple[int, str] | None = None
 
     @classmethod
-    def build(cls, commission: Commission, quota: Decimal | None) -> Schedule:
+    def build(
+        cls, commission: Commission, quota: Decimal | None, *, gate_closed: bool = False
+    ) -> Schedule:
+        """The tiers in money; with ``gate_closed``, the tiers from the gate's bound on pay
+        the rate of the tier below it."""
         on_attainment = commission.tiers_on is TiersOn.ATTAINMENT
         if on_attainment and quota is None:
             raise ValueError("attainment tiers need a quota")
@@ -69,6 +75,20 @@ class Schedule:
                 bound_text = f"<={previous_text}"
             labels.append(f"tier {index} ({bound_text}) {rate_text}")
         rates = tuple(tier.rate for tier in commission.tiers)
+        gate = commission.gate
+        held: tuple[int, str] | None = None
+        if gate_closed and gate is not None:
+            lows = [None, *(tier.up_to for tier in commission.tiers[:-1])]
+            gated = [i for i, low in enumerate(lows) if low is not None and low >= gate.above]
+            if gated:
+                kept = rates[gated[0] - 1]
+                rates = tuple(kept if i in gated else rate for i, rate in enumerate(rates))
+                note = (
+                    f"held at {percent_text(kept)}: gate {gate.goal} below {percent_text(gate.at)}"
+                )
+                held = (gated[0], note)
+                for i in gated:
+                    labels[i] += f" {note}"
         at_bounds: list[Decimal] = []
         running = ZERO
         low = ZERO
@@ -84,6 +104,7 @@ class Schedule:
             labels=tuple(labels),
             method=commission.method,
             cap=commission.cap,
+            held=held,
         )
 
     def tier_of(self, bookings: Decimal) -> int:
@@ -115,16 +136,40 @@ class Schedule:
         return self.at_bounds[tier - 1] + self.rates[tier] * (x - self.bounds[tier - 1])
 
 
-def commission_lines(credits: Sequence[Credit], schedule: Schedule) -> list[Line]:
-    """One line per credit, in (close_date, id) order, rounded, then capped."""
+# A deal's factor on its commission and why (multipliers, a decelerator); None: 1.
+Adjuster = Callable[[Deal], tuple[Decimal, str] | None]
+
+
+def commission_lines(
+    credits: Sequence[Credit], schedule: Schedule, adjust: Adjuster | None = None
+) -> list[Line]:
+    """One line per credit, in (close_date, id) order, rounded, then capped.
+
+    ``adjust`` gives a deal's factor (multipliers, a decelerator): the line's exact
+    amount is multiplied before it is rounded, and the cap applies after.
+    """
     if schedule.method is Method.RETROACTIVE:
-        lines = _retroactive(credits, schedule)
+        lines = _retroactive(credits, schedule, adjust)
     else:
-        lines = _marginal(credits, schedule)
+        lines = _marginal(credits, schedule, adjust)
     return _capped(lines, schedule.cap) if schedule.cap is not None else lines
 
 
-def _marginal(credits: Sequence[Credit], schedule: Schedule) -> list[Line]:
+def _factored(
+    exact: Decimal, deal: Deal, rule: str, adjust: Adjuster | None
+) -> tuple[Decimal, str]:
+    if adjust is None:
+        return round_cents(exact), rule
+    found = adjust(deal)
+    if found is None:
+        return round_cents(exact), rule
+    factor, why = found
+    return round_cents(exact * factor), f"{rule}; × {factor.normalize():f} ({why})"
+
+
+def _marginal(
+    credits: Sequence[Credit], schedule: Schedule, adjust: Adjuster | None = None
+) -> list[Line]:
     lines: list[Line] = []
     tier_of, integral = schedule.tier_of, schedule.integral
     rates, labels = schedule.rates, schedule.labels
@@ -147,29 +192,25 @@ def _marginal(credits: Sequence[Credit], schedule: Schedule) -> list[Line]:
             else:
                 rate = ratio(exact, credit.amount)
                 rule = f"tiers {first + 1}-{last + 1} blended (marginal)"
-        lines.append(
-            Line(_COMMISSION, credit.deal.id, round_cents(exact), rate, rule, None, credit.amount)
-        )
+                if schedule.held is not None and last >= schedule.held[0]:
+                    rule = f"{rule}; tier {schedule.held[0] + 1} {schedule.held[1]}"
+        amount, rule = _factored(exact, credit.deal, rule, adjust)
+        lines.append(Line(_COMMISSION, credit.deal.id, amount, rate, rule, None, credit.amount))
     return lines
 
 
-def _retroactive(credits: Sequence[Credit], schedule: Schedule) -> list[Line]:
+def _retroactive(
+    credits: Sequence[Credit], schedule: Schedule, adjust: Adjuster | None = None
+) -> list[Line]:
     total = sum((credit.amount for credit in credits), ZERO)
     tier = schedule.tier_of(total)
     rate = schedule.rates[tier]
     rule = f"{schedule.labels[tier]} on all bookings (retroactive)"
-    return [
-        Line(
-            _COMMISSION,
-            credit.deal.id,
-            round_cents(credit.amount * rate),
-            rate,
-            rule,
-            None,
-            credit.amount,
-        )
-        for credit in credits
-    ]
+    lines: list[Line] = []
+    for credit in credits:
+        amount, said = _factored(credit.amount * rate, credit.deal, rule, adjust)
+        lines.append(Line(_COMMISSION, credit.deal.id, amount, rate, said, None, credit.amount))
+    return lines
 
 
 def _capped(lines: list[Line], cap: Decimal) -> list[Line]:

@@ -9,7 +9,8 @@ would meet, because it is the same computation; a deal that then closes today
 with nothing else changed earns exactly its last estimate (tests hold this).
 
 Bonuses are not per deal and are left out: a deal that tips the rep over a
-bonus threshold earns the bonus as the period's line, not the deal's.
+bonus threshold earns the bonus as the period's line, not the deal's. A gate
+is measured with the deal in: a new customer can open the gate it counts for.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from connector.core.commission import Credit, Schedule, commission_lines, spiff_lines
+from connector.core.commission import Credit
+from connector.core.earning import Schedules, earned_lines
+from connector.core.goals import Prepared, goal_result, measure
 from connector.core.ledgers import Ledger, owner_ledger
 from connector.core.models import Deal, DealStatus, LineKind
 from connector.core.money import HUNDRED, ONE, ZERO
 from connector.core.periods import PeriodKind, period_of
+from connector.core.plans import Plan
 
 _EARNING = frozenset({LineKind.COMMISSION, LineKind.SPIFF})
 
@@ -37,11 +41,12 @@ class Estimates:
 def estimate(
     ordered: Mapping[str, Sequence[Ledger]],
     deals: Iterable[Deal],
-    as_of: date,
-    kind: PeriodKind,
-    schedules: dict[tuple[int, Decimal | None], Schedule],
+    when: tuple[date, PeriodKind],
+    schedules: Schedules,
+    prepared: Prepared,
 ) -> Estimates:
     """Estimates for every open deal credited to a rep in ``ordered`` (after pass 1)."""
+    as_of, kind = when
     period = period_of(as_of, kind)
     by_deal: dict[str, Decimal] = {}
     by_rep: dict[str, Decimal] = {}
@@ -58,7 +63,8 @@ def estimate(
             ledger = owner_ledger(ordered.get(rep_id, ()), period, as_of)
             if ledger is None or period not in ledger.periods:
                 continue
-            value = _earned(ledger, period, kind, Credit(won, amount, share), schedules)
+            credit = Credit(won, amount, share)
+            value = _earned(ledger, (period, kind), credit, schedules, prepared)
             by_deal[deal.id] = by_deal.get(deal.id, ZERO) + value
             by_rep[rep_id] = by_rep.get(rep_id, ZERO) + value
     return Estimates(by_deal, by_rep)
@@ -66,20 +72,35 @@ def estimate(
 
 def _earned(
     ledger: Ledger,
-    period: int,
-    kind: PeriodKind,
+    when: tuple[int, PeriodKind],
     credit: Credit,
-    schedules: dict[tuple[int, Decimal | None], Schedule],
+    schedules: Schedules,
+    prepared: Prepared,
 ) -> Decimal:
+    period, kind = when
     work = ledger.periods[period]
     plan = ledger.rules(period, kind)
-    schedule = schedules.get((id(plan), work.quota))
-    if schedule is None:
-        schedule = schedules[id(plan), work.quota] = Schedule.build(plan.commission, work.quota)
     credits = sorted([*work.credits, credit], key=lambda c: (c.deal.close_date, c.deal.id))
-    lines = commission_lines(credits, schedule) + spiff_lines([credit], plan.spiffs)
+    lines, _ = earned_lines(
+        plan, work.quota, credits, _gate_attainment(ledger, plan, period, credits, prepared),
+        schedules,
+    )  # fmt: skip
     deal_id = credit.deal.id
     return sum(
         (line.amount for line in lines if line.deal_id == deal_id and line.kind in _EARNING),
         ZERO,
     )
+
+
+def _gate_attainment(
+    ledger: Ledger, plan: Plan, period: int, credits: Sequence[Credit], prepared: Prepared
+) -> Decimal | None:
+    """The gate's goal with the deal in: a deal can open the gate it is measured against."""
+    gate = plan.commission.gate
+    if gate is None:
+        return None
+    goal = next(g for g in prepared[ledger.plan.id][0] if g.key == gate.goal)
+    target = ledger.targets[goal.key, period]
+    if target is None:
+        return None
+    return goal_result(goal, None, target, measure(goal.revenue, credits, goal.matches)).attainment

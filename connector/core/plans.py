@@ -114,11 +114,37 @@ class Tier(_Model):
     rate: Rate
 
 
+class Multiplier(_Model):
+    """A deal whose columns match ``when`` earns ``factor`` times its commission."""
+
+    when: dict[str, str] = Field(min_length=1)
+    factor: Number = Field(gt=0)
+
+
+class Decelerator(_Model):
+    """Below ``below`` attainment in the period, every deal earns ``factor`` times."""
+
+    below: Number = Field(gt=0)
+    factor: Number = Field(ge=0, lt=1)
+
+
+class Gate(_Model):
+    """The tiers from ``above`` on pay their rate only while the plan's goal ``goal``
+    stands at ``at`` attainment or more; otherwise the rate of the tier below."""
+
+    goal: str = Field(min_length=1)
+    at: Number = Field(gt=0)
+    above: Number = Field(gt=0)  # a tier bound: a fraction for attainment tiers, else money
+
+
 class Commission(_Model):
     method: Method = Method.MARGINAL
     tiers_on: TiersOn = TiersOn.ATTAINMENT
     tiers: tuple[Tier, ...] = Field(min_length=1)
     cap: Money | None = None
+    multipliers: tuple[Multiplier, ...] = ()
+    decelerator: Decelerator | None = None
+    gate: Gate | None = None
 
     @model_validator(mode="after")
     def _tiers_increase(self) -> Self:
@@ -139,6 +165,14 @@ class Commission(_Model):
             previous = tier.up_to
         if self.cap is not None and self.cap < 0:
             raise ValueError("cap: must not be negative")
+        if self.gate is not None:
+            bounds = [tier.up_to for tier in bounded]
+            if self.gate.above not in bounds:
+                listed = ", ".join(str(b) for b in bounds) or "none"
+                raise ValueError(
+                    f"gate.above: {self.gate.above} is not a tier bound (up_to: {listed}): the "
+                    "gate holds back the tiers from that bound on"
+                )
         return self
 
 
@@ -315,6 +349,22 @@ class Plan(_Model):
             raise ValueError(f"quota: is required by {what}")
         if len(set(self.members)) != len(self.members):
             raise ValueError("members: a member is listed twice")
+        gate = self.commission.gate
+        if gate is not None:
+            named = self.goal(gate.goal)
+            if named is None or named.team:
+                known = ", ".join(g.key for g in self.goals if not g.team) or "none"
+                raise ValueError(
+                    f"commission.gate.goal: {gate.goal!r} is not an individual goal of this "
+                    f"plan (its goals: {known})"
+                )
+        if (
+            self.commission.decelerator is not None
+            and self.commission.tiers_on is not (TiersOn.ATTAINMENT)
+            and self.quota is None
+            and self.quota_source is TargetSource.PLAN
+        ):
+            raise ValueError("commission.decelerator: needs a quota (it compares attainment)")
         self._goals_consistent()
         return self
 

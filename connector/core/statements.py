@@ -29,12 +29,10 @@ from functools import cache
 from connector.core import draws, kpis
 from connector.core.closing import NO_BOOKS, Books, late_changes
 from connector.core.commission import (
-    Schedule,
     bonus_lines,
-    commission_lines,
-    spiff_lines,
 )
 from connector.core.credit import RepActivity, activity_by_rep, validate_deals
+from connector.core.earning import Schedules, earned_lines
 from connector.core.estimates import estimate as estimate_open
 from connector.core.goals import (
     Prepared,
@@ -122,7 +120,7 @@ def calculate(
     lead_counts = _leads_by_period(leads, by_rep.keys(), period_kind)
 
     # Most periods share a quota, so tier bounds are resolved once per (plan, quota).
-    schedules: dict[tuple[int, Decimal | None], Schedule] = {}
+    schedules: Schedules = {}
     ordered = {
         rep_id: sorted(by_rep[rep_id], key=lambda ledger: (ledger.start_day, ledger.plan.id))
         for rep_id in sorted(by_rep)
@@ -133,7 +131,11 @@ def calculate(
     team_results = (
         team_goals(plans, ordered, index, period_kind, prepared, warnings) if with_teams else []
     )
-    estimates = estimate_open(ordered, deals, as_of, period_kind, schedules) if estimate else None
+    estimates = (
+        estimate_open(ordered, deals, (as_of, period_kind), schedules, prepared)
+        if estimate
+        else None
+    )
     if estimates is not None:
         as_of_period = period_of(as_of, period_kind)
         for rep_id, rep_ledgers in ordered.items():
@@ -191,7 +193,7 @@ def _earn(
     ledger: Ledger,
     activity: RepActivity,
     rep_ledgers: Sequence[Ledger],
-    schedules: dict[tuple[int, Decimal | None], Schedule],
+    schedules: Schedules,
     prepared: Prepared,
     kind: PeriodKind,
 ) -> None:
@@ -211,13 +213,6 @@ def _earn(
             credits = [c for c in credits if _counts_in(ledger, rep_ledgers, period, c.deal)]
             lost = [d for d in lost if _counts_in(ledger, rep_ledgers, period, d)]
             open_deals = [d for d in open_deals if _counts_in(ledger, rep_ledgers, period, d)]
-        schedule = schedules.get((id(plan), quota))
-        if schedule is None:
-            schedule = schedules[id(plan), quota] = Schedule.build(plan.commission, quota)
-        lines = commission_lines(credits, schedule)
-        lines += spiff_lines(credits, plan.spiffs)
-        bookings = sum((credit.amount for credit in credits), ZERO)
-        lines += bonus_lines(bookings, quota, quota_bonuses)
         results: list[GoalResult] = []
         for goal in goals:
             target = targets[goal.key, period]
@@ -229,8 +224,18 @@ def _earn(
             if result is None:
                 result = results_seen[known] = goal_result(goal, None, target, actual)
             results.append(result)
-            if goal.bonuses and target is not None:
-                lines += goal_bonuses(goal, actual, target, None)
+        gate = plan.commission.gate
+        gating = (
+            next((r.attainment for r in results if r.goal_id == gate.goal), None)
+            if gate is not None
+            else None
+        )
+        lines, schedule = earned_lines(plan, quota, credits, gating, schedules)
+        bookings = sum((credit.amount for credit in credits), ZERO)
+        lines += bonus_lines(bookings, quota, quota_bonuses)
+        for goal, result in zip(goals, results, strict=True):
+            if goal.bonuses and result.target is not None:
+                lines += goal_bonuses(goal, result.actual, result.target, None)
         open_pipeline = sum((deal.amount for deal in open_deals), ZERO)
         ledger.periods[period] = Period(
             k,
