@@ -56,6 +56,7 @@ def test_rep_values_use_as_of_period_and_year_to_date() -> None:
         "period": "2026-02",
         "period_status": "preliminary",  # no period is closed
         "adjustments": "0.00",
+        "held_back": "0.00",  # no holdback on this plan
         "quota": "10000.00",
         "bookings": "5000.00",
         "attainment": "0.5000",

@@ -171,3 +171,74 @@ def test_estimates_hold_under_multipliers_and_decelerators(
         Decimal(0),
     )  # fmt: skip
     assert result.estimates.get(chosen.id, Decimal(0)) == earned
+
+
+HELD: dict[str, Any] = {
+    **BASE,
+    "commission": {"tiers": [{"rate": "0.10"}]},
+    "holdback": {"share": "0.2", "release": "quarter_end"},
+}
+
+
+def month_deal(deal_id: str, amount: str, month: int) -> Deal:
+    return Deal(deal_id, "r1", Decimal(amount), date(2026, month, 10), DealStatus.WON)
+
+
+def test_a_holdback_holds_a_share_of_commission_and_releases_it_at_the_quarters_end() -> None:
+    plan = Plan.model_validate(HELD)
+    deal_list = [
+        month_deal("J", "10000", 1),
+        month_deal("F", "5000", 2),
+        month_deal("A", "3000", 4),
+    ]
+    result = calculate([plan], [Rep("r1")], deal_list, period_kind=MONTH, as_of=date(2026, 4, 30))
+    by_period = {s.period: s for s in result.statements}
+    jan, feb, mar, apr = (by_period[f"2026-0{m}"] for m in (1, 2, 3, 4))
+    # January: 1,000 commission, 200 held, 800 paid.
+    assert (jan.holdback, jan.held_back, jan.earnings) == (
+        Decimal("-200.00"),
+        Decimal("200.00"),
+        Decimal("800.00"),
+    )
+    assert (feb.holdback, feb.held_back) == (Decimal("-100.00"), Decimal("300.00"))
+    # March ends the quarter: the 300 held comes back.
+    assert (mar.holdback, mar.held_back, mar.payout) == (
+        Decimal("300.00"),
+        Decimal("0.00"),
+        Decimal("300.00"),
+    )
+    assert (apr.holdback, apr.held_back) == (Decimal("-60.00"), Decimal("60.00"))
+    assert [line.rule for line in jan.lines if line.kind is LineKind.HOLDBACK] == [
+        "holdback: 20% of commission held until the quarter's end"
+    ]
+
+
+def test_a_rep_who_leaves_gets_what_was_held_in_their_last_period() -> None:
+    plan = Plan.model_validate({**HELD, "holdback": {"share": "0.25"}})  # until year end
+    left = Rep("r1", end_date=date(2026, 5, 20))
+    deal_list = [month_deal("J", "10000", 1), month_deal("M", "4000", 5)]
+    result = calculate([plan], [left], deal_list, period_kind=MONTH, as_of=date(2026, 6, 30))
+    may = next(s for s in result.statements if s.period == "2026-05")
+    assert may.held_back == 0
+    assert may.holdback == Decimal("250.00")  # 100 held on May's 400, then all 350 released
+    assert sum(s.earnings for s in result.statements) == Decimal("1400.00")
+
+
+@common
+@given(plans(), reps(), deals(), st.sampled_from(["quarter_end", "year_end"]), st.integers(1, 99))
+def test_over_a_year_a_holdback_pays_everything_it_held(
+    plan: Plan, rep_list: list[Rep], deal_list: list[Deal], release: str, share: int
+) -> None:
+    spec = plan.model_dump(mode="json")
+    spec["holdback"] = {"share": str(Decimal(share) / 100), "release": release}
+    held = Plan.model_validate(spec)
+    year_end = date(2026, 12, 31)
+    plain = calculate([plan], rep_list, deal_list, period_kind=MONTH, as_of=year_end)
+    with_holdback = calculate([held], rep_list, deal_list, period_kind=MONTH, as_of=year_end)
+    for before, after in zip(plain.statements, with_holdback.statements, strict=True):
+        assert before.commission == after.commission
+        assert after.held_back >= 0
+    assert sum(s.earnings for s in plain.statements) == sum(
+        s.earnings for s in with_holdback.statements
+    )
+    assert all(s.held_back == 0 for s in with_holdback.statements if s.period == "2026-12")

@@ -134,6 +134,8 @@ def late_changes(
     carried: dict[tuple[str, str | None], Decimal] = {}
     for statement in books.of_rep(rep_id):
         for line in statement.lines:
+            if line.kind is LineKind.HOLDBACK:
+                continue  # derived in pass 4 from the period's commission, like the draw
             if line.kind is not _ADJUSTMENT:
                 period = parse_label(statement.period, kind)
                 bucket = frozen.setdefault(period, {})

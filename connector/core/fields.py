@@ -142,6 +142,12 @@ CATALOGUE: tuple[FieldSpec, ...] = (
         "SPM Adjustments",
         "Adjustments this period: late changes to closed periods, and manual ones",
     ),
+    _rep(
+        "held_back",
+        _M,
+        "SPM Held Back",
+        "Commission held back, to be released at the quarter's or year's end",
+    ),
     _rep("period_status", _T, "SPM Period Status", "preliminary, closed or paid", length=12),
     _rep(
         "statement_link",

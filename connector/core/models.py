@@ -40,6 +40,8 @@ class LineKind(StrEnum):
     CLAWBACK = "clawback"
     # A late change to a closed period, or an amount entered by hand (pay-cycle.md).
     ADJUSTMENT = "adjustment"
+    # A share of commission held back (negative), or what was held, released (positive).
+    HOLDBACK = "holdback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,10 @@ class Statement:
     # What the rep's open deals would pay if each closed on the as-of day (sync only;
     # on the as-of period's statement).
     estimated_commission: Decimal | None = None
+    # Commission held back this period (negative) and released (positive), net; and the
+    # balance still held after it.
+    holdback: Decimal = Decimal(0)
+    held_back: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,12 +216,14 @@ STATEMENT_FIGURES: tuple[tuple[str, FigureKind], ...] = (
     ("bonuses", FigureKind.MONEY),
     ("clawbacks", FigureKind.MONEY),
     ("adjustments", FigureKind.MONEY),
+    ("holdback", FigureKind.MONEY),
     ("earnings", FigureKind.MONEY),
     ("draw", FigureKind.MONEY),
     ("draw_paid", FigureKind.MONEY),
     ("draw_recovered", FigureKind.MONEY),
     ("draw_balance", FigureKind.MONEY),
     ("draw_forgiven", FigureKind.MONEY),
+    ("held_back", FigureKind.MONEY),
     ("payout", FigureKind.MONEY),
     ("won_count", FigureKind.COUNT),
     ("lost_count", FigureKind.COUNT),

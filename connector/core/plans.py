@@ -114,6 +114,19 @@ class Tier(_Model):
     rate: Rate
 
 
+class Release(StrEnum):
+    QUARTER_END = "quarter_end"
+    YEAR_END = "year_end"
+
+
+class Holdback(_Model):
+    """Hold ``share`` of each period's commission until the end of the quarter or year
+    (or the rep's last period on the plan), then release it all."""
+
+    share: Rate = Field(gt=0)
+    release: Release = Release.YEAR_END
+
+
 class Multiplier(_Model):
     """A deal whose columns match ``when`` earns ``factor`` times its commission."""
 
@@ -319,6 +332,7 @@ class Plan(_Model):
     bonuses: tuple[Bonus, ...] = ()
     spiffs: tuple[Spiff, ...] = ()
     clawback: Clawback | None = None
+    holdback: Holdback | None = None
     # Effective-dated changes to the rules, oldest first (pay-cycle.md).
     versions: tuple[PlanVersion, ...] = ()
     _in_force: dict[date, Plan] = PrivateAttr(default_factory=dict)

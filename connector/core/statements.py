@@ -42,6 +42,7 @@ from connector.core.goals import (
     measure,
     prepare,
 )
+from connector.core.holdbacks import hold, releases
 from connector.core.ledgers import Ledger, Period, build_ledgers, owner_ledger
 from connector.core.models import (
     CalcWarning,
@@ -377,15 +378,16 @@ def _settle(
     the next period.
     """
     plan = ledger.plan
-    balance = ZERO
+    balance = held = ZERO
     statements: list[Statement] = []
     forgive_at_end = _forgives(ledger, as_of)
+    leaves = _leaves(ledger, as_of)
     for period in sorted(ledger.periods):
         if closed is not None and period <= closed:
             frozen = books.closed_statement(ledger.rep.id, plan.id, label(period, kind))
             if frozen is not None:
                 statements.append(frozen)
-                balance = frozen.draw_balance
+                balance, held = frozen.draw_balance, frozen.held_back
             continue
         work = ledger.periods[period]
         lines = work.lines + work.clawbacks + work.adjustments
@@ -402,7 +404,13 @@ def _settle(
                 clawbacks += line.amount
             else:
                 adjustments += line.amount
-        earnings = commission + spiffs + bonuses + clawbacks + adjustments
+        release = plan.holdback is not None and (
+            releases(plan.holdback, period, kind) or (period == ledger.last and leaves)
+        )
+        held_lines, held = hold(plan.holdback, commission, held, release)
+        lines += held_lines
+        holdback = sum((line.amount for line in held_lines), ZERO)
+        earnings = commission + spiffs + bonuses + clawbacks + adjustments + holdback
         draw = None if work.settlement else plan.draw
         step = draws.step(draw, work.k, earnings, balance)
         balance = step.balance
@@ -449,6 +457,8 @@ def _settle(
                 goals=tuple(work.goals),
                 adjustments=adjustments,
                 estimated_commission=work.estimated,
+                holdback=holdback,
+                held_back=held,
             )
         )
     return statements
@@ -468,6 +478,14 @@ def _average(bookings: Decimal, count: int) -> Decimal:
     error for any amount with a dozen decimals or fewer (split credits have 6).
     """
     return (bookings / count).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _leaves(ledger: Ledger, as_of: date) -> bool:
+    """Whether the ledger's last period is the rep's last on the plan (they left, or the
+    plan ended): what is held back is released then."""
+    plan, rep = ledger.plan, ledger.rep
+    left = rep.end_date is not None and plan.covers(rep.end_date) and rep.end_date <= as_of
+    return left or (plan.end is not None and plan.end <= as_of)
 
 
 def _forgives(ledger: Ledger, as_of: date) -> bool:

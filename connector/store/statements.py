@@ -207,6 +207,8 @@ def statement_of(body: Mapping[str, Any]) -> Statement:
     values: dict[str, Any] = {name: decimal_of(body.get(name)) for name in _DECIMAL_FIELDS}
     values["draw_advanced"] = values["draw_advanced"] or Decimal(0)
     values["adjustments"] = values["adjustments"] or Decimal(0)
+    values["holdback"] = values["holdback"] or Decimal(0)
+    values["held_back"] = values["held_back"] or Decimal(0)
     lines = tuple(
         Line(
             LineKind(kind),

@@ -26,11 +26,13 @@ AMOUNTS = (
     "bonuses",
     "clawbacks",
     "adjustments",
+    "holdback",
     "earnings",
     "draw_paid",
     "draw_recovered",
     "payout",
     "draw_balance",
+    "held_back",
 )
 COLUMNS = ("payroll_id", "rep_id", "name", "email", "currency", *AMOUNTS)
 

@@ -218,6 +218,7 @@ def text(view: StatementView) -> str:
         ("Bonuses", view.money(s.bonuses)),
         ("Clawbacks", view.money(s.clawbacks)),
         *([("Adjustments", view.money(s.adjustments))] if _adjusted(view) else []),
+        *([("Held back (net)", view.money(s.holdback))] if s.holdback or s.held_back else []),
         ("Earnings", view.money(s.earnings)),
         ("Draw paid", view.money(s.draw_paid)),
         ("Draw recovered", view.money(s.draw_recovered)),
@@ -234,6 +235,7 @@ def text(view: StatementView) -> str:
         (LineKind.BONUS, "Bonuses"),
         (LineKind.CLAWBACK, "Clawbacks"),
         (LineKind.ADJUSTMENT, "Adjustments"),
+        (LineKind.HOLDBACK, "Holdback"),
     ):
         lines = view.lines(kind)
         if not lines:
