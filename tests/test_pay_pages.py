@@ -320,3 +320,13 @@ def test_the_admin_adjusts_and_reverses_on_the_page_and_the_worker_applies_it(
         assert [e.action for e in store.pay.events()][-2:] == ["adjust", "adjust"]
     page = admin.get(f"/reports?period={this_month}").get_data(as_text=True)
     assert ">reversed<" in page
+
+
+def test_a_dry_run_shows_that_links_change_without_showing_them(site: Site) -> None:
+    rotated = {**site.env, "SPM_STATEMENT_LINK_SECRET": "a-new-secret"}
+    planned = run(site.config, rotated, "sync", "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    assert f"SPM_Statement_Link__c: {PUBLIC}/my/… -> {PUBLIC}/my/…" in planned.stdout
+    old = site.link(site.users[0]["Id"]).rsplit("/", 1)[1]
+    new = StatementLinks("a-new-secret", PUBLIC).token(site.users[0]["Id"], TODAY)
+    assert old not in planned.output and new not in planned.output

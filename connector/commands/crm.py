@@ -231,9 +231,16 @@ def _print_plan(summary: SyncSummary, config: Config, adapter: CrmAdapter) -> No
         what = "deal" if change.record is RecordKind.DEAL else "rep"
         before = adapter.as_written(change.key, change.before)
         after = adapter.as_written(change.key, change.after)
+        if change.key == "statement_link":  # each link opens a rep's pay: not for a terminal
+            before, after = _masked(before), _masked(after)
         out.print(
             f"{what} {change.record_id}  {field}: {before or '(empty)'} -> {after or '(empty)'}"
         )
+
+
+def _masked(link: str | None) -> str | None:
+    """A rep's link with its signed token left out."""
+    return None if not link else link.rsplit("/", 1)[0] + "/…"
 
 
 def print_summary(console: Console, summary: SyncSummary, dry_run: bool) -> None:

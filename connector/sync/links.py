@@ -10,7 +10,8 @@ and a new secret voids every link made with the old one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -26,9 +27,14 @@ class LinkRefused(InputError):
 
 @dataclass(frozen=True)
 class StatementLinks:
-    secret: str
+    secret: str = field(repr=False)
     base_url: str  # the receiver's public address (webhooks.public_url)
     days: int = 45
+
+    def fingerprint(self) -> str:
+        """What the links depend on, hashed (the secret never leaves this object)."""
+        text = f"{self.base_url}|{self.days}|{self.secret}"
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def _serializer(self) -> URLSafeSerializer:
         return URLSafeSerializer(self.secret, salt=_SALT)

@@ -41,6 +41,8 @@ class SyncSettings:
             else [team.model_dump(mode="json") for team in self.teams],
             "currency": self.currency,
             "period": self.period_kind.value,
+            # A new link key or address rewrites every link at once (hashed: never stored).
+            "links": None if self.links is None else self.links.fingerprint(),
         }
         text = json.dumps(rules, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
