@@ -787,7 +787,9 @@ def test_a_rename_or_a_new_stamp_touches_nobody() -> None:
 
 def test_who_a_deal_credits_and_whether_it_can() -> None:
     assert carries_credit(snapshot_of(crm_deal(), None, BERLIN))
-    assert not carries_credit(snapshot_of(crm_deal(Outcome.OPEN), None, BERLIN))
+    # Open: its estimate credits its split reps, so its splits are read.
+    assert carries_credit(snapshot_of(crm_deal(Outcome.OPEN), None, BERLIN))
+    assert not carries_credit(snapshot_of(crm_deal(Outcome.LOST), None, BERLIN))
     won = snapshot_of(crm_deal(), None, BERLIN)
     assert carries_credit(snapshot_of(crm_deal(Outcome.LOST), won, BERLIN))
     plain = Deal("d", "o", D("1"), date(2026, 1, 1), DealStatus.WON)

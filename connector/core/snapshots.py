@@ -101,8 +101,9 @@ def touched_reps(previous: DealSnapshot | None, current: DealSnapshot) -> set[st
 
 
 def carries_credit(snapshot: DealSnapshot) -> bool:
-    """Won now or once: only such a deal credits anyone, so only its splits matter."""
-    return snapshot.first_won_on is not None or snapshot.outcome is Outcome.WON
+    """Won now or once, or open: only such a deal credits anyone (an open one, in its
+    estimate), so only its splits matter."""
+    return snapshot.first_won_on is not None or snapshot.outcome is not Outcome.LOST
 
 
 def as_deleted(snapshot: DealSnapshot) -> CrmDeal:
