@@ -458,6 +458,8 @@ class Secrets(_Model):
     admin_token: SecretStr | None = None
     # Signs each rep's link to their own statements; a new value voids every link.
     statement_link_secret: SecretStr | None = None
+    # Approvers' own tokens for the reports page, by step: "manager=…,finance=…".
+    approver_tokens: SecretStr | None = None
 
 
 _SECRET_PREFIX = "SPM_"

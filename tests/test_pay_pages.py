@@ -330,3 +330,38 @@ def test_a_dry_run_shows_that_links_change_without_showing_them(site: Site) -> N
     old = site.link(site.users[0]["Id"]).rsplit("/", 1)[1]
     new = StatementLinks("a-new-secret", PUBLIC).token(site.users[0]["Id"], TODAY)
     assert old not in planned.output and new not in planned.output
+
+
+def test_an_approvers_token_approves_its_own_step_and_nothing_else(site: Site) -> None:
+    environ = {**site.env, "SPM_ADMIN_TOKEN": TOKEN,
+               "SPM_APPROVER_TOKENS": "manager=mgr-token-1, finance=fin-token-2"}  # fmt: skip
+    app = create_app(load_config(site.config), environ=environ)
+    manager = app.test_client()
+    assert manager.get("/reports?token=wrong").status_code == 401
+    assert manager.get("/reports?token=mgr-token-1").status_code == 303
+    page = manager.get(f"/reports?period={LAST_MONTH}").get_data(as_text=True)
+    assert 'data-step="manager"' in page
+    assert f'action="/reports/periods/{LAST_MONTH}/approve"' in page  # their own step only
+    assert page.count("Approve all as") == 1 and 'id="close-period"' not in page
+    form = {"csrf": csrf_of(page), "by": "Mo Manager"}
+    theirs = manager.post(
+        f"/reports/periods/{LAST_MONTH}/approve", data={**form, "step": "manager"}
+    )
+    assert theirs.status_code == 303
+    other = manager.post(f"/reports/periods/{LAST_MONTH}/approve", data={**form, "step": "finance"})
+    assert other.status_code == 403
+    closing = manager.post(f"/reports/periods/{LAST_MONTH}/close", data={**form, "confirm": "yes"})
+    assert closing.status_code == 403 and b"needs the admin token" in closing.data
+    # A changed approver token ends that approver's session.
+    changed = create_app(
+        load_config(site.config),
+        environ={**environ, "SPM_APPROVER_TOKENS": "manager=mgr-token-NEW"},
+    )
+    stale = changed.test_client()
+    with manager.session_transaction() as held, stale.session_transaction() as copied:
+        copied.update(held)
+    assert stale.get("/reports").status_code == 401
+    with Store.open(site.store_url, existing=True) as store:
+        approvals = store.reviews.approvals(LAST_MONTH)
+    assert approvals and {a.step for a in approvals} == {"manager"}
+    assert {a.approved_by for a in approvals} == {"Mo Manager"}

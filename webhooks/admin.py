@@ -92,17 +92,50 @@ def _bearer(req: Request) -> str | None:
     return header[7:].strip() if header.startswith("Bearer ") else None
 
 
+ADMIN = "admin"
+APPROVER = "approver:"  # + the step: an approver sees the page and approves their step
+
+
+def _roles() -> list[tuple[str, str]]:
+    """(token, role) for the admin token and each approver's (SPM_APPROVER_TOKENS)."""
+    secrets_ = receiver().secrets
+    if secrets_.admin_token is None:
+        return []  # the page is off: no approver gets in either
+    roles = [(secrets_.admin_token.get_secret_value(), ADMIN)]
+    listed = secrets_.approver_tokens.get_secret_value() if secrets_.approver_tokens else ""
+    for pair in listed.split(","):
+        step, _, token = pair.partition("=")
+        if step.strip() and token.strip():
+            roles.append((token.strip(), APPROVER + step.strip()))
+    return roles
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def role() -> str | None:
+    """Who the request is: ``admin``, ``approver:<step>``, or None (bearer token, the
+    one-time ``?token=``, or the session's, which ends when its token is changed)."""
+    given = _bearer(request) or request.args.get("token")
+    if given is not None:
+        found = None
+        for token, who in _roles():
+            if hmac.compare_digest(given.encode(), token.encode()):
+                found = who
+        return found
+    held, key = session.get("role"), session.get("key")
+    for token, who in _roles():
+        if who == held and isinstance(key, str) and hmac.compare_digest(key, _digest(token)):
+            return who
+    return None
+
+
 def refusal() -> Response | None:
-    """None when the request is the admin's (bearer token, the one-time ``?token=``, or a
-    live session); else the 401 to answer."""
-    secret = receiver().secrets.admin_token
-    expected = secret.get_secret_value() if secret is not None else None
-    if expected:
-        given = _bearer(request) or request.args.get("token")
-        if given is not None and hmac.compare_digest(given.encode(), expected.encode()):
-            return None
-        if given is None and session.get("admin") is True:
-            return None
+    """None when the request is the admin's or an approver's; else the 401 to answer."""
+    if role() is not None:
+        return None
+    expected = receiver().secrets.admin_token
     log("rejected", source="reports", status=401, reason="admin_token", remote=request.remote_addr)
     response = text(
         "401 Unauthorized: this page needs the admin token."
@@ -146,8 +179,11 @@ def exchanged_token() -> Response | None:
     without the token, before anything else is read or shown; else None."""
     if "token" not in request.args:
         return None
+    who = role()
+    given = _bearer(request) or request.args.get("token") or ""
     session.clear()
-    session["admin"] = True
+    session["role"] = who
+    session["key"] = _digest(given)
     session.permanent = True
     rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
     query = ("?" + urlencode(rest)) if rest else ""

@@ -28,16 +28,24 @@ from connector.sync import pay_cycle
 from connector.sync.lease import sync_lock
 from connector.sync.reading import load_pay_panel
 from connector.sync.run import SyncSettings
-from webhooks.admin import csrf_token, exchanged_token, forged, refusal, text
+from webhooks.admin import ADMIN, APPROVER, csrf_token, exchanged_token, forged, refusal, role, text
 from webhooks.receiver import receiver
 
 bp = Blueprint("pay", __name__, template_folder="templates")
 T = TypeVar("T")
 
 
-def _refused() -> Response | None:
-    refused = refusal() or exchanged_token()
-    return refused if refused is not None else forged()
+def _refused(step: str | None = None) -> Response | None:
+    """The answer to give instead of acting: not signed in, a stale form, or a role that
+    may not do this (approvers approve their own step; everything else is the admin's)."""
+    refused = refusal() or exchanged_token() or forged()
+    if refused is not None:
+        return refused
+    who = role()
+    if who == ADMIN or (step is not None and who == APPROVER + step):
+        return None
+    needed = "the admin token" if step is None else f"the admin's or the {step} approver's token"
+    return text(f"403 Forbidden: this action needs {needed}", 403)
 
 
 def _back(period: str, notice: str) -> Response:
@@ -85,7 +93,7 @@ def _period(text_value: str) -> str | Response:
 
 @bp.post("/reports/periods/<period>/approve")
 def approve(period: str) -> Response:
-    if (answer := _refused()) is not None:
+    if (answer := _refused(request.form.get("step", ""))) is not None:
         return answer
     chosen, actor = _period(period), _actor()
     if isinstance(chosen, Response) or isinstance(actor, Response):

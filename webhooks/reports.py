@@ -25,7 +25,7 @@ from connector.views.statement import html as statement_page
 from connector.views.statement import percent_text
 from connector.views.team import SPANS
 from connector.views.team_csv import EXPORTS, export_csv
-from webhooks.admin import csrf_token, exchanged_token, log_out, refusal, text
+from webhooks.admin import csrf_token, exchanged_token, log_out, refusal, role, text
 from webhooks.receiver import receiver
 
 bp = Blueprint("reports", __name__, template_folder="templates")
@@ -83,6 +83,7 @@ def team() -> Response:
         "reports.html",
         pay=pay,
         csrf=csrf_token(),
+        role=role(),
         notice=request.args.get("notice", "")[:300],
         team=data.team,
         syncs=data.syncs,
