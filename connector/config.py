@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from connector.config_errors import messages
+from connector.core.currency import RateBasis
 from connector.core.fields import KEYS as FIELD_KEYS
 from connector.core.fields import target_problems
 from connector.core.models import PeriodKind
@@ -240,6 +241,12 @@ class PayCycleSettings(_Model):
     payroll_id_field: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 
 
+class CurrencyRates(_Model):
+    # rates.csv: currency, from, rate (plan currency per unit), relative to spm.yaml.
+    file: str = Field(min_length=1)
+    basis: RateBasis = RateBasis.CLOSE_DATE  # or year_start: one rate per plan year
+
+
 class Kpis(_Model):
     # Reads every lead (Salesforce) or contact (HubSpot) the reps own: extra API calls.
     lead_to_sale: bool = False
@@ -260,6 +267,8 @@ class Config(_Model):
     teams: Literal["crm"] | tuple[Team, ...] | None = None
     kpis: Kpis = Kpis()
     pay_cycle: PayCycleSettings = PayCycleSettings()
+    # Exchange rates for deals in other currencies (calculation.md §15); none: left out.
+    currency_rates: CurrencyRates | None = None
     # How money reads on statements, tables and the reports page (Babel's locale names).
     locale: str = DEFAULT_LOCALE
     plans: tuple[Plan, ...] = Field(min_length=1)
@@ -369,6 +378,13 @@ class Config(_Model):
                     raise ValueError(f"teams[{index}].id: {team.id!r} is listed twice")
                 seen.add(team.id)
         return self
+
+    def rates_path(self) -> Path | None:
+        """The rates file, relative to the config file's folder."""
+        if self.currency_rates is None:
+            return None
+        path = Path(self.currency_rates.file)
+        return path if path.is_absolute() or self._folder is None else self._folder / path
 
     @property
     def zone(self) -> ZoneInfo:

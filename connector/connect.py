@@ -17,8 +17,10 @@ from connector.adapters.salesforce import (
     SalesforceSettings,
 )
 from connector.config import Config, CrmType, SalesforceCrm, Secrets
+from connector.core.currency import Rates
 from connector.core.fields import FieldSpec, catalogue
 from connector.errors import ConfigError
+from connector.inputs import read_rates
 from connector.sync.links import StatementLinks
 from connector.sync.pay_cycle import CloseRules
 from connector.sync.run import SyncSettings
@@ -47,7 +49,15 @@ def sync_settings(config: Config, secrets: Secrets | None = None) -> SyncSetting
         teams=config.teams,
         lead_to_sale=config.kpis.lead_to_sale,
         links=links,
+        rates=_rates(config),
     )
+
+
+def _rates(config: Config) -> Rates | None:
+    path = config.rates_path()
+    if path is None or config.currency_rates is None:
+        return None
+    return read_rates(path, config.currency_rates.basis)
 
 
 def close_rules(config: Config) -> CloseRules:

@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from connector.core.currency import RateBasis, Rates, convert
 from connector.core.models import CrmQuota, Deal, DealStatus, Lead, Rep, Split
 from connector.core.money import HUNDRED, ZERO
 from connector.errors import InputError
@@ -66,15 +67,19 @@ def load_inputs(
     splits: str | Path | None = None,
     *,
     currency: str,
+    rates: Rates | None = None,
 ) -> Inputs:
     """Read the calc input files; ``reps``/``splits`` are optional.
 
-    Without reps.csv the engine takes the plan members with default dates.
+    Without reps.csv the engine takes the plan members with default dates. With
+    ``rates``, deals in other currencies are converted (core/currency.py).
     """
     rep_records = read_reps(reps) if reps is not None else []
-    deal_records = read_deals(deals, currency=currency)
+    deal_records = read_deals(deals, currency=currency, foreign=rates is not None)
     if splits is not None:
         deal_records = attach_splits(deal_records, read_splits(splits), str(splits), str(deals))
+    if rates is not None:
+        deal_records = convert(deal_records, rates, currency)
     with _reader(deals) as (_, header):
         columns = frozenset(header)
     return Inputs(tuple(rep_records), tuple(deal_records), columns)
@@ -142,8 +147,9 @@ def _active(text: str) -> bool:
 # --- deals -------------------------------------------------------------------
 
 
-def read_deals(path: str | Path, *, currency: str) -> list[Deal]:
-    """Deals without their splits (see :func:`attach_splits`)."""
+def read_deals(path: str | Path, *, currency: str, foreign: bool = False) -> list[Deal]:
+    """Deals without their splits (see :func:`attach_splits`); with ``foreign``, deals in
+    other currencies too, as they are (core/currency.py converts them)."""
     name = str(path)
     deals: list[Deal] = []
     seen: set[str] = set()  # a set, not id → line: a million line-number ints cost time
@@ -202,12 +208,15 @@ def read_deals(path: str | Path, *, currency: str) -> list[Deal]:
                         )
                 if status is DealStatus.CANCELLED and cancel_date is None:
                     raise _BadValue("cancel_date", "a cancelled deal needs a cancel_date")
+                deal_currency = currency
                 if i_currency is not None and row[i_currency] != currency and row[i_currency]:
-                    raise _BadValue(
-                        "currency",
-                        f"{row[i_currency]!r}, but the plans are in {currency}; "
-                        "deals in another currency are not supported",
-                    )
+                    if not foreign:
+                        raise _BadValue(
+                            "currency",
+                            f"{row[i_currency]!r}, but the plans are in {currency}; give "
+                            "exchange rates (calc --rates FILE) to convert it",
+                        )
+                    deal_currency = _currency(row[i_currency])
             except _BadValue as problem:
                 _note(errors, name, reader.line_num, problem)
                 continue
@@ -219,7 +228,7 @@ def read_deals(path: str | Path, *, currency: str) -> list[Deal]:
                     amount,
                     close_date,
                     status,
-                    currency,
+                    deal_currency,
                     cancel_date,
                     (row[i_type] or None) if i_type is not None else None,
                     {key: row[index] for key, index in extra} if extra else no_properties,
@@ -229,6 +238,38 @@ def read_deals(path: str | Path, *, currency: str) -> list[Deal]:
             )
     _raise_if(errors)
     return deals
+
+
+def _currency(text: str) -> str:
+    code = text.strip().upper()
+    if len(code) != 3 or not code.isalpha():
+        raise _BadValue("currency", f"{text!r} is not a three-letter currency code")
+    return code
+
+
+def read_rates(path: str | Path, basis: RateBasis = RateBasis.CLOSE_DATE) -> Rates:
+    """rates.csv: ``currency, from, rate`` (plan currency per unit, from that day on)."""
+    name = str(path)
+    rows: dict[str, list[tuple[date, Decimal]]] = {}
+    errors: list[str] = []
+    with _reader(path) as (reader, header):
+        column = _columns(name, header, ("currency", "from", "rate"))
+        dates: dict[str, date] = {}
+        for row in _rows(reader, name, len(header), errors):
+            try:
+                code = _currency(row[column["currency"]])
+                start = _date(row[column["from"]], "from", dates)
+                rate = _decimal(row[column["rate"]], "rate")
+                if rate <= 0:
+                    raise _BadValue("rate", f"{rate} must be greater than 0")
+                if any(day == start for day, _ in rows.get(code, ())):
+                    raise _BadValue("from", f"{code} already has a rate from {start}")
+            except _BadValue as problem:
+                _note(errors, name, reader.line_num, problem)
+                continue
+            rows.setdefault(code, []).append((start, rate))
+    _raise_if(errors)
+    return Rates({c: tuple(sorted(found)) for c, found in rows.items()}, name, basis)
 
 
 def _status(text: str) -> DealStatus:

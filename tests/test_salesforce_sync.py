@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from connector.core.fields import CATALOGUE
+from connector.core.models import LineKind
+from connector.store.state import Store
 from crm_sandbox.salesforce import SalesforceSandbox
 from tests.crm_sync_helpers import (
     OracleDeal,
@@ -379,6 +381,41 @@ def test_deal_in_another_currency_is_reported_not_mixed(
     assert result.exit_code == 0, result.output
     assert f"deal {euro['Id']} is in EUR, not the plan currency USD" in result.output
     assert sandbox.org.opportunity(euro["Id"]).values["SPM_Commission__c"] is None
+
+
+def test_with_exchange_rates_a_deal_in_another_currency_is_converted_and_paid(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    clock = Clock()
+    sandbox = make_salesforce_sandbox(reps=8, deals=300, clock=clock, multicurrency=True)
+    members = [u["Id"] for u in sandbox.users()]
+    (tmp_path / "rates.csv").write_text("currency,from,rate\nEUR,2025-01-01,1.0850\n")
+    config = write_config(
+        tmp_path, sandbox.settings()["crm"], members,
+        extra={"currency_rates": {"file": "rates.csv"}},
+    )  # fmt: skip
+    org = Org(sandbox, config, dict(sandbox.settings()["env"]), tmp_path, clock)
+    installed(org)
+    euro = next(d for d in sandbox.opportunities() if d["IsWon"])
+    sandbox.org.update("Opportunity", euro["Id"], {"CurrencyIsoCode": "EUR"}, source="sandbox")
+    result = org.cli("sync", "--as-of", as_of_for(sandbox).isoformat())
+    assert result.exit_code == 0, result.output
+    assert "is in EUR" not in result.output
+    paid = sandbox.org.opportunity(euro["Id"]).values["SPM_Commission__c"]
+    assert paid is not None and paid > 0
+    with Store.open(f"sqlite:///{tmp_path / 'spm.db'}", existing=True) as store:
+        lines = [
+            line
+            for s in store.statements.of_rep(euro["OwnerId"])
+            for line in s.lines
+            if line.deal_id == euro["Id"] and line.kind is LineKind.COMMISSION
+        ]
+    assert lines and f"EUR {euro['Amount']:.2f} at 1.085" in lines[0].rule
+    assert lines[0].credit == (euro["Amount"] * Decimal("1.0850")).quantize(Decimal("0.01"))
+    # A rate missing for the deal's date stops the sync, naming the deal.
+    (tmp_path / "rates.csv").write_text("currency,from,rate\nEUR,2030-01-01,1.0850\n")
+    refused = org.cli("sync", "--as-of", as_of_for(sandbox).isoformat(), "--full")
+    assert refused.exit_code == 2 and f"deal {euro['Id']}" in refused.output
 
 
 # -- field-level security: the sandbox hides fields created through the API until granted --

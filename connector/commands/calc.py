@@ -18,13 +18,14 @@ from connector.commands.common import (
     private_file,
 )
 from connector.config import Config, config_warnings
+from connector.core.currency import RateBasis
 from connector.core.goals import team_spells
 from connector.core.models import Deal, Rep, Statement, TeamResult
 from connector.core.periods import parse_label
 from connector.core.plans import filter_problems
 from connector.core.statements import calculate
 from connector.errors import ConfigError, InputError
-from connector.inputs import Inputs, load_inputs, read_leads, read_quotas
+from connector.inputs import Inputs, load_inputs, read_leads, read_quotas, read_rates
 from connector.views.calc import write_csv, write_json, write_table
 
 MAX_WARNINGS = 20
@@ -58,6 +59,13 @@ MAX_WARNINGS = 20
 @click.option("--rep", "rep_ids", multiple=True, metavar="ID", help="Only this rep (repeatable).")
 @click.option("--period", metavar="P", help="Only this period (2026-03 or 2026-Q1).")
 @click.option("--output", "output_path", metavar="FILE", help="Write here instead of stdout.")
+@click.option(
+    "--rates",
+    "rates_path",
+    metavar="FILE",
+    help="rates.csv (currency, from, rate): converts deals in other currencies "
+    "(default: currency_rates.file in the config).",
+)
 @click.pass_context
 def calc(
     ctx: click.Context,
@@ -71,6 +79,7 @@ def calc(
     rep_ids: tuple[str, ...],
     period: str | None,
     output_path: str | None,
+    rates_path: str | None,
 ) -> None:
     """Compute statements offline from CSV files, with no CRM."""
     config = config_of(ctx)
@@ -82,7 +91,10 @@ def calc(
                 f"--period: {error} (the config's period is {config.period})"
             ) from None
     as_of = as_of_date(as_of_text, config)
-    inputs = load_inputs(deals_path, reps_path, splits_path, currency=config.currency)
+    chosen_rates = rates_path or config.rates_path()
+    basis = config.currency_rates.basis if config.currency_rates else RateBasis.CLOSE_DATE
+    rates = read_rates(chosen_rates, basis) if chosen_rates is not None else None
+    inputs = load_inputs(deals_path, reps_path, splits_path, currency=config.currency, rates=rates)
     problems = filter_problems(config.plans, inputs.deal_columns, deals_path)
     if problems:
         raise ConfigError("\n".join(f"{config_name(ctx)}: {problem}" for problem in problems))

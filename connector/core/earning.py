@@ -20,6 +20,7 @@ from connector.core.commission import (
     percent_text,
     spiff_lines,
 )
+from connector.core.currency import FX
 from connector.core.models import Deal, Line
 from connector.core.money import ONE, ZERO
 from connector.core.plans import Commission, Gate, Plan
@@ -53,6 +54,14 @@ def earned_lines(
         schedule = schedules[key] = Schedule.build(commission, quota, gate_closed=closed)
     bookings = sum((credit.amount for credit in credits), ZERO)
     lines = commission_lines(credits, schedule, adjuster(commission, bookings, quota))
+    converted = {c.deal.id: c.deal.properties[FX] for c in credits if FX in c.deal.properties}
+    if converted:  # say what a deal in another currency was, on its line
+        lines = [
+            line._replace(rule=f"{line.rule}; {converted[line.deal_id]}")
+            if line.deal_id in converted
+            else line
+            for line in lines
+        ]
     lines += spiff_lines(credits, plan.spiffs)
     return lines, schedule
 

@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from connector.core.currency import Rates, convert
 from connector.core.models import (
     CalcWarning,
     CrmDeal,
@@ -153,11 +154,13 @@ def engine_deals(
     snapshots: Iterable[DealSnapshot],
     splits: Mapping[str, Sequence[tuple[str, Decimal]]],
     currency: str,
+    rates: Rates | None = None,
 ) -> tuple[list[Deal], list[CalcWarning]]:
     """Snapshots the engine can compute; the rest are reported, never silently mixed in.
 
-    Left out: deleted deals never won, deals in another currency (reported when
-    pulled), won deals without an amount or close date, absurd amounts. Splits
+    Left out: deleted deals never won, deals in another currency when there are no
+    ``rates`` (reported when pulled; with rates they are converted), won deals
+    without an amount or close date, absurd amounts. Splits
     that do not sum to 100 or name a rep twice are reported and the deal is
     credited to its owner.
     """
@@ -166,7 +169,7 @@ def engine_deals(
     for snap in sorted(snapshots, key=lambda s: s.id):
         if snap.deleted and snap.status is not DealStatus.CANCELLED:
             continue
-        if snap.currency and snap.currency != currency:
+        if snap.currency and snap.currency != currency and rates is None:
             continue
         credit_bearing = snap.status in (DealStatus.WON, DealStatus.CANCELLED)
         if snap.close_date is None or snap.amount is None:
@@ -213,4 +216,6 @@ def engine_deals(
                 created_date=snap.created_date,
             )
         )
+    if rates is not None:
+        deals = convert(deals, rates, currency)
     return deals, warnings

@@ -331,7 +331,11 @@ class SyncEngine:
             if previous is None or touched:
                 changed.append(snapshot)
                 owed_reps |= touched
-            warning = currency_warning(snapshot, self.settings.currency)
+            warning = (
+                currency_warning(snapshot, self.settings.currency)
+                if self.settings.rates is None
+                else None
+            )
             if warning:
                 run.summary.warnings.append(warning)
         run.summary.deals_changed += len(changed)
@@ -385,7 +389,9 @@ class SyncEngine:
             for snapshot in store.deals.for_reps(computed - wanted):
                 snapshots.setdefault(snapshot.id, snapshot)
             splits.update(store.deals.splits([d for d in snapshots if d not in splits]))
-        deals, problems = engine_deals(snapshots.values(), splits, self.settings.currency)
+        deals, problems = engine_deals(
+            snapshots.values(), splits, self.settings.currency, self.settings.rates
+        )
         calculation = calculate(
             plans,
             reps,

@@ -134,8 +134,9 @@ def freeze(
             deal_ids = {line.deal_id for s in statements for line in s.lines if line.deal_id}
             snapshots = store.deals.by_id(deal_ids)
             deals, _ = engine_deals(
-                snapshots.values(), store.deals.splits(list(snapshots)), settings.currency
-            )
+                snapshots.values(), store.deals.splits(list(snapshots)), settings.currency,
+                settings.rates,
+            )  # fmt: skip
             payout = sum((s.payout for s in statements), ZERO)
             reps = len({s.rep_id for s in statements})
             detail = {

@@ -13,6 +13,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from connector.adapters.base import CrmAdapter
+from connector.core.currency import Rates
 from connector.core.diff import PlannedWrite
 from connector.core.fields import RecordKind
 from connector.core.models import ApiUsage, RecordUpdate, WriteResult
@@ -31,6 +32,7 @@ class SyncSettings:
     teams: str | tuple[Team, ...] | None = None  # spm.yaml's `teams:`
     lead_to_sale: bool = False  # read leads for the lead-to-sale ratio
     links: StatementLinks | None = None  # each rep's link to their statements
+    rates: Rates | None = None  # exchange rates for deals in other currencies
 
     def fingerprint(self) -> str:
         """What the statements are computed from besides the CRM's data, hashed."""
@@ -43,6 +45,7 @@ class SyncSettings:
             "period": self.period_kind.value,
             # A new link key or address rewrites every link at once (hashed: never stored).
             "links": None if self.links is None else self.links.fingerprint(),
+            "rates": None if self.rates is None else self.rates.fingerprint(),
         }
         text = json.dumps(rules, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
