@@ -153,7 +153,7 @@ def test_a_deal_in_another_currency() -> None:
     )
     assert deals_error(text) == (
         "deals.csv:4: currency: 'EUR', but the plans are in USD; "
-        "deals in another currency are not supported"
+        "give exchange rates (calc --rates FILE) to convert it"
     )
 
 
