@@ -32,15 +32,20 @@ def field_specs(config: Config) -> tuple[FieldSpec, ...]:
     return catalogue(overrides, crm)
 
 
-def sync_settings(config: Config, secrets: Secrets | None = None) -> SyncSettings:
-    """The engine's settings; with the secrets, the reps' statement links too (when
-    ``SPM_STATEMENT_LINK_SECRET`` and ``webhooks.public_url`` are both set)."""
-    links = None
+def statement_links(config: Config, secrets: Secrets | None) -> StatementLinks | None:
+    """The reps' statement links, when ``SPM_STATEMENT_LINK_SECRET`` and
+    ``webhooks.public_url`` are both set."""
     secret = secrets.statement_link_secret if secrets is not None else None
-    if secret is not None and config.webhooks.public_url:
-        links = StatementLinks(
-            secret.get_secret_value(), config.webhooks.public_url, config.pay_cycle.link_days
-        )
+    if secret is None or not config.webhooks.public_url:
+        return None
+    return StatementLinks(
+        secret.get_secret_value(), config.webhooks.public_url, config.pay_cycle.link_days
+    )
+
+
+def sync_settings(config: Config, secrets: Secrets | None = None) -> SyncSettings:
+    """The engine's settings; with the secrets, the reps' statement links too."""
+    links = statement_links(config, secrets)
     return SyncSettings(
         plans=config.plans,
         currency=config.currency,

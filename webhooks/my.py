@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 from flask import Blueprint, make_response, request
 from werkzeug.wrappers import Response
 
-from connector.connect import sync_settings
+from connector.connect import statement_links
 from connector.core.closing import PRELIMINARY
 from connector.errors import ConnectorError, InputError
 from connector.logs import log
@@ -36,7 +36,7 @@ _NOTICES = {"acknowledged": "Thank you: your acknowledgement is recorded.",
 
 def _rep_of(token: str) -> str | Response:
     state = receiver()
-    links = sync_settings(state.config, state.secrets).links
+    links = statement_links(state.config, state.secrets)
     if links is None:
         return text("404 Not Found: statement links are off here.", 404)
     try:
