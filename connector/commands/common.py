@@ -36,6 +36,20 @@ def config_option(command: F) -> F:
     )(command)
 
 
+def wait_option(command: F) -> F:
+    """``--wait SECONDS``: how long a command waits for the store's lock (sync, the pay cycle)."""
+    return click.option(
+        "--wait",
+        "wait_s",
+        type=click.FloatRange(0),
+        default=600.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait for the webhook worker or another sync holding the store; "
+        "exit 4 when the wait runs out (0: do not wait).",
+    )(command)
+
+
 def config_of(ctx: click.Context) -> Config:
     state = ctx.find_object(State)
     return load_config(resolve_config_path(state.config_option if state else None, os.environ))

@@ -19,7 +19,13 @@ from rich.status import Status
 
 from connector.adapters.base import CrmAdapter
 from connector.adapters.retry import RetryPolicy
-from connector.commands.common import as_of_date, config_of, config_option, console
+from connector.commands.common import (
+    as_of_date,
+    config_of,
+    config_option,
+    console,
+    wait_option,
+)
 from connector.config import Config, config_warnings, load_secrets, store_url
 from connector.connect import adapter_for, field_specs, sync_settings
 from connector.core.fields import RecordKind
@@ -170,16 +176,7 @@ def install_fields(
     is_flag=True,
     help="Forget the store's state (say, it belonged to another CRM account) and sync in full.",
 )
-@click.option(
-    "--wait",
-    "wait_s",
-    type=click.FloatRange(0),
-    default=600.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for the webhook worker or another sync holding the store; "
-    "exit 4 when the wait runs out (0: do not wait).",
-)
+@wait_option
 @click.pass_context
 def sync(
     ctx: click.Context,

@@ -16,7 +16,13 @@ import click
 from rich.console import Console
 
 from connector.adapters.retry import RetryPolicy
-from connector.commands.common import config_of, config_option, console, private_file
+from connector.commands.common import (
+    config_of,
+    config_option,
+    console,
+    private_file,
+    wait_option,
+)
 from connector.commands.crm import print_summary
 from connector.config import Config, load_secrets, store_url
 from connector.connect import adapter_for, close_rules, sync_settings
@@ -29,15 +35,6 @@ from connector.sync.engine import SyncEngine
 from connector.views import payroll as sheets
 from connector.views.statement import find_rep
 
-_WAIT = click.option(
-    "--wait",
-    "wait_s",
-    type=click.FloatRange(0),
-    default=600.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for the webhook worker or a sync holding the store.",
-)
 _BY = click.option(
     "--by",
     "actor",
@@ -107,7 +104,7 @@ def list_periods(ctx: click.Context) -> None:
     "--with-earlier", is_flag=True, help="Close the open periods before PERIOD too, oldest first."
 )
 @_BY
-@_WAIT
+@wait_option
 @click.pass_context
 def close(
     ctx: click.Context, period: str, with_earlier: bool, actor: str | None, wait_s: float
@@ -160,7 +157,7 @@ def approve(
 @click.argument("period")
 @click.option("--reason", required=True, help="Why: it goes into the event log.")
 @_BY
-@_WAIT
+@wait_option
 @click.pass_context
 def reopen(ctx: click.Context, period: str, reason: str, actor: str | None, wait_s: float) -> None:
     """Unfreeze the latest closed period (not a paid one) and recompute everyone."""
@@ -185,7 +182,7 @@ def reopen(ctx: click.Context, period: str, reason: str, actor: str | None, wait
 @click.option("--plan", metavar="ID", help="The plan, when the rep is on two in the period.")
 @click.option("--reverse", "reverses", type=int, metavar="N", help="Reverse adjustment #N instead.")
 @_BY
-@_WAIT
+@wait_option
 @click.pass_context
 def adjust(
     ctx: click.Context,

@@ -190,21 +190,18 @@ class PayCycle:
     ) -> int:
         """Add a manual adjustment (never edited or deleted: a reversal is another one)."""
         with self._db.transaction() as connection:
-            result = connection.execute(
-                adjustments_table.insert().values(
-                    rep_id=rep_id,
-                    plan_id=plan_id,
-                    period=period,
-                    amount=str(amount),
-                    reason=reason,
-                    author=actor,
-                    created_at=iso(at),
-                    reverses=reverses,
-                )
+            number = self._db.insert_one(
+                connection,
+                adjustments_table,
+                rep_id=rep_id,
+                plan_id=plan_id,
+                period=period,
+                amount=str(amount),
+                reason=reason,
+                author=actor,
+                created_at=iso(at),
+                reverses=reverses,
             )
-            key = result.inserted_primary_key
-            assert key is not None
-            number = int(key[0])
             detail = {"id": number, "plan": plan_id, "amount": str(amount), "reason": reason}
             if reverses is not None:
                 detail["reverses"] = reverses

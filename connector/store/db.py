@@ -393,6 +393,13 @@ class Database:
             return text
         return sa.func.json_extract(column, f"$.{key}", type_=sa.Text)
 
+    @staticmethod
+    def insert_one(connection: Connection, table: sa.Table, **values: Any) -> int:
+        """Insert one row of a table with an integer key; its new key."""
+        key = connection.execute(table.insert().values(**values)).inserted_primary_key
+        assert key is not None  # an insert into a table with an integer key
+        return int(key[0])
+
     def insert_all(
         self, connection: Connection, table: sa.Table, rows: list[dict[str, Any]]
     ) -> None:

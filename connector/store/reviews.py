@@ -81,21 +81,18 @@ class Reviews:
         at: datetime,
     ) -> int:
         with self._db.transaction() as connection:
-            result = connection.execute(
-                statement_reviews_table.insert().values(
-                    rep_id=statement.rep_id,
-                    plan_id=statement.plan_id,
-                    period=statement.period,
-                    kind=kind,
-                    line=line,
-                    comment=comment,
-                    at=iso(at),
-                    status=status,
-                )
+            number = self._db.insert_one(
+                connection,
+                statement_reviews_table,
+                rep_id=statement.rep_id,
+                plan_id=statement.plan_id,
+                period=statement.period,
+                kind=kind,
+                line=line,
+                comment=comment,
+                at=iso(at),
+                status=status,
             )
-            key = result.inserted_primary_key
-            assert key is not None
-            number = int(key[0])
             detail = {"review": number, "plan": statement.plan_id, "line": line}
             if comment:
                 detail["comment"] = comment

@@ -33,19 +33,16 @@ class Runs:
         self, kind: str, started_at: datetime, options: Mapping[str, Any], holder: str = ""
     ) -> int:
         with self._db.transaction() as connection:
-            result = connection.execute(
-                runs_table.insert().values(
-                    kind=kind,
-                    started_at=iso(started_at),
-                    status="running",
-                    options=json.dumps(options, sort_keys=True),
-                    summary="{}",
-                    holder=holder or this_process(),
-                )
+            return self._db.insert_one(
+                connection,
+                runs_table,
+                kind=kind,
+                started_at=iso(started_at),
+                status="running",
+                options=json.dumps(options, sort_keys=True),
+                summary="{}",
+                holder=holder or this_process(),
             )
-            key = result.inserted_primary_key
-            assert key is not None  # an insert into a table with an integer key
-            return int(key[0])
 
     def finish(
         self, run_id: int, finished_at: datetime, status: str, summary: Mapping[str, Any]
