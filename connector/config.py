@@ -265,6 +265,9 @@ class Config(_Model):
     # Who is on which team, for team goals: `crm` (Salesforce managers, HubSpot
     # teams, reps.csv manager_id / team_id) or a list of teams.
     teams: Literal["crm"] | tuple[Team, ...] | None = None
+    # The managers of CRM teams (HubSpot teams name none), by team id: a user id or
+    # email. Manager overrides follow them (calculation.md §16).
+    team_managers: dict[str, str] = Field(default_factory=dict)
     kpis: Kpis = Kpis()
     pay_cycle: PayCycleSettings = PayCycleSettings()
     # Exchange rates for deals in other currencies (calculation.md §15); none: left out.

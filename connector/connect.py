@@ -55,6 +55,7 @@ def sync_settings(config: Config, secrets: Secrets | None = None) -> SyncSetting
         lead_to_sale=config.kpis.lead_to_sale,
         links=links,
         rates=_rates(config),
+        team_managers=config.team_managers,
     )
 
 

@@ -57,6 +57,7 @@ def test_rep_values_use_as_of_period_and_year_to_date() -> None:
         "period_status": "preliminary",  # no period is closed
         "adjustments": "0.00",
         "held_back": "0.00",  # no holdback on this plan
+        "overrides": "0.00",  # nor overrides
         "quota": "10000.00",
         "bookings": "5000.00",
         "attainment": "0.5000",

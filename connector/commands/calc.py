@@ -21,6 +21,7 @@ from connector.config import Config, config_warnings
 from connector.core.currency import RateBasis
 from connector.core.goals import team_spells
 from connector.core.models import Deal, Rep, Statement, TeamResult
+from connector.core.overrides import reporting_lines
 from connector.core.periods import parse_label
 from connector.core.plans import filter_problems
 from connector.core.statements import calculate
@@ -110,6 +111,8 @@ def calc(
             f"{config_name(ctx)} (set kpis: {{lead_to_sale: true}} to compute it)",
             err=True,
         )
+    spells = team_spells(config.teams, inputs.reps)
+    listed = spells if isinstance(config.teams, tuple) else ()
     with gc_paused():
         calculation = calculate(
             config.plans,
@@ -118,9 +121,10 @@ def calc(
             period_kind=config.period,
             as_of=as_of,
             rep_ids=rep_ids or None,
-            teams=team_spells(config.teams, inputs.reps),
+            teams=spells,
             crm_quotas=quotas,
             leads=leads,
+            reporting=reporting_lines(inputs.reps, None, listed, config.team_managers),
         )
         statements = _selected(calculation.statements, rep_ids, period, as_of)
         warnings = [

@@ -139,7 +139,8 @@ def late_changes(
             if line.kind is not _ADJUSTMENT:
                 period = parse_label(statement.period, kind)
                 bucket = frozen.setdefault(period, {})
-                bucket[line.deal_id] = bucket.get(line.deal_id, ZERO) + line.amount
+                deal_id = _bucket(line)
+                bucket[deal_id] = bucket.get(deal_id, ZERO) + line.amount
             elif line.paid_period is not None:  # a late change already carried
                 key = (line.paid_period, line.deal_id)
                 carried[key] = carried.get(key, ZERO) + line.amount
@@ -149,7 +150,8 @@ def late_changes(
     for period in sorted(periods):
         now: dict[str | None, Decimal] = {}
         for line in recomputed.get(period, ()):
-            now[line.deal_id] = now.get(line.deal_id, ZERO) + line.amount
+            deal_id = _bucket(line)
+            now[deal_id] = now.get(deal_id, ZERO) + line.amount
         was = frozen.get(period, {})
         closed_label = label(period, kind)
         before = {deal_id for period_label, deal_id in carried if period_label == closed_label}
@@ -179,10 +181,17 @@ def late_changes(
     return adjustments
 
 
+def _bucket(line: Line) -> str | None:
+    """The deal a line's late change is carried for: its own, except for a manager's
+    override, which is carried with the bonuses (the deal's own commission fields must
+    not take a manager's override)."""
+    return None if line.kind is LineKind.OVERRIDE else line.deal_id
+
+
 def _reason(deal_id: str | None, before: Deal | None, now: Deal | None) -> str:
     """What changed on a deal since its period closed, as a person would say it."""
     if deal_id is None:
-        return "bonuses and goals recomputed"
+        return "bonuses, goals and overrides recomputed"
     if now is None:
         return f"deal {deal_id} is no longer credited"
     if before is None:

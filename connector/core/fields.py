@@ -132,7 +132,7 @@ CATALOGUE: tuple[FieldSpec, ...] = (
         _REP,
         _M,
         "SPM Earnings",
-        "Commission, SPIFFs, bonuses, clawbacks and adjustments this period",
+        "Commission, SPIFFs, bonuses, overrides, clawbacks and adjustments this period",
         "SPM_Earnings__c",
         "spm_earnings",
     ),
@@ -141,6 +141,12 @@ CATALOGUE: tuple[FieldSpec, ...] = (
         _M,
         "SPM Adjustments",
         "Adjustments this period: late changes to closed periods, and manual ones",
+    ),
+    _rep(
+        "overrides",
+        _M,
+        "SPM Overrides",
+        "Manager overrides this period: a share of the team's credited bookings",
     ),
     _rep(
         "held_back",

@@ -42,6 +42,8 @@ class LineKind(StrEnum):
     ADJUSTMENT = "adjustment"
     # A share of commission held back (negative), or what was held, released (positive).
     HOLDBACK = "holdback"
+    # A manager's share of a credit of a rep below them (negative: reversed by a cancel).
+    OVERRIDE = "override"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,8 @@ class Statement:
     # balance still held after it.
     holdback: Decimal = Decimal(0)
     held_back: Decimal = Decimal(0)
+    # Manager overrides on the credits of the reps below (in earnings).
+    overrides: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +218,7 @@ STATEMENT_FIGURES: tuple[tuple[str, FigureKind], ...] = (
     ("commission", FigureKind.MONEY),
     ("spiffs", FigureKind.MONEY),
     ("bonuses", FigureKind.MONEY),
+    ("overrides", FigureKind.MONEY),
     ("clawbacks", FigureKind.MONEY),
     ("adjustments", FigureKind.MONEY),
     ("holdback", FigureKind.MONEY),

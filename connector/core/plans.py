@@ -9,6 +9,7 @@ numbers as text, and :func:`connector.core.money.parse_decimal` refuses floats.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Sequence
@@ -189,6 +190,60 @@ class Commission(_Model):
         return self
 
 
+def _depth(value: object) -> int | None:
+    """``all`` (None: every level below) or a number of levels, 1 being direct reports."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return None
+    try:
+        levels = int(str(value).strip())
+    except ValueError:
+        raise ValueError(
+            f"{value!r}: give 1 (direct reports), a number of levels, or all"
+        ) from None
+    if levels < 1:
+        raise ValueError(f"{value!r}: give 1 (direct reports), a number of levels, or all")
+    return levels
+
+
+Depth = Annotated[int | None, BeforeValidator(_depth)]
+
+
+class Override(_Model):
+    """A manager's share of the credited bookings of the reps below them.
+
+    One ``rate`` on every credit, or ``tiers`` on the period's team bookings
+    (marginal, in money or in attainment of the manager's own quota).
+    ``depth`` counts reporting levels: 1 is direct reports, ``all`` the whole
+    hierarchy below.
+    """
+
+    rate: Rate | None = None
+    tiers: tuple[Tier, ...] | None = None
+    tiers_on: TiersOn = TiersOn.AMOUNT
+    depth: Depth = 1
+
+    @model_validator(mode="after")
+    def _rate_or_tiers(self) -> Self:
+        if (self.rate is None) == (self.tiers is None):
+            raise ValueError("give exactly one of rate (one rate on every credit) or tiers")
+        self.commission()  # the tiers' own rules (increasing bounds, an open last tier)
+        return self
+
+    def commission(self) -> Commission:
+        """The override's tiers as a commission schedule (marginal, no cap)."""
+        tiers = self.tiers if self.tiers is not None else (Tier(rate=self.rate or ZERO),)
+        return _override_commission(tiers, self.tiers_on)
+
+    @property
+    def top_rate(self) -> Decimal:
+        return max(tier.rate for tier in self.commission().tiers)
+
+
+@functools.cache
+def _override_commission(tiers: tuple[Tier, ...], on: TiersOn) -> Commission:
+    return Commission(tiers=tiers, tiers_on=on)
+
+
 class Draw(_Model):
     type: DrawType
     amount: Money = Field(ge=0)
@@ -312,6 +367,7 @@ class PlanVersion(_Model):
     bonuses: tuple[Bonus, ...] | None = None
     spiffs: tuple[Spiff, ...] | None = None
     clawback: Clawback | None = None
+    override: Override | None = None
 
 
 class Plan(_Model):
@@ -333,6 +389,8 @@ class Plan(_Model):
     spiffs: tuple[Spiff, ...] = ()
     clawback: Clawback | None = None
     holdback: Holdback | None = None
+    # Managers' plans: a share of the credited bookings of the reps below them.
+    override: Override | None = None
     # Effective-dated changes to the rules, oldest first (pay-cycle.md).
     versions: tuple[PlanVersion, ...] = ()
     _in_force: dict[date, Plan] = PrivateAttr(default_factory=dict)
@@ -450,6 +508,14 @@ class Plan(_Model):
             attainment = commission.tiers_on is TiersOn.ATTAINMENT
             if attainment and quota is None and self.quota_source is TargetSource.PLAN:
                 raise ValueError(f"versions[{index}].quota: is required by attainment tiers")
+        overrides = [self.override, *(version.override for version in self.versions)]
+        has_quota = self.quota is not None or any(v.quota is not None for v in self.versions)
+        if (
+            any(o is not None and o.tiers_on is TiersOn.ATTAINMENT for o in overrides)
+            and not has_quota
+            and self.quota_source is TargetSource.PLAN
+        ):
+            raise ValueError("override.tiers_on: attainment tiers need the plan's quota")
 
     def in_force(self, day: date) -> Plan:
         """The plan with the rules of the version in force on ``day`` (itself if none)."""
@@ -461,7 +527,7 @@ class Plan(_Model):
         if found is None:
             update: dict[str, object] = {}
             for version in chosen:
-                for name in ("quota", "commission", "bonuses", "spiffs", "clawback"):
+                for name in ("quota", "commission", "bonuses", "spiffs", "clawback", "override"):
                     value = getattr(version, name)
                     if value is None:
                         continue

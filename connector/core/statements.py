@@ -58,6 +58,7 @@ from connector.core.models import (
     TeamSpell,
 )
 from connector.core.money import CENT, ZERO, format_money, ratio, round_cents
+from connector.core.overrides import NO_LINES, ReportingLines, has_overrides, pay_overrides
 from connector.core.periods import PeriodKind, first_day, label, period_of
 from connector.core.plans import Forgive, Plan
 from connector.core.targets import resolve_targets
@@ -87,6 +88,7 @@ def calculate(
     leads: Sequence[Lead] | None = None,
     books: Books = NO_BOOKS,
     estimate: bool = False,
+    reporting: ReportingLines = NO_LINES,
 ) -> Calculation:
     """Every statement of every plan member, from their first period to the as-of period.
 
@@ -110,7 +112,7 @@ def calculate(
     index = TeamIndex(teams)
     with_teams = bool(index) and any(plan.team_goals for plan in plans)
     if rep_ids is not None:
-        wanted = reps_to_compute(plans, teams, rep_ids, index)
+        wanted = reps_to_compute(plans, teams, rep_ids, index, reporting)
         ledgers = [ledger for ledger in ledgers if ledger.rep.id in wanted]
     by_rep: dict[str, list[Ledger]] = {}
     for ledger in ledgers:
@@ -129,6 +131,8 @@ def calculate(
     for rep_id, rep_ledgers in ordered.items():
         for ledger in rep_ledgers:
             _earn(ledger, activity[rep_id], rep_ledgers, schedules, prepared, period_kind)
+    if reporting and has_overrides(ledgers):
+        pay_overrides(ordered, activity, reporting, period_kind)
     team_results = (
         team_goals(plans, ordered, index, period_kind, prepared, warnings) if with_teams else []
     )
@@ -170,11 +174,16 @@ def reps_to_compute(
     teams: Sequence[TeamSpell],
     rep_ids: Collection[str],
     index: TeamIndex | None = None,
+    reporting: ReportingLines = NO_LINES,
 ) -> set[str]:
-    """The reps a recomputation of ``rep_ids`` must include: with team goals, their teammates."""
+    """The reps a recomputation of ``rep_ids`` must include: with team goals, their
+    teammates; with manager overrides, the managers above them and the reps below those."""
+    wanted = set(rep_ids)
+    if reporting and any(p.override or any(v.override for v in p.versions) for p in plans):
+        wanted = reporting.related(wanted)
     if not any(plan.team_goals for plan in plans):
-        return set(rep_ids)
-    return (index or TeamIndex(teams)).teammates(rep_ids)
+        return wanted
+    return (index or TeamIndex(teams)).teammates(wanted)
 
 
 def _leads_by_period(
@@ -392,7 +401,7 @@ def _settle(
         work = ledger.periods[period]
         lines = work.lines + work.clawbacks + work.adjustments
         lines += books.manual(ledger.rep.id, plan.id, label(period, kind))
-        commission = spiffs = bonuses = clawbacks = adjustments = ZERO
+        commission = spiffs = bonuses = clawbacks = adjustments = overrides = ZERO
         for line in lines:
             if line.kind is LineKind.COMMISSION:
                 commission += line.amount
@@ -402,6 +411,8 @@ def _settle(
                 bonuses += line.amount
             elif line.kind is LineKind.CLAWBACK:
                 clawbacks += line.amount
+            elif line.kind is LineKind.OVERRIDE:
+                overrides += line.amount
             else:
                 adjustments += line.amount
         release = plan.holdback is not None and (
@@ -410,7 +421,7 @@ def _settle(
         held_lines, held = hold(plan.holdback, commission, held, release)
         lines += held_lines
         holdback = sum((line.amount for line in held_lines), ZERO)
-        earnings = commission + spiffs + bonuses + clawbacks + adjustments + holdback
+        earnings = commission + spiffs + bonuses + overrides + clawbacks + adjustments + holdback
         draw = None if work.settlement else plan.draw
         step = draws.step(draw, work.k, earnings, balance)
         balance = step.balance
@@ -459,6 +470,7 @@ def _settle(
                 estimated_commission=work.estimated,
                 holdback=holdback,
                 held_back=held,
+                overrides=overrides,
             )
         )
     return statements

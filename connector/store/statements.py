@@ -209,6 +209,7 @@ def statement_of(body: Mapping[str, Any]) -> Statement:
     values["adjustments"] = values["adjustments"] or Decimal(0)
     values["holdback"] = values["holdback"] or Decimal(0)
     values["held_back"] = values["held_back"] or Decimal(0)
+    values["overrides"] = values["overrides"] or Decimal(0)
     lines = tuple(
         Line(
             LineKind(kind),

@@ -49,7 +49,9 @@ from connector.core.models import (
     Rep,
     Statement,
     TeamResult,
+    TeamSpell,
 )
+from connector.core.overrides import NO_LINES, ReportingLines, reporting_lines
 from connector.core.periods import first_day, label, parse_label, period_of
 from connector.core.plans import filter_problems
 from connector.core.snapshots import (
@@ -376,15 +378,15 @@ class SyncEngine:
         if not affected:
             return [], [], set(), set()
         store, plans = run.store, self.settings.plans
-        # Only teams taken from the CRM have a history to read.
-        history = store.users.team_history() if self.settings.teams == "crm" else None
-        teams = team_spells(self.settings.teams, reps, history)
+        teams, reporting = who_with_whom(store, self.settings, reps)
         member_ids = {rep.id for rep in reps}
-        wanted = reps_to_compute(plans, teams, affected) & (member_ids | affected)
+        wanted = reps_to_compute(plans, teams, affected, None, reporting) & (member_ids | affected)
         snapshots = {d.id: d for d in store.deals.for_reps(wanted)}
         splits = store.deals.splits(list(snapshots))
         partners = {rep for rows in splits.values() for rep, _ in rows} & member_ids
-        computed = reps_to_compute(plans, teams, wanted | partners) & (member_ids | affected)
+        computed = reps_to_compute(plans, teams, wanted | partners, None, reporting) & (
+            member_ids | affected
+        )
         if computed - wanted:
             for snapshot in store.deals.for_reps(computed - wanted):
                 snapshots.setdefault(snapshot.id, snapshot)
@@ -405,6 +407,7 @@ class SyncEngine:
             leads=store.leads.of(computed) if self.settings.lead_to_sale else None,
             books=store.pay.books(computed),
             estimate=True,
+            reporting=reporting,
         )
         run.estimates = calculation.estimates
         run.summary.warnings.extend(w.message for w in (*problems, *calculation.warnings))
@@ -425,6 +428,24 @@ class SyncEngine:
         """
         if run.newest is not None:
             self._pull(run, self.adapter.read_deals(run.newest))
+
+
+def who_with_whom(
+    store: Store, settings: SyncSettings, reps: Sequence[Rep]
+) -> tuple[list[TeamSpell], ReportingLines]:
+    """The team memberships (for team goals) and who reports to whom (for manager
+    overrides; none read when no plan pays one)."""
+    # Only teams taken from the CRM, and reporting lines, have a history to read.
+    crm_lines = settings.teams == "crm" or settings.overrides
+    history = store.users.team_history() if crm_lines else None
+    teams = team_spells(settings.teams, reps, history)
+    if not settings.overrides:
+        return teams, NO_LINES
+    listed = teams if isinstance(settings.teams, tuple) else ()
+    emails = None
+    if any("@" in who for who in settings.team_managers.values()):
+        emails = {u.email.lower(): u.id for u in store.users.all() if u.email}
+    return teams, reporting_lines(reps, history, listed, settings.team_managers, emails)
 
 
 def desired_values(

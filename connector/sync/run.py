@@ -33,6 +33,8 @@ class SyncSettings:
     lead_to_sale: bool = False  # read leads for the lead-to-sale ratio
     links: StatementLinks | None = None  # each rep's link to their statements
     rates: Rates | None = None  # exchange rates for deals in other currencies
+    # CRM team id → its manager (user id or email), for manager overrides.
+    team_managers: Mapping[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """What the statements are computed from besides the CRM's data, hashed."""
@@ -46,9 +48,15 @@ class SyncSettings:
             # A new link key or address rewrites every link at once (hashed: never stored).
             "links": None if self.links is None else self.links.fingerprint(),
             "rates": None if self.rates is None else self.rates.fingerprint(),
+            "team_managers": dict(sorted(self.team_managers.items())),
         }
         text = json.dumps(rules, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def overrides(self) -> bool:
+        """Whether any plan pays manager overrides (the reporting lines are then read)."""
+        return any(p.override or any(v.override for v in p.versions) for p in self.plans)
 
     @property
     def crm_quotas(self) -> bool:

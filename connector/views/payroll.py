@@ -24,6 +24,7 @@ AMOUNTS = (
     "commission",
     "spiffs",
     "bonuses",
+    "overrides",
     "clawbacks",
     "adjustments",
     "holdback",
