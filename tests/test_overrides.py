@@ -162,7 +162,7 @@ def test_a_closed_managers_late_change_lands_with_the_bonuses_not_on_the_deal() 
     (adjustment,) = [ln for ln in result["morgan", "2026-02"].lines
                      if ln.kind is LineKind.ADJUSTMENT]  # fmt: skip
     assert adjustment.amount == Decimal("40.00") and adjustment.deal_id is None
-    assert "overrides recomputed" in adjustment.rule
+    assert "overrides and true-ups recomputed" in adjustment.rule
 
 
 def test_the_plan_refuses_an_override_it_cannot_pay() -> None:

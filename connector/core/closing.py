@@ -191,7 +191,7 @@ def _bucket(line: Line) -> str | None:
 def _reason(deal_id: str | None, before: Deal | None, now: Deal | None) -> str:
     """What changed on a deal since its period closed, as a person would say it."""
     if deal_id is None:
-        return "bonuses, goals and overrides recomputed"
+        return "bonuses, goals, overrides and true-ups recomputed"
     if now is None:
         return f"deal {deal_id} is no longer credited"
     if before is None:

@@ -28,6 +28,7 @@ from connector.core.models import Deal, DealStatus, LineKind
 from connector.core.money import HUNDRED, ONE, ZERO
 from connector.core.periods import PeriodKind, period_of
 from connector.core.plans import Plan
+from connector.core.trueups import window_attainment
 
 _EARNING = frozenset({LineKind.COMMISSION, LineKind.SPIFF})
 
@@ -82,7 +83,7 @@ def _earned(
     plan = ledger.rules(period, kind)
     credits = sorted([*work.credits, credit], key=lambda c: (c.deal.close_date, c.deal.id))
     lines, _ = earned_lines(
-        plan, work.quota, credits, _gate_attainment(ledger, plan, period, credits, prepared),
+        plan, work.quota, credits, _gate_attainment(ledger, plan, when, credits, prepared),
         schedules,
     )  # fmt: skip
     deal_id = credit.deal.id
@@ -93,14 +94,21 @@ def _earned(
 
 
 def _gate_attainment(
-    ledger: Ledger, plan: Plan, period: int, credits: Sequence[Credit], prepared: Prepared
+    ledger: Ledger,
+    plan: Plan,
+    when: tuple[int, PeriodKind],
+    credits: Sequence[Credit],
+    prepared: Prepared,
 ) -> Decimal | None:
-    """The gate's goal with the deal in: a deal can open the gate it is measured against."""
+    """The gate's goal with the deal in: a deal can open the gate it is measured against
+    (over the period, or the quarter or year to date)."""
     gate = plan.commission.gate
     if gate is None:
         return None
+    period, kind = when
     goal = next(g for g in prepared[ledger.plan.id][0] if g.key == gate.goal)
     target = ledger.targets[goal.key, period]
     if target is None:
         return None
-    return goal_result(goal, None, target, measure(goal.revenue, credits, goal.matches)).attainment
+    result = goal_result(goal, None, target, measure(goal.revenue, credits, goal.matches))
+    return window_attainment(ledger, period, kind, gate.level, result)

@@ -142,13 +142,23 @@ class Decelerator(_Model):
     factor: Number = Field(ge=0, lt=1)
 
 
+class Level(StrEnum):
+    """Over what a figure is measured: the period alone, or the quarter or year to date."""
+
+    PERIOD = "period"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
 class Gate(_Model):
     """The tiers from ``above`` on pay their rate only while the plan's goal ``goal``
-    stands at ``at`` attainment or more; otherwise the rate of the tier below."""
+    stands at ``at`` attainment or more (in the period, or over the quarter or year to
+    date); otherwise the rate of the tier below."""
 
     goal: str = Field(min_length=1)
     at: Number = Field(gt=0)
     above: Number = Field(gt=0)  # a tier bound: a fraction for attainment tiers, else money
+    level: Level = Level.PERIOD
 
 
 class Commission(_Model):
@@ -159,6 +169,9 @@ class Commission(_Model):
     multipliers: tuple[Multiplier, ...] = ()
     decelerator: Decelerator | None = None
     gate: Gate | None = None
+    # Attainment over the quarter or year to date, paid monthly: the difference is trued
+    # up in the window's closing period (the cumulative-quota design).
+    true_up: Level | None = None
 
     @model_validator(mode="after")
     def _tiers_increase(self) -> Self:
@@ -179,6 +192,13 @@ class Commission(_Model):
             previous = tier.up_to
         if self.cap is not None and self.cap < 0:
             raise ValueError("cap: must not be negative")
+        if self.true_up is Level.PERIOD:
+            raise ValueError("true_up: give quarter or year (a period needs no true-up)")
+        if self.true_up is not None and self.tiers_on is not TiersOn.ATTAINMENT:
+            raise ValueError(
+                "true_up: compares the quarter's or year's bookings with its quota; it needs "
+                "attainment tiers (tiers_on: attainment)"
+            )
         if self.gate is not None:
             bounds = [tier.up_to for tier in bounded]
             if self.gate.above not in bounds:

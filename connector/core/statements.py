@@ -63,6 +63,7 @@ from connector.core.periods import PeriodKind, first_day, label, period_of
 from connector.core.plans import Forgive, Plan
 from connector.core.targets import resolve_targets
 from connector.core.team_goals import team_goals
+from connector.core.trueups import closes, true_up, window_attainment
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,8 @@ def calculate(
     }
     for rep_id, rep_ledgers in ordered.items():
         for ledger in rep_ledgers:
-            _earn(ledger, activity[rep_id], rep_ledgers, schedules, prepared, period_kind)
+            leaves = _leaves(ledger, as_of)
+            _earn(ledger, activity[rep_id], rep_ledgers, schedules, prepared, period_kind, leaves)
     if reporting and has_overrides(ledgers):
         pay_overrides(ordered, activity, reporting, period_kind)
     team_results = (
@@ -206,8 +208,10 @@ def _earn(
     schedules: Schedules,
     prepared: Prepared,
     kind: PeriodKind,
+    leaves: bool,
 ) -> None:
-    """Pass 1: commission, SPIFF and bonus lines, and individual goals, for each period."""
+    """Pass 1: commission, SPIFF and bonus lines, and individual goals, for each period
+    (with a true-up in the periods that close a quarter or year)."""
     goals = prepared[ledger.plan.id][0]
     targets = ledger.targets
     results_seen: dict[tuple[str, Decimal | None, Decimal], GoalResult] = {}
@@ -234,13 +238,14 @@ def _earn(
             if result is None:
                 result = results_seen[known] = goal_result(goal, None, target, actual)
             results.append(result)
-        gate = plan.commission.gate
-        gating = (
-            next((r.attainment for r in results if r.goal_id == gate.goal), None)
-            if gate is not None
-            else None
-        )
+        gate, level = plan.commission.gate, plan.commission.true_up
+        gated = next((r for r in results if r.goal_id == gate.goal), None) if gate else None
+        gating = window_attainment(ledger, period, kind, gate.level, gated) if gate else None
         lines, schedule = earned_lines(plan, quota, credits, gating, schedules)
+        if level is not None and closes(ledger, period, kind, level, leaves):
+            over_window = window_attainment(ledger, period, kind, level, gated)
+            trued = true_up(ledger, plan, period, kind, (credits, lines, over_window))
+            lines += [trued] if trued is not None else []
         bookings = sum((credit.amount for credit in credits), ZERO)
         lines += bonus_lines(bookings, quota, quota_bonuses)
         for goal, result in zip(goals, results, strict=True):
