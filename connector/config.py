@@ -242,9 +242,22 @@ class PayCycleSettings(_Model):
 
 
 class CurrencyRates(_Model):
+    # file: rates.csv; crm: the CRM's own rates (Salesforce CurrencyType and
+    # DatedConversionRate, HubSpot's exchange rates), read by sync.
+    source: Literal["file", "crm"] = "file"
     # rates.csv: currency, from, rate (plan currency per unit), relative to spm.yaml.
-    file: str = Field(min_length=1)
+    file: str | None = Field(default=None, min_length=1)
     basis: RateBasis = RateBasis.CLOSE_DATE  # or year_start: one rate per plan year
+
+    @model_validator(mode="after")
+    def _file_or_crm(self) -> Self:
+        if self.source == "file" and self.file is None:
+            raise ValueError("file: is required (or set source: crm to read the CRM's rates)")
+        if self.source == "crm" and self.file is not None:
+            raise ValueError(
+                "file: rates come from the CRM with source: crm; give calc --rates FILE instead"
+            )
+        return self
 
 
 class Kpis(_Model):
@@ -384,7 +397,7 @@ class Config(_Model):
 
     def rates_path(self) -> Path | None:
         """The rates file, relative to the config file's folder."""
-        if self.currency_rates is None:
+        if self.currency_rates is None or self.currency_rates.file is None:
             return None
         path = Path(self.currency_rates.file)
         return path if path.is_absolute() or self._folder is None else self._folder / path

@@ -56,6 +56,11 @@ def sync_settings(config: Config, secrets: Secrets | None = None) -> SyncSetting
         links=links,
         rates=_rates(config),
         team_managers=config.team_managers,
+        crm_rates=(
+            config.currency_rates.basis
+            if config.currency_rates is not None and config.currency_rates.source == "crm"
+            else None
+        ),
     )
 
 

@@ -88,6 +88,7 @@ class OracleDeal:
     type: str = ""
     cancel_date: date | None = None
     created_date: date | None = None
+    currency: str = ""  # empty: the plan currency
 
 
 # (id, name, email, active), optionally followed by manager_id and team_id.
@@ -117,6 +118,7 @@ def calc_document(
     reps: Iterable[OracleRep],
     quotas: Iterable[tuple[str, date, Decimal | None, Decimal | None]] | None = None,
     leads: Iterable[tuple[str, str, date, bool]] | None = None,
+    rates: Path | None = None,
 ) -> dict[str, Any]:
     """The whole calc JSON document (statements and teams) on CSV exports of the records.
 
@@ -138,14 +140,13 @@ def calc_document(
         writer = csv.writer(handle)
         writer.writerow(
             ["id", "owner_id", "amount", "close_date", "status", "type", "cancel_date",
-             "created_date"]
+             "created_date", "currency"]
         )  # fmt: skip
         for d in deals:
             cancel = d.cancel_date.isoformat() if d.cancel_date else ""
             created = d.created_date.isoformat() if d.created_date else ""
-            writer.writerow(
-                [d.id, d.owner_id, d.amount, d.close_date, d.status, d.type, cancel, created]
-            )
+            row = [d.id, d.owner_id, d.amount, d.close_date, d.status, d.type, cancel, created]
+            writer.writerow([*row, d.currency])
     with splits_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["deal_id", "rep_id", "percent"])
@@ -168,6 +169,8 @@ def calc_document(
             for lead_id, owner, created, converted in leads:
                 writer.writerow([lead_id, owner, created, "true" if converted else "false"])
         extra += ["--leads", str(leads_path)]
+    if rates is not None:
+        extra += ["--rates", str(rates)]
     result = run(
         config,
         {},

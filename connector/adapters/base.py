@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 from connector.adapters.retry import RetryPolicy
+from connector.core.currency import Rates
 from connector.core.fields import FieldSpec, RecordKind
 from connector.core.models import (
     ApiUsage,
@@ -80,6 +82,11 @@ class CrmAdapter(Protocol):
 
     def read_leads(self, since: date) -> list[Lead]:
         """Leads (Salesforce) or contacts (HubSpot) created from ``since``, with an owner."""
+        ...
+
+    def read_rates(self, *, refresh: bool = False) -> Rates | None:
+        """The exchange rates the CRM keeps (cached like metadata; ``refresh`` reads them
+        afresh), or None where it keeps none (a single-currency org or portal)."""
         ...
 
     def ensure_fields(
@@ -274,3 +281,15 @@ class BatchWriter:
                 WriteResult(update.record_id, False, NOT_SENT, "the write was not attempted"),
             )
         return results
+
+
+def cached_rates(found: Mapping[str, Any] | None, *, source: str, inverse: bool,
+                 hint: str) -> Rates | None:  # fmt: skip
+    """Rates from their cached form: ``{"base": code, "rows": {code: [[from, rate], ...]}}``."""
+    if not found or not found.get("rows"):
+        return None
+    by_currency = {
+        code: tuple(sorted((date.fromisoformat(start), Decimal(rate)) for start, rate in rows))
+        for code, rows in found["rows"].items()
+    }
+    return Rates(by_currency, source, base=found["base"], inverse=inverse, hint=hint)

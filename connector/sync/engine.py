@@ -31,6 +31,7 @@ real run would write, and leaves no trace anywhere.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -165,6 +166,7 @@ class SyncEngine:
             raise ConfigError("; ".join(problems))
         rebuilt = self._bind_account(run)
         full = options.full or rebuilt
+        self.settings = with_crm_rates(self.settings, self.adapter, refresh=full)
         if change is None:
             # Cached owners are refreshed when an unknown one appears, not on every full sync.
             users = self._read_users(run)
@@ -380,13 +382,12 @@ class SyncEngine:
         store, plans = run.store, self.settings.plans
         teams, reporting = who_with_whom(store, self.settings, reps)
         member_ids = {rep.id for rep in reps}
-        wanted = reps_to_compute(plans, teams, affected, None, reporting) & (member_ids | affected)
+        scope = member_ids | affected
+        wanted = reps_to_compute(plans, teams, affected, None, reporting) & scope
         snapshots = {d.id: d for d in store.deals.for_reps(wanted)}
         splits = store.deals.splits(list(snapshots))
         partners = {rep for rows in splits.values() for rep, _ in rows} & member_ids
-        computed = reps_to_compute(plans, teams, wanted | partners, None, reporting) & (
-            member_ids | affected
-        )
+        computed = reps_to_compute(plans, teams, wanted | partners, None, reporting) & scope
         if computed - wanted:
             for snapshot in store.deals.for_reps(computed - wanted):
                 snapshots.setdefault(snapshot.id, snapshot)
@@ -428,6 +429,18 @@ class SyncEngine:
         """
         if run.newest is not None:
             self._pull(run, self.adapter.read_deals(run.newest))
+
+
+def with_crm_rates(settings: SyncSettings, adapter: CrmAdapter, *, refresh: bool) -> SyncSettings:
+    """The settings with the CRM's exchange rates, when spm.yaml takes them from the CRM
+    (cached like metadata: a full sync reads them afresh). A change of rate changes the
+    settings' fingerprint, so every rep is recomputed with it."""
+    if settings.crm_rates is None:
+        return settings
+    rates = adapter.read_rates(refresh=refresh)
+    if rates is not None:
+        rates = dataclasses.replace(rates, basis=settings.crm_rates)
+    return dataclasses.replace(settings, rates=rates)
 
 
 def who_with_whom(

@@ -13,7 +13,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from connector.adapters.base import CrmAdapter
-from connector.core.currency import Rates
+from connector.core.currency import RateBasis, Rates
 from connector.core.diff import PlannedWrite
 from connector.core.fields import RecordKind
 from connector.core.models import ApiUsage, RecordUpdate, WriteResult
@@ -33,6 +33,8 @@ class SyncSettings:
     lead_to_sale: bool = False  # read leads for the lead-to-sale ratio
     links: StatementLinks | None = None  # each rep's link to their statements
     rates: Rates | None = None  # exchange rates for deals in other currencies
+    # Read the CRM's own exchange rates (this basis) on every run, in place of ``rates``.
+    crm_rates: RateBasis | None = None
     # CRM team id → its manager (user id or email), for manager overrides.
     team_managers: Mapping[str, str] = field(default_factory=dict)
 
@@ -48,6 +50,7 @@ class SyncSettings:
             # A new link key or address rewrites every link at once (hashed: never stored).
             "links": None if self.links is None else self.links.fingerprint(),
             "rates": None if self.rates is None else self.rates.fingerprint(),
+            "crm_rates": None if self.crm_rates is None else self.crm_rates.value,
             "team_managers": dict(sorted(self.team_managers.items())),
         }
         text = json.dumps(rules, sort_keys=True, default=str)

@@ -46,6 +46,7 @@ class HubSpotSandbox:
         splits: bool = True,
         webhook_retry_base_s: float = 1.0,
         portal_id: int = 40_123_456,
+        multicurrency: bool = False,  # EUR and GBP beside USD, with exchange rates
     ) -> None:
         self.token = token
         self.client_secret = client_secret
@@ -62,6 +63,7 @@ class HubSpotSandbox:
             users_custom_properties=users_custom_properties,
             splits_enabled=splits,
             portal_id=portal_id,
+            multicurrency=multicurrency,
         )
         self.webhooks = WebhookDispatcher(
             client_secret,
@@ -171,6 +173,10 @@ class HubSpotSandbox:
 
     def close_deal(self, deal_id: str, *, won: bool = True, on: date | None = None) -> None:
         self.portal.close_deal(deal_id, won=won, on=on)
+
+    def set_currency(self, deal_id: str, code: str) -> None:
+        """A rep sets the deal's currency (one of the portal's currencies)."""
+        self.portal.mutate(deal_id, {"deal_currency_code": code})
 
     def set_amount(self, deal_id: str, amount: Decimal) -> None:
         self.portal.mutate(deal_id, {"amount": format(amount, "f")})

@@ -97,6 +97,10 @@ def _rules() -> list[Rule]:
             methods=["GET"],
         ),
         Rule("/crm/objects/v3/deals/splits/batch/read", endpoint="splits", methods=["POST"]),
+        Rule(
+            "/settings/v3/currencies/company-currency", endpoint="company_currency", methods=["GET"]
+        ),
+        Rule("/settings/v3/currencies/exchange-rates", endpoint="exchange_rates", methods=["GET"]),
         Rule("/_sandbox", endpoint="admin_info", methods=["GET"]),
         Rule("/_sandbox/calls", endpoint="admin_calls", methods=["GET"]),
         Rule("/_sandbox/calls/reset", endpoint="admin_reset", methods=["POST"]),
@@ -503,14 +507,48 @@ class HubSpotApp:
             "portalId": self.portal.portal_id,
             "accountType": "SANDBOX",
             "timeZone": "UTC",
-            "companyCurrency": "USD",
-            "additionalCurrencies": [],
+            "companyCurrency": self.portal.currencies[0],
+            "additionalCurrencies": list(self.portal.currencies[1:]),
             "utcOffset": "+00:00",
             "utcOffsetMilliseconds": 0,
             "uiDomain": "app.hubspot.com",
             "dataHostingLocation": "na1",
         }
         return Answer(body, kind="account_details", records=1)
+
+    # -- currencies (settings API) -------------------------------------------------------------
+
+    def _scoped(self, scope: str) -> None:
+        if scope not in self.portal.scopes:
+            raise ApiError(
+                403,
+                "This app hasn't been granted all required scopes to make this call. Read more "
+                "about required scopes here: https://developers.hubspot.com/scopes.",
+                "MISSING_SCOPES",
+                errors=[{"message": "One or more of the following scopes are required.",
+                         "context": {"requiredGranularScopes": [scope]}}],
+            )  # fmt: skip
+
+    def _company_currency(self, request: Request) -> Answer:
+        self._scoped("settings.currencies.read")
+        code = self.portal.currencies[0]
+        return Answer({"currencyCode": code, "currencyName": code}, kind="currencies", records=1)
+
+    def _exchange_rates(self, request: Request) -> Answer:
+        """The portal's exchange rates, a page at a time; ``conversionRate`` a JSON number."""
+        self._scoped("settings.currencies.read")
+        limit, after = _limit(request, 100, maximum=100), _after(request)
+        rows = self.portal.exchange_rates[after : after + limit]
+        rendered = [
+            json.dumps({k: v for k, v in row.items() if k != "conversionRate"})[:-1]
+            + f', "conversionRate": {row["conversionRate"]}}}'
+            for row in rows
+        ]
+        paging = ""
+        if after + limit < len(self.portal.exchange_rates):
+            paging = f', "paging": {{"next": {{"after": "{after + limit}"}}}}'
+        body = ('{"results": [' + ", ".join(rendered) + "]" + paging + "}").encode()
+        return Answer(body, kind="currencies", records=len(rows))
 
     def _pipelines(self, request: Request, object_type: str) -> Answer:
         if object_type != DEALS:

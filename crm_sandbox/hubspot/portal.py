@@ -164,6 +164,23 @@ class ObjectStore:
 EventSink = Callable[[list[dict[str, Any]]], None]
 
 
+def exchange_rates(year: int) -> list[dict[str, Any]]:
+    """EUR and GBP against the company currency (USD per unit), EUR's moving mid-year."""
+    rates = []
+    for number, (code, start, rate) in enumerate((
+        ("EUR", datetime(year - 1, 1, 1, tzinfo=UTC), "1.25"),
+        ("GBP", datetime(year - 1, 1, 1, tzinfo=UTC), "2"),
+        ("EUR", datetime(year, 7, 1, tzinfo=UTC), "1.6"),
+    ), start=1):  # fmt: skip
+        stamp = start.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        rates.append({
+            "id": str(90_000 + number), "fromCurrencyCode": code, "toCurrencyCode": "USD",
+            "conversionRate": Decimal(rate), "effectiveAt": stamp, "createdAt": stamp,
+            "updatedAt": stamp, "visibleInUI": True,
+        })  # fmt: skip
+    return rates
+
+
 class Portal:
     """One HubSpot account's CRM data and the rules for changing it."""
 
@@ -176,8 +193,14 @@ class Portal:
         users_custom_properties: bool = True,
         splits_enabled: bool = True,
         clock: Callable[[], float] = time.time,
+        multicurrency: bool = False,
     ) -> None:
         self.org = org
+        # The company currency first; a multi-currency portal's exchange rates to it.
+        self.currencies = ("USD", "EUR", "GBP") if multicurrency else ("USD",)
+        self.exchange_rates = exchange_rates(org.year) if multicurrency else []
+        # The private app's granted scopes (a call outside them is refused: 403).
+        self.scopes = {"settings.currencies.read"}
         self.portal_id = portal_id
         self.app_id = app_id
         self.users_custom_properties = users_custom_properties
@@ -252,6 +275,15 @@ class Portal:
                 referenced_object_type="OWNER",
             ),
             PropertyDef("dealtype", "Deal Type", "enumeration", "radio", group, options=types),
+            # Every portal has it; its options are the portal's currencies.
+            PropertyDef(
+                "deal_currency_code",
+                "Currency",
+                "enumeration",
+                "select",
+                group,
+                options=tuple((code, code) for code in self.currencies),
+            ),
             PropertyDef(
                 "hs_is_closed_won",
                 "Is Closed Won",

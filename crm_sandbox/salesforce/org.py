@@ -300,6 +300,36 @@ class Org:
                         deal.modified_at,
                     )
         self._seed_goals(seed_org)
+        if "CurrencyType" in self.objects:
+            self._seed_rates(seed_org.year, created)
+
+    def _seed_rates(self, year: int, created: datetime) -> None:
+        """USD is the corporate currency; EUR and GBP have rates, EUR's moving mid-year.
+        (Rates whose inverse is exact, so that a test's rates file can say the same.)"""
+        for code, rate in (("USD", "1"), ("EUR", "0.625"), ("GBP", "0.5")):
+            self._insert("CurrencyType", {
+                "IsoCode": code, "ConversionRate": Decimal(rate), "DecimalPlaces": 2,
+                "IsActive": True, "IsCorporate": code == "USD"}, created)  # fmt: skip
+        for code, start, rate in (
+            ("USD", date(1, 1, 1), "1"),
+            ("EUR", date(1, 1, 1), "0.8"),  # 1.25 USD
+            ("EUR", date(year, 7, 1), "0.625"),  # 1.60 USD
+            ("GBP", date(1, 1, 1), "0.5"),  # 2.00 USD
+        ):
+            self.add_dated_rate(code, start, Decimal(rate), created)
+
+    def add_dated_rate(self, code: str, start: date, rate: Decimal, at: datetime) -> None:
+        """An admin adds a dated rate: the rate before it now ends where it starts."""
+        with self.lock:
+            self._insert("DatedConversionRate", {
+                "IsoCode": code, "ConversionRate": rate, "StartDate": start}, at)  # fmt: skip
+            rows = sorted(
+                (r for r in self.records["DatedConversionRate"].values()
+                 if r.values["IsoCode"] == code),
+                key=lambda r: r.values["StartDate"],
+            )  # fmt: skip
+            for before, after in zip(rows, [*rows[1:], None], strict=True):
+                before.values["NextStartDate"] = after.values["StartDate"] if after else None
 
     def _seed_profiles(self, created: datetime) -> None:
         """Profiles (reps are standard users, the integration user an administrator), and

@@ -239,6 +239,35 @@ STAGE_LABELS = {
 CURRENCIES = ("USD", "EUR", "GBP")
 
 
+def currency_objects() -> dict[str, ObjectDef]:
+    """A multi-currency org's rates: ``CurrencyType`` (the corporate currency at 1, each
+    other currency's units per corporate unit) and, with advanced currency management,
+    ``DatedConversionRate`` (each rate from its start date to the next one's)."""
+    rate = FieldDef("ConversionRate", "double", "Conversion Rate", precision=18, scale=9,
+                    nillable=False)  # fmt: skip
+    iso = FieldDef("IsoCode", "picklist", "ISO Code", length=3, nillable=False,
+                   picklist=CURRENCIES)  # fmt: skip
+    currency_type = [
+        iso, rate,
+        FieldDef("DecimalPlaces", "int", "Decimal Places", digits=9, nillable=False),
+        FieldDef("IsActive", "boolean", "Active", nillable=False),
+        FieldDef("IsCorporate", "boolean", "Corporate Currency", nillable=False),
+    ]  # fmt: skip
+    dated = [
+        iso, rate,
+        FieldDef("StartDate", "date", "Start Date", nillable=False),
+        FieldDef("NextStartDate", "date", "Next Start Date", updateable=False,
+                 createable=False),
+    ]  # fmt: skip
+    return {
+        "CurrencyType": ObjectDef("CurrencyType", "Currency Type", "Currency Types", "02B",
+                                  {f.name: f for f in _system(currency_type)}),
+        "DatedConversionRate": ObjectDef(
+            "DatedConversionRate", "Dated Conversion Rate", "Dated Conversion Rates", "04w",
+            {f.name: f for f in _system(dated)}),
+    }  # fmt: skip
+
+
 def build_objects(
     stage_labels: tuple[str, ...], *, multicurrency: bool, splits: bool, forecasting: bool = True
 ) -> dict[str, ObjectDef]:
@@ -411,6 +440,8 @@ def build_objects(
             },
         ),
     }
+    if multicurrency:
+        objects.update(currency_objects())
     objects["Lead"] = ObjectDef(
         "Lead",
         "Lead",

@@ -429,10 +429,43 @@ ACCOUNT_DETAILS: dict[str, Any] = {
 }
 
 
+# The currencies API as documented (settings/multicurrency; no OpenAPI file vendored).
+COMPANY_CURRENCY: dict[str, Any] = {
+    "type": "object",
+    "required": ["currencyCode"],
+    "properties": {"currencyCode": {"type": "string"}, "currencyName": {"type": "string"}},
+}
+EXCHANGE_RATES: dict[str, Any] = {
+    "type": "object",
+    "required": ["results"],
+    "properties": {
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "fromCurrencyCode", "toCurrencyCode", "conversionRate",
+                             "effectiveAt", "createdAt", "updatedAt", "visibleInUI"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "fromCurrencyCode": {"type": "string"},
+                    "toCurrencyCode": {"type": "string"},
+                    "conversionRate": {"type": "number"},
+                    "effectiveAt": {"type": "string", "format": "date-time"},
+                    "createdAt": {"type": "string", "format": "date-time"},
+                    "updatedAt": {"type": "string", "format": "date-time"},
+                    "visibleInUI": {"type": "boolean"},
+                },
+            },
+        },
+        "paging": {"type": "object"},
+    },
+}  # fmt: skip
+
+
 def test_every_endpoint_answers_per_the_openapi_schemas(
     make_hubspot_sandbox: MakeHubSpotSandbox,
 ) -> None:
-    sandbox = make_hubspot_sandbox()
+    sandbox = make_hubspot_sandbox(multicurrency=True)
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {sandbox.token}"
     base = sandbox.url
@@ -491,6 +524,12 @@ def test_every_endpoint_answers_per_the_openapi_schemas(
     assert details.status_code == 200
     OAS30Validator(ACCOUNT_DETAILS).validate(details.json())
     calls.append(("", "", "get", "/account-info/v3/details", 200, None))
+    for path, schema in (("company-currency", COMPANY_CURRENCY), ("exchange-rates?limit=2",
+                                                                  EXCHANGE_RATES)):  # fmt: skip
+        answer = http.get(f"{base}/settings/v3/currencies/{path}", timeout=10)
+        assert answer.status_code == 200, answer.text
+        OAS30Validator(schema).validate(answer.json())
+        calls.append(("", "", "get", f"/settings/v3/currencies/{path}", 200, None))
     # Errors (401, 429) follow the Error schema too.
     for fault, expected in (({}, 401), ({"rate_limit": 0}, 429)):
         sandbox.faults.update(fault)

@@ -30,8 +30,10 @@ from connector.adapters.hubspot.api import (
 )
 from connector.adapters.hubspot.deals import DealReader, portal_date
 from connector.adapters.hubspot.install import HubSpotInstaller
+from connector.adapters.hubspot.rates import read_rates
 from connector.adapters.hubspot.values import decimal, outgoing, value_text
 from connector.adapters.retry import RetryPolicy
+from connector.core.currency import Rates
 from connector.core.fields import FieldSpec, RecordKind
 from connector.core.models import (
     ApiUsage,
@@ -178,6 +180,10 @@ class HubSpotAdapter:
                 continue
             quotas.append(CrmQuota(owner, self._date(str(start)), decimal(str(amount))))
         return quotas
+
+    def read_rates(self, *, refresh: bool = False) -> Rates | None:
+        """The portal's exchange rates (rates.py); None in a single-currency portal."""
+        return read_rates(self.api, refresh=refresh)
 
     def read_leads(self, since: date) -> list[Lead]:
         """Contacts created on or after ``since`` with an owner; converted = became a customer."""

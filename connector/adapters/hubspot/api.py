@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -179,7 +180,8 @@ class HubSpotApi:
                 raise
             self._observe(raw.headers)
             data = raw.data
-            return raw.status, json.loads(data) if data else None
+            # Numbers with a fraction (exchange rates) are exact Decimals, never floats.
+            return raw.status, json.loads(data, parse_float=Decimal) if data else None
 
         return call_crm(self.retry, attempt, crm="HubSpot", url=url, setting="base_url")
 

@@ -36,6 +36,8 @@ from connector.adapters.salesforce.api import (
     plain,
 )
 from connector.adapters.salesforce.install import SalesforceInstaller
+from connector.adapters.salesforce.rates import read_rates
+from connector.core.currency import Rates
 from connector.core.fields import FieldSpec, RecordKind, ValueKind
 from connector.core.models import (
     ApiUsage,
@@ -231,6 +233,10 @@ class SalesforceAdapter:
                 ) from None
             raise
         return quotas
+
+    def read_rates(self, *, refresh: bool = False) -> Rates | None:
+        """The org's exchange rates (rates.py); None in a single-currency org."""
+        return read_rates(self.api, refresh=refresh)
 
     def read_leads(self, since: date) -> list[Lead]:
         """Leads created on or after ``since`` that a user owns (not a queue)."""
