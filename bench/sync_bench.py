@@ -10,6 +10,12 @@ the real CLI in this process, and print for each:
   naive loop that writes one record per call;
 - records read and written.
 
+After the 1 % step, one open deal's amount changes: the sync rewrites that
+deal's estimated commission (and its owner's figures), and other open deals'
+estimates only where the owner's tier position moved. About a fifth of the
+seeded deals are open: 50,000 deals give 10,000 open deals, each with an
+estimate written by the full sync.
+
 Usage: python bench/sync_bench.py [--crm salesforce|hubspot] [--sizes 10000,100000]
 """
 
@@ -143,6 +149,9 @@ def salesforce(size: int, reps: int, directory: Path) -> list[Figures]:
             sandbox.set_amount(deal["Id"], deal["Amount"] + Decimal(rng.randrange(100, 5000)))
         figures.append(measured(f"salesforce 1% incr {size:,}"))
         figures.append(measured(f"salesforce idle {size:,}"))
+        opened = next(d for d in sandbox.opportunities() if not d["IsClosed"])
+        sandbox.set_amount(opened["Id"], opened["Amount"] + Decimal(1000))
+        figures.append(measured(f"salesforce 1 open deal {size:,}"))
     return figures
 
 
@@ -185,6 +194,11 @@ def hubspot(size: int, reps: int, directory: Path) -> list[Figures]:
             sandbox.set_amount(deal_id, Decimal(rng.randrange(1000, 90000)))
         figures.append(measured(f"hubspot 1% incr {size:,}"))
         figures.append(measured(f"hubspot idle {size:,}"))
+        opened = next(
+            d for d in sandbox.deals() if d["dealstage"] not in ("closedwon", "closedlost")
+        )
+        sandbox.set_amount(opened["id"], Decimal(opened["amount"]) + 1000)
+        figures.append(measured(f"hubspot 1 open deal {size:,}"))
     return figures
 
 

@@ -98,6 +98,11 @@ def test_the_plan_refuses_a_true_up_it_cannot_compute() -> None:
     ):
         with pytest.raises(ValidationError, match=said):
             Plan.model_validate({**BASE, "commission": commission})
+    mid_quarter = {**BASE, "commission": {"tiers": TIERS, "true_up": "quarter"},
+                   "versions": [{"effective_from": "2026-02-01", "quota": "12000"}]}  # fmt: skip
+    with pytest.raises(ValidationError, match="first day of a quarter"):
+        Plan.model_validate(mid_quarter)
+    Plan.model_validate({**mid_quarter, "versions": [{"effective_from": "2026-04-01"}]})
 
 
 AMOUNTS = st.integers(-200_000, 3_000_000).map(lambda c: Decimal(c) / 100)
@@ -132,8 +137,11 @@ def test_trued_up_months_pay_exactly_what_each_window_earns(
             **BASE, "quota": str(10000 * size),
             "commission": {**commission, **({"cap": str(1500 * size)} if capped else {})},
         })  # fmt: skip
-        moved = [d._replace(close_date=date(2026, 1 + start, 1)) for d in
-                 sorted(inside, key=lambda d: (d.close_date, d.id))]  # fmt: skip
+        # All on the window's first day, renamed so that id order is the (close date, id)
+        # order in which the true-up fills the tiers.
+        ordered = sorted(inside, key=lambda d: (d.close_date, d.id))
+        first = date(2026, 1 + start, 1)
+        moved = [d._replace(id=f"m{rank:03d}", close_date=first) for rank, d in enumerate(ordered)]
         once = months(whole, moved, date(2026, 1 + start, 28))[f"2026-{start + 1:02d}"]
         assert paid == once.commission, (periods, paid, once.commission)
     assert all(ln.kind is LineKind.COMMISSION for s in trued.values() for ln in s.lines)

@@ -390,6 +390,21 @@ class PlanVersion(_Model):
     override: Override | None = None
 
 
+def _starts_window(index: int, day: date, level: Level | None) -> None:
+    """A version of a plan with true-ups starts with a quarter or year: a window's
+    true-up is computed under one set of rules."""
+    if level is Level.QUARTER and (day.day != 1 or day.month % 3 != 1):
+        raise ValueError(
+            f"versions[{index}].effective_from: {day} is not the first day of a quarter; "
+            "with quarterly true-ups a version starts a quarter"
+        )
+    if level is Level.YEAR and (day.day != 1 or day.month != 1):
+        raise ValueError(
+            f"versions[{index}].effective_from: {day} is not 1 January; with annual "
+            "true-ups a version starts a year"
+        )
+
+
 class Plan(_Model):
     id: str = Field(min_length=1)
     name: str = ""
@@ -524,7 +539,8 @@ class Plan(_Model):
         quota, commission = self.quota, self.commission
         for index, version in enumerate(self.versions):
             quota = version.quota if version.quota is not None else quota
-            commission = version.commission or commission
+            before, commission = commission, version.commission or commission
+            _starts_window(index, version.effective_from, before.true_up or commission.true_up)
             attainment = commission.tiers_on is TiersOn.ATTAINMENT
             if attainment and quota is None and self.quota_source is TargetSource.PLAN:
                 raise ValueError(f"versions[{index}].quota: is required by attainment tiers")

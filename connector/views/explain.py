@@ -54,8 +54,10 @@ def explain(e: Explanation) -> str:
         (LineKind.COMMISSION, "commission"),
         (LineKind.SPIFF, "spiffs"),
         (LineKind.BONUS, "bonuses"),
+        (LineKind.OVERRIDE, "overrides"),
         (LineKind.CLAWBACK, "clawbacks"),
         (LineKind.ADJUSTMENT, "adjustments"),
+        (LineKind.HOLDBACK, "holdback"),
     ):
         lines = [line for line in s.lines if line.kind is kind]
         out.append(f"{figure} {format_money(getattr(s, figure))} = the sum of {len(lines)} line(s)")
@@ -68,8 +70,8 @@ def explain(e: Explanation) -> str:
                 f"  {line.deal_id or '-'}: {format_money(line.amount)} ({base}{line.rule}){where}"
             )
     out += [
-        f"earnings {format_money(s.earnings)} = commission + spiffs + bonuses + clawbacks"
-        " + adjustments",
+        f"earnings {format_money(s.earnings)} = commission + spiffs + bonuses + overrides"
+        " + clawbacks + adjustments + holdback",
         f"draw {format_money(s.draw)}: paid {format_money(s.draw_paid)} "
         f"(advanced {format_money(s.draw_advanced)}), "
         f"recovered {format_money(s.draw_recovered)}, forgiven {format_money(s.draw_forgiven)}, "
