@@ -40,7 +40,8 @@ from connector.core.fields import KEYS as FIELD_KEYS
 from connector.core.fields import target_problems
 from connector.core.models import PeriodKind
 from connector.core.periods import first_day, period_of
-from connector.core.plans import Plan, Team, membership_overlaps
+from connector.core.plan_checks import membership_overlaps
+from connector.core.plans import Plan, Team
 from connector.errors import ConfigError
 from connector.views.money import DEFAULT_LOCALE, known_locale
 

@@ -19,6 +19,7 @@ from connector.adapters.salesforce import (
 from connector.config import Config, CrmType, SalesforceCrm, Secrets
 from connector.core.currency import Rates
 from connector.core.fields import FieldSpec, catalogue
+from connector.core.plan_checks import named_deal_columns
 from connector.errors import ConfigError
 from connector.inputs import read_rates
 from connector.sync.links import StatementLinks
@@ -96,6 +97,7 @@ def adapter_for(
                 fields=field_specs(config),
                 timezone=ZoneInfo(config.timezone),
                 payroll_id_field=config.pay_cycle.payroll_id_field,
+                deal_fields=named_deal_columns(config.plans, SalesforceAdapter.deal_columns),
             ),
             SalesforceCredentials(
                 access_token=secrets.salesforce_access_token,
@@ -124,6 +126,7 @@ def adapter_for(
             rep_object=config.hubspot_rep_object or "users",
             quota_goal=crm.quota_goal,
             payroll_id_property=config.pay_cycle.payroll_id_field,
+            deal_properties=named_deal_columns(config.plans, HubSpotAdapter.deal_columns),
         ),
         secrets.hubspot_access_token,
         retry=retry,

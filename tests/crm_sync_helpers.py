@@ -89,6 +89,7 @@ class OracleDeal:
     cancel_date: date | None = None
     created_date: date | None = None
     currency: str = ""  # empty: the plan currency
+    columns: tuple[tuple[str, str], ...] = ()  # other deal columns the plans name
 
 
 # (id, name, email, active), optionally followed by manager_id and team_id.
@@ -136,17 +137,20 @@ def calc_document(
             writer.writerow(
                 [rep_id, name, email, "true" if active else "false", manager or "", team_id or ""]
             )
+    deals = list(deals)
+    named = sorted({name for d in deals for name, _ in d.columns})
     with deals_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             ["id", "owner_id", "amount", "close_date", "status", "type", "cancel_date",
-             "created_date", "currency"]
+             "created_date", "currency", *named]
         )  # fmt: skip
         for d in deals:
             cancel = d.cancel_date.isoformat() if d.cancel_date else ""
             created = d.created_date.isoformat() if d.created_date else ""
             row = [d.id, d.owner_id, d.amount, d.close_date, d.status, d.type, cancel, created]
-            writer.writerow([*row, d.currency])
+            given = dict(d.columns)
+            writer.writerow([*row, d.currency, *(given.get(name, "") for name in named)])
     with splits_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["deal_id", "rep_id", "percent"])

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.config import load_config
-from connector.core.plans import GoalMetric, Payee, TargetSource, Team, TeamMember, filter_problems
+from connector.core.plan_checks import filter_problems
+from connector.core.plans import GoalMetric, Payee, TargetSource, Team, TeamMember
 from connector.errors import ConfigError
 
 BASE = """\

@@ -5,7 +5,7 @@ Each worked example of docs/calculation.md §13 is a test here.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,10 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from connector.core.closing import Books
 from connector.core.models import Deal, DealStatus, LineKind, Rep, Statement
 from connector.core.periods import PeriodKind
 from connector.core.plans import Plan
 from connector.core.statements import calculate
+from connector.errors import CalculationError
 from tests.test_engine_properties import common, deals, plans, reps
 
 AS_OF = date(2026, 3, 31)
@@ -224,13 +226,63 @@ def test_a_rep_who_leaves_gets_what_was_held_in_their_last_period() -> None:
     assert sum(s.earnings for s in result.statements) == Decimal("1400.00")
 
 
+def test_a_payment_holdback_releases_each_deal_when_its_customer_pays() -> None:
+    plan = Plan.model_validate({
+        **HELD, "holdback": {"share": "0.2", "release": "payment", "paid_on": "payment_date"},
+        "clawback": {"window_days": 90},
+    })  # fmt: skip
+    deal_list = [
+        month_deal("A", "10000", 1)._replace(properties={"payment_date": "2026-02-15"}),
+        month_deal("B", "5000", 1),  # never paid
+        Deal("C", "r1", Decimal(3000), date(2026, 2, 10), DealStatus.CANCELLED,
+             cancel_date=date(2026, 3, 10)),
+    ]  # fmt: skip
+    result = calculate([plan], [Rep("r1")], deal_list, period_kind=MONTH, as_of=date(2026, 3, 31))
+    jan, feb, mar = (s for s in result.statements)
+    assert (jan.holdback, jan.held_back) == (Decimal("-300.00"), Decimal("300.00"))
+    # February: C's 60 held; A is paid, its 200 comes back.
+    assert (feb.holdback, feb.held_back) == (Decimal("140.00"), Decimal("160.00"))
+    # March: C is cancelled; its 300 clawed back and its 60 released. B's 100 stays held.
+    assert (mar.clawbacks, mar.holdback, mar.held_back) == (
+        Decimal("-300.00"), Decimal("60.00"), Decimal("100.00"))  # fmt: skip
+    rules = [ln.rule for ln in feb.lines if ln.kind is LineKind.HOLDBACK]
+    assert "holdback released: deal A paid 2026-02-15" in rules
+    # Closing January keeps what each deal holds: February releases A from the books.
+    books = Books("2026-01", [jan])
+    again = calculate([plan], [Rep("r1")], deal_list, period_kind=MONTH,
+                      as_of=date(2026, 3, 31), books=books)  # fmt: skip
+    assert [s.held_back for s in again.statements] == [s.held_back for s in result.statements]
+    # A payment date that is not a date stops the calculation, naming the deal.
+    bad = [deal_list[0]._replace(properties={"payment_date": "soon"})]
+    with pytest.raises(CalculationError, match="deal A: payment_date 'soon' is not a date"):
+        calculate([plan], [Rep("r1")], bad, period_kind=MONTH, as_of=date(2026, 3, 31))
+    with pytest.raises(ValidationError, match="paid_on"):
+        Plan.model_validate({**HELD, "holdback": {"share": "0.2", "release": "payment"}})
+
+
 @common
-@given(plans(), reps(), deals(), st.sampled_from(["quarter_end", "year_end"]), st.integers(1, 99))
+@given(
+    plans(),
+    reps(),
+    deals(),
+    st.sampled_from(["quarter_end", "year_end", "payment"]),
+    st.integers(1, 99),
+)
 def test_over_a_year_a_holdback_pays_everything_it_held(
     plan: Plan, rep_list: list[Rep], deal_list: list[Deal], release: str, share: int
 ) -> None:
     spec = plan.model_dump(mode="json")
     spec["holdback"] = {"share": str(Decimal(share) / 100), "release": release}
+    if release == "payment":  # every other deal paid on the fifth of the month after it closed
+        spec["holdback"]["paid_on"] = "paid"
+        deal_list = [
+            d._replace(
+                properties={**d.properties, "paid": f"{d.close_date + timedelta(days=31):%Y-%m}-05"}
+            )
+            if i % 2
+            else d
+            for i, d in enumerate(deal_list)
+        ]
     held = Plan.model_validate(spec)
     year_end = date(2026, 12, 31)
     plain = calculate([plan], rep_list, deal_list, period_kind=MONTH, as_of=year_end)

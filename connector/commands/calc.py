@@ -23,7 +23,7 @@ from connector.core.goals import team_spells
 from connector.core.models import Deal, Rep, Statement, TeamResult
 from connector.core.overrides import reporting_lines
 from connector.core.periods import parse_label
-from connector.core.plans import filter_problems
+from connector.core.plan_checks import filter_problems
 from connector.core.statements import calculate
 from connector.errors import ConfigError, InputError
 from connector.inputs import Inputs, load_inputs, read_leads, read_quotas, read_rates

@@ -12,7 +12,6 @@ import contextlib
 import functools
 import hashlib
 import json
-from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -118,14 +117,27 @@ class Tier(_Model):
 class Release(StrEnum):
     QUARTER_END = "quarter_end"
     YEAR_END = "year_end"
+    PAYMENT = "payment"  # each deal's share, when the customer pays (a deal date column)
 
 
 class Holdback(_Model):
     """Hold ``share`` of each period's commission until the end of the quarter or year
-    (or the rep's last period on the plan), then release it all."""
+    (or the rep's last period on the plan), then release it all; or, with ``release:
+    payment``, each deal's share until the deal's ``paid_on`` date column is set."""
 
     share: Rate = Field(gt=0)
     release: Release = Release.YEAR_END
+    paid_on: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _paid_on_with_payment(self) -> Self:
+        if self.release is Release.PAYMENT and self.paid_on is None:
+            raise ValueError(
+                "paid_on: name the deal column holding the day the customer paid (release: payment)"
+            )
+        if self.release is not Release.PAYMENT and self.paid_on is not None:
+            raise ValueError("paid_on: only a payment holdback (release: payment) has one")
+        return self
 
 
 class Multiplier(_Model):
@@ -615,52 +627,3 @@ class Team(_Model):
     id: str = Field(min_length=1)
     manager: str | None = None
     members: tuple[str | TeamMember, ...] = Field(min_length=1)
-
-
-# Deal columns every source has (the Deal record's own fields), and those a filter cannot
-# compare as text (amounts and dates are not matched by `when`).
-DEAL_ATTRIBUTES = frozenset({"type", "status", "currency", "owner_id", "id"})
-UNFILTERABLE = frozenset({"amount", "close_date", "cancel_date", "created_date"})
-
-
-def filter_problems(plans: Sequence[Plan], columns: Collection[str], source: str) -> list[str]:
-    """Goal filters (``when``) that name no deal column of ``source``, with their paths.
-
-    A filter on a missing column matches nothing, silently: a goal that can never
-    be met. Column names are compared as written (CRM property names are exact).
-    """
-    known = DEAL_ATTRIBUTES | (set(columns) - UNFILTERABLE)
-    problems: list[str] = []
-    for index, plan in enumerate(plans):
-        for number, goal in enumerate(plan.goals):
-            for key in goal.when:
-                if key not in known:
-                    listing = ", ".join(sorted(known))
-                    problems.append(
-                        f"plans[{index}].goals[{number}].when.{key}: names no deal column of "
-                        f"{source} (known: {listing})"
-                    )
-    return problems
-
-
-def membership_overlaps(plans: Iterable[Plan]) -> list[str]:
-    """Members listed in two plans that cover a common day, as error messages."""
-    problems: list[str] = []
-    seen: dict[str, list[Plan]] = {}
-    for plan in plans:
-        for member in plan.members:
-            key = member_key(member)
-            for other in seen.get(key, []):
-                if _overlap(plan, other):
-                    problems.append(
-                        f"member {member} is in plans {other.id} and {plan.id}, "
-                        "which cover the same days"
-                    )
-            seen.setdefault(key, []).append(plan)
-    return problems
-
-
-def _overlap(a: Plan, b: Plan) -> bool:
-    a_end = a.end or date.max
-    b_end = b.end or date.max
-    return a.start <= b_end and b.start <= a_end

@@ -20,7 +20,7 @@ as adjustment lines in the first open period, before pass 4 (closing.py).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -42,7 +42,7 @@ from connector.core.goals import (
     measure,
     prepare,
 )
-from connector.core.holdbacks import hold, releases
+from connector.core.holdbacks import held_by_deal, hold, hold_deals, paid_day, releases
 from connector.core.ledgers import Ledger, Period, build_ledgers, owner_ledger
 from connector.core.models import (
     CalcWarning,
@@ -60,7 +60,7 @@ from connector.core.models import (
 from connector.core.money import CENT, ZERO, format_money, ratio, round_cents
 from connector.core.overrides import NO_LINES, ReportingLines, has_overrides, pay_overrides
 from connector.core.periods import PeriodKind, first_day, label, period_of
-from connector.core.plans import Forgive, Plan
+from connector.core.plans import Forgive, Holdback, Plan, Release
 from connector.core.targets import resolve_targets
 from connector.core.team_goals import team_goals
 from connector.core.trueups import closes, true_up, window_attainment
@@ -393,6 +393,7 @@ def _settle(
     """
     plan = ledger.plan
     balance = held = ZERO
+    held_deals: dict[str, Decimal] = {}  # a payment holdback's, by deal
     statements: list[Statement] = []
     forgive_at_end = _forgives(ledger, as_of)
     leaves = _leaves(ledger, as_of)
@@ -402,6 +403,8 @@ def _settle(
             if frozen is not None:
                 statements.append(frozen)
                 balance, held = frozen.draw_balance, frozen.held_back
+                for deal_id, amount in held_by_deal(frozen.lines).items():
+                    held_deals[deal_id] = held_deals.get(deal_id, ZERO) + amount
             continue
         work = ledger.periods[period]
         lines = work.lines + work.clawbacks + work.adjustments
@@ -420,10 +423,14 @@ def _settle(
                 overrides += line.amount
             else:
                 adjustments += line.amount
-        release = plan.holdback is not None and (
-            releases(plan.holdback, period, kind) or (period == ledger.last and leaves)
-        )
-        held_lines, held = hold(plan.holdback, commission, held, release)
+        last = period == ledger.last and leaves
+        if plan.holdback is not None and plan.holdback.release is Release.PAYMENT:
+            released = _payment_released(ledger, plan.holdback, (period, kind, as_of), last)
+            held_lines = hold_deals(plan.holdback, lines, held_deals, released)
+            held = sum(held_deals.values(), ZERO)
+        else:
+            release = plan.holdback is not None and (releases(plan.holdback, period, kind) or last)
+            held_lines, held = hold(plan.holdback, commission, held, release)
         lines += held_lines
         holdback = sum((line.amount for line in held_lines), ZERO)
         earnings = commission + spiffs + bonuses + overrides + clawbacks + adjustments + holdback
@@ -479,6 +486,29 @@ def _settle(
             )
         )
     return statements
+
+
+def _payment_released(
+    ledger: Ledger, holdback: Holdback, when: tuple[int, PeriodKind, date], last: bool
+) -> Callable[[str], str | None]:
+    """Why a deal's held share comes back in this period (None: it stays held): the
+    customer paid on or before the period's end (and the as-of day), the deal was
+    cancelled, or this is the rep's last period on the plan."""
+    period, kind, as_of = when
+    column = holdback.paid_on or ""
+    deals = {c.deal.id: c.deal for work in ledger.periods.values() for c in work.credits}
+
+    def released(deal_id: str) -> str | None:
+        deal = deals.get(deal_id)
+        if deal is not None:
+            paid = paid_day(deal, column)
+            if paid is not None and paid <= as_of and period_of(paid, kind) <= period:
+                return f"deal {deal_id} paid {paid}"
+            if deal.cancel_date is not None and period_of(deal.cancel_date, kind) <= period:
+                return f"deal {deal_id} cancelled {deal.cancel_date}"
+        return "the rep's last period on the plan" if last else None
+
+    return released
 
 
 @cache

@@ -54,7 +54,7 @@ from connector.core.models import (
 )
 from connector.core.overrides import NO_LINES, ReportingLines, reporting_lines
 from connector.core.periods import first_day, label, parse_label, period_of
-from connector.core.plans import filter_problems
+from connector.core.plan_checks import filter_problems
 from connector.core.snapshots import (
     as_deleted,
     carries_credit,

@@ -18,7 +18,7 @@ from typing import Any
 from crm_sandbox.common import CallLog, Faults, ServerThread, apply_mutation
 from crm_sandbox.hubspot.app import HubSpotApp
 from crm_sandbox.hubspot.portal import DEAL_TYPE_VALUES, Portal
-from crm_sandbox.hubspot.records import CONTACTS, DEALS, GOAL_TARGETS, ApiError
+from crm_sandbox.hubspot.records import CONTACTS, DEALS, GOAL_TARGETS, ApiError, PropertyDef
 from crm_sandbox.hubspot.webhooks import WebhookDispatcher
 from crm_sandbox.seed import generate
 
@@ -173,6 +173,18 @@ class HubSpotSandbox:
 
     def close_deal(self, deal_id: str, *, won: bool = True, on: date | None = None) -> None:
         self.portal.close_deal(deal_id, won=won, on=on)
+
+    def add_deal_property(self, name: str, kind: str, label: str) -> None:
+        """An admin adds a deal property in Settings (``kind``: ``date`` or ``string``)."""
+        field_type = {"date": "date", "string": "text"}[kind]
+        with self.portal.lock:
+            self.portal.properties[DEALS][name] = PropertyDef(
+                name, label, kind, field_type, "dealinformation", hubspot_defined=False
+            )
+
+    def set_deal_property(self, deal_id: str, name: str, value: str) -> None:
+        """A rep fills in one of the deal's properties."""
+        self.portal.mutate(deal_id, {name: value})
 
     def set_currency(self, deal_id: str, code: str) -> None:
         """A rep sets the deal's currency (one of the portal's currencies)."""

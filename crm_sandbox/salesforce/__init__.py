@@ -25,7 +25,7 @@ from crm_sandbox.common import CallLog, Faults, ServerThread, apply_mutation, lo
 from crm_sandbox.salesforce.app import SalesforceApp
 from crm_sandbox.salesforce.org import Org, SalesforceApiError
 from crm_sandbox.salesforce.outbound import OutboundMessages
-from crm_sandbox.salesforce.schema import STAGE_LABELS, ValueError_
+from crm_sandbox.salesforce.schema import STAGE_LABELS, FieldDef, ValueError_
 from crm_sandbox.seed import generate
 
 __all__ = ["Org", "SalesforceSandbox"]
@@ -221,6 +221,21 @@ class SalesforceSandbox:
 
     def set_amount(self, deal_id: str, amount: Decimal) -> None:
         self._change(deal_id, {"Amount": amount})
+
+    def add_deal_field(self, name: str, kind: str, label: str) -> None:
+        """An admin adds an Opportunity field in Setup, visible to administrators (the
+        integration user among them): ``kind`` is a describe type (``date``, ``string``)."""
+        with self.org.lock:
+            self.org.objects["Opportunity"].add(
+                FieldDef(name, kind, label, custom=name.endswith("__c"),
+                         length=255 if kind == "string" else 0)
+            )  # fmt: skip
+            for record in self.org.records["Opportunity"].values():
+                record.values.setdefault(name, None)
+
+    def set_deal_field(self, deal_id: str, name: str, value: Any) -> None:
+        """A rep fills in one of the deal's fields (an admin's own, say)."""
+        self._change(deal_id, {name: value})
 
     def set_owner(self, deal_id: str, owner_id: str) -> None:
         self._change(deal_id, {"OwnerId": owner_id})

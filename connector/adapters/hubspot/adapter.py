@@ -69,6 +69,7 @@ class HubSpotAdapter:
         cache: MetadataCache | None = None,
     ) -> None:
         self.settings = settings
+        self.deal_columns = HubSpotAdapter.deal_columns | set(settings.deal_properties)
         self.api = HubSpotApi(
             settings, access_token, retry, sleep, clock, client=client, cache=cache
         )

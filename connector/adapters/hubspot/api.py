@@ -73,6 +73,8 @@ class HubSpotSettings:
     rep_object: str = "users"
     quota_goal: str | None = None  # only goal targets of the goal of this name are quotas
     payroll_id_property: str | None = None  # a rep-object property holding the employee id
+    # Deal properties the plans name (filters, a payment holdback's date), read too.
+    deal_properties: tuple[str, ...] = ()
     searches_per_second: float = 4.0
     reserve: int = 2  # calls kept in hand in each ten-second window
 

@@ -18,7 +18,7 @@ from connector.adapters.hubspot.api import (
 from connector.adapters.hubspot.values import decimal, moment, ms, value_text
 from connector.core.fields import HUBSPOT_DEAL_INPUTS, FieldSpec
 from connector.core.models import CrmDeal, CrmSplit, Outcome
-from connector.errors import CrmAuthError, CrmError
+from connector.errors import CrmAuthError, CrmConfigError, CrmError
 
 _DEAL_PROPERTIES = HUBSPOT_DEAL_INPUTS
 
@@ -39,7 +39,7 @@ class DealReader:
     ) -> Iterator[CrmDeal]:
         """Deals changed at or after ``since`` (every deal when None), deleted ones too."""
         self.api.require("deals", specs)
-        names = [*_DEAL_PROPERTIES, *(s.hubspot for s in specs)]
+        names = [*_DEAL_PROPERTIES, *self._named(), *(s.hubspot for s in specs)]
         types = self._deal_types()
         outcomes = self.api.outcomes()
         if since is None:
@@ -57,6 +57,19 @@ class DealReader:
             if deal is not None:
                 yield deal
 
+    def _named(self) -> list[str]:
+        """The deal properties the plans name, each checked to exist: HubSpot leaves out a
+        property it does not know without a word, and a filter on it would never match."""
+        wanted = [p for p in self.api.settings.deal_properties if p not in _DEAL_PROPERTIES]
+        missing = [p for p in wanted if p not in self.api.properties("deals")]
+        if missing and set(missing) - set(self.api.properties("deals", refresh=True)):
+            raise CrmConfigError(
+                f"HubSpot: the plans name deal propert(ies) {', '.join(missing)} (in a filter "
+                "or a payment holdback), which this portal does not have: check the internal "
+                "names in spm.yaml"
+            )
+        return wanted
+
     def _deal_types(self) -> dict[str, str]:
         return {
             str(o.get("value")): str(o.get("label"))
@@ -66,7 +79,7 @@ class DealReader:
     def by_id(self, specs: Sequence[FieldSpec], deal_ids: Collection[str]) -> Iterator[CrmDeal]:
         """These deals as the portal holds them now, deleted (archived) ones included."""
         self.api.require("deals", specs)
-        names = [*_DEAL_PROPERTIES, *(s.hubspot for s in specs)]
+        names = [*_DEAL_PROPERTIES, *self._named(), *(s.hubspot for s in specs)]
         types, outcomes = self._deal_types(), self.api.outcomes()
         wanted = sorted(set(deal_ids))
         for start in range(0, len(wanted), BATCH_SIZE):
@@ -195,6 +208,7 @@ class DealReader:
                 ("StageName", stage),
                 ("Pipeline", pipeline),
                 ("Type", types.get(str(deal_type), deal_type) if deal_type else None),
+                *((name, props.get(name)) for name in self.api.settings.deal_properties),
             )
             if value
         }

@@ -75,6 +75,7 @@ class SalesforceAdapter:
         cache: MetadataCache | None = None,
     ) -> None:
         self.settings = settings
+        self.deal_columns = SalesforceAdapter.deal_columns | set(settings.deal_fields)
         self.api = SalesforceApi(settings, credentials, retry, session, cache)
         self._writer = BatchWriter(BATCH_SIZE, self.api.retry, busy=(LOCKED,))
         self._specs = {spec.key: spec for spec in settings.fields}
@@ -133,9 +134,18 @@ class SalesforceAdapter:
             "IsDeleted",
             "CreatedDate",
         ]
-        if "CurrencyIsoCode" in self.api.fields_of("Opportunity"):
+        known = self.api.fields_of("Opportunity")
+        if "CurrencyIsoCode" in known:
             columns.append("CurrencyIsoCode")  # multi-currency orgs only
-        return columns + [s.salesforce for s in specs]
+        wanted = [f for f in self.settings.deal_fields if f not in columns]
+        missing = [f for f in wanted if f not in known]
+        if missing and set(missing) - set(self.api.fields_of("Opportunity", refresh=True)):
+            raise CrmConfigError(
+                f"Salesforce: the plans name Opportunity field(s) {', '.join(missing)} "
+                "(in a filter or a payment holdback), which this org does not have, or the "
+                "integration user cannot read: check the API names in spm.yaml"
+            )
+        return columns + wanted + [s.salesforce for s in specs]
 
     def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:
         specs = self._ours(RecordKind.DEAL)
@@ -177,7 +187,9 @@ class SalesforceAdapter:
         amount = row.get("Amount")
         close = row.get("CloseDate")
         properties = {
-            key: str(row[key]) for key in ("Name", "StageName", "Type") if row.get(key) is not None
+            key: column_text(row[key])
+            for key in ("Name", "StageName", "Type", *self.settings.deal_fields)
+            if row.get(key) is not None
         }
         return CrmDeal(
             id=row["Id"],
@@ -409,4 +421,13 @@ def _outgoing(spec: FieldSpec, value: FieldValue) -> Any:
         return Decimal(str(value))
     if spec.value is ValueKind.FRACTION:
         return Decimal(str(value)) * 100  # Salesforce Percent fields hold 12.5 for 12.5 %
+    return str(value)
+
+
+def column_text(value: Any) -> str:
+    """A deal column as a filter compares it: checkboxes as true/false, numbers exactly."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
     return str(value)

@@ -93,6 +93,8 @@ class SalesforceSettings:
     fields: tuple[FieldSpec, ...] = CATALOGUE
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     payroll_id_field: str | None = None  # a User field holding the employee id
+    # Opportunity fields the plans name (filters, a payment holdback's date), read too.
+    deal_fields: tuple[str, ...] = ()
 
 
 class SalesforceApi:
