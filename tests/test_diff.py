@@ -81,6 +81,11 @@ def test_rep_values_use_as_of_period_and_year_to_date() -> None:
         "team_attainment": None,
         "team_deals_won_attainment": None,
         "team_new_customers_attainment": None,
+        "deals_won_pace": None,
+        "new_customers_pace": None,
+        "team_pace": None,
+        "team_deals_won_pace": None,
+        "team_new_customers_pace": None,
     }
     closed = rep_values(result.statements, "2026-02", statuses={"2026-02": "paid"})["r1"]
     assert closed["period_status"] == "paid"

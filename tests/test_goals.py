@@ -439,3 +439,27 @@ def test_calcs_fast_goal_json_says_what_goal_texts_says() -> None:
     numbers: dict[Any, str] = {}
     for g in goals * 2:  # the second time from the caches
         assert json.loads(_json_goal(g, heads, numbers)) == goal_texts(g)
+
+
+def test_smart_goals_have_a_deadline_and_a_pace_from_the_time_gone_by() -> None:
+    """docs/goals.md: a deals-won goal of 6 a month; 2 won by 10 January is on pace
+    (10 of 31 days gone: 2 ÷ (6 × 10/31) = 103.33 %); the deadline is 31 January."""
+    from connector.core.models import CrmUser
+    from connector.views.statement import html, text, view_of
+
+    deals = [deal("d1", "1000", date(2026, 1, 3), owner="r1"),
+             deal("d2", "1000", date(2026, 1, 8), owner="r1")]  # fmt: skip
+    goals = {"goals": [{"metric": "deals_won", "target": 6}]}
+    (jan,) = run(plan(**goals), deals, as_of=date(2026, 1, 10)).statements
+    (found,) = jan.goals
+    assert found.deadline == date(2026, 1, 31)
+    assert found.pace == D("1.0333")
+    # Before a fifth of the month has gone by, there is no pace yet.
+    (early,) = run(plan(**goals), deals[:1], as_of=date(2026, 1, 5)).statements
+    assert early.goals[0].pace is None and early.goals[0].deadline == date(2026, 1, 31)
+    # A month that is over: its pace is its attainment.
+    (later,) = run(plan(**goals), deals, as_of=date(2026, 1, 31)).statements
+    assert later.goals[0].pace == later.goals[0].attainment == D("0.3333")
+    view = view_of(CrmUser("r1", "Riley", "r@x.example", True), [jan], jan, "USD", {})
+    assert "pace 103.33% (on pace), due 2026-01-31" in text(view)
+    assert 'data-goal-pace="deals_won: deals won">103.33% (on pace)<' in html(view)

@@ -69,18 +69,28 @@ def current(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["rep_id"]: s for s in document["statements"] if s["period"] == period}
 
 
+def pace_field(attainment_field: str) -> str:
+    """The field showing a goal's pace beside the one showing its attainment."""
+    return attainment_field.replace("team_attainment", "team_pace").replace("_attainment", "_pace")
+
+
 def expected_goal_fields(document: dict[str, Any]) -> dict[str, dict[str, str | None]]:
-    """Per rep: each goal field's attainment (members from statements, managers from teams)."""
+    """Per rep: each goal field's attainment and pace (members from statements, managers
+    from teams)."""
     expected: dict[str, dict[str, str | None]] = {}
     for rep_id, statement in current(document).items():
         values: dict[str, str | None] = dict.fromkeys(GOAL_FIELDS.values())
+        values.update(dict.fromkeys(pace_field(f) for f in GOAL_FIELDS.values()))
         for goal in statement["goals"]:
-            values[GOAL_FIELDS[goal["metric"], goal["team"] is not None]] = goal["attainment"]
+            key = GOAL_FIELDS[goal["metric"], goal["team"] is not None]
+            values[key], values[pace_field(key)] = goal["attainment"], goal["pace"]
+            assert goal["deadline"] == AS_OF.isoformat()  # the period's last day
         expected[rep_id] = values
     for team in document["teams"]:
         if team["period"] == AS_OF.strftime("%Y-%m") and team["manager_id"]:
             key = GOAL_FIELDS[team["goal"]["metric"], True]
-            expected.setdefault(team["manager_id"], {})[key] = team["goal"]["attainment"]
+            found = expected.setdefault(team["manager_id"], {})
+            found[key], found[pace_field(key)] = team["goal"]["attainment"], team["goal"]["pace"]
     return expected
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from connector.core.closing import PRELIMINARY
-from connector.core.fields import CATALOGUE, GOAL_FIELDS, RecordKind
+from connector.core.fields import CATALOGUE, GOAL_FIELDS, GOAL_PACE_FIELDS, RecordKind
 from connector.core.models import STATEMENT_FIGURES, GoalResult, LineKind, Statement, TeamResult
 from connector.core.money import ZERO, format_money
 from connector.core.values import canonical, canonical_fraction
@@ -124,6 +124,7 @@ def rep_values(
             values[key] = canonical(key, getattr(current, key))
         values["payout_ytd"] = format_money(ytd)
         values.update(dict.fromkeys(GOAL_FIELDS.values()))
+        values.update(dict.fromkeys(GOAL_PACE_FIELDS.values()))
         values.update(_goal_values(current.goals))
         result[rep_id] = values
     for rep_id, goals in _managed(teams, as_of_period).items():
@@ -138,6 +139,8 @@ def _goal_values(goals: Iterable[GoalResult]) -> Values:
     for goal in goals:
         key = GOAL_FIELDS[goal.metric, goal.team_id is not None]
         values.setdefault(key, canonical(key, goal.attainment))
+        paced = GOAL_PACE_FIELDS[goal.metric, goal.team_id is not None]
+        values.setdefault(paced, canonical(paced, goal.pace))
     return values
 
 

@@ -241,6 +241,27 @@ CATALOGUE: tuple[FieldSpec, ...] = (
         "SPM Team New Customers Attainment",
         "The team's new customers this period against its new-customers goal",
     ),
+    # SMART goals: each goal's pace, like the revenue pace (1.0000: on pace for the deadline).
+    _rep("deals_won_pace", _F, "SPM Deals Won Pace", "Deals won against the goal's share so far"),
+    _rep(
+        "new_customers_pace",
+        _F,
+        "SPM New Customers Pace",
+        "New customers won against the goal's share so far",
+    ),
+    _rep("team_pace", _F, "SPM Team Pace", "The team's bookings against its goal's share so far"),
+    _rep(
+        "team_deals_won_pace",
+        _F,
+        "SPM Team Deals Won Pace",
+        "The team's deals won against its goal's share so far",
+    ),
+    _rep(
+        "team_new_customers_pace",
+        _F,
+        "SPM Team New Customers Pace",
+        "The team's new customers against its goal's share so far",
+    ),
     # The KPIs managers coach on, for the current period.
     _rep("win_rate", _F, "SPM Win Rate", "Deals won out of deals closed this period"),
     _rep("average_deal_size", _M, "SPM Average Deal Size", "Bookings per deal won this period"),
@@ -279,6 +300,14 @@ GOAL_FIELDS = {
     ("revenue", True): "team_attainment",
     ("deals_won", True): "team_deals_won_attainment",
     ("new_customers", True): "team_new_customers_attainment",
+}
+# And which shows its pace.
+GOAL_PACE_FIELDS = {
+    ("deals_won", False): "deals_won_pace",
+    ("new_customers", False): "new_customers_pace",
+    ("revenue", True): "team_pace",
+    ("deals_won", True): "team_deals_won_pace",
+    ("new_customers", True): "team_new_customers_pace",
 }
 
 KEYS = frozenset(spec.key for spec in CATALOGUE)

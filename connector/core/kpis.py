@@ -9,13 +9,13 @@ the cent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import cache
 
 from connector.core.commission import Credit
-from connector.core.models import Lead
+from connector.core.models import GoalResult, Lead
 from connector.core.money import ratio, round_cents
 from connector.core.periods import PeriodKind, first_day
 
@@ -49,6 +49,15 @@ def pace(
     if gone * PACE_FROM.denominator < length * PACE_FROM.numerator:
         return None
     return ratio(bookings * length, quota * gone)
+
+
+def goal_pace(result: GoalResult, period: int, kind: PeriodKind, as_of: date) -> GoalResult:
+    """The goal with its deadline (the period's last day) and its pace on ``as_of``,
+    measured like the revenue pace: actual against target × the share gone by."""
+    deadline = first_day(period + 1, kind) - timedelta(days=1)
+    return result._replace(
+        pace=pace(result.actual, result.target, period, kind, as_of), deadline=deadline
+    )
 
 
 def sales_cycle_days(credits: Iterable[Credit]) -> Decimal | None:

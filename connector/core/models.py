@@ -131,6 +131,10 @@ class GoalResult(NamedTuple):
     target: Decimal | None  # None: no target (the CRM had none and there is no fallback)
     actual: Decimal  # money for revenue; an exact count (split shares) otherwise
     attainment: Decimal | None  # rounded half-up to 4 places
+    # SMART goals: attainment projected to the deadline (the period's last day) at the
+    # rate so far, 1.0000 on pace; None before a fifth of the period has gone by.
+    pace: Decimal | None = None
+    deadline: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ as adjustment lines in the first open period, before pass 4 (closing.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
@@ -59,7 +59,7 @@ from connector.core.models import (
 )
 from connector.core.money import CENT, ZERO, format_money, ratio, round_cents
 from connector.core.overrides import NO_LINES, ReportingLines, has_overrides, pay_overrides
-from connector.core.periods import PeriodKind, first_day, label, period_of
+from connector.core.periods import PeriodKind, first_day, label, parse_label, period_of
 from connector.core.plans import Forgive, Holdback, Plan, Release
 from connector.core.targets import resolve_targets
 from connector.core.team_goals import team_goals
@@ -135,9 +135,13 @@ def calculate(
             _earn(ledger, activity[rep_id], rep_ledgers, schedules, prepared, period_kind, leaves)
     if reporting and has_overrides(ledgers):
         pay_overrides(ordered, activity, reporting, period_kind)
-    team_results = (
-        team_goals(plans, ordered, index, period_kind, prepared, warnings) if with_teams else []
-    )
+    team_results = [
+        replace(team, goal=kpis.goal_pace(team.goal, parse_label(team.period, period_kind),
+                                          period_kind, as_of))
+        for team in (
+            team_goals(plans, ordered, index, period_kind, prepared, warnings) if with_teams else []
+        )
+    ]  # fmt: skip
     estimates = (
         estimate_open(ordered, deals, (as_of, period_kind), schedules, prepared)
         if estimate
@@ -477,7 +481,7 @@ def _settle(
                 lead_to_sale=(
                     None if leads is None else kpis.lead_to_sale(leads.get((ledger.rep.id, period)))
                 ),
-                goals=tuple(work.goals),
+                goals=tuple(kpis.goal_pace(goal, period, kind, as_of) for goal in work.goals),
                 adjustments=adjustments,
                 estimated_commission=work.estimated,
                 holdback=holdback,

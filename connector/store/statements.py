@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -179,6 +180,8 @@ def _statement_json(statement: Statement) -> dict[str, Any]:
                 decimal_text(goal.target),
                 str(goal.actual),
                 decimal_text(goal.attainment),
+                decimal_text(goal.pace),
+                goal.deadline.isoformat() if goal.deadline else None,
             ]
             for goal in statement.goals
         ]
@@ -195,6 +198,16 @@ def _statement_json(statement: Statement) -> dict[str, Any]:
         for line in statement.lines
     ]
     return body
+
+
+def _goal_of(row: Sequence[Any]) -> GoalResult:
+    # A body stored before goals had a pace has six items: pace and deadline stay empty.
+    goal_id, metric, team, target, actual, attainment, *paced = row
+    pace, deadline = (*paced, None, None)[:2]
+    return GoalResult(
+        goal_id, metric, team, decimal_of(target), Decimal(actual), decimal_of(attainment),
+        decimal_of(pace), date.fromisoformat(deadline) if deadline else None,
+    )  # fmt: skip
 
 
 def statement_body(statement: Statement) -> str:
@@ -229,9 +242,6 @@ def statement_of(body: Mapping[str, Any]) -> Statement:
         won_count=body["won_count"],
         lost_count=body["lost_count"],
         lines=lines,
-        goals=tuple(
-            GoalResult(goal_id, metric, team, decimal_of(target), Decimal(actual), decimal_of(att))
-            for goal_id, metric, team, target, actual, att in body.get("goals", ())
-        ),
+        goals=tuple(_goal_of(row) for row in body.get("goals", ())),
         **values,
     )

@@ -77,6 +77,8 @@ def goal_texts(goal: GoalResult) -> dict[str, str | None]:
         "target": None if goal.target is None else number(goal.target),
         "actual": number(goal.actual),
         "attainment": None if goal.attainment is None else format_fraction(goal.attainment),
+        "pace": None if goal.pace is None else format_fraction(goal.pace),
+        "deadline": None if goal.deadline is None else goal.deadline.isoformat(),
     }
 
 
@@ -102,7 +104,12 @@ def _json_goal(
         )
     actual = format_money(goal.actual) if money else format_count(goal.actual)
     attainment = "null" if goal.attainment is None else f'"{format_fraction(goal.attainment)}"'
-    return f'{head}, "target": {target_text}, "actual": "{actual}", "attainment": {attainment}}}'
+    pace = "null" if goal.pace is None else f'"{format_fraction(goal.pace)}"'
+    deadline = "null" if goal.deadline is None else f'"{goal.deadline.isoformat()}"'
+    return (
+        f'{head}, "target": {target_text}, "actual": "{actual}", "attainment": {attainment}, '
+        f'"pace": {pace}, "deadline": {deadline}}}'
+    )
 
 
 def _json_object(values: Mapping[str, object]) -> str:

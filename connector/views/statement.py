@@ -144,6 +144,8 @@ class GoalRow:
     target: str
     attainment: str
     note: str | None = None  # "split credit": the actual counts shares of split deals
+    pace: str = "—"  # projected to the deadline at the rate so far
+    deadline: str = ""  # the period's last day, as the goal's due date
 
 
 MoneyText = Callable[[Decimal | None], str]
@@ -170,7 +172,16 @@ def _goal_row(goal: GoalResult, names: Mapping[str, str], shown: MoneyText) -> G
         number(goal.target),
         percent_text(goal.attainment),
         "split credit" if split else None,
+        _pace_text(goal.pace),
+        goal.deadline.isoformat() if goal.deadline else "",
     )
+
+
+def _pace_text(pace: Decimal | None) -> str:
+    """The goal's pace and what it means: on pace from 100 %."""
+    if pace is None:
+        return "—"
+    return f"{percent_text(pace)} ({'on pace' if pace >= 1 else 'behind'})"
 
 
 def _count_text(value: Decimal | None) -> str:
@@ -254,7 +265,8 @@ def text(view: StatementView) -> str:
         for g in goals:
             name = textwrap.shorten(g.name, width=width, placeholder="…")
             out.append(f"  {name:<{width}}  {g.actual:>14} of {g.target:>14}  {g.attainment:>9}")
-            said = " · ".join(part for part in (g.team, g.note) if part)
+            due = f"pace {g.pace}, due {g.deadline}" if g.deadline else None
+            said = " · ".join(part for part in (g.team, g.note, due) if part)
             if said:
                 out.append(f"    {said}")
     out.append("")
