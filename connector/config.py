@@ -42,6 +42,7 @@ from connector.core.models import PeriodKind
 from connector.core.periods import first_day, period_of
 from connector.core.plan_checks import membership_overlaps
 from connector.core.plans import Plan, Team
+from connector.core.recognition import Recognition
 from connector.errors import ConfigError
 from connector.views.money import DEFAULT_LOCALE, known_locale
 
@@ -283,6 +284,8 @@ class Config(_Model):
     # email. Manager overrides follow them (calculation.md §16).
     team_managers: dict[str, str] = Field(default_factory=dict)
     kpis: Kpis = Kpis()
+    # Awards reps earn from their statements, each given once (docs/coaching.md).
+    recognition: tuple[Recognition, ...] = ()
     pay_cycle: PayCycleSettings = PayCycleSettings()
     # Exchange rates for deals in other currencies (calculation.md §15); none: left out.
     currency_rates: CurrencyRates | None = None

@@ -57,6 +57,7 @@ def sync_settings(config: Config, secrets: Secrets | None = None) -> SyncSetting
         links=links,
         rates=_rates(config),
         team_managers=config.team_managers,
+        recognition=config.recognition,
         crm_rates=(
             config.currency_rates.basis
             if config.currency_rates is not None and config.currency_rates.source == "crm"

@@ -92,6 +92,7 @@ def team() -> Response:
         counts=data.counts,
         periods=data.periods,
         chart=data.team.rows[:50],
+        awards=receiver().store.awards.summary(),
         spans=SPANS,
         stamp=lambda ms: datetime.fromtimestamp(ms / 1000, zone).strftime("%H:%M:%S") if ms else "",
     )

@@ -262,6 +262,9 @@ CATALOGUE: tuple[FieldSpec, ...] = (
         "SPM Team New Customers Pace",
         "The team's new customers against its goal's share so far",
     ),
+    # Recognition: the rep's latest award and how many they hold (coaching.md).
+    _rep("latest_award", _T, "SPM Latest Award", "The rep's latest award, and why", length=255),
+    _rep("award_count", _N, "SPM Award Count", "How many awards the rep holds", scale=0),
     # The KPIs managers coach on, for the current period.
     _rep("win_rate", _F, "SPM Win Rate", "Deals won out of deals closed this period"),
     _rep("average_deal_size", _M, "SPM Average Deal Size", "Bookings per deal won this period"),

@@ -246,6 +246,19 @@ approvals_table = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("payout", sa.Text, nullable=False),
 )
+# Recognition: each award given once per (rep, award, key), with the day it was given.
+awards_table = sa.Table(
+    "awards",
+    metadata,
+    sa.Column("rep_id", sa.String(64), primary_key=True),
+    sa.Column("award", sa.String(24), primary_key=True),
+    sa.Column("award_key", sa.String(10), primary_key=True),  # "", a period or a year
+    sa.Column("period", sa.String(10), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("said", sa.Text, nullable=False),
+    sa.Column("given_at", sa.String(32), nullable=False),
+    sa.Index("ix_awards_given", "given_at"),
+)
 
 # What describes one CRM account's records: forgotten together by `sync --rebuild`.
 STATE_TABLES = (

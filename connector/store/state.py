@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from connector.core.fields import RecordKind
 from connector.core.models import DealSnapshot, Statement
+from connector.store.awards import Awards
 from connector.store.books import PayCycle
 from connector.store.crm_values import CrmValues
 from connector.store.cursors import Cursors, MetadataStore
@@ -51,6 +52,7 @@ class Store(Database):
         self.crm_values = CrmValues(self)
         self.pay = PayCycle(self)
         self.reviews = Reviews(self)
+        self.awards = Awards(self)
 
     # -- commits that span table groups ------------------------------------------------
 

@@ -55,6 +55,7 @@ from connector.core.models import (
 from connector.core.overrides import NO_LINES, ReportingLines, reporting_lines
 from connector.core.periods import first_day, label, parse_label, period_of
 from connector.core.plan_checks import filter_problems
+from connector.core.recognition import AwardKind, recognize
 from connector.core.snapshots import (
     as_deleted,
     carries_credit,
@@ -209,7 +210,7 @@ class SyncEngine:
 
         desired = desired_values(
             store, self.settings, statements, (covered, owed_deals), teams, options.as_of,
-            run.estimates,
+            run.estimates, change is None,
         )  # fmt: skip
         store.commit_statements(
             computed | owed_reps, statements, desired, paid={OWED_DEAL: owed_deals}
@@ -469,6 +470,7 @@ def desired_values(
     teams: Sequence[TeamResult],
     as_of: date,
     estimates: Mapping[str, Decimal],
+    scheduled: bool = True,
 ) -> dict[RecordKind, dict[str, dict[str, str | None]]]:
     """The values our fields should hold: on the deals ``deals`` names (those whose
     credited reps were all computed, and those that changed) and on the reps."""
@@ -489,7 +491,47 @@ def desired_values(
         if "period" in values:  # a plan member, not only a team's manager
             links = settings.links
             values["statement_link"] = links.link(rep_id, as_of) if links else None
+    if settings.recognition:
+        award_values(store, settings, statements, (as_of, scheduled), on_reps)
     return {RecordKind.DEAL: on_deals, RecordKind.REP: on_reps}
+
+
+def award_values(
+    store: Store,
+    settings: SyncSettings,
+    statements: Sequence[Statement],
+    when: tuple[date, bool],
+    on_reps: dict[str, dict[str, str | None]],
+) -> None:
+    """Give the awards the rules find (each once: the store keeps them) and put each
+    affected rep's latest award and count among their values.
+
+    The leaderboard's award judges a whole period, so only a scheduled sync gives it
+    (a worker pass sees a few reps), from every member's statement of the latest period
+    that is over. Given before the statements commit: a pass killed in between gives
+    nothing twice, and the next pass writes the fields.
+    """
+    as_of, scheduled = when
+    kind, rules = settings.period_kind, settings.recognition
+    found = recognize(statements, rules, as_of, kind, leaderboard=False)
+    winners: set[str] = set()
+    if scheduled and any(rule.award is AwardKind.TOP_OF_PERIOD for rule in rules):
+        judged = label(period_of(as_of, kind) - 1, kind)
+        fresh = [s for s in statements if s.period == judged]
+        seen = {s.rep_id for s in fresh}
+        period = fresh + [s for s in store.statements.in_period(judged) if s.rep_id not in seen]
+        tops = [rule for rule in rules if rule.award is AwardKind.TOP_OF_PERIOD]
+        top = recognize(period, tops, as_of, kind, leaderboard=True)
+        winners = {award.rep_id for award in top}
+        found += top
+    store.awards.give(found, as_of)
+    reps = {rep for rep, values in on_reps.items() if "period" in values} | winners
+    held = store.awards.summary(reps)
+    for rep_id in reps:
+        count, latest = held.get(rep_id, (0, None))
+        values = on_reps.setdefault(rep_id, {})
+        values["latest_award"] = latest.text() if latest is not None else None
+        values["award_count"] = str(count)
 
 
 def edited_plans(store: Store, settings: SyncSettings) -> list[str]:

@@ -48,7 +48,8 @@ def load_view(
     deal_ids = {line.deal_id for line in chosen.lines if line.deal_id}
     names = {deal.id: deal.name for deal in store.deals.by_id(deal_ids).values()}
     teams = team_names(users, {g.team_id for g in chosen.goals if g.team_id is not None})
-    return view_of(user, statements, chosen, currency, names, teams, locale)
+    awards = [(g.title, g.period, g.said) for g in reversed(store.awards.of([user.id]))]
+    return view_of(user, statements, chosen, currency, names, teams, locale, awards)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from connector.core.fields import RecordKind
 from connector.core.models import ApiUsage, RecordUpdate, WriteResult
 from connector.core.periods import PeriodKind
 from connector.core.plans import Plan, TargetSource, Team
+from connector.core.recognition import Recognition
 from connector.store.state import Store
 from connector.sync.links import StatementLinks
 
@@ -37,6 +38,7 @@ class SyncSettings:
     crm_rates: RateBasis | None = None
     # CRM team id → its manager (user id or email), for manager overrides.
     team_managers: Mapping[str, str] = field(default_factory=dict)
+    recognition: tuple[Recognition, ...] = ()  # award rules (recognition.py)
 
     def fingerprint(self) -> str:
         """What the statements are computed from besides the CRM's data, hashed."""
@@ -52,6 +54,7 @@ class SyncSettings:
             "rates": None if self.rates is None else self.rates.fingerprint(),
             "crm_rates": None if self.crm_rates is None else self.crm_rates.value,
             "team_managers": dict(sorted(self.team_managers.items())),
+            "recognition": [rule.model_dump(mode="json") for rule in self.recognition],
         }
         text = json.dumps(rules, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()

@@ -56,6 +56,8 @@ class StatementView:
     deal_names: Mapping[str, str]
     team_names: Mapping[str, str] = field(default_factory=dict)  # team id -> what people call it
     locale: str = DEFAULT_LOCALE  # how money reads (spm.yaml's `locale`)
+    # The rep's awards (recognition), newest first: (title, period, why).
+    awards: tuple[tuple[str, str, str], ...] = ()
 
     def money(self, value: Decimal | None) -> str:
         return money(value, self.currency, self.locale)
@@ -97,6 +99,7 @@ def view_of(
     deal_names: Mapping[str, str],
     team_names: Mapping[str, str] | None = None,
     locale: str = DEFAULT_LOCALE,
+    awards: Sequence[tuple[str, str, str]] = (),
 ) -> StatementView:
     year = tuple(
         s
@@ -105,7 +108,9 @@ def view_of(
         and s.period[:4] == chosen.period[:4]
         and s.period <= chosen.period
     )
-    return StatementView(rep, currency, chosen, year, deal_names, team_names or {}, locale)
+    return StatementView(
+        rep, currency, chosen, year, deal_names, team_names or {}, locale, tuple(awards)
+    )
 
 
 def team_names(users: Sequence[CrmUser], team_ids: Collection[str]) -> dict[str, str]:
@@ -269,6 +274,12 @@ def text(view: StatementView) -> str:
             said = " · ".join(part for part in (g.team, g.note, due) if part)
             if said:
                 out.append(f"    {said}")
+    if view.awards:
+        out.append("")
+        out.append("Awards")
+        for title, period, said in view.awards:
+            out.extend(textwrap.wrap(f"{title} ({period}): {said}", WIDTH - 2,
+                                     initial_indent="  ", subsequent_indent="    "))  # fmt: skip
     out.append("")
     out.append("Performance")
     kpis = kpi_rows(s, view.money)
