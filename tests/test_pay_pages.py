@@ -365,3 +365,32 @@ def test_an_approvers_token_approves_its_own_step_and_nothing_else(site: Site) -
         approvals = store.reviews.approvals(LAST_MONTH)
     assert approvals and {a.step for a in approvals} == {"manager"}
     assert {a.approved_by for a in approvals} == {"Mo Manager"}
+
+
+def test_a_manager_leaves_a_note_the_rep_reads_on_their_own_page(site: Site) -> None:
+    rep = site.users[0]["Id"]
+    admin = site.admin()
+    page = admin.get(f"/reports/statements/{rep}").get_data(as_text=True)
+    assert 'aria-label="Leave a note"' in page
+    # A form from another site (no session token) is refused.
+    stale = site.app.test_client()
+    stale.get(f"/reports?token={TOKEN}")
+    refused = stale.post(f"/reports/statements/{rep}/notes", data={"by": "x", "note": "hi"})
+    assert refused.status_code == 403
+    said = "Great month. Next: more multi-year deals <script>alert(1)</script>"
+    posted = admin.post(f"/reports/statements/{rep}/notes",
+                        data={"csrf": csrf_of(page), "by": "Morgan Lee", "note": said})  # fmt: skip
+    assert posted.status_code == 303, posted.get_data(as_text=True)
+    empty = admin.post(f"/reports/statements/{rep}/notes",
+                       data={"csrf": csrf_of(page), "by": "Morgan Lee", "note": "  "})  # fmt: skip
+    assert empty.status_code == 400 and "note:" in empty.get_data(as_text=True)
+    # The rep reads it on their own page, escaped, with its author and time.
+    mine = site.app.test_client().get(site.link(rep)).get_data(as_text=True)
+    assert "<strong>Morgan Lee (admin)</strong>" in mine
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in mine and "<script>alert" not in mine
+    assert 'aria-label="Leave a note"' not in mine  # a rep reads notes; managers write them
+    with Store.open(site.store_url, existing=True) as store:
+        (kept,) = store.notes.of(rep)
+        assert (kept.author, kept.body) == ("Morgan Lee (admin)", said)
+    shown = run(site.config, site.env, "statement", rep).output
+    assert "Notes" in shown and "Morgan Lee (admin)" in shown

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from urllib.parse import quote
 
 from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
@@ -21,11 +22,11 @@ from connector.errors import ConnectorError, InputError
 from connector.store.cursors import AS_OF_PERIOD_CURSOR
 from connector.sync.reading import TeamPage, load_pay_panel, load_team_page, load_view
 from connector.views.money import money
+from connector.views.statement import NoteForm, percent_text
 from connector.views.statement import html as statement_page
-from connector.views.statement import percent_text
 from connector.views.team import SPANS
 from connector.views.team_csv import EXPORTS, export_csv
-from webhooks.admin import csrf_token, exchanged_token, log_out, refusal, role, text
+from webhooks.admin import csrf_token, exchanged_token, forged, log_out, refusal, role, text
 from webhooks.receiver import receiver
 
 bp = Blueprint("reports", __name__, template_folder="templates")
@@ -135,7 +136,36 @@ def statement(rep_id: str) -> Response:
         )
     except InputError as error:
         return text(f"404 Not Found: {error}", 404)
-    return _page(statement_page(view))
+    form = NoteForm(f"/reports/statements/{quote(view.rep.id, safe='')}/notes", csrf_token())
+    return _page(statement_page(view, note_form=form))
+
+
+@bp.post("/reports/statements/<rep_id>/notes")
+def note(rep_id: str) -> Response:
+    """A manager's note for the rep (the admin's or an approver's token; a form from this
+    session): kept with its author and time, shown on the rep's statement pages."""
+    refused = refusal() or exchanged_token() or forged()
+    if refused is not None:
+        return refused
+    state = receiver()
+    try:
+        view = load_view(state.store, state.config.currency, rep_id, request.form.get("period"))
+        state.store.notes.add(
+            view.rep.id,
+            view.statement.period,
+            f"{request.form.get('by', '')[:80]} ({role()})" if request.form.get("by") else "",
+            request.form.get("note", ""),
+            datetime.now(state.config.zone),
+        )
+    except InputError as error:
+        return text(f"404 Not Found: {error}", 404)
+    except ValueError as error:
+        return text(f"400 Bad Request: {error}", 400)
+    response = make_response("", 303)
+    response.headers["Location"] = (
+        f"/reports/statements/{quote(view.rep.id, safe='')}?period={view.statement.period}"
+    )
+    return response
 
 
 @bp.post("/reports/logout")

@@ -259,6 +259,18 @@ awards_table = sa.Table(
     sa.Column("given_at", sa.String(32), nullable=False),
     sa.Index("ix_awards_given", "given_at"),
 )
+# A manager's note to a rep about one period's statement.
+feedback_notes_table = sa.Table(
+    "feedback_notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rep_id", sa.String(64), nullable=False),
+    sa.Column("period", sa.String(10), nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Index("ix_feedback_notes_rep", "rep_id"),
+)
 
 # What describes one CRM account's records: forgotten together by `sync --rebuild`.
 STATE_TABLES = (

@@ -26,6 +26,7 @@ from connector.store.crm_values import CrmValues
 from connector.store.cursors import Cursors, MetadataStore
 from connector.store.db import Database
 from connector.store.deals import Deals, Splits
+from connector.store.notes import Notes
 from connector.store.owed import OWED_REP, OWED_SPLITS, Owed
 from connector.store.reviews import Reviews
 from connector.store.runs import Runs
@@ -53,6 +54,7 @@ class Store(Database):
         self.pay = PayCycle(self)
         self.reviews = Reviews(self)
         self.awards = Awards(self)
+        self.notes = Notes(self)
 
     # -- commits that span table groups ------------------------------------------------
 

@@ -49,7 +49,8 @@ def load_view(
     names = {deal.id: deal.name for deal in store.deals.by_id(deal_ids).values()}
     teams = team_names(users, {g.team_id for g in chosen.goals if g.team_id is not None})
     awards = [(g.title, g.period, g.said) for g in reversed(store.awards.of([user.id]))]
-    return view_of(user, statements, chosen, currency, names, teams, locale, awards)
+    notes = [(n.author, n.at, n.period, n.body) for n in store.notes.of(user.id)]
+    return view_of(user, statements, chosen, currency, names, teams, locale, awards, notes)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,8 @@ class StatementView:
     locale: str = DEFAULT_LOCALE  # how money reads (spm.yaml's `locale`)
     # The rep's awards (recognition), newest first: (title, period, why).
     awards: tuple[tuple[str, str, str], ...] = ()
+    # Notes from the rep's manager (feedback), newest first: (author, when, period, note).
+    notes: tuple[tuple[str, str, str, str], ...] = ()
 
     def money(self, value: Decimal | None) -> str:
         return money(value, self.currency, self.locale)
@@ -100,6 +102,7 @@ def view_of(
     team_names: Mapping[str, str] | None = None,
     locale: str = DEFAULT_LOCALE,
     awards: Sequence[tuple[str, str, str]] = (),
+    notes: Sequence[tuple[str, str, str, str]] = (),
 ) -> StatementView:
     year = tuple(
         s
@@ -109,8 +112,9 @@ def view_of(
         and s.period <= chosen.period
     )
     return StatementView(
-        rep, currency, chosen, year, deal_names, team_names or {}, locale, tuple(awards)
-    )
+        rep, currency, chosen, year, deal_names, team_names or {}, locale, tuple(awards),
+        tuple(notes),
+    )  # fmt: skip
 
 
 def team_names(users: Sequence[CrmUser], team_ids: Collection[str]) -> dict[str, str]:
@@ -280,6 +284,13 @@ def text(view: StatementView) -> str:
         for title, period, said in view.awards:
             out.extend(textwrap.wrap(f"{title} ({period}): {said}", WIDTH - 2,
                                      initial_indent="  ", subsequent_indent="    "))  # fmt: skip
+    if view.notes:
+        out.append("")
+        out.append("Notes")
+        for author, at, period, note in view.notes:
+            out.append(f"  {author}, {at[:16].replace('T', ' ')} (about {period}):")
+            out.extend(textwrap.wrap(note, WIDTH - 4, initial_indent="    ",
+                                     subsequent_indent="    "))  # fmt: skip
     out.append("")
     out.append("Performance")
     kpis = kpi_rows(s, view.money)
@@ -341,12 +352,24 @@ class ReviewPanel:
         ]
 
 
-def html(view: StatementView, review: ReviewPanel | None = None) -> str:
+@dataclass(frozen=True)
+class NoteForm:
+    """Where a manager's note for the rep is posted from the reports page."""
+
+    action: str
+    csrf: str
+
+
+def html(
+    view: StatementView, review: ReviewPanel | None = None, note_form: NoteForm | None = None
+) -> str:
     """One self-contained, printable page: no script, no external file. With ``review``,
-    the rep's own page: the period's status, acknowledge and dispute."""
+    the rep's own page: the period's status, acknowledge and dispute; with ``note_form``,
+    the reports page's, where a manager leaves the rep a note."""
     template = _environment(view.money).get_template("statement.html")
     return template.render(
         review=review,
+        note_form=note_form,
         v=view,
         s=view.statement,
         bars=_attainment_bars(view.year),
