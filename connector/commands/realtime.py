@@ -31,6 +31,7 @@ from connector.errors import ConfigError
 from connector.logs import log
 from connector.store.inbox import Inbox
 from connector.store.state import Store
+from connector.store.wakeups import InboxListener
 from connector.sync.engine import SyncEngine
 from connector.sync.metrics import Metrics
 from connector.sync.worker import Worker
@@ -130,6 +131,8 @@ def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
             # and an acknowledgement needs it a dozen times: hand it over more often.
             sys.setswitchinterval(SWITCH_INTERVAL_S)
             worker = build_worker(config, store, state.metrics)
+            # Receivers in other processes (gunicorn) wake it too, on PostgreSQL.
+            InboxListener(store, state.wake, stop).start()
             thread = threading.Thread(
                 target=worker.run, args=(stop, state.wake), name="spm-worker", daemon=True
             )
@@ -186,8 +189,11 @@ def worker(ctx: click.Context, once: bool, retry_parked: bool, as_of_text: str |
                 f"worker: {applied} event(s) handled; {depth.queued} waiting, {depth.parked} parked"
             )
             ctx.exit(1 if depth.parked else 0)
-        stop = threading.Event()
+        stop, wake = threading.Event(), threading.Event()
         _on_signals(stop.set)
-        out.print("worker running; Ctrl-C or SIGTERM stops it after the current batch")
-        runner.run(stop)
+        # PostgreSQL: a receiver's insert wakes this worker at once (LISTEN/NOTIFY).
+        woken = InboxListener(store, wake, stop).start()
+        how = "woken by the receivers (LISTEN/NOTIFY)" if woken else "polling the inbox"
+        out.print(f"worker running, {how}; Ctrl-C or SIGTERM stops it after the current batch")
+        runner.run(stop, wake)
     out.print("stopped")

@@ -286,6 +286,19 @@ class Database:
             else:
                 yield connection
 
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return str(self._engine.dialect.name)
+
+    def listening_connection(self) -> Any:
+        """A new PostgreSQL connection of the driver's own, in autocommit, outside the
+        pool: for LISTEN, which holds it for as long as the process lives."""
+        import psycopg
+
+        url = self._engine.url.set(drivername="postgresql")
+        return psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+
     def close(self) -> None:
         self._engine.dispose()
 

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from connector.store.db import Database, chunks, may_be_alive, this_process
 from connector.store.schema import inbox_table
+from connector.store.wakeups import notify
 
 MAX_ATTEMPTS = 8
 DEFAULT_LEASE = timedelta(minutes=5)
@@ -133,6 +134,8 @@ class Inbox:
             fresh = 0
             for chunk in chunks(rows):
                 fresh += len(connection.execute(statement, list(chunk)).all())
+            if fresh:
+                notify(self.store, connection)
         return fresh
 
     # -- the worker's side --------------------------------------------------------------
