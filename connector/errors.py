@@ -43,6 +43,11 @@ class SyncLockedError(BusyError):
     """Another sync holds the lock; the message says who and since when."""
 
 
+class LeaseLostError(BusyError):
+    """This process's sync lock was taken over (its lease ran out while it was paused or
+    cut off): its commit is refused, and the new holder's work stands."""
+
+
 class StoreBusyError(BusyError):
     """The store's database stayed locked by another process past our wait."""
 

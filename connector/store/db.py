@@ -24,7 +24,7 @@ import fcntl
 import os
 import socket
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -348,8 +348,16 @@ class Database:
             self._local.open = connection
             try:
                 yield connection
+                fence = getattr(self._local, "fence", None)
+                if fence is not None:
+                    fence(connection)  # raises, and the transaction rolls back
             finally:
                 self._local.open = None
+
+    def fence(self, check: Callable[[Connection], None] | None) -> None:
+        """Every write transaction of this thread runs ``check`` last, inside it, before it
+        commits (None: no more): the sync lock's fencing (sync/lease.py)."""
+        self._local.fence = check
 
     @contextmanager
     def committing(self) -> Iterator[Connection]:

@@ -138,6 +138,8 @@ lock_table = sa.Table(
     sa.Column("holder", sa.Text, nullable=False),
     sa.Column("acquired_at", sa.String(32), nullable=False),
     sa.Column("expires_at", sa.String(32)),
+    # Fencing: each take of the lock counts one up; a holder's commits check theirs.
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),
 )
 inbox_table = sa.Table(
     "inbox",

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from connector.errors import StoreBusyError, StoreError, SyncLockedError
+from connector.errors import LeaseLostError, StoreBusyError, StoreError, SyncLockedError
 from connector.store.db import Database, iso, may_be_alive
 from connector.store.schema import lock_table
 
@@ -46,7 +46,7 @@ def sync_lock(
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            _take(db, holder, clock(), lease)
+            generation = _take(db, holder, clock(), lease)
             break
         except SyncLockedError as error:
             if time.monotonic() >= deadline:
@@ -63,9 +63,11 @@ def sync_lock(
         daemon=True,
     )
     renewer.start()
+    db.fence(_fence(db, holder, generation))
     try:
         yield
     finally:
+        db.fence(None)
         stop.set()
         renewer.join()
         with db.committing() as connection:
@@ -76,7 +78,8 @@ def sync_lock(
             )
 
 
-def _take(db: Database, holder: str, now: datetime, lease: timedelta) -> None:
+def _take(db: Database, holder: str, now: datetime, lease: timedelta) -> int:
+    """Take the lock; the generation this take holds it as."""
     values = {"holder": holder, "acquired_at": iso(now), "expires_at": iso(now + lease)}
     try:
         with db.committing() as connection:
@@ -84,8 +87,8 @@ def _take(db: Database, holder: str, now: datetime, lease: timedelta) -> None:
                 sa.select(lock_table).where(lock_table.c.name == "sync")
             ).one_or_none()
             if row is None:
-                connection.execute(lock_table.insert().values(name="sync", **values))
-                return
+                connection.execute(lock_table.insert().values(name="sync", generation=1, **values))
+                return 1
             expires = datetime.fromisoformat(row.expires_at) if row.expires_at else None
             alive = may_be_alive(row.holder)
             if row.holder != holder and alive and (expires is None or expires > now):
@@ -95,16 +98,48 @@ def _take(db: Database, holder: str, now: datetime, lease: timedelta) -> None:
                     f"since {since:%Y-%m-%d %H:%M:%S} UTC; try again when it is done "
                     "(a holder that died stops blocking within 2 minutes)"
                 )
-            connection.execute(
+            taken = connection.execute(
                 lock_table.update()
-                .where(lock_table.c.name == "sync", lock_table.c.holder == row.holder)
-                .values(**values)
+                .where(
+                    lock_table.c.name == "sync",
+                    lock_table.c.holder == row.holder,
+                    lock_table.c.generation == row.generation,
+                )
+                .values(generation=row.generation + 1, **values)
             )
+            if taken.rowcount != 1:
+                raise SyncLockedError(
+                    f"another sync took store {db.url_for_display} at the same moment; "
+                    "try again when it is done"
+                )
+            return int(row.generation) + 1
     except IntegrityError:
         raise SyncLockedError(
             f"another sync took store {db.url_for_display} at the same moment; "
             "try again when it is done"
         ) from None
+
+
+def _fence(db: Database, holder: str, generation: int) -> Callable[[sa.Connection], None]:
+    """The check every commit of the holder's pass makes: the lock is still this take of
+    it. On PostgreSQL the row is read FOR SHARE, so a takeover waits for the commit in
+    hand and cannot slip in between the check and the commit."""
+
+    def check(connection: sa.Connection) -> None:
+        query = sa.select(lock_table.c.holder, lock_table.c.generation).where(
+            lock_table.c.name == "sync"
+        )
+        if db.dialect == "postgresql":
+            query = query.with_for_update(read=True)
+        row = connection.execute(query).one_or_none()
+        if row is None or row.holder != holder or row.generation != generation:
+            raise LeaseLostError(
+                f"this sync lost the lock of store {db.url_for_display}: its lease ran out "
+                "(the process was paused or cut off) and another holder took over; its "
+                "commit is refused, nothing of it was written"
+            )
+
+    return check
 
 
 def _renew(
