@@ -375,8 +375,20 @@ def test_create_app_without_arguments_reads_spm_config(
     assert unready.json["status"] == "not_ready"
     assert unready.json["missing"] == ["SPM_HUBSPOT_CLIENT_SECRET"]
     monkeypatch.setenv("SPM_HUBSPOT_CLIENT_SECRET", "app-secret")
-    client = create_app().test_client()
-    assert client.get("/healthz").json["status"] == "ok"
+    app = create_app()
+    client = app.test_client()
+    health = client.get("/healthz").json
+    assert health["status"] == "ok" and health["lock"] is None
+    # While a sync or worker pass holds the lock, /healthz and /metrics say who and since when.
+    from connector.sync.lease import sync_lock
+
+    store = app.extensions["spm"].store
+    with sync_lock(store, "host-x:4242", lambda: datetime.now(UTC)):
+        held = client.get("/healthz").json["lock"]
+        assert (held["holder"], held["generation"]) == ("host-x:4242", 1)
+        scraped = client.get("/metrics").get_data(as_text=True)
+        assert "spm_sync_lock_generation 1.0" in scraped
+        assert "spm_sync_lock_held_seconds" in scraped
 
 
 def test_an_id_the_crm_cannot_know_is_applied_as_nothing_beside_a_real_change(

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connector.errors import ConnectorError
+from connector.sync.lease import lock_state
 from webhooks.receiver import receiver
 
 bp = Blueprint("ops", __name__)
@@ -34,6 +35,7 @@ def healthz() -> tuple[Response, int]:
         depth = state.inbox.depth()
         parked = state.inbox.parked(limit=10)
         last = state.store.runs.recent(limit=1, kind="sync")
+        held = lock_state(state.store)
     except ConnectorError as error:
         return jsonify({"status": "down", "store": str(error)}), 503
     oldest = (
@@ -57,6 +59,15 @@ def healthz() -> tuple[Response, int]:
             for p in parked
         ],
         "last_sync": None,
+        # Who holds the sync lock (a sync or a worker pass), since when, until when.
+        "lock": None
+        if held is None
+        else {
+            "holder": held.holder,
+            "since": held.acquired_at.isoformat(),
+            "expires_at": held.expires_at.isoformat() if held.expires_at else None,
+            "generation": held.generation,
+        },
     }
     if last:
         run = last[0]

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -160,3 +161,25 @@ def _renew(
                 .where(lock_table.c.name == "sync", lock_table.c.holder == holder)
                 .values(expires_at=iso(clock() + lease))
             )
+
+
+@dataclass(frozen=True)
+class LockState:
+    """Who holds the sync lock now, as /healthz and /metrics show it."""
+
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime | None
+    generation: int
+
+
+def lock_state(db: Database) -> LockState | None:
+    """The sync lock's holder, or None when nobody holds it."""
+    with db.reading() as connection:
+        row = connection.execute(
+            sa.select(lock_table).where(lock_table.c.name == "sync")
+        ).one_or_none()
+    if row is None:
+        return None
+    expires = datetime.fromisoformat(row.expires_at) if row.expires_at else None
+    return LockState(row.holder, datetime.fromisoformat(row.acquired_at), expires, row.generation)

@@ -16,13 +16,17 @@ from prometheus_client.registry import Collector
 
 from connector.errors import ConnectorError
 from connector.store.inbox import Depth
+from connector.sync.lease import LockState
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class _InboxCollector(Collector):
-    def __init__(self, depth: Callable[[], Depth]) -> None:
+    def __init__(
+        self, depth: Callable[[], Depth], lock: Callable[[], LockState | None] | None = None
+    ) -> None:
         self._depth = depth
+        self._lock = lock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
@@ -41,10 +45,30 @@ class _InboxCollector(Collector):
         yield GaugeMetricFamily(
             "spm_inbox_parked", "Events parked after failing every try.", value=depth.parked
         )
+        if self._lock is None:
+            return
+        try:
+            held = self._lock()
+        except ConnectorError:
+            return
+        yield GaugeMetricFamily(
+            "spm_sync_lock_held_seconds",
+            "How long a sync or worker pass has held the sync lock (0: free).",
+            value=0.0 if held is None else max(0.0, time.time() - held.acquired_at.timestamp()),
+        )
+        yield GaugeMetricFamily(
+            "spm_sync_lock_generation",
+            "The sync lock's fencing generation: takes since it was last free (0: free).",
+            value=0 if held is None else held.generation,
+        )
 
 
 class Metrics:
-    def __init__(self, depth: Callable[[], Depth] | None = None) -> None:
+    def __init__(
+        self,
+        depth: Callable[[], Depth] | None = None,
+        lock: Callable[[], LockState | None] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.received = Counter(
@@ -101,4 +125,4 @@ class Metrics:
             "spm_worker_crm_calls", "CRM API calls the worker made.", registry=r
         )
         if depth is not None:
-            r.register(_InboxCollector(depth))
+            r.register(_InboxCollector(depth, lock))
