@@ -14,7 +14,7 @@ def write_sandbox_config(
 ) -> Path:
     """A plan with every moving part: tiers, a draw, bonuses, a SPIFF, clawbacks, quotas
     from the CRM's forecasts or goals (the plan's quota for managers, who have none),
-    a deals-won goal and a team goal on the CRM's teams."""
+    a deals-won goal and a team goal on the CRM's teams; and recognition (coaching.md)."""
     config = {
         "currency": "USD",
         "period": "month",
@@ -22,6 +22,13 @@ def write_sandbox_config(
         "crm": dict(crm),
         "store": f"sqlite:///{directory / 'spm.db'}",
         "teams": "crm",
+        "recognition": [
+            {"award": "first_win"},
+            {"award": "personal_best"},
+            {"award": "top_of_period", "title": "Rep of the month"},
+            {"award": "club_pace", "at": "1.0", "months_left": 3},
+            {"award": "streak", "periods": 3},
+        ],
         "plans": [
             {
                 "id": "ae-2026",

@@ -312,18 +312,28 @@ def _leaderboard(out: Console, config: Config, store: Store) -> None:
         for s in store.statements.of_rep(user_id, period):
             rows.append((s.attainment or 0, users[user_id].name or user_id, s))
     rows.sort(key=lambda row: row[0], reverse=True)
+    awards = store.awards.summary()
+
+    def award(rep_id: str) -> str:
+        count, latest = awards.get(rep_id, (0, None))
+        return "—" if latest is None else f"{count} · {latest.title}"
+
     if not out.is_terminal:
         out.print(f"   Leaderboard, {period}:")
         for rank, (_, name, s) in enumerate(rows, start=1):
             attainment = f"{s.attainment * 100:.1f}%" if s.attainment is not None else "—"
             payout = money(s.payout, config.currency, config.locale)
-            out.print(f"   {rank:>2}. {name:<22} {attainment:>8}  payout {payout:>12}")
+            out.print(
+                f"   {rank:>2}. {name:<22} {attainment:>8}  payout {payout:>12}  "
+                f"awards {award(s.rep_id)}"
+            )
         return
     table = Table(title=f"Leaderboard, {period} ({config.currency})")
     table.add_column("#", justify="right")
     table.add_column("rep")
     for heading in ("attainment", "bookings", "payout"):
         table.add_column(heading, justify="right", no_wrap=True)
+    table.add_column("awards")
     for rank, (_, name, s) in enumerate(rows, start=1):
         attainment = f"{s.attainment * 100:.1f}%" if s.attainment is not None else "—"
         table.add_row(
@@ -332,6 +342,7 @@ def _leaderboard(out: Console, config: Config, store: Store) -> None:
             attainment,
             money(s.bookings, config.currency, config.locale),
             money(s.payout, config.currency, config.locale),
+            award(s.rep_id),
         )
     out.print(table)
 
