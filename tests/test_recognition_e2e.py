@@ -3,7 +3,11 @@ worker passes, and every rep's latest-award and award-count fields as the store 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -86,3 +90,25 @@ def test_awards_are_given_once_and_shown_on_every_reps_record(crm: Crm) -> None:
     assert "<h2>Awards</h2>" in mine and latest.said in mine
     shown = crm.ok("statement", rep_id).output
     assert "Awards" in shown and latest.title in shown
+
+
+def test_a_sync_killed_right_after_giving_awards_is_finished_by_the_next(crm: Crm) -> None:
+    with_recognition(crm)
+    crm.ok("install")
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.crash_awards", "--config", str(crm.config), "sync"],
+        cwd=Path(__file__).resolve().parents[1], env={**os.environ, **crm.env},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert killed.returncode == 137, killed.stderr
+    with crm.store() as store:
+        given = [(g.rep_id, g.award, g.key, g.given_at) for g in store.awards.of()]
+    assert given  # stored before the kill; no field written yet
+    crm.ok("sync")
+    with crm.store() as store:
+        # Nothing given twice, and every rep's fields written by the next run.
+        assert [(g.rep_id, g.award, g.key, g.given_at) for g in store.awards.of()] == given
+        summary = store.awards.summary()
+    for rep_id, (count, latest) in summary.items():
+        assert str(field(crm, rep_id, "latest_award")) == latest.text()
+        assert int(float(str(field(crm, rep_id, "award_count")))) == count
