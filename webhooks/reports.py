@@ -153,7 +153,7 @@ def note(rep_id: str) -> Response:
         state.store.notes.add(
             view.rep.id,
             view.statement.period,
-            f"{request.form.get('by', '')[:80]} ({role()})" if request.form.get("by") else "",
+            _author(request.form.get("by", "")),
             request.form.get("note", ""),
             datetime.now(state.config.zone),
         )
@@ -171,6 +171,13 @@ def note(rep_id: str) -> Response:
 @bp.post("/reports/logout")
 def logout() -> Response:
     return log_out()
+
+
+def _author(name: str) -> str:
+    """Who left a note: the name they gave and the role they signed in with ("" when they
+    gave none, which the note refuses)."""
+    name = name.strip()[:80]
+    return f"{name} ({role()})" if name else ""
 
 
 def _page(html: str) -> Response:
