@@ -398,6 +398,7 @@ def _settle(
     plan = ledger.plan
     balance = held = ZERO
     held_deals: dict[str, Decimal] = {}  # a payment holdback's, by deal
+    credited: dict[str, Deal] | None = None  # the ledger's credited deals, for payments
     statements: list[Statement] = []
     forgive_at_end = _forgives(ledger, as_of)
     leaves = _leaves(ledger, as_of)
@@ -429,7 +430,9 @@ def _settle(
                 adjustments += line.amount
         last = period == ledger.last and leaves
         if plan.holdback is not None and plan.holdback.release is Release.PAYMENT:
-            released = _payment_released(ledger, plan.holdback, (period, kind, as_of), last)
+            if credited is None:
+                credited = {c.deal.id: c.deal for w in ledger.periods.values() for c in w.credits}
+            released = _payment_released(credited, plan.holdback, (period, kind, as_of), last)
             held_lines = hold_deals(plan.holdback, lines, held_deals, released)
             held = sum(held_deals.values(), ZERO)
         else:
@@ -493,14 +496,13 @@ def _settle(
 
 
 def _payment_released(
-    ledger: Ledger, holdback: Holdback, when: tuple[int, PeriodKind, date], last: bool
+    deals: Mapping[str, Deal], holdback: Holdback, when: tuple[int, PeriodKind, date], last: bool
 ) -> Callable[[str], str | None]:
     """Why a deal's held share comes back in this period (None: it stays held): the
     customer paid on or before the period's end (and the as-of day), the deal was
     cancelled, or this is the rep's last period on the plan."""
     period, kind, as_of = when
     column = holdback.paid_on or ""
-    deals = {c.deal.id: c.deal for work in ledger.periods.values() for c in work.credits}
 
     def released(deal_id: str) -> str | None:
         deal = deals.get(deal_id)
