@@ -25,9 +25,9 @@ from connector.core.commission import Credit, Schedule, commission_lines
 from connector.core.credit import RepActivity
 from connector.core.goals import History
 from connector.core.ledgers import Ledger, owner_ledger
-from connector.core.models import Line, LineKind, Rep, TeamSpell
+from connector.core.models import Deal, DealStatus, Line, LineKind, Rep, TeamSpell
 from connector.core.money import ZERO, round_cents
-from connector.core.periods import PeriodKind, label
+from connector.core.periods import PeriodKind, label, period_of
 
 # (from, until, manager): who a rep reported to between two days (None: open-ended).
 Span = tuple[date | None, date | None, str | None]
@@ -151,8 +151,9 @@ def pay_overrides(
                 for ledger, level in _payers(ordered, lines, rep_id, period, credit, kind):
                     slot = paid_to.setdefault((id(ledger), period), (ledger, period, []))
                     slot[2].append((credit, rep_id, level))
-    paid: dict[tuple[int, int, str, str], Decimal] = {}  # (ledger, period, deal, rep) → amount
     schedules: dict[tuple[int, Decimal | None], Schedule] = {}
+    # A cancelled deal's overrides, by (manager's ledger, period, deal, rep): to reverse.
+    cancelled: dict[tuple[int, int, str, str], tuple[Ledger, int, Deal, str, Decimal]] = {}
     for ledger, period, owed in paid_to.values():
         override = ledger.rules(period, kind).override
         assert override is not None  # only override plans' ledgers are collected
@@ -165,22 +166,25 @@ def pay_overrides(
         computed = commission_lines([credit for credit, _, _ in owed], schedule)
         for (credit, rep_id, level), line in zip(owed, computed, strict=True):
             below = "a direct report" if level == 1 else f"{level} levels below"
+            deal = credit.deal
             work.lines.append(
                 Line(
                     LineKind.OVERRIDE,
-                    credit.deal.id,
+                    deal.id,
                     line.amount,
                     line.rate,
                     f"override {line.rule.removeprefix('tier 1 (all) ')} on rep {rep_id}'s "
-                    f"credit for deal {credit.deal.id} ({below})",
+                    f"credit for deal {deal.id} ({below})",
                     None,
                     credit.amount,
                 )
             )
-            slot_key = (id(ledger), period, credit.deal.id, rep_id)
-            paid[slot_key] = paid.get(slot_key, ZERO) + line.amount
-    if paid:
-        _reverse(ordered, activity, lines, kind, paid)
+            if deal.status is DealStatus.CANCELLED:  # credited, and cancelled in a later period
+                which = (id(ledger), period, deal.id, rep_id)
+                before = cancelled[which][4] if which in cancelled else ZERO
+                cancelled[which] = (ledger, period, deal, rep_id, before + line.amount)
+    for ledger, period, deal, rep_id, amount in cancelled.values():
+        _reverse(ordered[ledger.rep.id], (ledger, period), deal, rep_id, (amount, kind))
 
 
 def _payers(
@@ -209,41 +213,34 @@ def _payers(
 
 
 def _reverse(
-    ordered: Mapping[str, Sequence[Ledger]],
-    activity: Mapping[str, RepActivity],
-    lines: ReportingLines,
-    kind: PeriodKind,
-    paid: Mapping[tuple[int, int, str, str], Decimal],
+    own: Sequence[Ledger],
+    paid: tuple[Ledger, int],
+    deal: Deal,
+    rep_id: str,
+    what: tuple[Decimal, PeriodKind],
 ) -> None:
-    """Reverse the override a cancelled credit paid, in the manager's cancel period, when
-    the paying plan's clawback window covers the cancel."""
-    for rep_id in sorted(activity):
-        for reversal in activity[rep_id].reversals:
-            deal = reversal.deal
-            assert deal.cancel_date is not None  # a Reversal is made only for cancelled deals
-            for manager in lines.above(rep_id, deal.close_date):
-                own = ordered.get(manager, ())
-                paying = owner_ledger(own, reversal.close_period, deal.close_date)
-                if paying is None:
-                    continue
-                amount = paid.get((id(paying), reversal.close_period, deal.id, rep_id))
-                window = paying.rules(reversal.close_period, kind).clawback
-                if not amount or window is None:
-                    continue
-                if (deal.cancel_date - deal.close_date).days > window.window_days:
-                    continue
-                landing = owner_ledger(own, reversal.cancel_period, deal.cancel_date)
-                if landing is None or reversal.cancel_period not in landing.periods:
-                    continue
-                landing.periods[reversal.cancel_period].clawbacks.append(
-                    Line(
-                        LineKind.OVERRIDE,
-                        deal.id,
-                        round_cents(-amount),
-                        None,
-                        f"override reversed: deal {deal.id} (rep {rep_id}) cancelled "
-                        f"{deal.cancel_date}; reverses what it paid in "
-                        f"{label(reversal.close_period, kind)}",
-                        paid_period=label(reversal.close_period, kind),
-                    )
-                )
+    """Reverse what a cancelled deal's credit paid a manager (on ``own`` ledgers) in the
+    paying ledger and period, in the manager's cancel period, when the paying plan's
+    clawback window covers the cancel."""
+    (paying, period), (amount, kind) = paid, what
+    cancel = deal.cancel_date
+    assert cancel is not None  # only cancelled deals' overrides are reversed
+    window = paying.rules(period, kind).clawback
+    if not amount or window is None or (cancel - deal.close_date).days > window.window_days:
+        return
+    cancel_period = period_of(cancel, kind)
+    landing = owner_ledger(own, cancel_period, cancel)
+    if landing is None or cancel_period not in landing.periods:
+        return
+    paid_in = label(period, kind)
+    landing.periods[cancel_period].clawbacks.append(
+        Line(
+            LineKind.OVERRIDE,
+            deal.id,
+            round_cents(-amount),
+            None,
+            f"override reversed: deal {deal.id} (rep {rep_id}) cancelled {cancel}; "
+            f"reverses what it paid in {paid_in}",
+            paid_period=paid_in,
+        )
+    )
