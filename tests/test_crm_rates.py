@@ -25,10 +25,11 @@ from connector.sync.run import ChangeSet, SyncOptions
 from crm_sandbox.hubspot import HubSpotSandbox
 from crm_sandbox.hubspot.records import USERS, ApiError
 from crm_sandbox.salesforce import SalesforceSandbox
-from tests.crm_sync_helpers import OracleDeal, calc_document, run, write_config
+from tests.crm_records import hubspot_records, salesforce_records
+from tests.crm_sync_helpers import calc_document, run, write_config
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
-from tests.test_goals_e2e import AS_OF, TYPE_LABELS, current
+from tests.test_goals_e2e import AS_OF, current
 
 # The sandboxes' rates, as a calc rates file says them (USD per unit).
 RATES_FILE = "currency,from,rate\nEUR,2000-01-01,1.25\nEUR,2026-07-01,1.6\nGBP,2000-01-01,2\n"
@@ -73,15 +74,7 @@ def check(document: dict[str, Any], deal_commission: dict[str, Any],
 
 def salesforce_document(sandbox: SalesforceSandbox, config: Path, directory: Path) -> Any:
     (directory / "rates.csv").write_text(RATES_FILE)
-    deals = [
-        OracleDeal(d["Id"], d["OwnerId"], d["Amount"], d["CloseDate"],
-                   "won" if d["IsWon"] else "lost" if d["IsClosed"] else "open",
-                   d["Type"] or "", None, d["CreatedDate"].date(), d["CurrencyIsoCode"])
-        for d in sandbox.opportunities()
-    ]  # fmt: skip
-    splits = [(s["OpportunityId"], s["SplitOwnerId"], s["SplitPercentage"])
-              for s in sandbox.splits()]  # fmt: skip
-    reps = [(u["Id"], u["Name"], u["Email"], u["IsActive"]) for u in sandbox.users()]
+    deals, splits, reps = salesforce_records(sandbox)
     return calc_document(config, directory, deals, splits, AS_OF, reps,
                          rates=directory / "rates.csv")  # fmt: skip
 
@@ -153,22 +146,7 @@ def test_salesforce_single_currency_org_has_no_rates_and_syncs(
 
 def hubspot_document(sandbox: HubSpotSandbox, config: Path, directory: Path) -> Any:
     (directory / "rates.csv").write_text(RATES_FILE)
-
-    def day(text: str) -> date:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-
-    deals = []
-    for d in sandbox.deals():
-        stage = d["dealstage"]
-        status = "won" if stage == "closedwon" else "lost" if stage == "closedlost" else "open"
-        kind = TYPE_LABELS.get(d.get("dealtype", ""), "")
-        deals.append(OracleDeal(d["id"], d["hubspot_owner_id"], Decimal(d["amount"]),
-                                day(d["closedate"]), status, kind, None, day(d["createdate"]),
-                                d.get("deal_currency_code") or ""))  # fmt: skip
-    splits = [(deal_id, s.owner_id, s.fraction * 100)
-              for deal_id, shares in sandbox.portal.splits.items() for s in shares]  # fmt: skip
-    reps = [(o["id"], f"{o['firstName']} {o['lastName']}", o["email"], not o["archived"])
-            for o in sandbox.owners()]  # fmt: skip
+    deals, splits, reps = hubspot_records(sandbox)
     return calc_document(config, directory, deals, splits, AS_OF, reps,
                          rates=directory / "rates.csv")  # fmt: skip
 

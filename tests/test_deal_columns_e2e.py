@@ -16,10 +16,11 @@ from typing import Any
 from crm_sandbox.hubspot import HubSpotSandbox
 from crm_sandbox.hubspot.records import USERS
 from crm_sandbox.salesforce import SalesforceSandbox
-from tests.crm_sync_helpers import OracleDeal, calc_document, run, write_config
+from tests.crm_records import hubspot_records, portal_day, salesforce_records
+from tests.crm_sync_helpers import calc_document, run, write_config
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
-from tests.test_goals_e2e import AS_OF, TYPE_LABELS, current
+from tests.test_goals_e2e import AS_OF, current
 
 
 def plan_naming(product: str, paid: str) -> dict[str, Any]:
@@ -74,16 +75,7 @@ def test_salesforce_reads_the_opportunity_fields_the_plans_name(
     assert run(config, env, "install").exit_code == 0
     result = run(config, env, "sync", "--as-of", AS_OF.isoformat())
     assert result.exit_code == 0, result.output
-    deals = [
-        OracleDeal(d["Id"], d["OwnerId"], d["Amount"], d["CloseDate"],
-                   "won" if d["IsWon"] else "lost" if d["IsClosed"] else "open",
-                   d["Type"] or "", None, d["CreatedDate"].date(),
-                   columns=tuple((n, str(d[n])) for n in names.values() if d.get(n)))
-        for d in sandbox.opportunities()
-    ]  # fmt: skip
-    splits = [(s["OpportunityId"], s["SplitOwnerId"], s["SplitPercentage"])
-              for s in sandbox.splits()]  # fmt: skip
-    reps = [(u["Id"], u["Name"], u["Email"], u["IsActive"]) for u in sandbox.users()]
+    deals, splits, reps = salesforce_records(sandbox, list(names.values()))
     document = calc_document(config, tmp_path, deals, splits, AS_OF, reps)
     users = sandbox.users()
     check(document, {u["Id"]: u["SPM_Held_Back__c"] for u in users},
@@ -99,22 +91,7 @@ def test_salesforce_reads_the_opportunity_fields_the_plans_name(
 
 def hubspot_document(sandbox: HubSpotSandbox, config: Path, directory: Path,
                      names: dict[str, str]) -> Any:  # fmt: skip
-    def day(text: str) -> date:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-
-    deals = []
-    for d in sandbox.deals():
-        stage = d["dealstage"]
-        status = "won" if stage == "closedwon" else "lost" if stage == "closedlost" else "open"
-        kind = TYPE_LABELS.get(d.get("dealtype", ""), "")
-        columns = tuple((n, str(d[n])) for n in names.values() if d.get(n))
-        deals.append(OracleDeal(d["id"], d["hubspot_owner_id"], Decimal(d["amount"]),
-                                day(d["closedate"]), status, kind, None, day(d["createdate"]),
-                                columns=columns))  # fmt: skip
-    splits = [(deal_id, s.owner_id, s.fraction * 100)
-              for deal_id, shares in sandbox.portal.splits.items() for s in shares]  # fmt: skip
-    reps = [(o["id"], f"{o['firstName']} {o['lastName']}", o["email"], not o["archived"])
-            for o in sandbox.owners()]  # fmt: skip
+    deals, splits, reps = hubspot_records(sandbox, list(names.values()))
     return calc_document(config, directory, deals, splits, AS_OF, reps)
 
 
@@ -125,10 +102,7 @@ def test_hubspot_reads_the_deal_properties_the_plans_name(
     sandbox.add_deal_property("product_line", "string", "Product line")
     sandbox.add_deal_property("payment_date", "date", "Payment date")
 
-    def closed(text: str) -> date:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-
-    won = [(d["id"], closed(d["closedate"])) for d in sandbox.deals()
+    won = [(d["id"], portal_day(d["closedate"])) for d in sandbox.deals()
            if d["dealstage"] == "closedwon"]  # fmt: skip
     names = {"product": "product_line", "paid": "payment_date"}
     for deal_id, values in marked(won).items():

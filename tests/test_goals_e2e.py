@@ -17,15 +17,14 @@ from typing import Any
 import pytest
 
 from crm_sandbox.hubspot import HubSpotSandbox
-from crm_sandbox.hubspot.portal import DEAL_TYPE_VALUES
 from crm_sandbox.hubspot.records import USERS
 from crm_sandbox.salesforce import SalesforceSandbox
-from tests.crm_sync_helpers import OracleDeal, calc_document, run, write_config
+from tests.crm_records import hubspot_records, portal_day, salesforce_records
+from tests.crm_sync_helpers import calc_document, run, write_config
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
 
 AS_OF = date(2026, 12, 31)
-TYPE_LABELS = {value: label for label, value in DEAL_TYPE_VALUES.items()}
 
 GOALS: dict[str, Any] = {
     "quota_source": "crm",  # the plan's quota below is the fallback (managers have none)
@@ -110,26 +109,7 @@ def check_summary(output: str) -> None:
 
 
 def salesforce_oracle(sandbox: SalesforceSandbox, config: Path, directory: Path) -> Any:
-    deals = [
-        OracleDeal(
-            d["Id"],
-            d["OwnerId"],
-            d["Amount"],
-            d["CloseDate"],
-            "won" if d["IsWon"] else "lost" if d["IsClosed"] else "open",
-            d["Type"] or "",
-            None,
-            d["CreatedDate"].date(),
-        )
-        for d in sandbox.opportunities()
-    ]
-    splits = [
-        (s["OpportunityId"], s["SplitOwnerId"], s["SplitPercentage"]) for s in sandbox.splits()
-    ]
-    reps = [
-        (u["Id"], u["Name"], u["Email"], u["IsActive"], u["ManagerId"], None)
-        for u in sandbox.users()
-    ]
+    deals, splits, reps = salesforce_records(sandbox)
     quotas = [
         (
             q["QuotaOwnerId"],
@@ -265,42 +245,9 @@ def test_salesforce_without_forecasting_says_so(
 
 
 def hubspot_oracle(sandbox: HubSpotSandbox, config: Path, directory: Path) -> Any:
-    def day(text: str) -> date:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-
-    deals = []
-    for d in sandbox.deals():
-        stage = d["dealstage"]
-        status = "won" if stage == "closedwon" else "lost" if stage == "closedlost" else "open"
-        deals.append(
-            OracleDeal(
-                d["id"],
-                d["hubspot_owner_id"],
-                Decimal(d["amount"]),
-                day(d["closedate"]),
-                status,
-                TYPE_LABELS.get(d.get("dealtype", ""), ""),
-                None,
-                day(d["createdate"]),
-            )
-        )
-    splits = [
-        (deal_id, s.owner_id, s.fraction * 100)
-        for deal_id, shares in sandbox.portal.splits.items()
-        for s in shares
-    ]
+    deals, splits, reps = hubspot_records(sandbox)
+    day = portal_day
     owners = sandbox.owners()
-    reps = [
-        (
-            o["id"],
-            f"{o['firstName']} {o['lastName']}",
-            o["email"],
-            not o["archived"],
-            None,
-            next((str(t["id"]) for t in o["teams"] if t.get("primary")), None),
-        )
-        for o in owners
-    ]
     by_user = {str(o["userId"]): o["id"] for o in owners}
     quotas = [
         (
