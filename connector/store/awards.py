@@ -50,17 +50,17 @@ class Awards:
         }  # fmt: skip
         if not rows:
             return 0
-        t = awards_table
+        # As the inbox does: what is held already is skipped, what is new comes back.
+        statement = (
+            self._db.insert(awards_table)
+            .on_conflict_do_nothing(index_elements=["rep_id", "award", "award_key"])
+            .returning(awards_table.c.rep_id)
+        )
         with self._db.transaction() as connection:
-            held = set()
-            for part in chunks(sorted({rep for rep, _, _ in rows})):
-                found = connection.execute(
-                    sa.select(t.c.rep_id, t.c.award, t.c.award_key).where(t.c.rep_id.in_(part))
-                )
-                held |= {tuple(row) for row in found}
-            new = [row for key, row in rows.items() if key not in held]
-            self._db.upsert(connection, t, new, [])
-        return len(new)
+            return sum(
+                len(connection.execute(statement, list(part)).all())
+                for part in chunks(list(rows.values()))
+            )
 
     def of(self, rep_ids: Collection[str] | None = None) -> list[Given]:
         """The reps' awards (everyone's with None), oldest period first."""

@@ -62,11 +62,14 @@ class DealReader:
         property it does not know without a word, and a filter on it would never match."""
         wanted = [p for p in self.api.settings.deal_properties if p not in _DEAL_PROPERTIES]
         missing = [p for p in wanted if p not in self.api.properties("deals")]
-        if missing and set(missing) - set(self.api.properties("deals", refresh=True)):
+        if missing:  # a property added since the cached list? read it again once
+            known = self.api.properties("deals", refresh=True)
+            missing = [p for p in missing if p not in known]
+        if missing:
             raise CrmConfigError(
-                f"HubSpot: the plans name deal propert(ies) {', '.join(missing)} (in a filter "
-                "or a payment holdback), which this portal does not have: check the internal "
-                "names in spm.yaml"
+                f"HubSpot: the plans name the deal property {', '.join(missing)} (in a filter, "
+                "or a payment holdback's paid_on), which this portal does not have: check the "
+                "internal names in spm.yaml"
             )
         return wanted
 

@@ -24,7 +24,7 @@ def read_rates(api: HubSpotApi, *, refresh: bool = False) -> Rates | None:
     found = api.metadata.get("exchange_rates", lambda: _fetch(api), refresh=refresh)
     return cached_rates(
         found,
-        source="HubSpot's exchange rates (Settings → Currencies)",
+        source="HubSpot's currency settings",
         inverse=False,
         hint="add the {currency} exchange rate in HubSpot (Settings → Account → Currencies)",
     )

@@ -134,17 +134,9 @@ class SalesforceAdapter:
             "IsDeleted",
             "CreatedDate",
         ]
-        known = self.api.fields_of("Opportunity")
-        if "CurrencyIsoCode" in known:
+        if "CurrencyIsoCode" in self.api.fields_of("Opportunity"):
             columns.append("CurrencyIsoCode")  # multi-currency orgs only
-        wanted = [f for f in self.settings.deal_fields if f not in columns]
-        missing = [f for f in wanted if f not in known]
-        if missing and set(missing) - set(self.api.fields_of("Opportunity", refresh=True)):
-            raise CrmConfigError(
-                f"Salesforce: the plans name Opportunity field(s) {', '.join(missing)} "
-                "(in a filter or a payment holdback), which this org does not have, or the "
-                "integration user cannot read: check the API names in spm.yaml"
-            )
+        wanted = _named_fields(self.api, [f for f in self.settings.deal_fields if f not in columns])
         return columns + wanted + [s.salesforce for s in specs]
 
     def read_deals(self, since: datetime | None) -> Iterator[CrmDeal]:
@@ -422,6 +414,22 @@ def _outgoing(spec: FieldSpec, value: FieldValue) -> Any:
     if spec.value is ValueKind.FRACTION:
         return Decimal(str(value)) * 100  # Salesforce Percent fields hold 12.5 for 12.5 %
     return str(value)
+
+
+def _named_fields(api: SalesforceApi, wanted: list[str]) -> list[str]:
+    """The Opportunity fields the plans name, each checked to exist and be readable (a
+    field added since the cached describe is found by reading it again, once)."""
+    missing = [f for f in wanted if f not in api.fields_of("Opportunity")]
+    if missing:
+        known = api.fields_of("Opportunity", refresh=True)
+        missing = [f for f in missing if f not in known]
+    if missing:
+        raise CrmConfigError(
+            f"Salesforce: the plans name the Opportunity field {', '.join(missing)} (in a "
+            "filter, or a payment holdback's paid_on), which this org does not have or the "
+            "integration user cannot read: check the API names in spm.yaml"
+        )
+    return wanted
 
 
 def column_text(value: Any) -> str:

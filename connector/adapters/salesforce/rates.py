@@ -21,7 +21,7 @@ def read_rates(api: SalesforceApi, *, refresh: bool = False) -> Rates | None:
     found = api.metadata.get("exchange_rates", lambda: _fetch(api), refresh=refresh)
     return cached_rates(
         found,
-        source="Salesforce's exchange rates (CurrencyType, DatedConversionRate)",
+        source="Salesforce's currency table (CurrencyType, DatedConversionRate)",
         inverse=True,  # ConversionRate: units of the currency per corporate unit
         hint="add the {currency} rate in Salesforce (Setup → Manage Currencies)",
     )
