@@ -33,6 +33,8 @@ from crm_sandbox.hubspot.records import (
     DEALS,
     GOAL_TARGETS,
     OBJECT_TYPES,
+    TASKS,
+    TASKS_SCOPE,
     USERS,
     ApiError,
     CrmRecord,
@@ -50,18 +52,21 @@ _DEFAULT_PROPERTIES = {
     USERS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     GOAL_TARGETS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     CONTACTS: ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
+    TASKS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
 }  # fmt: skip
 _SEARCH_DEFAULTS = {
     DEALS: ("createdate", "hs_lastmodifieddate", "hs_object_id"),
     USERS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     GOAL_TARGETS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     CONTACTS: ("createdate", "hs_object_id", "lastmodifieddate"),
+    TASKS: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
 }
 _SEARCHABLE = {
     DEALS: ("dealname",),
     USERS: ("hs_email", "hs_given_name", "hs_family_name"),
     GOAL_TARGETS: ("hs_goal_name",),
     CONTACTS: ("email", "firstname", "lastname"),
+    TASKS: ("hs_task_subject", "hs_task_body"),
 }
 _OBJECT_PATH = "/crm/v3/objects/<object_type>"
 
@@ -235,6 +240,8 @@ class HubSpotApp:
         found = OBJECT_TYPES.get(text.lower())
         if found is None:
             raise ApiError(400, f"Unable to infer object type from: {text}", "VALIDATION_ERROR")
+        if found == TASKS:
+            self._scoped(TASKS_SCOPE)  # tasks ride on the contacts scope, as HubSpot's do
         return found
 
     def _error(self, error: ApiError, headers: dict[str, str]) -> Response:
@@ -298,8 +305,14 @@ class HubSpotApp:
     def _objects(self, request: Request, object_type: str) -> Answer:
         if request.method == "POST":
             body = _json_body(request)
-            record = self.portal.create(object_type, dict(body.get("properties") or {}))
-            return Answer(record.render(_selection(object_type, [])), 201, "object_create", 1)
+            record = self.portal.create(
+                object_type,
+                dict(body.get("properties") or {}),
+                associations=body.get("associations") or [],
+            )
+            # The answer holds what the record was created with, defaults included.
+            names = tuple(dict.fromkeys([*_selection(object_type, []), *record.properties]))
+            return Answer(record.render(names), 201, "object_create", 1)
         limit = _limit(request, 10, maximum=LIST_LIMIT)
         archived = request.args.get("archived", "false").lower() == "true"
         names = self._names(request, object_type)
@@ -353,9 +366,15 @@ class HubSpotApp:
         names = _selection(object_type, query.properties, search_defaults=True)
         with self.portal.lock:
             store = self.portal.stores[object_type]
-            found = self._cache.get(object_type, query.cache_key, store.revision)
+            found = (
+                None  # a task's search index lags: never served from the cache
+                if object_type == TASKS
+                else self._cache.get(object_type, query.cache_key, store.revision)
+            )
             if found is None:
-                found = search.run(query, store.live(), _SEARCHABLE[object_type])
+                found = search.run(
+                    query, self.portal.indexed(object_type), _SEARCHABLE[object_type]
+                )
                 self._cache.put(object_type, query.cache_key, store.revision, found)
             page = found[query.after : query.after + query.limit]
             rendered = [r.render(names) for r in page]
@@ -363,7 +382,7 @@ class HubSpotApp:
         out = b'{"total":%d,"results":[' % len(found) + b",".join(rendered) + b"]"
         if end < len(found) and end < search.MAX_RESULTS:
             out += b',"paging":{"next":{"after":"%d"}}' % end
-        kind = "deal_search" if object_type == DEALS else "user_search"
+        kind = {DEALS: "deal_search", TASKS: "task_search"}.get(object_type, "user_search")
         return Answer(out + b"}", kind=kind, records=len(page))
 
     def _batch_read(self, request: Request, object_type: str) -> Answer:
@@ -393,7 +412,9 @@ class HubSpotApp:
             if missing
             else []
         )
-        kind = "deal_batch_read" if object_type == DEALS else "user_batch_read"
+        kind = {DEALS: "deal_batch_read", TASKS: "task_batch_read"}.get(
+            object_type, "user_batch_read"
+        )
         return Answer(_batch(results, errors, started), 207 if errors else 200, kind, len(results))
 
     def _batch_update(self, request: Request, object_type: str) -> Answer:

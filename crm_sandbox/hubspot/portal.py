@@ -24,6 +24,10 @@ from crm_sandbox.hubspot.records import (
     GOAL_TARGETS,
     NUMBER_DISPLAY_HINTS,
     PROPERTY_TYPES,
+    TASK_ASSOCIATIONS,
+    TASK_STATUSES,
+    TASKS,
+    TASKS_SCOPE,
     USERS,
     ApiError,
     CrmRecord,
@@ -79,6 +83,7 @@ DERIVED_DEAL_PROPERTIES = ("hs_is_closed", "hs_is_closed_won", "hs_deal_stage_pr
 OWNER_ID_BASE = 51_000_001
 USER_ID_BASE = 7_700_001
 USER_OBJECT_ID_BASE = 1_430_000_001
+TASK_ID_BASE = 71_000_000_001
 DEAL_ID_BASE = 9_000_000_001
 SPLIT_ID_BASE = 60_000_000_001
 TEAM_ID_BASE = 3_100
@@ -200,7 +205,10 @@ class Portal:
         self.currencies = ("USD", "EUR", "GBP") if multicurrency else ("USD",)
         self.exchange_rates = exchange_rates(org.year) if multicurrency else []
         # The private app's granted scopes (a call outside them is refused: 403).
-        self.scopes = {"settings.currencies.read"}
+        self.scopes = {"settings.currencies.read", TASKS_SCOPE}
+        # How long a new task stays out of search results (HubSpot indexes them a moment
+        # after the create answers); 0 in most tests.
+        self.search_lag_ms = 0
         self.portal_id = portal_id
         self.app_id = app_id
         self.users_custom_properties = users_custom_properties
@@ -217,6 +225,7 @@ class Portal:
             USERS: ObjectStore(),
             GOAL_TARGETS: ObjectStore(),
             CONTACTS: ObjectStore(),
+            TASKS: ObjectStore(),
         }
         self.owners: dict[str, dict[str, Any]] = {}
         self.owner_ids: list[str] = []
@@ -232,6 +241,7 @@ class Portal:
             USERS: {p.name: p for p in self._user_properties(epoch)},
             GOAL_TARGETS: {p.name: p for p in _goal_target_properties()},
             CONTACTS: {p.name: p for p in _contact_properties()},
+            TASKS: {p.name: p for p in _task_properties()},
         }
         self.groups: dict[str, dict[str, PropertyGroup]] = {
             DEALS: {"dealinformation": PropertyGroup("dealinformation", "Deal information", 0)},
@@ -240,7 +250,9 @@ class Portal:
             CONTACTS: {
                 "contactinformation": PropertyGroup("contactinformation", "Contact information", 0)
             },
+            TASKS: {"task": PropertyGroup("task", "Task information", 0)},
         }
+        self.associations: dict[str, list[tuple[int, str]]] = {}  # task id → (type, id)
         self._seed_people()
         self._seed_deals()
         self._seed_goals()
@@ -748,12 +760,61 @@ class Portal:
             )
         return None
 
-    def create(self, object_type: str, values: dict[str, Any], *, source: str = "API") -> CrmRecord:
+    def indexed(self, object_type: str) -> Iterable[CrmRecord]:
+        """The live records search can see: a task is indexed a moment after its create."""
+        live = self.stores[object_type].live()
+        if object_type != TASKS or not self.search_lag_ms:
+            return live
+        seen_before = int(self._clock() * 1000) - self.search_lag_ms
+        return [r for r in live if r.created_ms <= seen_before]
+
+    def _task_links(self, associations: list[Any]) -> list[tuple[int, str]]:
+        """A new task's associations, checked as HubSpot checks them."""
+        links: list[tuple[int, str]] = []
+        for item in associations:
+            target = str(((item or {}).get("to") or {}).get("id", ""))
+            for kind in (item or {}).get("types") or []:
+                type_id = int(kind.get("associationTypeId", 0))
+                category = kind.get("associationCategory")
+                if category != "HUBSPOT_DEFINED" or type_id not in TASK_ASSOCIATIONS:
+                    raise ApiError(
+                        400,
+                        f"{category} {type_id} is not a valid association type from tasks",
+                        "VALIDATION_ERROR",
+                    )
+                if self.get(TASK_ASSOCIATIONS[type_id], target) is None:
+                    raise ApiError(
+                        400,
+                        f"No {TASK_ASSOCIATIONS[type_id][:-1]} with id {target} exists",
+                        "INVALID_OBJECT_ID",
+                    )
+                links.append((type_id, target))
+        return links
+
+    def create(
+        self,
+        object_type: str,
+        values: dict[str, Any],
+        *,
+        source: str = "API",
+        associations: list[Any] | None = None,
+    ) -> CrmRecord:
         clean = self.validate(object_type, values)
+        links = self._task_links(associations or []) if object_type == TASKS else []
+        if associations and object_type != TASKS:
+            raise ApiError(400, "associations are not supported here", "VALIDATION_ERROR")
+        if object_type == TASKS and not clean.get("hs_timestamp"):
+            raise ApiError(
+                400,
+                "Property values were not valid: "
+                + json.dumps([_problem("hs_timestamp", "hs_timestamp is required",
+                                       "REQUIRED_PROPERTY")], separators=(",", ":")),
+                "VALIDATION_ERROR",
+            )  # fmt: skip
         with self.lock:
             store = self.stores[object_type]
             at = self.next_ms()
-            base = DEAL_ID_BASE if object_type == DEALS else USER_OBJECT_ID_BASE
+            base = {DEALS: DEAL_ID_BASE, TASKS: TASK_ID_BASE}.get(object_type, USER_OBJECT_ID_BASE)
             num = max(store.order[-1] + 1 if store.order else base, base)
             record = CrmRecord(id=str(num), num=num, properties={}, created_ms=at, updated_ms=at)
             stamp = iso_ms(at)
@@ -767,7 +828,12 @@ class Portal:
                 props.update(self._derived(props.get("dealstage", "")))
             else:
                 props["hs_createdate"] = stamp
+                if object_type == TASKS:
+                    props.update(hs_task_status="NOT_STARTED", hs_task_priority="NONE",
+                                 hs_task_type="TODO")  # fmt: skip
                 props.update(clean)
+                if links:
+                    self.associations[record.id] = links
             store.add(record)
             store.revision += 1
             if object_type == DEALS:
@@ -926,6 +992,33 @@ def _contact_properties() -> list[PropertyDef]:
         ),
         PropertyDef("hs_object_id", "Record ID", "number", "number", group, read_only=True),
     ]
+
+
+def _task_properties() -> list[PropertyDef]:
+    group = "task"
+    return [
+        PropertyDef("hs_task_subject", "Task Title", "string", "text", group),
+        PropertyDef("hs_task_body", "Notes", "string", "html", group),
+        PropertyDef(
+            "hs_task_status", "Task Status", "enumeration", "select", group,
+            options=tuple((status, status.replace("_", " ").title()) for status in TASK_STATUSES),
+        ),
+        PropertyDef(
+            "hs_task_priority", "Priority", "enumeration", "select", group,
+            options=(("NONE", "None"), ("LOW", "Low"), ("MEDIUM", "Medium"), ("HIGH", "High")),
+        ),
+        PropertyDef(
+            "hs_task_type", "Task Type", "enumeration", "select", group,
+            options=(("TODO", "To-do"), ("CALL", "Call"), ("EMAIL", "Email")),
+        ),
+        PropertyDef("hs_timestamp", "Due date", "datetime", "date", group),
+        PropertyDef("hubspot_owner_id", "Assigned to", "enumeration", "select", group),
+        PropertyDef("hs_createdate", "Created at", "datetime", "date", group, read_only=True),
+        PropertyDef(
+            "hs_lastmodifieddate", "Last modified date", "datetime", "date", group, read_only=True
+        ),
+        PropertyDef("hs_object_id", "Record ID", "number", "number", group, read_only=True),
+    ]  # fmt: skip
 
 
 def _problem(name: str, message: str, error: str) -> dict[str, Any]:

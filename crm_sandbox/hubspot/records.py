@@ -13,6 +13,7 @@ DEALS = "deals"
 USERS = "users"
 GOAL_TARGETS = "goal_targets"
 CONTACTS = "contacts"
+TASKS = "tasks"
 
 # Every spelling a caller may use in a path, mapped to our object type.
 OBJECT_TYPES = {
@@ -26,7 +27,14 @@ OBJECT_TYPES = {
     "contacts": CONTACTS,
     "contact": CONTACTS,
     "0-1": CONTACTS,
+    "tasks": TASKS,
+    "task": TASKS,
+    "0-27": TASKS,
 }
+# HubSpot-defined association types from a task (associationTypeId → the target's type).
+TASK_ASSOCIATIONS = {216: DEALS, 204: CONTACTS}
+TASKS_SCOPE = "crm.objects.contacts.write"
+TASK_STATUSES = ("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED")
 
 PROPERTY_TYPES = ("bool", "date", "datetime", "enumeration", "number", "phone_number", "string")
 FIELD_TYPES = (

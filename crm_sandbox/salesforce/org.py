@@ -35,6 +35,7 @@ from crm_sandbox.salesforce.schema import (
     ID_TYPES,
     NUMBER_TYPES,
     STAGE_LABELS,
+    TASK_CLOSED,
     TEXT_TYPES,
     FieldDef,
     ObjectDef,
@@ -459,6 +460,8 @@ class Org:
                 (p for label, _, _, p in STAGES if label == values.get("StageName")),
                 values.get("Probability"),
             )
+        elif record.sobject == "Task":
+            values["IsClosed"] = values.get("Status") in TASK_CLOSED
         elif record.sobject == "User":
             first, last = values.get("FirstName") or "", values.get("LastName") or ""
             values["Name"] = f"{first} {last}".strip()
@@ -629,6 +632,7 @@ class Org:
                     f"unable to obtain exclusive access to this record or 1 records: {normal}",
                 )
             self._check_references(definition, values)
+            self._check_owner(sobject, values)
             record.values.update(values)
             self._touch(record, source)
         self._announce([Change(sobject, normal, source)])
@@ -638,10 +642,16 @@ class Org:
         definition = self.objects[sobject]
         with self.lock:
             values = self._values_for(definition, body, creating=True)
+            if "OwnerId" in definition.fields and sobject != "Opportunity":
+                values.setdefault("OwnerId", self.integration_user_id)  # the caller owns it
             missing = [
                 f.name
                 for f in definition.fields.values()
-                if not f.nillable and f.createable and f.type != "boolean" and f.name not in values
+                if not f.nillable
+                and f.createable
+                and f.type != "boolean"
+                and f.default is None
+                and f.name not in values
             ]
             if missing:
                 raise ValueError_(
@@ -650,6 +660,7 @@ class Org:
                 )
             self._check_references(definition, values)
             self._check_unique(definition, values)
+            self._check_owner(sobject, values)
             if sobject == "FieldPermissions":
                 self.security.check_grant(self.objects, values)
             elif sobject == "PermissionSetAssignment":
@@ -690,6 +701,17 @@ class Org:
                     "INVALID_CROSS_REFERENCE_KEY",
                     f"{f.label}: id value of incorrect type: {value}",
                 )
+
+    def _check_owner(self, sobject: str, values: Mapping[str, Any]) -> None:
+        """A task cannot be assigned to a user who is no longer active."""
+        owner = values.get("OwnerId")
+        if sobject != "Task" or owner is None:
+            return
+        user = self.records["User"].get(owner)
+        if user is not None and not user.values.get("IsActive"):
+            raise ValueError_(
+                "INACTIVE_OWNER_OR_USER", "operation performed with inactive user: " + owner
+            )
 
     def _check_unique(self, definition: ObjectDef, values: Mapping[str, Any]) -> None:
         for name, value in values.items():

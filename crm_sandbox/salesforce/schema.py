@@ -21,7 +21,7 @@ _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _ID_TEXT = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 
 TEXT_TYPES = frozenset(
-    {"string", "picklist", "email", "textarea", "id", "reference", "phone", "url"}
+    {"string", "combobox", "picklist", "email", "textarea", "id", "reference", "phone", "url"}
 )
 NUMBER_TYPES = frozenset({"currency", "percent", "double", "int"})
 ID_TYPES = frozenset({"id", "reference"})
@@ -463,6 +463,7 @@ def build_objects(
             )
         },
     )  # fmt: skip
+    objects["Task"] = task_object()
     if forecasting:
         # Collaborative Forecasts' quotas: one per user, period start and forecast type.
         objects["ForecastingQuota"] = ObjectDef(
@@ -505,6 +506,43 @@ def build_objects(
             },
         )  # fmt: skip
     return objects
+
+
+TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
+TASK_CLOSED = frozenset({"Completed"})
+
+
+def task_object() -> ObjectDef:
+    """Tasks as a fresh org has them: Status and Priority are required but defaulted,
+    IsClosed follows the status, and the Description (a long text area) cannot be
+    filtered in a query."""
+    return ObjectDef(
+        "Task",
+        "Task",
+        "Tasks",
+        "00T",
+        {
+            f.name: f
+            for f in _system(
+                [
+                    FieldDef("Subject", "combobox", "Subject", length=255),
+                    FieldDef("Description", "textarea", "Comments", length=32000,
+                             filterable=False, sortable=False),
+                    FieldDef("Status", "picklist", "Status", length=255, nillable=False,
+                             picklist=TASK_STATUSES, default="Not Started"),
+                    FieldDef("Priority", "picklist", "Priority", length=40, nillable=False,
+                             picklist=("High", "Normal", "Low"), default="Normal"),
+                    _ref("OwnerId", "Assigned To ID", "User", nillable=False),
+                    FieldDef("ActivityDate", "date", "Due Date Only"),
+                    FieldDef("IsClosed", "boolean", "Closed", updateable=False,
+                             createable=False, nillable=False),
+                    _ref("WhatId", "Related To ID", "Opportunity"),
+                    _ref("LastModifiedById", "Last Modified By ID", "User", updateable=False,
+                         createable=False),
+                ]
+            )
+        },
+    )  # fmt: skip
 
 
 def tooling_objects() -> dict[str, ObjectDef]:
