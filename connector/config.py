@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from connector.config_errors import messages
+from connector.core.coaching import Play, TrainingModule
 from connector.core.currency import RateBasis
 from connector.core.fields import KEYS as FIELD_KEYS
 from connector.core.fields import target_problems
@@ -286,6 +287,10 @@ class Config(_Model):
     kpis: Kpis = Kpis()
     # Awards reps earn from their statements, each given once (docs/coaching.md).
     recognition: tuple[Recognition, ...] = ()
+    # Plays that open CRM tasks for a rep's manager, and the training they can assign
+    # (docs/coaching.md).
+    coaching: tuple[Play, ...] = ()
+    training: tuple[TrainingModule, ...] = ()
     pay_cycle: PayCycleSettings = PayCycleSettings()
     # Exchange rates for deals in other currencies (calculation.md §15); none: left out.
     currency_rates: CurrencyRates | None = None
@@ -361,6 +366,24 @@ class Config(_Model):
             problems = target_problems(self.field_names, self.crm.type.value)
             if problems:
                 raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _plays_consistent(self) -> Self:
+        modules = [module.id for module in self.training]
+        for index, module_id in enumerate(modules):
+            if module_id in modules[:index]:
+                raise ValueError(f"training[{index}].id: {module_id!r} is already a module's id")
+        plays = [play.play for play in self.coaching]
+        for index, play in enumerate(self.coaching):
+            if play.play in plays[:index]:
+                raise ValueError(f"coaching[{index}].play: {play.play!r} is already a play's id")
+            if play.assign is not None and play.assign not in modules:
+                known = ", ".join(modules) or "none: add them under training:"
+                raise ValueError(
+                    f"coaching[{index}].assign: {play.assign!r} is not a training module's id "
+                    f"(known: {known})"
+                )
         return self
 
     @model_validator(mode="after")

@@ -58,6 +58,8 @@ def sync_settings(config: Config, secrets: Secrets | None = None) -> SyncSetting
         rates=_rates(config),
         team_managers=config.team_managers,
         recognition=config.recognition,
+        coaching=config.coaching,
+        training=config.training,
         crm_rates=(
             config.currency_rates.basis
             if config.currency_rates is not None and config.currency_rates.source == "crm"

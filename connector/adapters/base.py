@@ -21,13 +21,38 @@ from connector.core.models import (
     CrmDeal,
     CrmQuota,
     CrmSplit,
+    CrmTask,
     CrmUser,
     FieldStatus,
     Lead,
     RecordUpdate,
+    TaskDraft,
     WriteResult,
 )
 from connector.errors import CrmUnavailableError, RetryableError
+
+
+class TaskBoard(Protocol):
+    """The CRM's tasks, as coaching plays and training modules use them."""
+
+    # How long after a create the task can surely be found (HubSpot's search lags).
+    settle_s: float
+
+    def create(self, task: TaskDraft) -> str:
+        """Open the task; its CRM id."""
+        ...
+
+    def find(self, task: TaskDraft) -> str | None:
+        """The id of a task with this owner and subject, when one exists (the oldest)."""
+        ...
+
+    def read(self, task_ids: Collection[str]) -> list[CrmTask]:
+        """These tasks as the CRM holds them now; a deleted one is not among them."""
+        ...
+
+    def update_body(self, task_id: str, body: str) -> None:
+        """Replace the task's notes (Salesforce: comments)."""
+        ...
 
 
 class CrmAdapter(Protocol):
@@ -36,6 +61,7 @@ class CrmAdapter(Protocol):
     name: str
     # The deal columns a goal or SPIFF filter can name, besides the Deal's own.
     deal_columns: frozenset[str]
+    tasks: TaskBoard  # coaching and training tasks
 
     def account_id(self) -> str:
         """The CRM account this adapter talks to (Salesforce org id, HubSpot portal id)."""

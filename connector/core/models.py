@@ -303,6 +303,27 @@ class CrmSplit:
 
 
 @dataclass(frozen=True)
+class TaskDraft:
+    """A task to open in the CRM, assigned to ``owner_id`` (a CRM user)."""
+
+    owner_id: str
+    subject: str
+    body: str
+    due: date
+
+
+@dataclass(frozen=True)
+class CrmTask:
+    """A task as the CRM holds it now."""
+
+    id: str
+    done: bool  # completed (Salesforce: a closed status; HubSpot: COMPLETED)
+    status: str
+    body: str
+    modified_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class RecordUpdate:
     """New values for one record, by field key."""
 

@@ -273,6 +273,30 @@ feedback_notes_table = sa.Table(
     sa.Column("at", sa.String(32), nullable=False),
     sa.Index("ix_feedback_notes_rep", "rep_id"),
 )
+# A coaching play's task for a rep's manager, or a training module's task for the rep:
+# one per (rep, play or module, period), opened in the CRM once.
+coaching_tasks_table = sa.Table(
+    "coaching_tasks",
+    metadata,
+    sa.Column("rep_id", sa.String(64), primary_key=True),
+    sa.Column("play", sa.String(48), primary_key=True),  # a play's id, or "module:<id>"
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # play | module
+    sa.Column("assignee_id", sa.String(64), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # what we wrote, with our notes
+    sa.Column("due", sa.String(10), nullable=False),
+    sa.Column("state", sa.String(8), nullable=False),  # open | cleared | done | gone
+    sa.Column("crm_id", sa.String(64)),  # None until the CRM answered the create
+    sa.Column("attempted_at", sa.String(32)),  # a create was sent (it may have gone through)
+    sa.Column("note_owed", sa.Text),  # a note to add to the task in the CRM
+    sa.Column("figure", sa.String(24), nullable=False),
+    sa.Column("before", sa.Text),  # the figure when the task was opened
+    sa.Column("latest", sa.Text),  # the figure as the latest pass measured it
+    sa.Column("opened_on", sa.String(10), nullable=False),
+    sa.Column("closed_on", sa.String(10)),  # cleared or completed
+    sa.Index("ix_coaching_tasks_state", "state"),
+)
 
 # What describes one CRM account's records: forgotten together by `sync --rebuild`.
 STATE_TABLES = (

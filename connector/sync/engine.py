@@ -78,6 +78,7 @@ from connector.store.cursors import (
 from connector.store.db import this_process
 from connector.store.owed import OWED_DEAL, OWED_REP, OWED_SPLITS
 from connector.store.state import Store
+from connector.sync import coaching
 from connector.sync.lease import sync_lock
 from connector.sync.run import (
     ChangeSet,
@@ -212,6 +213,10 @@ class SyncEngine:
             store, self.settings, statements, (covered, owed_deals), teams, options.as_of,
             run.estimates, change is None,
         )  # fmt: skip
+        if self.settings.coaching and not options.dry_run:
+            coaching.decide(
+                run, self.adapter, self.settings, statements, run.deals, users, change is None
+            )
         store.commit_statements(
             computed | owed_reps, statements, desired, paid={OWED_DEAL: owed_deals}
         )
@@ -220,6 +225,8 @@ class SyncEngine:
 
         scope = None if change is None else scope_of(run, change, desired)
         write_pending(run, desired, users, scope, self.progress)
+        if self.settings.coaching and not options.dry_run:
+            coaching.carry_out(run, self.adapter)
         self.progress("written", run.summary.records_written)
 
         if change is None:
@@ -412,6 +419,7 @@ class SyncEngine:
             reporting=reporting,
         )
         run.estimates = calculation.estimates
+        run.deals = deals
         run.summary.warnings.extend(w.message for w in (*problems, *calculation.warnings))
         # A deal's values are complete only when every member credited on it was recomputed.
         covered = {

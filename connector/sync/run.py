@@ -13,10 +13,11 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from connector.adapters.base import CrmAdapter
+from connector.core.coaching import Play, TrainingModule
 from connector.core.currency import RateBasis, Rates
 from connector.core.diff import PlannedWrite
 from connector.core.fields import RecordKind
-from connector.core.models import ApiUsage, RecordUpdate, WriteResult
+from connector.core.models import ApiUsage, Deal, RecordUpdate, WriteResult
 from connector.core.periods import PeriodKind
 from connector.core.plans import Plan, TargetSource, Team
 from connector.core.recognition import Recognition
@@ -39,6 +40,8 @@ class SyncSettings:
     # CRM team id → its manager (user id or email), for manager overrides.
     team_managers: Mapping[str, str] = field(default_factory=dict)
     recognition: tuple[Recognition, ...] = ()  # award rules (recognition.py)
+    coaching: tuple[Play, ...] = ()  # plays that open manager tasks (coaching.py)
+    training: tuple[TrainingModule, ...] = ()  # modules the plays assign
 
     def fingerprint(self) -> str:
         """What the statements are computed from besides the CRM's data, hashed."""
@@ -55,6 +58,8 @@ class SyncSettings:
             "crm_rates": None if self.crm_rates is None else self.crm_rates.value,
             "team_managers": dict(sorted(self.team_managers.items())),
             "recognition": [rule.model_dump(mode="json") for rule in self.recognition],
+            "coaching": [play.model_dump(mode="json") for play in self.coaching],
+            "training": [module.model_dump(mode="json") for module in self.training],
         }
         text = json.dumps(rules, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
@@ -197,3 +202,5 @@ class Run:
     users_refreshed: bool = False  # read afresh this run: never twice
     # What each open deal of the computed reps would pay if it closed today.
     estimates: Mapping[str, Decimal] = field(default_factory=dict)
+    # The deals the computed reps' statements were computed from (coaching's figures).
+    deals: Sequence[Deal] = ()

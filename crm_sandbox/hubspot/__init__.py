@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+import html
 import secrets
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -18,7 +19,14 @@ from typing import Any
 from crm_sandbox.common import CallLog, Faults, ServerThread, apply_mutation
 from crm_sandbox.hubspot.app import HubSpotApp
 from crm_sandbox.hubspot.portal import DEAL_TYPE_VALUES, Portal
-from crm_sandbox.hubspot.records import CONTACTS, DEALS, GOAL_TARGETS, ApiError, PropertyDef
+from crm_sandbox.hubspot.records import (
+    CONTACTS,
+    DEALS,
+    GOAL_TARGETS,
+    TASKS,
+    ApiError,
+    PropertyDef,
+)
 from crm_sandbox.hubspot.webhooks import WebhookDispatcher
 from crm_sandbox.seed import generate
 
@@ -163,6 +171,35 @@ class HubSpotSandbox:
     def contacts(self) -> list[dict[str, str]]:
         with self.portal.lock:
             return [{**r.properties, "id": r.id} for r in self.portal.stores[CONTACTS].live()]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task as ``{id, owner, subject, body, status, done}``."""
+        with self.portal.lock:
+            return [
+                {"id": r.id, "owner": r.properties.get("hubspot_owner_id"),
+                 "subject": r.properties.get("hs_task_subject"),
+                 "body": r.properties.get("hs_task_body") or "",
+                 "status": r.properties.get("hs_task_status"),
+                 "done": r.properties.get("hs_task_status") == "COMPLETED"}
+                for r in self.portal.stores[TASKS].live()
+            ]  # fmt: skip
+
+    def _task(self, task_id: str, values: dict[str, str]) -> None:
+        with self.portal.lock:
+            record = self.portal.get(TASKS, task_id)
+            if record is None:
+                raise ValueError(f"no task {task_id}")
+            self.portal.update(TASKS, record, values, source="CRM_UI")
+
+    def complete_task(self, task_id: str) -> None:
+        """The task's owner marks it completed."""
+        self._task(task_id, {"hs_task_status": "COMPLETED"})
+
+    def write_on_task(self, task_id: str, text: str) -> None:
+        """The task's owner adds a paragraph to its notes (HubSpot keeps them as HTML)."""
+        record = self.portal.get(TASKS, task_id)
+        body = (record.properties.get("hs_task_body") or "") if record else ""
+        self._task(task_id, {"hs_task_body": f"{body}<p>{html.escape(text)}</p>"})
 
     def set_team(self, owner_id: str, team: dict[str, Any] | None) -> None:
         """An admin moves an owner to another team (``{"id", "name"}``), or out of any."""

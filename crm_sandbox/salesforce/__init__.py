@@ -200,6 +200,26 @@ class SalesforceSandbox:
     def leads(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.org.rows("Lead")]
 
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task as ``{id, owner, subject, body, status, done}``."""
+        return [
+            {"id": r["Id"], "owner": r["OwnerId"], "subject": r["Subject"],
+             "body": r["Description"] or "", "status": r["Status"], "done": r["IsClosed"]}
+            for r in self.org.rows("Task")
+        ]  # fmt: skip
+
+    def complete_task(self, task_id: str) -> None:
+        """The task's owner marks it completed."""
+        with self.org.lock:
+            self.org.update("Task", task_id, {"Status": "Completed"}, source="sandbox")
+
+    def write_on_task(self, task_id: str, text: str) -> None:
+        """The task's owner adds a line to its comments."""
+        with self.org.lock:
+            record = self.org.get("Task", task_id)
+            body = f"{record.values.get('Description') or ''}\n{text}"
+            self.org.update("Task", task_id, {"Description": body}, source="sandbox")
+
     def set_manager(self, user_id: str, manager_id: str | None) -> None:
         """An admin moves a rep to another manager (a new team)."""
         with self.org.lock:

@@ -21,7 +21,7 @@ from typing import Any
 from hubspot import HubSpot
 from pydantic import SecretStr
 
-from connector.adapters.base import BatchWriter, MetadataCache
+from connector.adapters.base import BatchWriter, MetadataCache, TaskBoard
 from connector.adapters.hubspot.api import (
     BATCH_SIZE,
     LIST_PAGE,
@@ -31,6 +31,7 @@ from connector.adapters.hubspot.api import (
 from connector.adapters.hubspot.deals import DealReader, portal_date
 from connector.adapters.hubspot.install import HubSpotInstaller
 from connector.adapters.hubspot.rates import read_rates
+from connector.adapters.hubspot.tasks import HubSpotTasks
 from connector.adapters.hubspot.values import decimal, outgoing, value_text
 from connector.adapters.retry import RetryPolicy
 from connector.core.currency import Rates
@@ -77,6 +78,7 @@ class HubSpotAdapter:
         self._specs = {spec.key: spec for spec in settings.fields}
         self._rep_records: dict[str, str] = {}  # owner id → rep object record id
         self._deals = DealReader(self.api)
+        self.tasks: TaskBoard = HubSpotTasks(self.api)
 
     def writer_id(self) -> str | None:
         return None  # HubSpot's events name the app that made a change (changeSource, sourceId)

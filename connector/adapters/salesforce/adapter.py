@@ -21,7 +21,7 @@ from typing import Any
 import requests
 from simple_salesforce.exceptions import SalesforceError
 
-from connector.adapters.base import BatchWriter, MetadataCache
+from connector.adapters.base import BatchWriter, MetadataCache, TaskBoard
 from connector.adapters.retry import ConnectFailure, RetryPolicy, connect_failure, unreachable
 from connector.adapters.salesforce.api import (
     BATCH_SIZE,
@@ -37,6 +37,7 @@ from connector.adapters.salesforce.api import (
 )
 from connector.adapters.salesforce.install import SalesforceInstaller
 from connector.adapters.salesforce.rates import read_rates
+from connector.adapters.salesforce.tasks import SalesforceTasks
 from connector.core.currency import Rates
 from connector.core.fields import FieldSpec, RecordKind, ValueKind
 from connector.core.models import (
@@ -79,6 +80,7 @@ class SalesforceAdapter:
         self.api = SalesforceApi(settings, credentials, retry, session, cache)
         self._writer = BatchWriter(BATCH_SIZE, self.api.retry, busy=(LOCKED,))
         self._specs = {spec.key: spec for spec in settings.fields}
+        self.tasks: TaskBoard = SalesforceTasks(self.api)
 
     def account_id(self) -> str:
         """The org id (``00D…``), read once."""
