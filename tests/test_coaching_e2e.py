@@ -4,17 +4,32 @@ and a manager's words read back from the CRM."""
 
 from __future__ import annotations
 
-from datetime import date
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from connector.config import load_config, load_secrets
+from connector.connect import adapter_for, sync_settings
 from connector.core.coaching import Figure
+from connector.core.models import TaskDraft
 from connector.store.coaching import CLEARED, DONE, MODULE, OPEN, PLAY
+from connector.store.state import Store
+from connector.sync.engine import SyncEngine
+from connector.sync.run import SyncOptions
+from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.crm_pair import Crm
+from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 
 AS_OF = "2026-11-20"
+LINE = Decimal("0.9")
 PLAY_CONFIG: dict[str, Any] = {
     "play": "below_plan",
     "title": "Below plan",
@@ -33,12 +48,13 @@ MODULE_CONFIG = {
 }
 
 
-def with_coaching(crm: Crm, manager: str, members: list[str]) -> None:
-    config = yaml.safe_load(crm.config.read_text())
+def with_coaching(crm: Crm | Path, manager: str, members: list[str]) -> None:
+    path = crm.config if isinstance(crm, Crm) else crm
+    config = yaml.safe_load(path.read_text())
     config["teams"] = [{"id": "field", "manager": manager, "members": members}]
     config["coaching"] = [PLAY_CONFIG]
     config["training"] = [MODULE_CONFIG]
-    crm.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def user_ids(crm: Crm) -> list[str]:
@@ -110,3 +126,96 @@ def test_plays_open_one_task_clear_with_a_note_and_read_back(crm: Crm) -> None:
     crm.ok("sync", "--as-of", AS_OF)
     with crm.store() as store:
         assert len(store.notes.of(other)) == 1
+
+
+def crash(crm: Crm, point: str) -> None:
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.crash_coaching", point, "--config", str(crm.config),
+         "sync", "--as-of", AS_OF],
+        cwd=Path(__file__).resolve().parents[1], env={**os.environ, **crm.env},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert killed.returncode == 137, killed.stderr
+
+
+def test_a_pass_killed_at_each_coaching_step_opens_each_task_once(crm: Crm) -> None:
+    sandbox: Any = crm.sandbox
+    manager, *reps = user_ids(crm)
+    with_coaching(crm, manager, reps)
+    crm.ok("install")
+    # Killed once the tasks are decided, before any is opened: the next pass opens them.
+    crash(crm, "decided")
+    assert sandbox.tasks() == []
+    with crm.store() as store:
+        decided = {t.key for t in store.coaching.of()}
+    assert decided
+    if crm.name == "salesforce":
+        # Killed after the CRM took a create, before its id was kept: the next pass finds
+        # the task by owner and subject. (HubSpot's search lags: see the next test.)
+        crash(crm, "created")
+        assert len(sandbox.tasks()) == 1
+    crm.ok("sync", "--as-of", AS_OF)
+    with crm.store() as store:
+        tasks = store.coaching.of()
+    assert {t.key for t in tasks} == decided
+    assert sorted(t["id"] for t in sandbox.tasks()) == sorted(t.crm_id for t in tasks)
+
+    # Killed after the CRM took a note: the next pass does not add it twice.
+    rep = next(t.rep_id for t in tasks if t.kind == PLAY)
+    sandbox.create_deal(rep, Decimal("500000"), date(2026, 11, 18))
+    crash(crm, "noted")
+    crm.ok("sync", "--as-of", AS_OF)
+    task = next(t for t in tasks if t.rep_id == rep and t.kind == PLAY)
+    body = next(t["body"] for t in sandbox.tasks() if t["id"] == task.crm_id)
+    assert body.count("cleared - attainment is now") == 1
+    with crm.store() as store:
+        assert next(t for t in store.coaching.of([rep]) if t.kind == PLAY).note_owed is None
+
+
+class Died(BaseException):
+    """The process dying mid-call (not an error anything would catch)."""
+
+
+def test_hubspot_task_whose_create_went_unrecorded_is_found_once_search_caught_up(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path
+) -> None:
+    now = [time.time()]
+    hs = make_hubspot_sandbox(reps=6, deals=160, clock=lambda: now[0])
+    hs.portal.search_lag_ms = 10_000  # a new task reaches search ten seconds later
+    manager, *reps = [o["id"] for o in hs.owners()]
+    config = write_config(tmp_path, hs.settings()["crm"], [manager, *reps])
+    with_coaching(config, manager, reps)
+    env = dict(hs.settings()["env"])
+    assert run(config, env, "install").exit_code == 0
+    settings = load_config(config)
+    with Store.open(settings.store) as store:
+        adapter = adapter_for(settings, load_secrets(env, tmp_path), cache=store.cache)
+        engine = SyncEngine(sync_settings(settings), adapter, store,
+                            clock=lambda: datetime.fromtimestamp(now[0], UTC))  # fmt: skip
+        options = SyncOptions(as_of=date.fromisoformat(AS_OF))
+        create = adapter.tasks.create
+
+        def create_then_die(task: TaskDraft) -> str:
+            create(task)
+            raise Died
+
+        adapter.tasks.create = create_then_die  # type: ignore[method-assign]
+        with pytest.raises(Died):
+            engine.run(options)
+        adapter.tasks.create = create  # type: ignore[method-assign]
+        (sent,) = [t for t in store.coaching.of() if t.attempted_at and not t.crm_id]
+        assert [t["subject"] for t in hs.tasks()] == [sent.subject]
+
+        # At once: the search may not show the task yet, so it is left for a later pass.
+        assert engine.run(options).exit_code == 0
+        held = {t.key: t for t in store.coaching.of()}
+        assert held[sent.key].crm_id is None
+        assert [t["subject"] for t in hs.tasks()].count(sent.subject) == 1
+
+        now[0] += 31  # past the settle time, and the search index caught up
+        assert engine.run(options).exit_code == 0
+        held = {t.key: t for t in store.coaching.of()}
+        (in_crm,) = [t for t in hs.tasks() if t["subject"] == sent.subject]
+        assert held[sent.key].crm_id == in_crm["id"]
+        assert all(t.crm_id for t in held.values())
+        assert sorted(t["id"] for t in hs.tasks()) == sorted(t.crm_id or "" for t in held.values())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import secrets
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -55,6 +57,7 @@ class HubSpotSandbox:
         webhook_retry_base_s: float = 1.0,
         portal_id: int = 40_123_456,
         multicurrency: bool = False,  # EUR and GBP beside USD, with exchange rates
+        clock: Callable[[], float] = time.time,  # the portal's now (its stamps, its search)
     ) -> None:
         self.token = token
         self.client_secret = client_secret
@@ -72,6 +75,7 @@ class HubSpotSandbox:
             splits_enabled=splits,
             portal_id=portal_id,
             multicurrency=multicurrency,
+            clock=clock,
         )
         self.webhooks = WebhookDispatcher(
             client_secret,
