@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from werkzeug.serving import make_server
 
 from connector.config import load_config, load_secrets
 from connector.connect import adapter_for, sync_settings
@@ -27,6 +29,9 @@ from connector.sync.run import SyncOptions
 from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.crm_pair import Crm
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
+from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
+from tests.test_reports import CHROMIUM, SCREENSHOTS, TOKEN
+from webhooks.app import create_app
 
 AS_OF = "2026-11-20"
 LINE = Decimal("0.9")
@@ -219,3 +224,58 @@ def test_hubspot_task_whose_create_went_unrecorded_is_found_once_search_caught_u
         assert held[sent.key].crm_id == in_crm["id"]
         assert all(t.crm_id for t in held.values())
         assert sorted(t["id"] for t in hs.tasks()) == sorted(t.crm_id or "" for t in held.values())
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+def test_the_reports_pages_coaching_section_in_a_real_browser(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    sandbox = make_salesforce_sandbox(reps=6, deals=160)
+    manager, *reps = [u["Id"] for u in sandbox.users()]
+    config = write_config(tmp_path, sandbox.settings()["crm"], [manager, *reps],
+                          extra={"recognition": [{"award": "first_win"}]})  # fmt: skip
+    with_coaching(config, manager, reps)
+    env = dict(sandbox.settings()["env"])
+    for args in (("install",), ("sync", "--as-of", AS_OF)):
+        assert run(config, env, *args).exit_code == 0
+    with Store.open(load_config(config).store) as store:
+        tasks = store.coaching.of()
+    rep = next(t.rep_id for t in tasks if t.kind == MODULE)
+    by_kind = {t.kind: t for t in tasks if t.rep_id == rep}
+    sandbox.complete_task(by_kind[MODULE].crm_id)
+    sandbox.write_on_task(by_kind[PLAY].crm_id, "Shadow two calls with me this week.")
+    assert run(config, env, "sync", "--as-of", AS_OF).exit_code == 0
+
+    app = create_app(load_config(config), environ={"SPM_ADMIN_TOKEN": TOKEN})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{server.port}/reports?token={TOKEN}&period=2026-11")
+            section = page.locator("#coaching")
+            assert section.is_visible()
+            plays = page.locator("#plays tbody tr")
+            assert plays.count() == sum(t.kind == PLAY for t in tasks)
+            assert "Below plan" in plays.first.inner_text()
+            row = page.locator(f'[data-training="{rep}"]').inner_text().split("\t")
+            assert row[2:5] == ["1", "1", "0"]  # assigned, completed, overdue
+            assert "Building pipeline" in row[5] and "attainment" in row[6] and "→" in row[6]
+            notes = page.locator("#recent-notes").inner_text()
+            assert "Shadow two calls with me this week." in notes and "(CRM task)" in notes
+            assert page.locator("#recent-awards li").count() > 0
+            section.screenshot(path=str(SCREENSHOTS / "coaching.png"))
+            browser.close()
+    finally:
+        server.shutdown()
+        thread.join()
+    assert errors == []
+    assert (SCREENSHOTS / "coaching.png").stat().st_size > 5_000

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from connector.core.periods import parse_label
 from connector.errors import ConnectorError, InputError
 from connector.store.cursors import AS_OF_PERIOD_CURSOR
+from connector.sync.coaching_page import load_coaching
 from connector.sync.reading import TeamPage, load_pay_panel, load_team_page, load_view
 from connector.views.money import money
 from connector.views.statement import NoteForm, percent_text
@@ -94,6 +95,13 @@ def team() -> Response:
         periods=data.periods,
         chart=data.team.rows[:50],
         awards=receiver().store.awards.summary(),
+        coaching=load_coaching(
+            receiver().store,
+            config.coaching,
+            config.training,
+            {r.rep_id: (r.name, _team_name(data, r.team_id)) for r in data.team.rows},
+            datetime.now(zone).date(),
+        ),
         spans=SPANS,
         stamp=lambda ms: datetime.fromtimestamp(ms / 1000, zone).strftime("%H:%M:%S") if ms else "",
     )
@@ -178,6 +186,10 @@ def _author(name: str) -> str:
     gave none, which the note refuses)."""
     name = name.strip()[:80]
     return f"{name} ({role()})" if name else ""
+
+
+def _team_name(data: TeamPage, team_id: str) -> str:
+    return next((t.name for t in data.team.teams if t.team_id == team_id), "No team")
 
 
 def _page(html: str) -> Response:

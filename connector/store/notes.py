@@ -5,13 +5,15 @@ A note is added in one transaction with its entry in the event log.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from connector.store.books import log_event
-from connector.store.db import Database, iso
+from connector.store.db import Database, chunks, iso
 from connector.store.schema import feedback_notes_table
 
 MAX_NOTE = 2000  # characters: a note, not a document
@@ -47,6 +49,17 @@ class Notes:
             )  # fmt: skip
             log_event(connection, at, author, "note", period, rep_id, {"note": number})
         return number
+
+    def recent(self, rep_ids: Collection[str], limit: int) -> list[Note]:
+        """The newest notes for these reps, newest first."""
+        t = feedback_notes_table
+        query = sa.select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
+        rows: list[sa.Row[Any]] = []
+        with self._db.reading() as connection:
+            for part in chunks(sorted(rep_ids)):
+                rows += connection.execute(query.where(t.c.rep_id.in_(part))).all()
+        rows.sort(key=lambda r: (r.at, r.id), reverse=True)
+        return [Note(r.id, r.rep_id, r.period, r.author, r.body, r.at) for r in rows[:limit]]
 
     def of(self, rep_id: str) -> list[Note]:
         """The rep's notes, newest first."""

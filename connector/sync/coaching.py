@@ -131,7 +131,7 @@ def decide(
                 store.coaching.set_state(key, CLEARED, note=cleared_note(play, value, as_of),
                                          on=as_of)  # fmt: skip
         for task in held.values():
-            if task.rep_id == rep_id and task.kind == MODULE and task.state == OPEN:
+            if task.rep_id == rep_id and task.kind == MODULE and task.state in (OPEN, DONE):
                 module = modules.get(task.module or "")
                 if module is not None:
                     measured.append((task.key, _text(module_figure(module, figures))))
