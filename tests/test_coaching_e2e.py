@@ -25,7 +25,7 @@ from connector.core.models import TaskDraft
 from connector.store.coaching import CLEARED, DONE, MODULE, OPEN, PLAY
 from connector.store.state import Store
 from connector.sync.engine import SyncEngine
-from connector.sync.run import SyncOptions
+from connector.sync.run import ChangeSet, SyncOptions
 from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.crm_pair import Crm
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
@@ -279,3 +279,29 @@ def test_the_reports_pages_coaching_section_in_a_real_browser(
         thread.join()
     assert errors == []
     assert (SCREENSHOTS / "coaching.png").stat().st_size > 5_000
+
+
+def test_a_worker_pass_reads_back_the_tasks_of_the_reps_it_computes(crm: Crm) -> None:
+    sandbox: Any = crm.sandbox
+    manager, *reps = user_ids(crm)
+    with_coaching(crm, manager, reps)
+    crm.ok("install")
+    crm.ok("sync", "--as-of", AS_OF)
+    settings = load_config(crm.config)
+    with crm.store() as store:
+        module = next(t for t in store.coaching.of() if t.kind == MODULE)
+        deal = next(d for d in store.deals.for_reps([module.rep_id]) if d.owner_id == module.rep_id)
+        sandbox.complete_task(module.crm_id)
+        sandbox.set_amount(deal.id, deal.amount + 1)
+        adapter = adapter_for(settings, load_secrets(crm.env, crm.config.parent),
+                              cache=store.cache)  # fmt: skip
+        engine = SyncEngine(sync_settings(settings), adapter, store,
+                            clock=lambda: datetime.now(UTC))  # fmt: skip
+        # A webhook about a change to one of the rep's deals: the pass recomputes them,
+        # and reads back their tasks.
+        options = SyncOptions(as_of=date.fromisoformat(AS_OF))
+        for _ in range(2):  # delivered twice: nothing opened twice
+            assert engine.process(ChangeSet.of(deals=[deal.id]), options).exit_code == 0
+        after = {t.key: t for t in store.coaching.of()}
+    assert after[module.key].state == DONE
+    assert len(sandbox.tasks()) == len(after)
