@@ -20,12 +20,16 @@ def _people(crm: str, server: Any) -> list[tuple[str, str, str]]:
     ]
 
 
-def _write_config(directory: Path, crm: dict[str, Any], people: list[tuple[str, str, str]]) -> Path:
+def _write_config(
+    directory: Path, crm: dict[str, Any], people: list[tuple[str, str, str]], server: Any
+) -> Path:
     """spm.yaml beside the CA (spm.sandbox.yaml if an spm.yaml is there already)."""
     from crm_sandbox.config_file import write_sandbox_config
 
     name = "spm.sandbox.yaml" if (directory / "spm.yaml").exists() else "spm.yaml"
-    return write_sandbox_config(directory, crm, [user_id for user_id, _, _ in people], name)
+    members = [user_id for user_id, _, _ in people]
+    managers = server.team_managers() if hasattr(server, "team_managers") else None
+    return write_sandbox_config(directory, crm, members, name, managers)
 
 
 @click.command("sandbox")
@@ -96,7 +100,7 @@ def sandbox(
         click.echo(f"\nUsers ({len(people)}):")
         for user_id, name, email in people:
             click.echo(f"  {user_id:<20} {name:<22} {email}")
-        config_path = _write_config(ca_path.resolve().parent, settings["crm"], people)
+        config_path = _write_config(ca_path.resolve().parent, settings["crm"], people, server)
         click.echo(f"\nA ready config, every user a plan member: {config_path}")
         click.echo(f"  spm-connector --config {config_path} install")
         click.echo("\nEnvironment:")

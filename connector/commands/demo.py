@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +35,7 @@ from connector.config import Config, load_config, load_secrets
 from connector.connect import adapter_for, sync_settings
 from connector.core.models import CrmUser
 from connector.errors import ConnectorError
+from connector.store.coaching import PLAY
 from connector.store.cursors import AS_OF_PERIOD_CURSOR
 from connector.store.state import Store
 from connector.sync.engine import SyncEngine
@@ -80,6 +81,7 @@ class _Crm:
     members: list[str]
     open_deal: Callable[[date], tuple[str, str, str]]  # → (deal id, owner id, deal name)
     close: Callable[[str, date], None]
+    team_managers: dict[str, str] = field(default_factory=dict)  # HubSpot's teams name none
 
 
 def _salesforce(directory: Path, url: str) -> _Crm:
@@ -124,6 +126,7 @@ def _hubspot(directory: Path, url: str) -> _Crm:
         [o["id"] for o in sandbox.owners()],
         open_deal,
         lambda deal_id, on: sandbox.close_deal(deal_id, won=True, on=on),
+        sandbox.team_managers(),
     )
 
 
@@ -189,7 +192,9 @@ def _run(
     out.print(
         f"1. A {crm} sandbox with {len(target.members)} reps is running at {target.sandbox.url}"
     )
-    config_path = write_sandbox_config(directory, target.crm, target.members)
+    config_path = write_sandbox_config(
+        directory, target.crm, target.members, team_managers=target.team_managers
+    )
     out.print(f"2. Wrote its config to {config_path}")
     os.environ.update(target.env)  # as an admin would export them; this process only
     os.environ.setdefault("SPM_ADMIN_TOKEN", secrets_module.token_urlsafe(16))
@@ -210,6 +215,7 @@ def _run(
         finally:
             progress.close()
         print_summary(out, summary, dry_run=False)
+        _coaching(out, store)
 
         app = create_app(config, environ=os.environ, store=rx)
         state: Receiver = app.extensions[EXTENSION]
@@ -240,6 +246,7 @@ def _run(
         )
         _before_after(out, before, after)
         _leaderboard(out, config, store)
+        _plays_of(out, store, rep)
         if kept:
             statement = directory / f"statement-{owner_id}.html"
             _write_statement(config, store, owner_id, statement)
@@ -345,6 +352,29 @@ def _leaderboard(out: Console, config: Config, store: Store) -> None:
             award(s.rep_id),
         )
     out.print(table)
+
+
+def _coaching(out: Console, store: Store) -> None:
+    """What the plays opened: tasks for managers, modules for reps (docs/coaching.md)."""
+    tasks = [t for t in store.coaching.of() if t.crm_id is not None]
+    plays = [t for t in tasks if t.kind == PLAY]
+    if not tasks:
+        return
+    names = {u.id: u.name for u in store.users.all()}
+    out.print(
+        f"   Coaching: {len(plays)} play(s) opened a task for a manager in the CRM, and "
+        f"{len(tasks) - len(plays)} training module(s) were assigned to reps; for example:"
+    )
+    for task in plays[:3]:
+        out.print(f"   · {task.subject!r}, for {names.get(task.assignee_id, task.assignee_id)}")
+
+
+def _plays_of(out: Console, store: Store, rep: CrmUser) -> None:
+    """The rep's plays now: a win can clear one (its task gets a note)."""
+    tasks = [t for t in store.coaching.of([rep.id]) if t.kind == PLAY]
+    if tasks:
+        said = ", ".join(f"{t.play} ({t.period}): {t.state}" for t in tasks)
+        out.print(f"   {rep.name}'s coaching plays now: {said}")
 
 
 def _write_statement(config: Config, store: Store, rep_id: str, path: Path) -> None:

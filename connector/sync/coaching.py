@@ -95,6 +95,7 @@ def decide(
     held = {task.key: task for task in store.coaching.of(reps)}
     new: list[CoachingTask] = []
     measured: list[tuple[tuple[str, str, str], str | None]] = []
+    unmanaged: set[str] = set()
     for rep_id in sorted(reps):
         history = by_rep[rep_id]
         current = [s for s in history if s.period == period]
@@ -113,11 +114,9 @@ def decide(
             if call is not None and task is None:
                 manager = managers.get(rep_id)
                 if manager is None:
-                    run.summary.warnings.append(
-                        f"coaching: {play.name()} holds for {name} ({rep_id}), but no manager "
-                        "is known to give the task to (the CRM's manager, a listed team's, or "
-                        "team_managers:); it opens once one is"
-                    )
+                    # The head of the line has no one to coach them: said only of others.
+                    if rep_id not in managers.values():
+                        unmanaged.add(f"{name} ({rep_id})")
                     continue
                 module = modules.get(play.assign) if play.assign else None
                 new.append(_play_task(call, name, manager, module, as_of))
@@ -135,6 +134,12 @@ def decide(
                 module = modules.get(task.module or "")
                 if module is not None:
                     measured.append((task.key, _text(module_figure(module, figures))))
+    if unmanaged:
+        run.summary.warnings.append(
+            f"coaching: plays hold for {', '.join(sorted(unmanaged))}, but no manager is known "
+            "to give their tasks to (the CRM's manager, a listed team's, or team_managers:); "
+            "they open once one is"
+        )
     store.coaching.open(new)
     store.coaching.measured(measured)
 

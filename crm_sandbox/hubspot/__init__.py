@@ -20,7 +20,7 @@ from typing import Any
 
 from crm_sandbox.common import CallLog, Faults, ServerThread, apply_mutation
 from crm_sandbox.hubspot.app import HubSpotApp
-from crm_sandbox.hubspot.portal import DEAL_TYPE_VALUES, Portal
+from crm_sandbox.hubspot.portal import DEAL_TYPE_VALUES, OWNER_ID_BASE, TEAM_ID_BASE, Portal
 from crm_sandbox.hubspot.records import (
     CONTACTS,
     DEALS,
@@ -204,6 +204,14 @@ class HubSpotSandbox:
         record = self.portal.get(TASKS, task_id)
         body = (record.properties.get("hs_task_body") or "") if record else ""
         self._task(task_id, {"hs_task_body": f"{body}<p>{html.escape(text)}</p>"})
+
+    def team_managers(self) -> dict[str, str]:
+        """Each seeded team's manager (HubSpot's teams name none): team id → owner id."""
+        return {
+            str(TEAM_ID_BASE + rep.index): str(OWNER_ID_BASE + rep.index)
+            for rep in self.portal.org.reps
+            if rep.manager_index is None
+        }
 
     def set_team(self, owner_id: str, team: dict[str, Any] | None) -> None:
         """An admin moves an owner to another team (``{"id", "name"}``), or out of any."""
