@@ -190,7 +190,7 @@ class SyncEngine:
             members = resolve_members(self.settings.plans, users)
         reps = [rep_of(user) for user in users.values() if user.id in members]
 
-        self._read_owed_splits(run)
+        read_owed_splits(run, self.adapter)
         self.progress("splits", len(store.owed.of(OWED_SPLITS)))
 
         as_of_label = label(period_of(options.as_of, kind), kind)
@@ -362,22 +362,6 @@ class SyncEngine:
             },
         )
 
-    def _read_owed_splits(self, run: Run) -> None:
-        """Read the splits of every deal owed a split read (this run's and a dead run's)."""
-        owed = sorted(run.store.owed.of(OWED_SPLITS))
-        if not owed:
-            return
-        splits = self.adapter.read_splits(owed)
-        before = run.store.deals.splits(owed)
-        if splits is None:  # this CRM has no splits: only the debt to clear
-            run.store.settle_splits({d: before.get(d, []) for d in owed}, ())
-            return
-        by_deal: dict[str, list[tuple[str, Decimal]]] = {d: [] for d in owed}
-        for split in splits:
-            by_deal.setdefault(split.deal_id, []).append((split.rep_id, split.percent))
-        touched = {rep for rows in (*by_deal.values(), *before.values()) for rep, _ in rows}
-        run.store.settle_splits(by_deal, touched)
-
     # -- computing --------------------------------------------------------------------------
 
     def _recompute(
@@ -438,6 +422,23 @@ class SyncEngine:
         """
         if run.newest is not None:
             self._pull(run, self.adapter.read_deals(run.newest))
+
+
+def read_owed_splits(run: Run, adapter: CrmAdapter) -> None:
+    """Read the splits of every deal owed a split read (this run's and a dead run's)."""
+    owed = sorted(run.store.owed.of(OWED_SPLITS))
+    if not owed:
+        return
+    splits = adapter.read_splits(owed)
+    before = run.store.deals.splits(owed)
+    if splits is None:  # this CRM has no splits: only the debt to clear
+        run.store.settle_splits({d: before.get(d, []) for d in owed}, ())
+        return
+    by_deal: dict[str, list[tuple[str, Decimal]]] = {d: [] for d in owed}
+    for split in splits:
+        by_deal.setdefault(split.deal_id, []).append((split.rep_id, split.percent))
+    touched = {rep for rows in (*by_deal.values(), *before.values()) for rep, _ in rows}
+    run.store.settle_splits(by_deal, touched)
 
 
 def with_crm_rates(settings: SyncSettings, adapter: CrmAdapter, *, refresh: bool) -> SyncSettings:
