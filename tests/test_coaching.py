@@ -161,3 +161,16 @@ def test_the_config_names_known_modules_once(tmp_path: Path) -> None:
     twice = {**base, "coaching": [{"play": "thin", "figure": "pace", "below": "1"}] * 2}
     with pytest.raises(ConfigError, match="'thin' is already a play's id"):
         parse_config(twice, tmp_path)
+
+
+def test_hubspot_task_notes_go_in_as_html_and_come_back_as_text() -> None:
+    from connector.adapters.hubspot.tasks import as_html, as_text
+
+    text = "Ana's pace is 61.29%, below 80.00% <b> & more\n\nTalking points:\n- Why?"
+    assert as_html(text) == (
+        "Ana's pace is 61.29%, below 80.00% &lt;b&gt; &amp; more<br><br>Talking points:<br>- Why?"
+    )
+    assert as_text(as_html(text)) == text
+    # What an edit in HubSpot leaves: paragraphs and entities.
+    edited = as_html(text) + "<p>Let&#39;s <strong>talk</strong> Monday</p>"
+    assert as_text(edited) == text + "\nLet's talk Monday"

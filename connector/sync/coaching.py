@@ -20,8 +20,6 @@ than opening a second.
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
@@ -59,8 +57,6 @@ from connector.store.coaching import (
 from connector.store.notes import MAX_NOTE
 from connector.store.state import Store
 from connector.sync.run import Failure, Run, SyncSettings
-
-_TAG = re.compile(r"<[^>]+>")
 
 
 def decide(
@@ -221,17 +217,11 @@ def read_back(
 
 
 def _added(ours: str, theirs: str) -> str:
-    """The lines of the CRM's text that we did not write (HubSpot keeps notes as HTML)."""
-    known = {line.strip() for line in _plain(ours).splitlines()}
+    """The lines of the CRM's text that we did not write."""
+    known = {line.strip() for line in ours.splitlines()}
     return "\n".join(
-        line.strip()
-        for line in _plain(theirs).splitlines()
-        if line.strip() and line.strip() not in known
+        line.strip() for line in theirs.splitlines() if line.strip() and line.strip() not in known
     )
-
-
-def _plain(text: str) -> str:
-    return html.unescape(_TAG.sub("\n", text.replace("<br>", "\n")))
 
 
 def _play_task(

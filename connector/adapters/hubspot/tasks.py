@@ -3,6 +3,8 @@
 A task is assigned through ``hubspot_owner_id``; ``hs_timestamp`` (required) is
 its due date, ``hs_task_body`` its notes and ``hs_task_status`` its status
 (COMPLETED when done). Tasks need the ``crm.objects.contacts.write`` scope.
+HubSpot keeps a task's notes as HTML: our text goes in with its lines as
+``<br>`` and comes back as text, whatever markup an edit in HubSpot added.
 HubSpot's search indexes a new task a moment after the create answers, so a
 task whose create may have gone through unrecorded is looked for only once
 that moment has passed (:attr:`settle_s`).
@@ -10,6 +12,8 @@ that moment has passed (:attr:`settle_s`).
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Collection
 from datetime import UTC, datetime, time
 from typing import Any
@@ -20,6 +24,8 @@ from connector.core.models import CrmTask, TaskDraft
 _PATH = "/crm/v3/objects/tasks"
 _READ_CHUNK = 100  # HubSpot's batch read limit
 _PROPERTIES = ["hs_task_status", "hs_task_body", "hs_lastmodifieddate"]
+_BREAK = re.compile(r"<br\s*/?>|</?p(?:\s[^>]*)?>|</div>|</li>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
 
 
 class HubSpotTasks:
@@ -35,7 +41,7 @@ class HubSpotTasks:
             "properties": {
                 "hubspot_owner_id": task.owner_id,
                 "hs_task_subject": task.subject,
-                "hs_task_body": task.body,
+                "hs_task_body": as_html(task.body),
                 "hs_task_status": "NOT_STARTED",
                 "hs_task_type": "TODO",
                 "hs_timestamp": due.isoformat().replace("+00:00", "Z"),
@@ -85,7 +91,7 @@ class HubSpotTasks:
                         id=str(result["id"]),
                         done=status == "COMPLETED",
                         status=status,
-                        body=str(props.get("hs_task_body") or ""),
+                        body=as_text(str(props.get("hs_task_body") or "")),
                         modified_at=datetime.fromisoformat(stamp.replace("Z", "+00:00"))
                         if stamp
                         else None,
@@ -95,5 +101,19 @@ class HubSpotTasks:
 
     def update_body(self, task_id: str, body: str) -> None:
         self.api.request(
-            "objects", f"{_PATH}/{task_id}", "PATCH", body={"properties": {"hs_task_body": body}}
+            "objects",
+            f"{_PATH}/{task_id}",
+            "PATCH",
+            body={"properties": {"hs_task_body": as_html(body)}},
         )
+
+
+def as_html(text: str) -> str:
+    """Text as HubSpot's notes hold it: escaped, each line break a ``<br>``."""
+    return html.escape(text, quote=False).replace("\n", "<br>")
+
+
+def as_text(markup: str) -> str:
+    """HubSpot's notes as text: line and paragraph breaks as new lines, no tags."""
+    broken = _BREAK.sub("\n", markup)
+    return html.unescape(_TAG.sub("", broken)).strip("\n")
