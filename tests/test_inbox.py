@@ -51,8 +51,8 @@ def test_a_dead_worker_on_this_host_need_not_wait_out_its_lease(store: Store) ->
     inbox = Inbox(store)
     inbox.add(events("1"), T0)
     inbox.claim(T0, lease=timedelta(hours=1))
-    host, _pid, namespace = this_process().split(":")
-    dead = f"{host}:{2**22 + 12345}:{namespace}/abc"  # no such pid, here
+    host, _pid, namespace, token = this_process().split(":")
+    dead = f"{host}:{2**22 + 12345}:{namespace}:{token}/abc"  # no such pid, here
     with store.transaction() as connection:
         connection.execute(inbox_table.update().values(claim=dead))
     _, claimed = inbox.claim(T0 + timedelta(seconds=1))

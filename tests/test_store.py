@@ -206,14 +206,39 @@ def test_a_dead_process_on_this_host_stops_blocking_at_once(store: Store) -> Non
 def test_only_a_process_of_this_host_and_pid_namespace_can_be_seen_to_be_dead() -> None:
     from connector.store.db import may_be_alive, this_process
 
-    host, _pid, namespace = this_process().split(":")
+    host, _pid, namespace, token = this_process().split(":")
     gone = 2**22 + 12345  # above any pid_max: no such process here
-    assert not may_be_alive(f"{host}:{gone}:{namespace}")
+    assert not may_be_alive(f"{host}:{gone}:{namespace}:{token}")
+    assert not may_be_alive(f"{host}:{gone}:{namespace}")  # named before tokens
     # Another container with the same hostname: its pids mean nothing here.
     assert may_be_alive(f"{host}:{gone}:{namespace}9")
     assert may_be_alive(f"other-host:{gone}:{namespace}")
     assert may_be_alive(f"{host}:{gone}")  # named the way older versions did: its lease decides
     assert may_be_alive(this_process())
+
+
+def test_two_processes_with_one_host_pid_and_namespace_have_two_names(tmp_path: Path) -> None:
+    """Where /proc hides the PID namespace and two containers share a hostname and a pid,
+    the random token still tells their holders apart: the second is refused."""
+    same = (
+        "import os, socket\nimport connector.store.db as db\n"
+        "os.getpid = lambda: 4242\nsocket.gethostname = lambda: 'worker'\n"
+        "db._pid_namespace = lambda: ''\nprint(db.this_process())\n"
+    )
+    names = [
+        subprocess.run([sys.executable, "-c", same], capture_output=True, text=True,
+                       check=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+        for _ in range(2)
+    ]  # fmt: skip
+    assert names[0].startswith("worker:4242::") and names[1].startswith("worker:4242::")
+    assert names[0] != names[1]
+    with (
+        Store.open(f"sqlite:///{tmp_path / 'spm.db'}") as store,
+        sync_lock(store, names[0], at(NOW)),
+        pytest.raises(SyncLockedError),
+        sync_lock(store, names[1], at(NOW)),
+    ):
+        pass
 
 
 def test_a_holder_in_another_pid_namespace_with_our_hostname_keeps_the_lock(

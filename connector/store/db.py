@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -56,13 +57,26 @@ _NO_STORE = (
 
 def this_process() -> str:
     """How a lock holder, a run or an inbox claim names this process:
-    ``host:pid:pid-namespace``.
+    ``host:pid:pid-namespace:token``.
 
-    The PID namespace tells apart processes with one hostname and one pid number in
-    different containers (a fixed ``hostname:``, host networking): without it, each
-    could take the other's pid for its own process that no longer exists.
+    The token is random, drawn once per process: no two processes share a name,
+    whatever their hostname and pid (containers with a fixed ``hostname:``, host
+    networking, a PID namespace /proc does not show). The host, pid and namespace
+    only let a holder on this host be seen to be dead before its lease runs out.
     """
-    return f"{socket.gethostname()}:{os.getpid()}:{_pid_namespace()}"
+    return f"{socket.gethostname()}:{os.getpid()}:{_pid_namespace()}:{_process_token()}"
+
+
+_TOKENS: dict[int, str] = {}
+
+
+def _process_token() -> str:
+    """This process's random token (a forked child draws its own)."""
+    pid = os.getpid()
+    if pid not in _TOKENS:
+        _TOKENS.clear()
+        _TOKENS[pid] = secrets.token_hex(6)
+    return _TOKENS[pid]
 
 
 @cache
@@ -80,9 +94,9 @@ def may_be_alive(holder: str) -> bool:
     another container, a holder named the way older versions did) counts as alive
     until its lease runs out."""
     parts = holder.split(":")
-    if len(parts) != 3:
+    if len(parts) not in (3, 4):
         return True
-    host, pid_text, namespace = parts
+    host, pid_text, namespace = parts[:3]
     if host != socket.gethostname() or namespace != _pid_namespace() or not pid_text.isdigit():
         return True
     try:
