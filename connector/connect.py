@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from connector.adapters.base import CrmAdapter, MetadataCache
+from connector.adapters.base import CallBudget, CrmAdapter, MetadataCache
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotSettings
 from connector.adapters.retry import RetryPolicy
 from connector.adapters.salesforce import (
@@ -85,7 +85,10 @@ def adapter_for(
     secrets: Secrets,
     retry: RetryPolicy | None = None,
     cache: MetadataCache | None = None,
+    budget: CallBudget | None = None,
 ) -> CrmAdapter:
+    """The configured CRM's adapter; ``budget`` shares the account's API calls with every
+    other process using the same store (HubSpot's ten-second window and search limit)."""
     crm = config.crm
     if crm is None:
         raise ConfigError("spm.yaml: crm: is required by install and sync")
@@ -134,4 +137,5 @@ def adapter_for(
         secrets.hubspot_access_token,
         retry=retry,
         cache=cache,
+        budget=budget,
     )

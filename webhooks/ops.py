@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connector.errors import ConnectorError
+from connector.store.cursors import ACCOUNT_CURSOR
 from connector.sync.lease import lock_state
 from webhooks.receiver import receiver
 
@@ -36,6 +38,8 @@ def healthz() -> tuple[Response, int]:
         parked = state.inbox.parked(limit=10)
         last = state.store.runs.recent(limit=1, kind="sync")
         held = lock_state(state.store)
+        account = state.store.cursors.get(ACCOUNT_CURSOR)
+        paused = state.store.budgets.paused_until(account) if account else None
     except ConnectorError as error:
         return jsonify({"status": "down", "store": str(error)}), 503
     oldest = (
@@ -69,6 +73,10 @@ def healthz() -> tuple[Response, int]:
             "generation": held.generation,
         },
     }
+    # Until when every process waits after the CRM answered 429 (HubSpot's Retry-After).
+    body["api_paused_until"] = (
+        datetime.fromtimestamp(paused, UTC).isoformat() if paused and paused > time.time() else None
+    )
     if last:
         run = last[0]
         body["last_sync"] = {

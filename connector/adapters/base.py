@@ -152,6 +152,22 @@ class MetadataCache(Protocol):
     def set_metadata(self, name: str, value: Any, fetched_at: datetime) -> None: ...
 
 
+class CallBudget(Protocol):
+    """API calls shared by every process on one CRM account (the store keeps them)."""
+
+    def take(
+        self, account: str, api: str, want: int, limit: int, window_s: float, now: float
+    ) -> tuple[int, float]:
+        """Up to ``want`` calls of ``limit`` per rolling ``window_s`` (``now``: epoch
+        seconds): (calls granted, the epoch second by which they must be made), or
+        (0, seconds to wait before asking again)."""
+        ...
+
+    def pause(self, account: str, until: float) -> None:
+        """No process calls the account's API before ``until`` (epoch seconds)."""
+        ...
+
+
 class NoCache:
     """A cache that remembers for the life of the adapter only (install, tests)."""
 

@@ -193,7 +193,9 @@ def sync(
     progress = Progress(out)
     secrets = load_secrets(os.environ, Path.cwd(), config)
     with Store.open(store_url(config, os.environ)) as store:
-        adapter = adapter_for(config, secrets, retry=_retry(out), cache=store.cache)
+        adapter = adapter_for(
+            config, secrets, retry=_retry(out), cache=store.cache, budget=store.budgets
+        )
         engine = SyncEngine(
             sync_settings(config, secrets),
             adapter,

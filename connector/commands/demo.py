@@ -202,7 +202,7 @@ def _run(
     secrets = load_secrets(os.environ, directory)
     today = datetime.now(config.zone).date()
     with Store.open(config.store) as store, Store.open(config.store, checkpoints=False) as rx:
-        adapter = adapter_for(config, secrets, cache=store.cache)
+        adapter = adapter_for(config, secrets, cache=store.cache, budget=store.budgets)
         out.print("3. install: creating the custom fields")
         install_fields(adapter, config, out, dry_run=False, no_assign=False)
         out.print("4. sync: computing every rep's statements and writing them back")

@@ -57,7 +57,7 @@ def _engine(config: Config, out: Console) -> Iterator[SyncEngine]:
     secrets = load_secrets(os.environ, Path.cwd(), config)
     with Store.open(store_url(config, os.environ), existing=True) as store:
         retry = RetryPolicy(on_wait=lambda line: out.print(f"waiting: {line}"))
-        adapter = adapter_for(config, secrets, retry=retry, cache=store.cache)
+        adapter = adapter_for(config, secrets, retry=retry, cache=store.cache, budget=store.budgets)
         yield SyncEngine(
             sync_settings(config, secrets),
             adapter,

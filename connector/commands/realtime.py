@@ -52,7 +52,7 @@ def build_worker(
     """A worker on ``store``'s inbox, with its own adapter and engine."""
     retry = RetryPolicy(on_wait=lambda line: log("waiting", detail=line))
     secrets = load_secrets(os.environ if environ is None else environ, Path.cwd(), config)
-    adapter = adapter_for(config, secrets, retry=retry, cache=store.cache)
+    adapter = adapter_for(config, secrets, retry=retry, cache=store.cache, budget=store.budgets)
     engine = SyncEngine(
         sync_settings(config, secrets), adapter, store, clock=lambda: datetime.now(UTC)
     )

@@ -297,6 +297,17 @@ coaching_tasks_table = sa.Table(
     sa.Column("closed_on", sa.String(10)),  # cleared or completed
     sa.Index("ix_coaching_tasks_state", "state"),
 )
+# API calls shared by every process working on one CRM account: calls made in each
+# slot of a rate window (slot -1: the row a take locks first), and a pause after a 429
+# (api "pause", slot 0, ``used`` the end of the pause in epoch milliseconds).
+api_budget_table = sa.Table(
+    "api_budget",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("api", sa.String(16), primary_key=True),
+    sa.Column("slot", sa.BigInteger, primary_key=True),
+    sa.Column("used", sa.BigInteger, nullable=False),
+)
 
 # What describes one CRM account's records: forgotten together by `sync --rebuild`.
 STATE_TABLES = (

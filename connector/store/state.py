@@ -22,6 +22,7 @@ from connector.core.fields import RecordKind
 from connector.core.models import DealSnapshot, Statement
 from connector.store.awards import Awards
 from connector.store.books import PayCycle
+from connector.store.budgets import Budgets
 from connector.store.coaching import CoachingTasks
 from connector.store.crm_values import CrmValues
 from connector.store.cursors import Cursors, MetadataStore
@@ -55,6 +56,7 @@ class Store(Database):
         self.pay = PayCycle(self)
         self.reviews = Reviews(self)
         self.awards = Awards(self)
+        self.budgets = Budgets(self)
         self.coaching = CoachingTasks(self)
         self.notes = Notes(self)
 

@@ -21,7 +21,7 @@ from typing import Any
 from hubspot import HubSpot
 from pydantic import SecretStr
 
-from connector.adapters.base import BatchWriter, MetadataCache, TaskBoard
+from connector.adapters.base import BatchWriter, CallBudget, MetadataCache, TaskBoard
 from connector.adapters.hubspot.api import (
     BATCH_SIZE,
     LIST_PAGE,
@@ -68,11 +68,12 @@ class HubSpotAdapter:
         *,
         client: HubSpot | None = None,
         cache: MetadataCache | None = None,
+        budget: CallBudget | None = None,
     ) -> None:
         self.settings = settings
         self.deal_columns = HubSpotAdapter.deal_columns | set(settings.deal_properties)
         self.api = HubSpotApi(
-            settings, access_token, retry, sleep, clock, client=client, cache=cache
+            settings, access_token, retry, sleep, clock, client=client, cache=cache, budget=budget
         )
         self._writer = BatchWriter(BATCH_SIZE, self.api.retry, busy=_RETRYABLE_CATEGORIES)
         self._specs = {spec.key: spec for spec in settings.fields}

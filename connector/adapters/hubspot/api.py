@@ -27,7 +27,7 @@ import urllib3
 from hubspot import HubSpot
 from pydantic import SecretStr
 
-from connector.adapters.base import Metadata, MetadataCache, NoCache, Pager
+from connector.adapters.base import CallBudget, Metadata, MetadataCache, NoCache, Pager
 from connector.adapters.hubspot.values import decimal, is_number
 from connector.adapters.retry import (
     RetryPolicy,
@@ -58,6 +58,10 @@ PROPERTY_TYPE = {
     ValueKind.DATETIME: ("datetime", "date", None),
     ValueKind.NUMBER: ("number", "number", None),
 }
+# Before a portal's first answer says its limit: HubSpot's for a private app.
+NOMINAL_TEN_SECOND_LIMIT = 100
+# Calls taken from the shared budget at a time (each good for one slot of the window).
+SHARED_BLOCK = 4
 # 207 error categories worth sending again (the record was busy, not wrong).
 _RETRYABLE_CATEGORIES = frozenset({"CONFLICT", "RATE_LIMITS", "LOCKED"})
 
@@ -105,8 +109,14 @@ class HubSpotApi:
         *,
         client: HubSpot | None = None,
         cache: MetadataCache | None = None,
+        budget: CallBudget | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        # The portal's calls, shared with every other process working on it.
+        self._shared = budget
+        self._wall = wall
+        self._blocks: dict[str, tuple[float, int]] = {}  # API class → (use by, calls left)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
@@ -153,6 +163,7 @@ class HubSpotApi:
 
         def attempt() -> tuple[int, Any]:
             self._pace(search)
+            self._share(search)
             self.calls += 1
             try:
                 raw = api_client.call_api(
@@ -178,7 +189,9 @@ class HubSpotApi:
             except Exception as error:
                 if is_api_exception(error):
                     self._observe(getattr(error, "headers", None))
-                    raise mapped(error, url, path) from None
+                    refusal = mapped(error, url, path)
+                    self._paused_by(refusal)
+                    raise refusal from None
                 raise
             self._observe(raw.headers)
             data = raw.data
@@ -225,6 +238,45 @@ class HubSpotApi:
                 self._wait(budget.searches[0] + 1.0 - now)
             budget.searches.append(self._clock())
         budget.calls.append(self._clock())
+
+    def _share(self, search: bool) -> None:
+        """Take this call from the portal's budget shared by every process (the ten-second
+        window, and the search endpoints' second), waiting while it has no room."""
+        if self._shared is None or self._portal_id is None:
+            return  # the portal is not known yet: its first call is paced alone
+        budget = self._budget
+        limit = budget.limit if budget.limit is not None else NOMINAL_TEN_SECOND_LIMIT
+        self._take("ten_second", max(limit - self.settings.reserve, 1), budget.interval_s)
+        if search:
+            self._take("search", max(int(self.settings.searches_per_second), 1), 1.0)
+
+    def _take(self, api: str, limit: int, window_s: float) -> None:
+        assert self._shared is not None and self._portal_id is not None
+        while True:
+            now = self._wall()
+            use_by, left = self._blocks.get(api, (0.0, 0))
+            if left > 0 and now < use_by:
+                self._blocks[api] = (use_by, left - 1)
+                return
+            granted, when = self._shared.take(
+                self._portal_id, api, SHARED_BLOCK, limit, window_s, now
+            )
+            if granted:
+                self._blocks[api] = (when, granted - 1)
+                return
+            self._wait(when)
+
+    def _paused_by(self, failure: Exception) -> None:
+        """A 429 pauses every process on the portal for its Retry-After."""
+        if (
+            isinstance(failure, RetryableError)
+            and failure.status == 429
+            and failure.retry_after
+            and self._shared is not None
+            and self._portal_id is not None
+        ):
+            self._shared.pause(self._portal_id, self._wall() + failure.retry_after)
+            self._blocks.clear()
 
     def _wait(self, seconds: float) -> None:
         if seconds > 0:

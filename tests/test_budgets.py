@@ -1,0 +1,145 @@
+"""API budgets shared through the store: processes on one account stay within its rolling
+window together, and a 429 pauses all of them (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from connector.adapters.hubspot.api import HubSpotApi, HubSpotSettings
+from connector.adapters.retry import RetryPolicy
+from connector.errors import CrmError
+from connector.store.state import Store
+from crm_sandbox.hubspot import HubSpotSandbox
+from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
+from tests.test_store import _postgres_url
+
+
+def test_takes_stay_within_the_rolling_window(any_store: Store) -> None:
+    budgets, now = any_store.budgets, 1_000.0
+    assert budgets.take("p1", "ten_second", 4, 10, 10.0, now) == (4, 1_001.0)
+    assert budgets.take("p1", "ten_second", 4, 10, 10.0, now + 0.5) == (4, 1_001.0)
+    granted, _ = budgets.take("p1", "ten_second", 4, 10, 10.0, now + 5)
+    assert granted == 2  # 8 of 10 taken in the window
+    granted, wait = budgets.take("p1", "ten_second", 4, 10, 10.0, now + 9.9)
+    # Full until the slot of the first takes leaves every rolling window: 1011.0.
+    assert granted == 0 and abs(wait - 1.1) < 1e-6
+    assert budgets.take("p1", "ten_second", 4, 10, 10.0, now + 11.0)[0] == 4
+    # Another account, another API class: budgets of their own.
+    assert budgets.take("p2", "ten_second", 4, 10, 10.0, now + 9.9)[0] == 4
+    assert budgets.take("p1", "search", 4, 4, 1.0, now + 9.9)[0] == 4
+    assert budgets.left("p1", "ten_second", 10, 10.0, now + 11.0) == 4
+
+
+def test_a_pause_holds_every_take_until_it_ends(any_store: Store) -> None:
+    budgets = any_store.budgets
+    budgets.pause("p1", 2_000.0)
+    budgets.pause("p1", 1_500.0)  # an earlier end never shortens a pause
+    assert budgets.paused_until("p1") == 2_000.0 and budgets.paused_until("p2") is None
+    granted, wait = budgets.take("p1", "ten_second", 4, 10, 10.0, 1_990.0)
+    assert granted == 0 and abs(wait - 10.0) < 1e-6
+    assert budgets.take("p1", "ten_second", 4, 10, 10.0, 2_000.5)[0] == 4
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'spm.db'}"
+        Store.open(url).close()
+        yield url
+        return
+    urls = _postgres_url()
+    yield next(urls)
+    urls.close()
+
+
+def test_processes_sharing_a_store_never_pass_the_limit_together(store_url: str) -> None:
+    """Three takers, each with its own engine on the store, as fast as they can for a
+    second and a half: no rolling window of 0.5 s holds more than its limit."""
+    url = store_url
+    granted: list[float] = []
+    lock = threading.Lock()
+    start = time.time()
+
+    def taker() -> None:
+        with Store.open(url) as store:
+            while time.time() - start < 1.5:
+                now = time.time()
+                got, when = store.budgets.take("p1", "ten_second", 2, 12, 0.5, now)
+                if got:
+                    with lock:
+                        granted.extend([now] * got)
+                else:
+                    time.sleep(min(when, 0.05))
+
+    threads = [threading.Thread(target=taker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    granted.sort()
+    assert len(granted) >= 24  # the budget was used, not only guarded
+    for i, moment in enumerate(granted):
+        inside = [t for t in granted[i:] if t - moment < 0.5]
+        assert len(inside) <= 12
+
+
+def test_hubspot_calls_of_two_processes_share_the_portals_window(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_hubspot_sandbox(reps=4, deals=10)
+    sandbox.faults.rate_limit, sandbox.faults.rate_window_s = 8, 1.0
+    url = f"sqlite:///{tmp_path / 'spm.db'}"
+    Store.open(url).close()
+    errors: list[str] = []
+
+    def process() -> None:
+        with Store.open(url) as store:
+            api = _api(sandbox, store)
+            api.portal_id()
+            for _ in range(12):
+                try:
+                    api.request("owners", "/crm/v3/owners", query=[("limit", 1)])
+                except Exception as error:
+                    errors.append(str(error))
+
+    threads = [threading.Thread(target=process) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    limited = [c for c in sandbox.calls.calls() if c.status == 429]
+    assert limited == [], "the shared budget should keep both inside the portal's window"
+
+
+def test_a_429_pauses_every_process_on_the_portal(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_hubspot_sandbox(reps=4, deals=10)
+    with Store.open(f"sqlite:///{tmp_path / 'spm.db'}") as store:
+        api = _api(sandbox, store)
+        portal = api.portal_id()
+        # Someone else spent the portal's window: the next call is refused, 429 with a
+        # Retry-After of the window (10 s).
+        sandbox.faults.rate_limit = 0
+        with contextlib.suppress(CrmError):  # refused after its one attempt
+            api.request("owners", "/crm/v3/owners")
+        granted, wait = store.budgets.take(portal, "ten_second", 1, 100, 10.0, time.time())
+    assert granted == 0 and wait > 0  # another process would wait out the Retry-After
+
+
+def _api(sandbox: HubSpotSandbox, store: Store) -> HubSpotApi:
+    # The reserve (2 a window) covers each process's first call, made before it knows
+    # which portal's budget to take from. The client is the adapter's own (urllib3 told
+    # not to wait out a 429 by itself).
+    settings = HubSpotSettings(base_url=sandbox.url)
+    return HubSpotApi(
+        settings, SecretStr(sandbox.token), RetryPolicy(attempts=1), budget=store.budgets
+    )
