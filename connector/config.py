@@ -45,6 +45,7 @@ from connector.core.plan_checks import membership_overlaps
 from connector.core.plans import Plan, Team
 from connector.core.recognition import Recognition
 from connector.errors import ConfigError
+from connector.sync.schedule import Schedule
 from connector.views.money import DEFAULT_LOCALE, known_locale
 
 DEFAULT_CONFIG = "spm.yaml"
@@ -291,6 +292,8 @@ class Config(_Model):
     # (docs/coaching.md).
     coaching: tuple[Play, ...] = ()
     training: tuple[TrainingModule, ...] = ()
+    # Syncs the workers run on their own (no cron): `{every: 15m, full_at: "02:00"}`.
+    schedule: Schedule | None = None
     pay_cycle: PayCycleSettings = PayCycleSettings()
     # Exchange rates for deals in other currencies (calculation.md §15); none: left out.
     currency_rates: CurrencyRates | None = None

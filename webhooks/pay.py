@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from connector.connect import close_rules, sync_settings
 from connector.core.money import ZERO
 from connector.errors import ConnectorError, InputError
-from connector.store.db import this_process
+from connector.store.db import new_holder
 from connector.store.reviews import DISPUTE, OPEN
 from connector.store.state import Store
 from connector.sync import pay_cycle
@@ -74,7 +74,7 @@ def _adjusted(record: Callable[[Store, SyncSettings, date], T]) -> T | Response:
     The webhook worker applies it at once (it is woken; the inbox has its event)."""
     state = receiver()
     try:
-        with sync_lock(state.store, this_process(), state.clock, wait_s=10.0):
+        with sync_lock(state.store, new_holder(), state.clock, wait_s=10.0):
             done = record(
                 state.store, sync_settings(state.config), datetime.now(state.config.zone).date()
             )
@@ -135,7 +135,7 @@ def close(period: str) -> Response:
     try:
         closed = pay_cycle.freeze(
             state.store, sync_settings(config), chosen, actor,
-            today=today, holder=this_process(), clock=state.clock, lock_wait_s=10.0,
+            today=today, holder=new_holder(), clock=state.clock, lock_wait_s=10.0,
             rules=close_rules(config),
         )  # fmt: skip
     except ConnectorError as error:

@@ -34,6 +34,8 @@ from connector.store.state import Store
 from connector.store.wakeups import InboxListener
 from connector.sync.engine import SyncEngine
 from connector.sync.metrics import Metrics
+from connector.sync.run import SyncOptions, SyncSummary
+from connector.sync.schedule import Scheduler
 from connector.sync.worker import Worker
 from webhooks.app import create_app
 from webhooks.receiver import EXTENSION, Receiver
@@ -60,7 +62,16 @@ def build_worker(
     def today() -> date:
         return as_of if as_of is not None else datetime.now(config.zone).date()
 
-    return Worker(Inbox(store), engine, today=today, metrics=metrics)
+    scheduler = None
+    if config.schedule is not None:
+
+        def run_sync(full: bool, still_due: Callable[[], bool]) -> SyncSummary:
+            options = SyncOptions(as_of=today(), full=full, only_if=still_due)
+            return engine.run(options)
+
+        scheduler = Scheduler(config.schedule, store, run_sync, config.zone,
+                              lambda: datetime.now(UTC), today)  # fmt: skip
+    return Worker(Inbox(store), engine, today=today, metrics=metrics, scheduler=scheduler)
 
 
 def quiet_access_log() -> None:

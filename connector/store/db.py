@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import secrets
 import socket
@@ -68,6 +69,13 @@ def this_process() -> str:
 
 
 _TOKENS: dict[int, str] = {}
+_HOLDERS = itertools.count(1)
+
+
+def new_holder() -> str:
+    """A name for one holder of the sync lock in this process (an engine, a page's
+    action): this process's name and a number, so two threads never share a lease."""
+    return f"{this_process()}.{next(_HOLDERS)}"
 
 
 def _process_token() -> str:

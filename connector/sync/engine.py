@@ -75,7 +75,7 @@ from connector.store.cursors import (
     RULES_CURSOR,
     USERS_FETCHED_CURSOR,
 )
-from connector.store.db import this_process
+from connector.store.db import new_holder
 from connector.store.owed import OWED_DEAL, OWED_REP, OWED_SPLITS
 from connector.store.state import Store
 from connector.sync import coaching
@@ -118,7 +118,7 @@ class SyncEngine:
         self.store = store
         self.clock = clock
         self.progress = progress
-        self.holder = holder or this_process()
+        self.holder = holder or new_holder()
         self._account: str | None = None
 
     # -- the doors ----------------------------------------------------------------------
@@ -144,6 +144,8 @@ class SyncEngine:
                 self.say(f"waiting up to {wait:.0f} s: {holder}")
 
         with sync_lock(self.store, self.holder, self.clock, wait_s=wait, on_wait=waiting):
+            if options.only_if is not None and not options.only_if():
+                return SyncSummary(skipped=True)
             run = Run(options, self.store, CrmSink(self.adapter), self.clock())
             run.summary.interrupted_runs = self.store.close_interrupted_runs(run.started)
             kind = "sync" if change is None else "worker"

@@ -87,6 +87,9 @@ class SyncOptions:
     rebuild: bool = False  # forget the store's state (another CRM account) and sync in full
     # How long the scheduled door waits for a worker pass or another sync holding the lock.
     lock_wait_s: float = 0.0
+    # Asked once the lock is held: is this sync still wanted? (A scheduled sync another
+    # worker has just run is not.) None: always.
+    only_if: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ class SyncSummary:
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     usage: ApiUsage | None = None
+    skipped: bool = False  # ``only_if`` said no: nothing was done
 
     @property
     def exit_code(self) -> int:

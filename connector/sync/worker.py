@@ -41,6 +41,7 @@ from connector.store.runs import Runs
 from connector.sync.engine import SyncEngine
 from connector.sync.metrics import Metrics
 from connector.sync.run import ChangeSet, SyncOptions
+from connector.sync.schedule import Scheduler
 from connector.views.team import OWN_WRITE_BACK
 
 BATCH = 500
@@ -74,8 +75,10 @@ class Worker:
         batch: int = BATCH,
         lease: timedelta = DEFAULT_LEASE,
         gather_s: float = GATHER_S,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.inbox = inbox
+        self.scheduler = scheduler  # runs the syncs spm.yaml's schedule: asks for
         self.engine = engine
         self.today = today
         self.clock = clock
@@ -94,6 +97,8 @@ class Worker:
         log("worker_started")
         while not stop.is_set():
             try:
+                if self.scheduler is not None:
+                    self.scheduler.run_due(time.monotonic())
                 claimed = self.run_once()
             except ConnectorError as error:  # the store itself: wait and try again
                 log("worker_store_error", level=logging.ERROR, error=str(error))
