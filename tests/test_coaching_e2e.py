@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-from werkzeug.serving import make_server
 
 from connector.config import load_config, load_secrets
 from connector.connect import adapter_for, sync_settings
@@ -26,11 +24,12 @@ from connector.store.coaching import CLEARED, DONE, MODULE, OPEN, PLAY
 from connector.store.state import Store
 from connector.sync.engine import SyncEngine
 from connector.sync.run import ChangeSet, SyncOptions
+from tests.browser import SCREENSHOTS, browser_page, needs_chromium
 from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.crm_pair import Crm
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
-from tests.test_reports import CHROMIUM, SCREENSHOTS, TOKEN
+from tests.test_reports import TOKEN
 from webhooks.app import create_app
 
 AS_OF = "2026-11-20"
@@ -69,12 +68,18 @@ def user_ids(crm: Crm) -> list[str]:
     return [o["id"] for o in sandbox.owners()]
 
 
-def test_plays_open_one_task_clear_with_a_note_and_read_back(crm: Crm) -> None:
-    sandbox: Any = crm.sandbox
+def synced(crm: Crm) -> tuple[Any, str, list[str]]:
+    """The CRM with plays configured, installed and synced: (its sandbox, the manager,
+    the reps)."""
     manager, *reps = user_ids(crm)
     with_coaching(crm, manager, reps)
     crm.ok("install")
     crm.ok("sync", "--as-of", AS_OF)
+    return crm.sandbox, manager, reps
+
+
+def test_plays_open_one_task_clear_with_a_note_and_read_back(crm: Crm) -> None:
+    sandbox, manager, reps = synced(crm)
 
     with crm.store() as store:
         tasks = store.coaching.of()
@@ -226,13 +231,10 @@ def test_hubspot_task_whose_create_went_unrecorded_is_found_once_search_caught_u
         assert sorted(t["id"] for t in hs.tasks()) == sorted(t.crm_id or "" for t in held.values())
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 def test_the_reports_pages_coaching_section_in_a_real_browser(
     make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
 ) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
     sandbox = make_salesforce_sandbox(reps=6, deals=160)
     manager, *reps = [u["Id"] for u in sandbox.users()]
     config = write_config(tmp_path, sandbox.settings()["crm"], [manager, *reps],
@@ -250,43 +252,26 @@ def test_the_reports_pages_coaching_section_in_a_real_browser(
     assert run(config, env, "sync", "--as-of", AS_OF).exit_code == 0
 
     app = create_app(load_config(config), environ={"SPM_ADMIN_TOKEN": TOKEN})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"http://127.0.0.1:{server.port}/reports?token={TOKEN}&period=2026-11")
-            section = page.locator("#coaching")
-            assert section.is_visible()
-            plays = page.locator("#plays tbody tr")
-            assert plays.count() == sum(t.kind == PLAY for t in tasks)
-            assert "Below plan" in plays.first.inner_text()
-            row = page.locator(f'[data-training="{rep}"]').inner_text().split("\t")
-            assert row[2:5] == ["1", "1", "0"]  # assigned, completed, overdue
-            assert "Building pipeline" in row[5] and "attainment" in row[6] and "→" in row[6]
-            notes = page.locator("#recent-notes").inner_text()
-            assert "Shadow two calls with me this week." in notes and "(CRM task)" in notes
-            assert page.locator("#recent-awards li").count() > 0
-            section.screenshot(path=str(SCREENSHOTS / "coaching.png"))
-            browser.close()
-    finally:
-        server.shutdown()
-        thread.join()
+    with browser_page(app) as (page, base, errors):
+        page.goto(f"{base}/reports?token={TOKEN}&period=2026-11")
+        section = page.locator("#coaching")
+        assert section.is_visible()
+        plays = page.locator("#plays tbody tr")
+        assert plays.count() == sum(t.kind == PLAY for t in tasks)
+        assert "Below plan" in plays.first.inner_text()
+        row = page.locator(f'[data-training="{rep}"]').inner_text().split("\t")
+        assert row[2:5] == ["1", "1", "0"]  # assigned, completed, overdue
+        assert "Building pipeline" in row[5] and "attainment" in row[6] and "→" in row[6]
+        notes = page.locator("#recent-notes").inner_text()
+        assert "Shadow two calls with me this week." in notes and "(CRM task)" in notes
+        assert page.locator("#recent-awards li").count() > 0
+        section.screenshot(path=str(SCREENSHOTS / "coaching.png"))
     assert errors == []
     assert (SCREENSHOTS / "coaching.png").stat().st_size > 5_000
 
 
 def test_a_worker_pass_reads_back_the_tasks_of_the_reps_it_computes(crm: Crm) -> None:
-    sandbox: Any = crm.sandbox
-    manager, *reps = user_ids(crm)
-    with_coaching(crm, manager, reps)
-    crm.ok("install")
-    crm.ok("sync", "--as-of", AS_OF)
+    sandbox, _, _ = synced(crm)
     settings = load_config(crm.config)
     with crm.store() as store:
         module = next(t for t in store.coaching.of() if t.kind == MODULE)

@@ -48,19 +48,8 @@ class Awards:
             }
             for a in awards
         }  # fmt: skip
-        if not rows:
-            return 0
-        # As the inbox does: what is held already is skipped, what is new comes back.
-        statement = (
-            self._db.insert(awards_table)
-            .on_conflict_do_nothing(index_elements=["rep_id", "award", "award_key"])
-            .returning(awards_table.c.rep_id)
-        )
-        with self._db.transaction() as connection:
-            return sum(
-                len(connection.execute(statement, list(part)).all())
-                for part in chunks(list(rows.values()))
-            )
+        # As the inbox does: what is held already is skipped, what is new is counted.
+        return self._db.insert_new(awards_table, list(rows.values()))
 
     def of(self, rep_ids: Collection[str] | None = None) -> list[Given]:
         """The reps' awards (everyone's with None), oldest period first."""

@@ -40,6 +40,9 @@ class Budgets:
         t = api_budget_table
         slot_s = window_s / SLOTS
         slot = math.floor(now / slot_s)
+        if self._db.scratching and self._db.dialect == "sqlite":
+            # A dry run holds SQLite's write lock: its calls are paced by this process alone.
+            return want, (slot + 1) * slot_s
         with self._db.committing() as connection:
             self._lock(connection, account, api)
             paused = connection.execute(
@@ -84,6 +87,8 @@ class Budgets:
         """No process calls the account's API before ``until`` (a 429's Retry-After)."""
         t = api_budget_table
         ms = math.ceil(until * 1000)
+        if self._db.scratching and self._db.dialect == "sqlite":
+            return  # a dry run holds SQLite's write lock; the 429 was waited out here
         with self._db.committing() as connection:
             statement = self._db.insert(t).values(account=account, api=_PAUSE, slot=0, used=ms)
             connection.execute(

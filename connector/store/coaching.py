@@ -65,17 +65,7 @@ class CoachingTasks:
         """Keep the tasks not held yet (a held one is left as it is); how many were new."""
         names = [column.name for column in coaching_tasks_table.columns]
         rows = [{name: getattr(task, name) for name in names} for task in tasks]
-        if not rows:
-            return 0
-        statement = (
-            self._db.insert(coaching_tasks_table)
-            .on_conflict_do_nothing(index_elements=["rep_id", "play", "period"])
-            .returning(coaching_tasks_table.c.rep_id)
-        )
-        with self._db.transaction() as connection:
-            return sum(
-                len(connection.execute(statement, list(part)).all()) for part in chunks(rows)
-            )
+        return self._db.insert_new(coaching_tasks_table, rows)
 
     def set_state(self, key: tuple[str, str, str], state: str, *, note: str | None,
                   on: date) -> None:  # fmt: skip

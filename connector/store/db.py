@@ -355,6 +355,12 @@ class Database:
                 self._held = None
                 transaction.rollback()
 
+    @property
+    def scratching(self) -> bool:
+        """Whether a scratch transaction (a dry run) is open: on SQLite it holds the one
+        write lock until it rolls back, so nothing else may commit meanwhile."""
+        return self._held is not None
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction: committed on success, rolled back on any error.
@@ -426,6 +432,25 @@ class Database:
             statement = statement.on_conflict_do_nothing(index_elements=keys)
         for start in range(0, len(rows), CHUNK):
             connection.execute(statement, rows[start : start + CHUNK])
+
+    def insert_new(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert the rows whose key is not held yet, in one transaction; how many were new.
+
+        One statement per chunk that skips what is held and returns what it added: a
+        row given twice (a replay, a second pass) is kept once, whoever gives it.
+        """
+        if not rows:
+            return 0
+        keys = [column.name for column in table.primary_key.columns]
+        statement = (
+            self.insert(table)
+            .on_conflict_do_nothing(index_elements=keys)
+            .returning(table.primary_key.columns[keys[0]])
+        )
+        with self.transaction() as connection:
+            return sum(
+                len(connection.execute(statement, list(part)).all()) for part in chunks(rows)
+            )
 
     def json_text(self, column: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[str]:
         """One top-level value of a JSON text column, as text, read by the database."""
