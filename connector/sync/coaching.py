@@ -89,6 +89,10 @@ def decide(
     managers = _managers(settings, users, as_of)
     modules = {module.id: module for module in settings.training}
     held = {task.key: task for task in store.coaching.of(reps)}
+    assigned: dict[str, list[CoachingTask]] = {}
+    for held_task in held.values():
+        if held_task.kind == MODULE and held_task.state in (OPEN, DONE):
+            assigned.setdefault(held_task.rep_id, []).append(held_task)
     new: list[CoachingTask] = []
     measured: list[tuple[tuple[str, str, str], str | None]] = []
     unmanaged: set[str] = set()
@@ -125,11 +129,10 @@ def decide(
                 value = figures.value(play)
                 store.coaching.set_state(key, CLEARED, note=cleared_note(play, value, as_of),
                                          on=as_of)  # fmt: skip
-        for task in held.values():
-            if task.rep_id == rep_id and task.kind == MODULE and task.state in (OPEN, DONE):
-                module = modules.get(task.module or "")
-                if module is not None:
-                    measured.append((task.key, _text(module_figure(module, figures))))
+        for held_task in assigned.get(rep_id, ()):
+            module = modules.get(held_task.module or "")
+            if module is not None:
+                measured.append((held_task.key, _text(module_figure(module, figures))))
     if unmanaged:
         run.summary.warnings.append(
             f"coaching: plays hold for {', '.join(sorted(unmanaged))}, but no manager is known "
