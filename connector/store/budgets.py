@@ -10,7 +10,8 @@ stay within the limit. A 429's Retry-After pauses every process on the account.
 A take locks the account's head row first (``FOR UPDATE`` on PostgreSQL; the
 write that starts it holds SQLite's one writer), so two takes never both see
 room that only one of them may use. Each take commits at once, in a transaction
-of its own: a dry run's calls count too, and hold no lock while it runs.
+of its own, so a dry run's calls count too and it holds no lock while it runs
+(on PostgreSQL; on SQLite a dry run holds the one write lock, so it paces alone).
 """
 
 from __future__ import annotations
