@@ -23,13 +23,14 @@ from tests.test_store import _postgres_url
 
 def test_takes_stay_within_the_rolling_window(any_store: Store) -> None:
     budgets, now = any_store.budgets, 1_000.0
-    assert budgets.take("p1", "ten_second", 4, 10, 10.0, now) == (4, 1_001.0)
+    # Granted calls are good until the end of their slot (a twentieth of the window).
+    assert budgets.take("p1", "ten_second", 4, 10, 10.0, now) == (4, 1_000.5)
     assert budgets.take("p1", "ten_second", 4, 10, 10.0, now + 0.5) == (4, 1_001.0)
     granted, _ = budgets.take("p1", "ten_second", 4, 10, 10.0, now + 5)
     assert granted == 2  # 8 of 10 taken in the window
     granted, wait = budgets.take("p1", "ten_second", 4, 10, 10.0, now + 9.9)
-    # Full until the slot of the first takes leaves every rolling window: 1011.0.
-    assert granted == 0 and abs(wait - 1.1) < 1e-6
+    # Full until the slot of the first take leaves every rolling window: 1010.5.
+    assert granted == 0 and abs(wait - 0.6) < 1e-6
     assert budgets.take("p1", "ten_second", 4, 10, 10.0, now + 11.0)[0] == 4
     # Another account, another API class: budgets of their own.
     assert budgets.take("p2", "ten_second", 4, 10, 10.0, now + 9.9)[0] == 4

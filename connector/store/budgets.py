@@ -2,10 +2,11 @@
 
 HubSpot limits each portal's calls in a rolling ten-second window (and its
 searches per second), whoever makes them: N workers that each pace themselves
-alone spend N times the budget and meet 429s. Here the window is cut in ten
-slots; a process takes a few calls at a time, and only while the calls of the
-slots that a rolling window can touch (the current one and the ten before it)
-stay within the limit. A 429's Retry-After pauses every process on the account.
+alone spend N times the budget and meet 429s. Here the window is cut in twenty
+slots; a process takes a call or two at a time, and only while the calls of the
+slots that a rolling window can touch (the current one and the twenty before it)
+stay within the limit: at most a twentieth of the window's budget is given up
+for sharing it. A 429's Retry-After pauses every process on the account.
 
 A take locks the account's head row first (``FOR UPDATE`` on PostgreSQL; the
 write that starts it holds SQLite's one writer), so two takes never both see
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from connector.store.db import Database
 from connector.store.schema import api_budget_table
 
-SLOTS = 10  # slots per window
+SLOTS = 20  # slots per window
 _HEAD = -1
 _PAUSE = "pause"
 

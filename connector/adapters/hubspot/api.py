@@ -60,8 +60,9 @@ PROPERTY_TYPE = {
 }
 # Before a portal's first answer says its limit: HubSpot's for a private app.
 NOMINAL_TEN_SECOND_LIMIT = 100
-# Calls taken from the shared budget at a time (each good for one slot of the window).
-SHARED_BLOCK = 4
+# Calls taken from the shared budget at a time: each is good for one slot of the window
+# (a twentieth), and one left unused there counts against the window all the same.
+SHARED_BLOCK = 2
 # 207 error categories worth sending again (the record was busy, not wrong).
 _RETRYABLE_CATEGORIES = frozenset({"CONFLICT", "RATE_LIMITS", "LOCKED"})
 
