@@ -7,6 +7,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,29 @@ def _api(sandbox: HubSpotSandbox, store: Store) -> HubSpotApi:
     return HubSpotApi(
         settings, SecretStr(sandbox.token), RetryPolicy(attempts=1), budget=store.budgets
     )
+
+
+def test_metrics_say_the_last_sync_the_pause_and_the_calls_in_the_window(
+    any_store: Store,
+) -> None:
+    from prometheus_client import generate_latest
+
+    from connector.store.cursors import ACCOUNT_CURSOR
+    from connector.store.inbox import Inbox
+    from connector.sync.metrics import Metrics, account_state
+
+    now = time.time()
+    any_store.cursors.set(ACCOUNT_CURSOR, "40123456")
+    any_store.runs.start("sync", datetime.fromtimestamp(now - 90, UTC), {}, "host:1")
+    any_store.budgets.take("40123456", "ten_second", 2, 100, 10.0, now)
+    any_store.budgets.pause("40123456", now + 30)
+    metrics = Metrics(Inbox(any_store).depth, None, lambda: account_state(any_store))
+    scraped = generate_latest(metrics.registry).decode()
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in scraped.splitlines()
+        if line.startswith(("spm_last_sync", "spm_api_"))
+    }
+    assert 89 <= values["spm_last_sync_age_seconds"] <= 120
+    assert 25 <= values["spm_api_paused_seconds"] <= 30
+    assert values["spm_api_calls_in_window"] == 2

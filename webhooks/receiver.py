@@ -25,7 +25,7 @@ from connector.store.cursors import ACCOUNT_CURSOR
 from connector.store.inbox import Event, Inbox
 from connector.store.state import Store
 from connector.sync.lease import lock_state
-from connector.sync.metrics import Metrics
+from connector.sync.metrics import Metrics, account_state
 from webhooks.signing import Rejected
 
 EXTENSION = "spm"
@@ -46,7 +46,9 @@ class Receiver:
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(self.store)
-        self.metrics = Metrics(self.inbox.depth, lambda: lock_state(self.store))
+        self.metrics = Metrics(
+            self.inbox.depth, lambda: lock_state(self.store), lambda: account_state(self.store)
+        )
         self.our_hubspot_properties = frozenset(spec.hubspot for spec in field_specs(self.config))
 
     def store_events(self, source: str, events: Sequence[Event]) -> int:

@@ -102,8 +102,8 @@ class Budgets:
                 )
             )
 
-    def left(self, account: str, api: str, limit: int, window_s: float, now: float) -> int:
-        """Calls still free in the window now (what /metrics shows)."""
+    def used(self, account: str, api: str, window_s: float, now: float) -> int:
+        """Calls counted in the rolling window now (what /metrics shows)."""
         t = api_budget_table
         slot = math.floor(now / (window_s / SLOTS))
         with self._db.reading() as connection:
@@ -115,7 +115,11 @@ class Budgets:
                     t.c.slot != _HEAD,
                 )
             ).scalar()
-        return max(limit - int(used or 0), 0)
+        return int(used or 0)
+
+    def left(self, account: str, api: str, limit: int, window_s: float, now: float) -> int:
+        """Calls still free in the window now."""
+        return max(limit - self.used(account, api, window_s, now), 0)
 
     def paused_until(self, account: str) -> float | None:
         """When the account's pause after a 429 ends (epoch seconds), if one was set."""

@@ -9,24 +9,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from connector.errors import ConnectorError
+from connector.store.cursors import ACCOUNT_CURSOR
 from connector.store.inbox import Depth
+from connector.store.state import Store
 from connector.sync.lease import LockState
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+@dataclass(frozen=True)
+class AccountState:
+    """What /metrics says of the CRM account besides the inbox and the lock."""
+
+    last_sync_started: float | None  # epoch seconds
+    paused_until: float | None  # epoch seconds: every process waits out a 429 till then
+    calls_in_window: int  # HubSpot calls counted in the shared ten-second window
+
+
 class _InboxCollector(Collector):
     def __init__(
-        self, depth: Callable[[], Depth], lock: Callable[[], LockState | None] | None = None
+        self,
+        depth: Callable[[], Depth],
+        lock: Callable[[], LockState | None] | None = None,
+        account: Callable[[], AccountState] | None = None,
     ) -> None:
         self._depth = depth
         self._lock = lock
+        self._account = account
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
@@ -45,6 +61,32 @@ class _InboxCollector(Collector):
         yield GaugeMetricFamily(
             "spm_inbox_parked", "Events parked after failing every try.", value=depth.parked
         )
+        yield from self._lock_gauges()
+        if self._account is None:
+            return
+        try:
+            state = self._account()
+        except ConnectorError:
+            return
+        now = time.time()
+        if state.last_sync_started is not None:
+            yield GaugeMetricFamily(
+                "spm_last_sync_age_seconds",
+                "Time since the last sync (scheduled or by hand) started.",
+                value=max(0.0, now - state.last_sync_started),
+            )
+        yield GaugeMetricFamily(
+            "spm_api_paused_seconds",
+            "How long every process still waits out the CRM's last 429 (0: not paused).",
+            value=max(0.0, (state.paused_until or 0.0) - now),
+        )
+        yield GaugeMetricFamily(
+            "spm_api_calls_in_window",
+            "CRM calls counted in the account's shared ten-second window (HubSpot).",
+            value=state.calls_in_window,
+        )
+
+    def _lock_gauges(self) -> Iterator[GaugeMetricFamily]:
         if self._lock is None:
             return
         try:
@@ -68,6 +110,7 @@ class Metrics:
         self,
         depth: Callable[[], Depth] | None = None,
         lock: Callable[[], LockState | None] | None = None,
+        account: Callable[[], AccountState] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -125,4 +168,20 @@ class Metrics:
             "spm_worker_crm_calls", "CRM API calls the worker made.", registry=r
         )
         if depth is not None:
-            r.register(_InboxCollector(depth, lock))
+            r.register(_InboxCollector(depth, lock, account))
+
+
+# HubSpot's window, the one the shared budget counts in (hubspot.md).
+TEN_SECONDS = 10.0
+
+
+def account_state(store: Store) -> AccountState:
+    """The account's last sync, its API pause and its calls in the shared window."""
+    account = store.cursors.get(ACCOUNT_CURSOR)
+    last = store.runs.recent(limit=1, kind="sync")
+    now = time.time()
+    return AccountState(
+        last[0].started_at.timestamp() if last else None,
+        store.budgets.paused_until(account) if account else None,
+        store.budgets.used(account, "ten_second", TEN_SECONDS, now) if account else 0,
+    )
