@@ -14,7 +14,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from connector.core.recognition import Award
-from connector.store.db import Database, chunks
+from connector.store.db import Database
 from connector.store.schema import awards_table
 
 
@@ -55,13 +55,7 @@ class Awards:
         """The reps' awards (everyone's with None), oldest period first."""
         t = awards_table
         query = sa.select(t).order_by(t.c.rep_id, t.c.period, t.c.given_at, t.c.award)
-        with self._db.reading() as connection:
-            if rep_ids is None:
-                rows = list(connection.execute(query))
-            else:
-                rows = []
-                for part in chunks(sorted(rep_ids)):
-                    rows += connection.execute(query.where(t.c.rep_id.in_(part)))
+        rows = self._db.select_for(query, t.c.rep_id, rep_ids)
         return [
             Given(r.rep_id, r.award, r.award_key, r.period, r.title, r.said, r.given_at)
             for r in rows

@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from connector.store.db import Database, chunks, iso
+from connector.store.db import Database, iso
 from connector.store.schema import coaching_tasks_table
 
 OPEN, CLEARED, DONE, GONE = "open", "cleared", "done", "gone"
@@ -86,13 +86,7 @@ class CoachingTasks:
         """The reps' tasks (everyone's with None), by rep, period and play."""
         t = coaching_tasks_table
         query = sa.select(t).order_by(t.c.rep_id, t.c.period, t.c.play)
-        with self._db.reading() as connection:
-            if rep_ids is None:
-                rows = list(connection.execute(query))
-            else:
-                rows = []
-                for part in chunks(sorted(rep_ids)):
-                    rows += connection.execute(query.where(t.c.rep_id.in_(part)))
+        rows = self._db.select_for(query, t.c.rep_id, rep_ids)
         return [CoachingTask(**row._mapping) for row in rows]
 
     def to_open(self) -> list[CoachingTask]:

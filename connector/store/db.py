@@ -433,6 +433,21 @@ class Database:
         for start in range(0, len(rows), CHUNK):
             connection.execute(statement, rows[start : start + CHUNK])
 
+    def select_for(
+        self, query: sa.Select[Any], column: sa.ColumnElement[Any], ids: Collection[str] | None
+    ) -> list[sa.Row[Any]]:
+        """The rows of ``query`` whose ``column`` is one of ``ids`` (every row with None),
+        asked in chunks small enough for one IN (...), the ids in sorted order: a query
+        ordered by ``column`` first comes back in its order; any other order or limit
+        holds within each chunk only."""
+        with self.reading() as connection:
+            if ids is None:
+                return list(connection.execute(query))
+            rows: list[sa.Row[Any]] = []
+            for part in chunks(sorted(ids)):
+                rows += connection.execute(query.where(column.in_(part)))
+            return rows
+
     def insert_new(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> int:
         """Insert the rows whose key is not held yet, in one transaction; how many were new.
 

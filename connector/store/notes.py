@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
 from connector.store.books import log_event
-from connector.store.db import Database, chunks, iso
+from connector.store.db import Database, iso
 from connector.store.schema import feedback_notes_table
 
 MAX_NOTE = 2000  # characters: a note, not a document
@@ -54,10 +53,7 @@ class Notes:
         """The newest notes for these reps, newest first."""
         t = feedback_notes_table
         query = sa.select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
-        rows: list[sa.Row[Any]] = []
-        with self._db.reading() as connection:
-            for part in chunks(sorted(rep_ids)):
-                rows += connection.execute(query.where(t.c.rep_id.in_(part))).all()
+        rows = self._db.select_for(query, t.c.rep_id, rep_ids)
         rows.sort(key=lambda r: (r.at, r.id), reverse=True)
         return [Note(r.id, r.rep_id, r.period, r.author, r.body, r.at) for r in rows[:limit]]
 
