@@ -325,6 +325,19 @@ class BatchWriter:
         return results
 
 
+def missing_after_refresh(
+    wanted: Sequence[str], known: Callable[[bool], Collection[str]]
+) -> list[str]:
+    """The names in ``wanted`` that the CRM's metadata lacks, asked of the cached copy and,
+    for any it lacks, once more of a fresh read (``known(refresh)``): a field or property
+    an admin added since the cache was filled is found, not refused."""
+    missing = [name for name in wanted if name not in known(False)]
+    if missing:
+        fresh = known(True)
+        missing = [name for name in missing if name not in fresh]
+    return missing
+
+
 def cached_rates(found: Mapping[str, Any] | None, *, source: str, inverse: bool,
                  hint: str) -> Rates | None:  # fmt: skip
     """Rates from their cached form: ``{"base": code, "rows": {code: [[from, rate], ...]}}``."""

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connector.adapters.base import missing_after_refresh
 from connector.adapters.hubspot.api import (
     BATCH_SIZE,
     LIST_PAGE,
@@ -61,10 +62,9 @@ class DealReader:
         """The deal properties the plans name, each checked to exist: HubSpot leaves out a
         property it does not know without a word, and a filter on it would never match."""
         wanted = [p for p in self.api.settings.deal_properties if p not in _DEAL_PROPERTIES]
-        missing = [p for p in wanted if p not in self.api.properties("deals")]
-        if missing:  # a property added since the cached list? read it again once
-            known = self.api.properties("deals", refresh=True)
-            missing = [p for p in missing if p not in known]
+        missing = missing_after_refresh(
+            wanted, lambda refresh: self.api.properties("deals", refresh=refresh)
+        )
         if missing:
             raise CrmConfigError(
                 f"HubSpot: the plans name the deal property {', '.join(missing)} (in a filter, "

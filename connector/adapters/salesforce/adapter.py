@@ -21,7 +21,7 @@ from typing import Any
 import requests
 from simple_salesforce.exceptions import SalesforceError
 
-from connector.adapters.base import BatchWriter, MetadataCache, TaskBoard
+from connector.adapters.base import BatchWriter, MetadataCache, TaskBoard, missing_after_refresh
 from connector.adapters.retry import ConnectFailure, RetryPolicy, connect_failure, unreachable
 from connector.adapters.salesforce.api import (
     BATCH_SIZE,
@@ -421,10 +421,9 @@ def _outgoing(spec: FieldSpec, value: FieldValue) -> Any:
 def _named_fields(api: SalesforceApi, wanted: list[str]) -> list[str]:
     """The Opportunity fields the plans name, each checked to exist and be readable (a
     field added since the cached describe is found by reading it again, once)."""
-    missing = [f for f in wanted if f not in api.fields_of("Opportunity")]
-    if missing:
-        known = api.fields_of("Opportunity", refresh=True)
-        missing = [f for f in missing if f not in known]
+    missing = missing_after_refresh(
+        wanted, lambda refresh: api.fields_of("Opportunity", refresh=refresh)
+    )
     if missing:
         raise CrmConfigError(
             f"Salesforce: the plans name the Opportunity field {', '.join(missing)} (in a "
