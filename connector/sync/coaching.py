@@ -166,7 +166,9 @@ def carry_out(run: Run, adapter: CrmAdapter) -> None:
                 board.update_body(crm.id, body)
             store.coaching.noted(task.key, body)
     except CrmAuthError as error:
-        run.summary.failures.append(Failure(RecordKind.REP, "", error.code, _refused(error)))
+        run.summary.failures.append(
+            Failure(RecordKind.REP, "(tasks)", error.code or "REFUSED", _refused(error))
+        )
 
 
 def _open(run: Run, board: TaskBoard, task: CoachingTask) -> None:
@@ -189,7 +191,8 @@ def _open(run: Run, board: TaskBoard, task: CoachingTask) -> None:
     except CrmError as error:
         run.summary.failures.append(
             Failure(RecordKind.REP, task.rep_id, error.code or "REFUSED",
-                    f"the {task.kind} task {task.subject!r} was not opened: {error}")
+                    f"the {'coaching' if task.kind == PLAY else 'training'} task {task.subject!r} "
+                    f"was not opened: {error}")
         )  # fmt: skip
 
 
