@@ -3,23 +3,20 @@ expires and ends, and every answer forbids framing, sniffing and script."""
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from connector.config import load_config
 from connector.store.state import Store
+from tests.browser import browser_page, needs_chromium
 from tests.crm_sync_helpers import write_config
 from webhooks.app import create_app
 
 TOKEN = "reports-admin-token-456"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAYLOADS = (
     "<img src=x onerror=\"document.title='XSS'\">",
     "<script>document.title='XSS'</script>",
@@ -130,36 +127,22 @@ def test_the_session_expires_ends_on_logout_and_on_a_new_token(
     assert client.get("/reports").status_code == 401
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 def test_in_chromium_no_hostile_address_runs_script(tmp_path: Path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
     app = make_app(tmp_path)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     ran: list[str] = []
-    try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = browser.new_page()
-            page.on("dialog", lambda d: (ran.append(d.message), d.dismiss()))
-            base = f"http://127.0.0.1:{server.port}"
-            page.goto(f"{base}/reports?token={TOKEN}")  # the admin's session is set
-            assert page.url == f"{base}/reports"
-            for path in hostile_paths():
-                page.goto(base + path)
-                assert page.title() != "XSS", path
-                if page.title() == "XSS":
-                    ran.append(path)
-            # And with the token still in the address, as a link an attacker sends.
-            for path in hostile_paths():
-                joiner = "&" if "?" in path else "?"
-                page.goto(f"{base}{path}{joiner}token={TOKEN}")
-                assert page.title() != "XSS", path
-            browser.close()
-    finally:
-        server.shutdown()
-        thread.join()
+    with browser_page(app) as (page, base, _errors):
+        page.on("dialog", lambda d: (ran.append(d.message), d.dismiss()))
+        page.goto(f"{base}/reports?token={TOKEN}")  # the admin's session is set
+        assert page.url == f"{base}/reports"
+        for path in hostile_paths():
+            page.goto(base + path)
+            assert page.title() != "XSS", path
+            if page.title() == "XSS":
+                ran.append(path)
+        # And with the token still in the address, as a link an attacker sends.
+        for path in hostile_paths():
+            joiner = "&" if "?" in path else "?"
+            page.goto(f"{base}{path}{joiner}token={TOKEN}")
+            assert page.title() != "XSS", path
     assert ran == []

@@ -5,8 +5,6 @@ in a real Chromium too."""
 from __future__ import annotations
 
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +16,6 @@ from urllib.parse import unquote_plus, urlparse
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from connector.config import load_config
 from connector.core.fields import RecordKind
@@ -27,6 +24,7 @@ from connector.store.inbox import Inbox
 from connector.store.owed import OWED_REP
 from connector.store.state import Store
 from connector.sync.links import StatementLinks
+from tests.browser import SCREENSHOTS, browser_page, needs_chromium
 from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
 from webhooks.app import create_app
@@ -36,8 +34,6 @@ SECRET = "statement-link-secret-1"
 PUBLIC = "https://spm.example.com"
 TODAY = datetime.now(UTC).date()
 LAST_MONTH = label(period_of(TODAY, PeriodKind.MONTH) - 1, PeriodKind.MONTH)
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
 
@@ -221,48 +217,30 @@ def test_approvals_in_order_reset_when_the_statement_changes(site: Site) -> None
     assert refused.status_code == 409 and b"wait for approval" in refused.data
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 def test_in_a_real_browser_the_admin_approves_and_closes_after_confirming(site: Site) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    server = make_server("127.0.0.1", 0, site.app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
     close_earlier(site)
-    try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            base = f"http://127.0.0.1:{server.port}"
-            page.goto(f"{base}/reports?token={TOKEN}&period={LAST_MONTH}")
-            assert page.locator("#period-status").inner_text() == "preliminary"
-            for step in ("manager", "finance"):
-                form = page.locator(f'[data-step="{step}"] form')
-                form.locator('input[name="by"]').fill("Ana Finance")
-                form.locator("button").click()
-                page.wait_for_load_state()
-                assert "approved" in page.locator("#notice").inner_text()
-            page.screenshot(path=str(SCREENSHOTS / "pay-cycle-approved.png"), full_page=True)
-            close = page.locator("#close-period")
-            close.locator('input[name="by"]').fill("Ana Finance")
-            close.locator("button").click()
+    with browser_page(site.app) as (page, base, errors):
+        page.goto(f"{base}/reports?token={TOKEN}&period={LAST_MONTH}")
+        assert page.locator("#period-status").inner_text() == "preliminary"
+        for step in ("manager", "finance"):
+            form = page.locator(f'[data-step="{step}"] form')
+            form.locator('input[name="by"]').fill("Ana Finance")
+            form.locator("button").click()
             page.wait_for_load_state()
-            assert page.locator("h1").inner_text() == f"Close {LAST_MONTH}?"  # it asks first
-            page.screenshot(path=str(SCREENSHOTS / "pay-cycle-confirm.png"), full_page=True)
-            page.locator("#confirm-close").click()
-            page.wait_for_load_state()
-            assert page.locator("#period-status").inner_text() == "closed"
-            assert f"closed {LAST_MONTH}" in page.locator("#notice").inner_text()
-            page.screenshot(path=str(SCREENSHOTS / "pay-cycle-closed.png"), full_page=True)
-            browser.close()
-    finally:
-        server.shutdown()
-        thread.join()
+            assert "approved" in page.locator("#notice").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "pay-cycle-approved.png"), full_page=True)
+        close = page.locator("#close-period")
+        close.locator('input[name="by"]').fill("Ana Finance")
+        close.locator("button").click()
+        page.wait_for_load_state()
+        assert page.locator("h1").inner_text() == f"Close {LAST_MONTH}?"  # it asks first
+        page.screenshot(path=str(SCREENSHOTS / "pay-cycle-confirm.png"), full_page=True)
+        page.locator("#confirm-close").click()
+        page.wait_for_load_state()
+        assert page.locator("#period-status").inner_text() == "closed"
+        assert f"closed {LAST_MONTH}" in page.locator("#notice").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "pay-cycle-closed.png"), full_page=True)
     assert errors == []
     with Store.open(site.store_url, existing=True) as store:
         assert store.pay.closed_through() == LAST_MONTH

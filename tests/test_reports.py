@@ -4,8 +4,6 @@ real headless Chromium (Debian's, through Playwright) following a leaderboard li
 from __future__ import annotations
 
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -14,18 +12,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from connector.config import load_config
 from connector.views.money import money
 from tests import test_salesforce_sync as sf
+from tests.browser import SCREENSHOTS, browser_page, needs_chromium
 from tests.crm_sync_helpers import write_config
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
 from webhooks.app import create_app
 
 TOKEN = "reports-admin-token-123"
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
@@ -111,65 +107,45 @@ def test_a_token_in_the_address_becomes_a_cookie_and_leaves_the_address(
     assert client.get("/reports/statements/005000000000000AAA").status_code == 404
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+@needs_chromium
 def test_in_a_real_browser_the_leaderboard_links_to_a_statement(
     synced: tuple[Flask, sf.Org, date, list[dict[str, Any]]],
 ) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
     app, org, as_of, oracle = synced
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            base = f"http://127.0.0.1:{server.port}"
-            page.goto(f"{base}/reports?token={TOKEN}")
-            assert page.url == f"{base}/reports"  # the token left the address bar
-            assert page.locator("h1").inner_text() == f"Team, {period_of(as_of)}"
-            rows = page.locator("#leaderboard tbody tr")
-            assert rows.count() == len(org.sandbox.users())
-            page.screenshot(path=str(SCREENSHOTS / "reports.png"), full_page=True)
-            # A manager drills into one team, then looks at the year to date.
-            team = page.locator("#teams tbody tr a").first
-            team_name = team.inner_text()
-            team.click()
-            page.wait_for_load_state()
-            assert page.locator("h1").inner_text() == f"{team_name}, {period_of(as_of)}"
-            assert 0 < page.locator("#leaderboard tbody tr").count() < len(org.sandbox.users())
-            page.select_option("#span", "ytd")
-            page.locator("form[action='/reports'] button").click()
-            page.wait_for_load_state()
-            assert "the year to date" in page.locator("h1").inner_text()
-            page.screenshot(path=str(SCREENSHOTS / "reports-team-ytd.png"), full_page=True)
-            page.goto(f"{base}/reports")
-            rows = page.locator("#leaderboard tbody tr")
-            leader = rows.first.locator("a")
-            name = leader.inner_text()
-            leader.click()
-            page.wait_for_load_state()
-            assert page.locator("h1").inner_text() == name
-            payout = page.locator('[data-figure="payout"]').first.inner_text()
-            rep_id = re.search(r"/reports/statements/(\w+)", page.url)
-            assert rep_id is not None
-            want = next(
-                s
-                for s in oracle
-                if s["rep_id"] == rep_id.group(1) and s["period"] == period_of(as_of)
-            )
-            assert payout == money(Decimal(want["payout"]), "USD")
-            page.screenshot(path=str(SCREENSHOTS / "statement.png"), full_page=True)
-            browser.close()
-    finally:
-        server.shutdown()
-        thread.join()
+    with browser_page(app) as (page, base, errors):
+        page.goto(f"{base}/reports?token={TOKEN}")
+        assert page.url == f"{base}/reports"  # the token left the address bar
+        assert page.locator("h1").inner_text() == f"Team, {period_of(as_of)}"
+        rows = page.locator("#leaderboard tbody tr")
+        assert rows.count() == len(org.sandbox.users())
+        page.screenshot(path=str(SCREENSHOTS / "reports.png"), full_page=True)
+        # A manager drills into one team, then looks at the year to date.
+        team = page.locator("#teams tbody tr a").first
+        team_name = team.inner_text()
+        team.click()
+        page.wait_for_load_state()
+        assert page.locator("h1").inner_text() == f"{team_name}, {period_of(as_of)}"
+        assert 0 < page.locator("#leaderboard tbody tr").count() < len(org.sandbox.users())
+        page.select_option("#span", "ytd")
+        page.locator("form[action='/reports'] button").click()
+        page.wait_for_load_state()
+        assert "the year to date" in page.locator("h1").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "reports-team-ytd.png"), full_page=True)
+        page.goto(f"{base}/reports")
+        rows = page.locator("#leaderboard tbody tr")
+        leader = rows.first.locator("a")
+        name = leader.inner_text()
+        leader.click()
+        page.wait_for_load_state()
+        assert page.locator("h1").inner_text() == name
+        payout = page.locator('[data-figure="payout"]').first.inner_text()
+        rep_id = re.search(r"/reports/statements/(\w+)", page.url)
+        assert rep_id is not None
+        want = next(
+            s for s in oracle if s["rep_id"] == rep_id.group(1) and s["period"] == period_of(as_of)
+        )
+        assert payout == money(Decimal(want["payout"]), "USD")
+        page.screenshot(path=str(SCREENSHOTS / "statement.png"), full_page=True)
     assert errors == []
     assert (SCREENSHOTS / "reports.png").stat().st_size > 10_000
 
