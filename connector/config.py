@@ -176,7 +176,7 @@ class CrmType(StrEnum):
 
 
 _SALESFORCE_KEYS = ("instance_url", "api_version", "won_stages")
-_HUBSPOT_KEYS = ("base_url", "pipelines", "quota_goal")
+_HUBSPOT_KEYS = ("base_url", "pipelines", "quota_goal", "portal_id")
 
 
 def _refuse_other_crm(data: object, other_keys: tuple[str, ...], other: str, this: str) -> object:
@@ -215,6 +215,9 @@ class HubspotCrm(_Model):
     quota_goal: Text | None = None
     ca_bundle: Path | None = None
     timeout_s: float = Field(default=30, gt=0)
+    # The portal (Hub ID) this config is for: how a receiver serving several accounts
+    # routes a delivery before the account's first sync has recorded it.
+    portal_id: int | None = Field(default=None, ge=1, lt=2**63)
 
     @model_validator(mode="before")
     @classmethod
@@ -499,6 +502,26 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("\n".join(messages(name, error.errors(include_url=False)))) from None
     config._folder = Path(path).resolve().parent
     return config
+
+
+class DeploymentSettings(_Model):
+    """``deployment.yaml`` beside the accounts of a deployment (connector/accounts.py)."""
+
+    # The address the CRMs call (scheme and host): HubSpot signs it; each account's
+    # pages live under it at /accounts/<name>.
+    webhooks: Webhooks = Webhooks()
+
+
+def load_deployment_settings(path: Path) -> DeploymentSettings:
+    """The deployment's own settings (none: the defaults)."""
+    if not path.exists():
+        return DeploymentSettings()
+    name = str(path)
+    data = _load_yaml(path.read_text(encoding="utf-8"), name)
+    try:
+        return DeploymentSettings.model_validate(data or {})
+    except ValidationError as error:
+        raise ConfigError("\n".join(messages(name, error.errors(include_url=False)))) from None
 
 
 # --- secrets -----------------------------------------------------------------

@@ -49,7 +49,8 @@ class _Sessions(SecureCookieSessionInterface):
         return request.is_secure
 
     def get_cookie_path(self, app: Flask) -> str:
-        return "/reports"
+        # Under a deployment's /accounts/<name>, each account's session is its own.
+        return request.script_root + "/reports"
 
 
 def init_admin(app: Flask, *, admin_token: str | None, trusted_proxies: int) -> None:

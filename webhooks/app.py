@@ -18,7 +18,14 @@ from pathlib import Path
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from connector.config import Config, load_config, load_secrets, resolve_config_path, store_url
+from connector.config import (
+    Config,
+    Secrets,
+    load_config,
+    load_secrets,
+    resolve_config_path,
+    store_url,
+)
 from connector.logs import log
 from connector.store.state import Store
 from webhooks import events, hubspot, my, ops, pay, reports, salesforce
@@ -35,12 +42,17 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     store: Store | None = None,
     clock: Callable[[], datetime] | None = None,
+    secrets: Secrets | None = None,
 ) -> Flask:
-    """The receiver: ``config`` is a loaded config, a path, or None for $SPM_CONFIG/spm.yaml."""
+    """The receiver: ``config`` is a loaded config, a path, or None for $SPM_CONFIG/spm.yaml.
+
+    ``secrets``: an account's own (a deployment's, connector/accounts.py); else they are
+    read from the environment and ``.env`` as the CLI reads them."""
     env = os.environ if environ is None else environ
     if not isinstance(config, Config):
         config = load_config(resolve_config_path(None if config is None else str(config), env))
-    secrets = load_secrets(env, Path.cwd(), config)
+    if secrets is None:
+        secrets = load_secrets(env, Path.cwd(), config)
     # The receiver leaves WAL checkpoints to the worker and the sync (see Store.open).
     state = Receiver(
         config, secrets, store or Store.open(store_url(config, env), checkpoints=False)

@@ -23,6 +23,8 @@ from webhooks.receiver import Receiver, endpoint, json_refusal, receiver
 from webhooks.signing import Rejected, verify_hubspot
 
 SOURCE = "hubspot"
+# The address a deployment's router was called at, for an account it hands a delivery to.
+PUBLIC_BASE = "spm.public_base"
 bp = Blueprint("hubspot", __name__)
 
 _DEAL_TYPES = {
@@ -97,8 +99,9 @@ def _secret() -> str | None:
 def _public_uri() -> str:
     """The URI HubSpot called, as it sent it: its escapes (``caf%C3%A9``) are signed as sent,
     so the path and query come from the raw request line, never werkzeug's decoded form.
-    Behind a proxy, ``webhooks.public_url`` says the scheme and host it called."""
-    public = receiver().config.webhooks.public_url
+    Behind a proxy, ``webhooks.public_url`` says the scheme and host it called; a
+    deployment of many accounts says so for all of them (webhooks/deployment.py)."""
+    public = request.environ.get(PUBLIC_BASE) or receiver().config.webhooks.public_url
     base = public.rstrip("/") if public is not None else request.host_url.rstrip("/")
     return base + _raw_request_uri()
 

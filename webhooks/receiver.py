@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from flask import Flask, Response, current_app, jsonify, request
 
-from connector.config import Config, Secrets
+from connector.config import Config, HubspotCrm, Secrets
 from connector.connect import field_specs
 from connector.errors import ConnectorError
 from connector.logs import log
@@ -71,10 +71,14 @@ class Receiver:
     def account(self) -> str | None:
         """The CRM account the store belongs to (None before the first sync)."""
         try:
-            return self.store.cursors.get(ACCOUNT_CURSOR)
+            recorded = self.store.cursors.get(ACCOUNT_CURSOR)
         except ConnectorError as error:
             log("store_failed", error=str(error))
             raise Rejected(503, "store_unavailable", "the store cannot be read") from None
+        crm = self.config.crm
+        if recorded is None and isinstance(crm, HubspotCrm) and crm.portal_id is not None:
+            return str(crm.portal_id)
+        return recorded
 
     def missing_secrets(self) -> list[str]:
         """The settings without which every delivery from the configured CRM is refused."""

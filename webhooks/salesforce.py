@@ -87,6 +87,23 @@ def _check_org(org_id: str) -> None:
         raise Rejected(403, "unknown_org", "the message is from another organization")
 
 
+def organization_of(body: bytes) -> str:
+    """The org id an envelope says it is from (15 characters), for routing it to its
+    account: it proves nothing yet, the account's receiver checks it."""
+    root = _parse(body)
+    envelope = _child(root, "Body") if _local(root) == "Envelope" else None
+    message = _child(envelope, "notifications") if envelope is not None else None
+    org_id = _text(_child(message, "OrganizationId")) if message is not None else ""
+    if not _ID.fullmatch(org_id):
+        raise Rejected(400, "malformed", "expected a SOAP envelope with an OrganizationId")
+    return org_id[:15]
+
+
+def fault(error: Rejected) -> Response:
+    """A refusal as Salesforce reads one: a SOAP fault."""
+    return _fault(error)
+
+
 def _local(element: Element) -> str:
     return element.tag.rsplit("}", 1)[-1]
 

@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import itertools
 import os
+import re
 import secrets
 import socket
 import threading
@@ -137,6 +138,30 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+_SCHEMA = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def _schema_of(url: sa.URL) -> tuple[sa.URL, str | None]:
+    """A PostgreSQL store URL's ``?schema=NAME`` (ours, not the driver's): the URL without
+    it, and the schema its tables live in. Several stores (one per account) can then
+    share one database."""
+    raw = url.query.get("schema")
+    if raw is None:
+        return url, None
+    schema = raw if isinstance(raw, str) else raw[-1]
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"store: ?schema= is for PostgreSQL; a {url.get_backend_name()} store is one file "
+            "per account"
+        )
+    if not _SCHEMA.fullmatch(schema):
+        raise ConfigError(
+            f"store: schema {schema!r} must be lowercase letters, digits and _ (at most 63), "
+            "starting with a letter"
+        )
+    return url.difference_update_query(["schema"]), schema
+
+
 # -- plain errors ------------------------------------------------------------------------
 
 
@@ -220,10 +245,18 @@ class Database:
             parsed = make_url(url)
         except ArgumentError:
             raise ConfigError(f"store: {url!r} is not a database URL") from None
-        shown = parsed.render_as_string(hide_password=True)
+        parsed, schema = _schema_of(parsed)
+        shown = parsed.render_as_string(hide_password=True) + (
+            f" (schema {schema})" if schema else ""
+        )
         password = parsed.password if isinstance(parsed.password, str) else None
+        connect_args: dict[str, Any] = {}
+        if schema is not None:
+            # Every connection sees only this schema's tables: one account's store in a
+            # database that holds several can never read another's rows.
+            connect_args["options"] = f"-c search_path={schema}"
         try:
-            engine = sa.create_engine(parsed, future=True)
+            engine = sa.create_engine(parsed, future=True, connect_args=connect_args)
         except (ArgumentError, ImportError, SQLAlchemyError) as error:
             raise ConfigError(f"store: cannot use {shown} ({type(error).__name__})") from None
         sqlite_path: Path | None = None
@@ -245,6 +278,8 @@ class Database:
         sa.event.listen(engine, "handle_error", plain)
         store = cls(engine, shown, sqlite_path)
         try:
+            if schema is not None and not existing:
+                store._create_schema(schema)
             if existing:
                 with engine.connect() as connection:
                     if store._current_revision(connection) is None:
@@ -253,6 +288,11 @@ class Database:
         except SQLAlchemyError as error:
             raise plain_store_error(error, shown, password) from None
         return store
+
+    def _create_schema(self, schema: str) -> None:
+        with self._engine.connect() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            connection.commit()
 
     def _current_revision(self, connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
@@ -312,6 +352,12 @@ class Database:
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return str(self._engine.dialect.name)
+
+    @property
+    def server(self) -> str:
+        """The database server and database, whatever schema this store is in: stores
+        that share it can share one LISTEN connection."""
+        return self._engine.url.render_as_string(hide_password=True)
 
     def listening_connection(self) -> Any:
         """A new PostgreSQL connection of the driver's own, in autocommit, outside the

@@ -27,7 +27,7 @@ from connector.store.schema import inbox_table
 from connector.store.wakeups import notify
 
 MAX_ATTEMPTS = 8
-DEFAULT_LEASE = timedelta(minutes=5)
+DEFAULT_LEASE = timedelta(seconds=30)  # renewed at a third while its worker applies it
 # Applied events are kept this long so that a CRM's late retries are still
 # recognised (HubSpot and Salesforce both retry for up to 24 hours).
 KEEP_DONE = timedelta(days=3)
@@ -262,6 +262,17 @@ class Inbox:
                     )
                 )
 
+    def extend(self, token: str, now: datetime, lease: timedelta) -> int:
+        """Renew this claim's lease while its worker is still applying it."""
+        t = inbox_table
+        with self.store.committing() as connection:
+            result = connection.execute(
+                t.update()
+                .where(t.c.claim == token, t.c.status == CLAIMED)
+                .values(lease_until_ms=epoch_ms(now) + int(lease.total_seconds() * 1000))
+            )
+        return int(result.rowcount or 0)
+
     def _finish(
         self, token: str, ids: Iterable[int], values: dict[str, object], now: datetime
     ) -> int:
@@ -311,6 +322,22 @@ class Inbox:
                 sa.select(sa.func.count()).where(t.c.status == PARKED)
             ).scalar_one()
         return Depth(int(waiting[0]), waiting[1], int(parked))
+
+    def oldest_due_ms(self, now: datetime) -> int | None:
+        """When the longest-waiting event a worker could claim now arrived (None: nothing
+        due): how a worker of many accounts picks which goes first."""
+        t, now_ms = inbox_table, epoch_ms(now)
+        due = sa.or_(
+            sa.and_(
+                t.c.status == QUEUED,
+                sa.or_(t.c.not_before_ms.is_(None), t.c.not_before_ms <= now_ms),
+            ),
+            sa.and_(t.c.status == CLAIMED, t.c.lease_until_ms < now_ms),
+        )
+        with self.store.reading() as connection:
+            oldest = connection.execute(sa.select(sa.func.min(t.c.received_ms)).where(due))
+            value = oldest.scalar_one_or_none()
+        return None if value is None else int(value)
 
     def parked(self, limit: int = 20) -> list[Parked]:
         t = inbox_table

@@ -24,7 +24,7 @@ from connector.errors import LeaseLostError, StoreBusyError, StoreError, SyncLoc
 from connector.store.db import Database, iso, may_be_alive
 from connector.store.schema import lock_table
 
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(seconds=30)  # renewed at a third: a dead holder stops blocking within it
 
 
 @contextmanager
@@ -97,7 +97,7 @@ def _take(db: Database, holder: str, now: datetime, lease: timedelta) -> int:
                 raise SyncLockedError(
                     f"another sync ({row.holder}) has held store {db.url_for_display} "
                     f"since {since:%Y-%m-%d %H:%M:%S} UTC; try again when it is done "
-                    "(a holder that died stops blocking within 2 minutes)"
+                    f"(a holder that died stops blocking within {lease.total_seconds():.0f} s)"
                 )
             taken = connection.execute(
                 lock_table.update()
@@ -150,8 +150,8 @@ def _renew(
     lease: timedelta,
     stop: threading.Event,
 ) -> None:
-    while not stop.wait(lease.total_seconds() / 4):
-        # A renewal that fails now is tried again in a quarter lease.
+    while not stop.wait(lease.total_seconds() / 3):
+        # A renewal that fails now is tried again in a third of a lease.
         with (
             contextlib.suppress(StoreError, StoreBusyError, SQLAlchemyError),
             db.committing() as connection,

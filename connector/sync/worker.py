@@ -20,11 +20,13 @@ record cannot hold back, or park, the others.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 from connector.errors import (
@@ -157,7 +159,8 @@ class Worker:
         ids = [c.id for c in items]
         calls_before = self.engine.adapter.usage().calls
         try:
-            summary = self.engine.process(change, SyncOptions(as_of=self.today()))
+            with self._renewing(token):
+                summary = self.engine.process(change, SyncOptions(as_of=self.today()))
         except BusyError as error:
             self.inbox.release(token, ids, self.clock(), BUSY_DELAY)
             log("worker_postponed", events=len(items), reason=str(error))
@@ -215,6 +218,27 @@ class Worker:
             fields_written=summary.fields_written,
             seconds=round(elapsed, 3),
         )
+
+    @contextmanager
+    def _renewing(self, token: str) -> Iterator[None]:
+        """Keep the claim's lease while the pass lasts, renewing it at a third: a short
+        lease lets another worker take over soon after this one dies, however long a
+        pass of a live one takes."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.lease.total_seconds() / 3):
+                # A renewal that fails is tried again at the next third.
+                with contextlib.suppress(ConnectorError):
+                    self.inbox.extend(token, self.clock(), self.lease)
+
+        renewer = threading.Thread(target=renew, name="spm-claim-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
 
     def _failed(
         self, token: str, items: Sequence[Claimed], error: str, *, split: bool = True

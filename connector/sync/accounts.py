@@ -1,0 +1,116 @@
+"""The workers of many CRM accounts in one process (a deployment, connector/accounts.py).
+
+Work is serialized per account and parallel across accounts: each account's
+passes hold that account's own sync lock (a fenced lease in its own store), so
+any number of these processes, on any number of machines, share the accounts
+between them. Each round, the account whose longest-waiting event arrived first
+goes first, one batch each (``Worker.batch`` caps a pass), so a busy account
+cannot starve quiet ones; an account whose lock another process holds is
+passed over, not waited for, and whoever holds it drains it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import partial
+
+from connector.errors import ConnectorError
+from connector.logs import about_account, log
+from connector.sync.lease import lock_state
+from connector.sync.worker import POLL_S, Worker
+
+
+class AccountsWorker:
+    def __init__(
+        self,
+        workers: Mapping[str, Worker],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        gather_s: float | None = None,
+    ) -> None:
+        self.workers = dict(workers)
+        self.clock = clock
+        self.gather_s = (
+            gather_s
+            if gather_s is not None
+            else min((w.gather_s for w in self.workers.values()), default=0.0)
+        )
+
+    def run(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
+        """Apply every account's events until ``stop`` is set; sleep until woken or polled."""
+        log("worker_started", accounts=sorted(self.workers))
+        while not stop.is_set():
+            self.run_scheduled()
+            claimed = self.run_once()
+            if not claimed:
+                woken = wake.wait(POLL_S) if wake is not None else stop.wait(POLL_S)
+                if wake is not None:
+                    wake.clear()
+                if not woken:
+                    continue
+            stop.wait(self.gather_s)
+        log("worker_stopped")
+
+    def drain(self) -> int:
+        """Apply every account's due events, then return how many were claimed."""
+        total = 0
+        while claimed := self.run_once():
+            total += claimed
+        return total
+
+    def due(self) -> list[str]:
+        """The accounts with events to apply that no other process is applying, the one
+        whose longest-waiting event arrived first first."""
+        now = self.clock()
+        waiting: list[tuple[int, str]] = []
+        for name, worker in self.workers.items():
+            with about_account(name):
+                try:
+                    oldest = worker.inbox.oldest_due_ms(now)
+                    held = lock_state(worker.inbox.store) if oldest is not None else None
+                except ConnectorError as error:
+                    log("worker_store_error", level=logging.ERROR, error=str(error))
+                    continue
+            if oldest is None:
+                continue
+            if held is not None and held.expires_at is not None and held.expires_at > now:
+                continue  # another pass holds it: a sync, or a worker elsewhere
+            waiting.append((oldest, name))
+        return [name for _, name in sorted(waiting)]
+
+    def run_once(self) -> int:
+        """One batch for each account with due work; the number of events claimed."""
+        total = 0
+        for name in self.due():
+            total += self._guarded(name, self.workers[name].run_once)
+        return total
+
+    def run_scheduled(self) -> None:
+        """The syncs each account's ``schedule:`` makes due."""
+        for name, worker in self.workers.items():
+            if worker.scheduler is not None:
+                self._guarded(name, partial(worker.scheduler.run_due, time.monotonic()))
+
+    def _guarded(self, name: str, step: Callable[[], object]) -> int:
+        """One account's step: whatever it raises is that account's, logged, and the
+        others go on."""
+        with about_account(name):
+            try:
+                result = step()
+            except ConnectorError as error:
+                log("worker_store_error", level=logging.ERROR, error=str(error))
+                return 0
+            except Exception as error:
+                log(
+                    "worker_bug",
+                    level=logging.ERROR,
+                    error=f"{type(error).__name__}: {error}",
+                    trace=traceback.format_exc(limit=8),
+                )
+                return 0
+        return result if isinstance(result, int) else 0
