@@ -162,6 +162,12 @@ def _schema_of(url: sa.URL) -> tuple[sa.URL, str | None]:
     return url.difference_update_query(["schema"]), schema
 
 
+def _create_schema(engine: Engine, schema: str) -> None:
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        connection.commit()
+
+
 # -- plain errors ------------------------------------------------------------------------
 
 
@@ -279,7 +285,7 @@ class Database:
         store = cls(engine, shown, sqlite_path)
         try:
             if schema is not None and not existing:
-                store._create_schema(schema)
+                _create_schema(engine, schema)
             if existing:
                 with engine.connect() as connection:
                     if store._current_revision(connection) is None:
@@ -288,11 +294,6 @@ class Database:
         except SQLAlchemyError as error:
             raise plain_store_error(error, shown, password) from None
         return store
-
-    def _create_schema(self, schema: str) -> None:
-        with self._engine.connect() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            connection.commit()
 
     def _current_revision(self, connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()

@@ -27,7 +27,7 @@ from connector.store.schema import inbox_table
 from connector.store.wakeups import notify
 
 MAX_ATTEMPTS = 8
-DEFAULT_LEASE = timedelta(seconds=30)  # renewed at a third while its worker applies it
+DEFAULT_LEASE = timedelta(seconds=24)  # renewed at a third while its worker applies it
 # Applied events are kept this long so that a CRM's late retries are still
 # recognised (HubSpot and Salesforce both retry for up to 24 hours).
 KEEP_DONE = timedelta(days=3)

@@ -24,7 +24,7 @@ from connector.errors import LeaseLostError, StoreBusyError, StoreError, SyncLoc
 from connector.store.db import Database, iso, may_be_alive
 from connector.store.schema import lock_table
 
-LEASE = timedelta(seconds=30)  # renewed at a third: a dead holder stops blocking within it
+LEASE = timedelta(seconds=24)  # renewed at a third: a dead holder stops blocking within it
 
 
 @contextmanager
