@@ -180,6 +180,8 @@ def start_workers(root: Path, count: int, logs: Path) -> list[subprocess.Popen[b
         for path in paths
     ]
     while not any("worker_started" in path.read_text() for path in paths):
+        if all(process.poll() is not None for process in processes):
+            raise SystemExit(f"the workers exited: see {paths[0]}")
         time.sleep(0.01)
     return processes
 

@@ -200,6 +200,8 @@ class SalesforceCrm(_Model):
     won_stages: tuple[Text, ...] | None = None
     ca_bundle: Path | None = None
     timeout_s: float = Field(default=30, gt=0)
+    # The share of the org's daily API allocation the connector leaves to others.
+    daily_reserve: Decimal = Field(default=Decimal("0.1"), ge=0, le=Decimal("0.9"))
 
     @model_validator(mode="before")
     @classmethod
@@ -218,6 +220,8 @@ class HubspotCrm(_Model):
     # The portal (Hub ID) this config is for: how a receiver serving several accounts
     # routes a delivery before the account's first sync has recorded it.
     portal_id: int | None = Field(default=None, ge=1, lt=2**63)
+    # The share of the portal's daily API allocation the connector leaves to others.
+    daily_reserve: Decimal = Field(default=Decimal("0.1"), ge=0, le=Decimal("0.9"))
 
     @model_validator(mode="before")
     @classmethod

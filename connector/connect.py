@@ -104,6 +104,7 @@ def adapter_for(
                 timezone=ZoneInfo(config.timezone),
                 payroll_id_field=config.pay_cycle.payroll_id_field,
                 deal_fields=named_deal_columns(config.plans, SalesforceAdapter.deal_columns),
+                daily_reserve=crm.daily_reserve,
             ),
             SalesforceCredentials(
                 access_token=secrets.salesforce_access_token,
@@ -133,6 +134,7 @@ def adapter_for(
             quota_goal=crm.quota_goal,
             payroll_id_property=config.pay_cycle.payroll_id_field,
             deal_properties=named_deal_columns(config.plans, HubSpotAdapter.deal_columns),
+            daily_reserve=crm.daily_reserve,
         ),
         secrets.hubspot_access_token,
         retry=retry,

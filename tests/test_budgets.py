@@ -7,18 +7,21 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
+from connector.adapters import base as adapters_base
 from connector.adapters.hubspot.api import HubSpotApi, HubSpotSettings
 from connector.adapters.retry import RetryPolicy
 from connector.errors import CrmError
 from connector.store.state import Store
 from crm_sandbox.hubspot import HubSpotSandbox
+from tests.crm_sync_helpers import write_config
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
+from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
 from tests.test_store import _postgres_url
 
 
@@ -171,3 +174,69 @@ def test_metrics_say_the_last_sync_the_pause_and_the_calls_in_the_window(
     assert 89 <= values["spm_last_sync_age_seconds"] <= 120
     assert 25 <= values["spm_api_paused_seconds"] <= 30
     assert values["spm_api_calls_in_window"] == 2
+
+
+# -- the daily allocation: a reserve left to the account's other integrations ----------------
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_salesforce_sync_stops_at_the_daily_reserve_and_the_next_finishes(
+    make_salesforce_sandbox: MakeSalesforceSandbox, tmp_path: Path
+) -> None:
+    from tests import test_salesforce_sync as sf
+
+    sandbox = make_salesforce_sandbox(reps=8, deals=300)
+    members = [u["Id"] for u in sandbox.users()]
+    config = write_config(tmp_path, {**sandbox.settings()["crm"], "daily_reserve": "0.5"}, members)
+    org = sf.Org(sandbox, config, dict(sandbox.settings()["env"]), tmp_path, sf.Clock())
+    assert org.cli("install").exit_code == 0
+    as_of = sf.as_of_for(sandbox)
+    # The org's whole day, half of it the reserve: 5 calls are ours before it.
+    limit = 2 * (sandbox.api_usage + 5)
+    sandbox.faults.update({"daily_limit": limit})
+    stopped = org.cli("sync", "--as-of", as_of.isoformat())
+    assert stopped.exit_code == 3, stopped.output
+    assert f"of {limit:,} calls are left" in stopped.output
+    assert "crm.daily_reserve" in stopped.output
+    # Every call was made before the reserve was reached, none after it.
+    assert sandbox.api_usage <= limit // 2
+    sandbox.faults.update({"daily_limit": None})
+    resumed = org.cli("sync", "--as-of", as_of.isoformat())
+    assert resumed.exit_code == 0, resumed.output
+    sf.assert_crm_matches(org, sf.oracle(org, as_of), as_of)
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_hubspot_worker_postpones_at_the_daily_reserve_and_loses_nothing(
+    make_hubspot_sandbox: MakeHubSpotSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.commands.realtime import build_worker
+    from connector.config import load_config
+    from connector.store.inbox import Event, Inbox
+    from tests import test_hubspot_sync as hs
+
+    sandbox = make_hubspot_sandbox(reps=8, deals=200)
+    portal = hs.portal_for(sandbox, tmp_path)
+    for args in (("install",), ("sync", "--as-of", hs.AS_OF.isoformat())):
+        assert portal.cli(*args).exit_code == 0
+    deal = next(d for d in sandbox.deals() if d["dealstage"] == "appointmentscheduled")
+    sandbox.close_deal(deal["id"], won=True)
+    used = sandbox.app.daily_used
+    sandbox.faults.update({"daily_limit": used + 10})  # 1 call left above a 10 % reserve
+    config = load_config(portal.config)
+    with Store.open(config.store) as store:
+        inbox = Inbox(store)
+        inbox.add([Event("hubspot", "e1", "deal", deal["id"], "deal.propertyChange")],
+                  datetime.now(UTC))  # fmt: skip
+        worker = build_worker(config, store, environ=portal.env, as_of=hs.AS_OF)
+        worker.run_once()
+        assert inbox.counts() == {"queued": 1}  # postponed, no try spent
+        assert sandbox.app.daily_used <= used + 9
+        sandbox.faults.update({"daily_limit": None})
+        # A minute later: past the worker's delay, and the last answer is old enough that
+        # one call may look again.
+        worker.clock = lambda: datetime.now(UTC) + timedelta(minutes=1)
+        monkeypatch.setattr(adapters_base, "DAILY_FRESH_S", 0.0)
+        assert worker.run_once() == 1
+        assert inbox.counts() == {"done": 1}
+    hs.assert_crm_matches(portal, hs.oracle(portal, hs.AS_OF), hs.AS_OF)

@@ -29,7 +29,7 @@ from connector.core.models import (
     TaskDraft,
     WriteResult,
 )
-from connector.errors import CrmUnavailableError, RetryableError
+from connector.errors import CrmLimitError, CrmUnavailableError, RetryableError
 
 
 class TaskBoard(Protocol):
@@ -348,3 +348,30 @@ def cached_rates(found: Mapping[str, Any] | None, *, source: str, inverse: bool,
         for code, rows in found["rows"].items()
     }
     return Rates(by_currency, source, base=found["base"], inverse=inverse, hint=hint)
+
+
+DAILY_RESERVE = Decimal("0.1")  # the share of the daily allocation left to others by default
+
+
+DAILY_FRESH_S = 60.0  # an answer older than this no longer stops a call: one probes
+
+
+def keep_daily_reserve(usage: ApiUsage, reserve: Decimal, crm: str, age_s: float) -> None:
+    """Refuse the next call while the account's daily allocation is down to ``reserve`` of
+    it: what the CRM's last answer (``age_s`` ago) said the whole account (every process,
+    every other integration) has used, so every worker stops at the same point.
+
+    A CRM's daily allocation is the account's, not ours: spending it to the last call
+    would stop the org's other integrations until it resets. The allocation comes back
+    as the day rolls on, so an answer a minute old lets one call through to look again.
+    """
+    if usage.used is None or not usage.limit or reserve <= 0 or age_s > DAILY_FRESH_S:
+        return
+    kept = int((usage.limit * reserve).to_integral_value())
+    left = usage.limit - usage.used
+    if left <= kept:
+        raise CrmLimitError(
+            f"{crm}'s daily API limit is near: {left:,} of {usage.limit:,} calls are left, the "
+            f"{reserve:.0%} kept for the account's other integrations (crm.daily_reserve); "
+            "nothing is lost: the work waits until calls are free again"
+        )

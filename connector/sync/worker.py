@@ -52,7 +52,7 @@ POLL_S = 0.5  # how often an idle worker looks for work nobody woke it for
 # CRM is often several events (HubSpot sends one per property), and a pass costs a few
 # CRM calls whatever its size. It also spaces passes, so a burst of changes stays within
 # HubSpot's ten-second budget (190 calls) instead of exhausting it and then stalling.
-GATHER_S = 0.25
+GATHER_S = 0.1
 BUSY_DELAY = timedelta(seconds=2)
 CRM_DELAY = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=10)

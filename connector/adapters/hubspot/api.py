@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,15 @@ import urllib3
 from hubspot import HubSpot
 from pydantic import SecretStr
 
-from connector.adapters.base import CallBudget, Metadata, MetadataCache, NoCache, Pager
+from connector.adapters.base import (
+    DAILY_RESERVE,
+    CallBudget,
+    Metadata,
+    MetadataCache,
+    NoCache,
+    Pager,
+    keep_daily_reserve,
+)
 from connector.adapters.hubspot.values import decimal, is_number
 from connector.adapters.retry import (
     RetryPolicy,
@@ -82,6 +91,7 @@ class HubSpotSettings:
     deal_properties: tuple[str, ...] = ()
     searches_per_second: float = 4.0
     reserve: int = 2  # calls kept in hand in each ten-second window
+    daily_reserve: Decimal = DAILY_RESERVE  # the share of the daily allocation left to others
 
 
 @dataclass
@@ -95,6 +105,7 @@ class _Budget:
     searches: list[float] = field(default_factory=list)
     daily: int | None = None
     daily_remaining: int | None = None
+    daily_seen: float = float("-inf")  # when (monotonic) an answer last said so
 
 
 class HubSpotApi:
@@ -123,6 +134,8 @@ class HubSpotApi:
         self._clock = clock
         self._client = client or HubSpot(**client_options(settings, access_token))
         self.calls = 0
+        # Pacing decisions are one at a time: a pass may read two things at once.
+        self._pacing = threading.Lock()
         self._paced = 0.0
         self._budget = _Budget()
         self.metadata = Metadata(cache or NoCache(), settings.base_url)
@@ -163,9 +176,12 @@ class HubSpotApi:
         url = self.settings.base_url
 
         def attempt() -> tuple[int, Any]:
-            self._pace(search)
-            self._share(search)
-            self.calls += 1
+            age = time.monotonic() - self._budget.daily_seen
+            keep_daily_reserve(self.usage(), self.settings.daily_reserve, "HubSpot", age)
+            with self._pacing:
+                self._pace(search)
+                self._share(search)
+                self.calls += 1
             try:
                 raw = api_client.call_api(
                     path,
@@ -214,6 +230,7 @@ class HubSpotApi:
             if "X-HubSpot-RateLimit-Daily" in headers:
                 budget.daily = int(headers["X-HubSpot-RateLimit-Daily"])
                 budget.daily_remaining = int(headers["X-HubSpot-RateLimit-Daily-Remaining"])
+                budget.daily_seen = time.monotonic()
         except (KeyError, ValueError):
             pass  # a malformed header only costs us pacing, never the call
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -37,7 +39,14 @@ from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
 )
 
-from connector.adapters.base import Metadata, MetadataCache, NoCache, Pager
+from connector.adapters.base import (
+    DAILY_RESERVE,
+    Metadata,
+    MetadataCache,
+    NoCache,
+    Pager,
+    keep_daily_reserve,
+)
 from connector.adapters.retry import (
     RetryPolicy,
     call_crm,
@@ -95,6 +104,7 @@ class SalesforceSettings:
     payroll_id_field: str | None = None  # a User field holding the employee id
     # Opportunity fields the plans name (filters, a payment holdback's date), read too.
     deal_fields: tuple[str, ...] = ()
+    daily_reserve: Decimal = DAILY_RESERVE  # the share of the daily allocation left to others
 
 
 class SalesforceApi:
@@ -113,6 +123,8 @@ class SalesforceApi:
         self.retry = retry or RetryPolicy()
         self._session = session or self._new_session()
         self.calls = 0
+        self._counting = threading.Lock()  # a pass may read two things at once
+        self._usage_seen = float("-inf")  # when (monotonic) an answer last gave the usage
         self._sf: Salesforce | None = None
         self.metadata = Metadata(cache or NoCache(), settings.instance_url)
         self._org_id: str | None = None
@@ -176,10 +188,16 @@ class SalesforceApi:
         url = self.settings.instance_url
 
         def attempt() -> T:
-            self.calls += 1
+            age = time.monotonic() - self._usage_seen
+            keep_daily_reserve(self.usage(), self.settings.daily_reserve, "Salesforce", age)
+            with self._counting:
+                self.calls += 1
             try:
-                return operation()
+                answer = operation()
+                self._usage_seen = time.monotonic()  # its Sforce-Limit-Info is the org's now
+                return answer
             except SalesforceError as error:
+                self._usage_seen = time.monotonic()
                 raise mapped(error, url) from None
             except requests.RequestException as error:
                 failure = connect_failure(error)
