@@ -150,7 +150,7 @@ def _api(sandbox: HubSpotSandbox, store: Store) -> HubSpotApi:
     )
 
 
-def test_metrics_say_the_last_sync_the_pause_and_the_calls_in_the_window(
+def test_metrics_say_the_last_sync_the_pause_the_window_and_the_daily_budget_left(
     any_store: Store,
 ) -> None:
     from prometheus_client import generate_latest
@@ -161,7 +161,9 @@ def test_metrics_say_the_last_sync_the_pause_and_the_calls_in_the_window(
 
     now = time.time()
     any_store.cursors.set(ACCOUNT_CURSOR, "40123456")
-    any_store.runs.start("sync", datetime.fromtimestamp(now - 90, UTC), {}, "host:1")
+    run_id = any_store.runs.start("sync", datetime.fromtimestamp(now - 90, UTC), {}, "host:1")
+    summary = {"api_daily_used": 1200, "api_daily_limit": 250_000}
+    any_store.runs.finish(run_id, datetime.fromtimestamp(now - 80, UTC), "ok", summary)
     any_store.budgets.take("40123456", "ten_second", 2, 100, 10.0, now)
     any_store.budgets.pause("40123456", now + 30)
     metrics = Metrics(Inbox(any_store).depth, None, lambda: account_state(any_store))
@@ -174,6 +176,8 @@ def test_metrics_say_the_last_sync_the_pause_and_the_calls_in_the_window(
     assert 89 <= values["spm_last_sync_age_seconds"] <= 120
     assert 25 <= values["spm_api_paused_seconds"] <= 30
     assert values["spm_api_calls_in_window"] == 2
+    assert values["spm_api_daily_remaining"] == 248_800
+    assert values["spm_api_daily_limit"] == 250_000
 
 
 # -- the daily allocation: a reserve left to the account's other integrations ----------------

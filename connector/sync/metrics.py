@@ -31,6 +31,9 @@ class AccountState:
     last_sync_started: float | None  # epoch seconds
     paused_until: float | None  # epoch seconds: every process waits out a 429 till then
     calls_in_window: int  # HubSpot calls counted in the shared ten-second window
+    # The account's daily allocation as the CRM's last answer to any pass said it.
+    daily_used: int | None = None
+    daily_limit: int | None = None
 
 
 class _InboxCollector(Collector):
@@ -85,6 +88,17 @@ class _InboxCollector(Collector):
             "CRM calls counted in the account's shared ten-second window (HubSpot).",
             value=state.calls_in_window,
         )
+        if state.daily_used is not None and state.daily_limit:
+            yield GaugeMetricFamily(
+                "spm_api_daily_remaining",
+                "Calls left of the account's daily API allocation, as the CRM last said.",
+                value=max(0, state.daily_limit - state.daily_used),
+            )
+            yield GaugeMetricFamily(
+                "spm_api_daily_limit",
+                "The account's daily API allocation.",
+                value=state.daily_limit,
+            )
 
     def _lock_gauges(self) -> Iterator[GaugeMetricFamily]:
         if self._lock is None:
@@ -179,9 +193,13 @@ def account_state(store: Store) -> AccountState:
     """The account's last sync, its API pause and its calls in the shared window."""
     account = store.cursors.get(ACCOUNT_CURSOR)
     last = store.runs.recent(limit=1, kind="sync")
+    latest = store.runs.recent(limit=1)  # a sync's or a worker pass's
     now = time.time()
+    summary = latest[0].summary if latest else {}
     return AccountState(
         last[0].started_at.timestamp() if last else None,
         store.budgets.paused_until(account) if account else None,
         store.budgets.used(account, "ten_second", TEN_SECONDS, now) if account else 0,
+        summary.get("api_daily_used"),
+        summary.get("api_daily_limit"),
     )

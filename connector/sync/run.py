@@ -154,6 +154,9 @@ class SyncSummary:
             "failures": [f.__dict__ for f in self.failures],
             "warnings": self.warnings,
             "api_calls": self.usage.calls if self.usage else None,
+            # The account's own count of its daily allocation, as the CRM last said it.
+            "api_daily_used": self.usage.used if self.usage else None,
+            "api_daily_limit": self.usage.limit if self.usage else None,
         }
 
 
