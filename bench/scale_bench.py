@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -195,6 +196,47 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
         process.wait(timeout=60)
 
 
+def start_receiver(root: Path, processes: int) -> tuple[subprocess.Popen[str], str]:
+    """``serve --accounts --no-worker`` (0), or gunicorn with that many processes."""
+    if processes:
+        port = free_port()
+        factory = f"webhooks.deployment:create_deployment_app({str(root)!r})"
+        command = [sys.executable, "-m", "gunicorn", "-w", str(processes), "--threads", "4",
+                   "-b", f"127.0.0.1:{port}", factory]  # fmt: skip
+        marker = "Booting worker"
+    else:
+        command = [sys.executable, "-m", "connector.cli", "serve", "--accounts", str(root),
+                   "--port", "0", "--no-worker"]  # fmt: skip
+        marker = "receiving webhooks on "
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=clean_env(), stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    base = ""
+    for line in process.stderr:
+        if marker in line:
+            base = f"http://127.0.0.1:{port}" if processes else line.split(marker, 1)[1].strip()
+            break
+    if not base:
+        raise SystemExit("the receiver did not start")
+    threading.Thread(target=lambda: [None for _ in process.stderr or []], daemon=True).start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            healthz(base)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return process, base
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 def drained(portals: list[Portal], timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while any(p.queued() for p in portals):
@@ -209,10 +251,70 @@ def healthz(base: str) -> dict[str, Any]:
     return answer
 
 
+def draw(deals: list[dict[str, Any]], count: int, rng: random.Random) -> list[dict[str, Any]]:
+    """``count`` deals, each once while there are enough (a busy account repeats some)."""
+    return rng.sample(deals, count) if count <= len(deals) else rng.choices(deals, k=count)
+
+
+def end_to_end(
+    portals: list[Portal], rates: dict[str, float], seconds: float, rng: random.Random
+) -> dict[str, float]:
+    """Change won deals at ``rates`` (per account, per second) for ``seconds``; print the
+    latency from each change to our commission field changing, what was lost and written
+    twice; return each account's p99."""
+    for portal in portals:
+        portal.sandbox.calls.reset()
+        with portal.lock:
+            portal.changed_at.clear()
+            portal.arrived.clear()
+            portal.fields_changed = 0
+    schedule: list[tuple[float, Portal]] = []
+    for portal in portals:
+        count = int(rates[portal.name] * seconds)
+        schedule += [(n / rates[portal.name], portal) for n in range(count)]
+    picks = {p.name: iter(draw(p.won(), sum(1 for _, q in schedule if q is p), rng))
+             for p in portals}  # fmt: skip
+    start = time.perf_counter()
+    for due, portal in sorted(schedule, key=lambda item: item[0]):
+        time.sleep(max(0.0, start + due - time.perf_counter()))
+        portal.change(next(picks[portal.name]), rng)
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline and any(
+        len(p.arrived) < len(p.changed_at) for p in portals
+    ):
+        time.sleep(0.05)
+    for portal in portals:
+        portal.sandbox.wait_for_webhooks(30)
+    drained(portals)
+    e2e = [p.arrived[d] - p.changed_at[d] for p in portals for d in p.arrived]
+    changes = sum(len(p.changed_at) for p in portals)
+    lost = changes - sum(len(p.arrived) for p in portals)
+    sent = sum(p.fields_written() for p in portals)
+    changed = sum(p.fields_changed for p in portals)
+    print(
+        f"   changes {changes}; latency change -> field p50 {percentile(e2e, 0.5) * 1000:.0f}"
+        f" ms, p99 {percentile(e2e, 0.99) * 1000:.0f} ms, max "
+        f"{max(e2e, default=0) * 1000:.0f} ms; lost {lost}; fields written {sent}, "
+        f"duplicated (a value already there) {sent - changed}"
+    )
+    kinds = sum((p.call_kinds() for p in portals), Counter[str]())
+    shown = ", ".join(f"{kind} {count}" for kind, count in kinds.most_common())
+    print(f"   CRM calls: {sum(kinds.values())} ({shown})")
+    per_account = {
+        p.name: percentile([p.arrived[d] - p.changed_at[d] for d in p.arrived], 0.99)
+        for p in portals
+    }
+    print(
+        "   p99 by account: "
+        + ", ".join(f"{name} {value * 1000:.0f} ms" for name, value in per_account.items())
+    )
+    return per_account
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=4)
-    parser.add_argument("--deals", type=int, default=400)
+    parser.add_argument("--deals", type=int, default=800)
     parser.add_argument("--reps", type=int, default=12)
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--changes", type=int, default=300, help="per account, for phase 1")
@@ -221,6 +323,11 @@ def main() -> None:
     parser.add_argument("--ack-seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=20.0, help="changes/s per account")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of phase 3")
+    parser.add_argument("--e2e-workers", type=int, default=4, help="workers for phase 3")
+    parser.add_argument(
+        "--receivers", type=int, default=0,
+        help="gunicorn processes for the receiver (0: `serve --no-worker`, one process)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     directory = Path(tempfile.mkdtemp(prefix="spm-scale-bench-"))
@@ -245,18 +352,7 @@ def main() -> None:
             result = runner.invoke(cli, ["--config", config, *command], env=env)
             if result.exit_code != 0:
                 raise SystemExit(result.output)
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "connector.cli", "serve", "--accounts", str(root),
-         "--port", "0", "--no-worker"],
-        cwd=ROOT, env=clean_env(), stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert serve.stderr is not None
-    base = ""
-    for line in serve.stderr:
-        if "receiving webhooks on " in line:
-            base = line.split("receiving webhooks on ", 1)[1].strip()
-            break
-    threading.Thread(target=lambda: [None for _ in serve.stderr or []], daemon=True).start()
+    serve, base = start_receiver(root, args.receivers)
     for portal in portals:
         portal.sandbox.webhooks.url = f"{base}/webhooks/hubspot"
         portal.sandbox.faults.update({"latency_ms": args.latency_ms})
@@ -312,15 +408,20 @@ def main() -> None:
                 ]
             )
         secret = portals[0].sandbox.client_secret
-        # A sender of its own (this process is busy answering the workers as the CRMs).
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            pool.apply(time.sleep, (0,))  # started before the clock runs
+        # Senders of their own (this process is busy answering the workers as the CRMs),
+        # two, each offering half the load.
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            pool.map(time.sleep, (0, 0))  # started before the clock runs
             started = time.perf_counter()
             # send_steadily paces batches of 100 events; one event each: load * 100.
-            latencies = pool.apply(
-                send_steadily,
-                (f"{base}/webhooks/hubspot", secret, batches, args.load * 100, 16),
-            )
+            halves = [
+                pool.apply_async(
+                    send_steadily,
+                    (f"{base}/webhooks/hubspot", secret, batches[n::2], args.load * 50, 16),
+                )
+                for n in range(2)
+            ]
+            latencies = [x for half in halves for x in half.get()]
             took = time.perf_counter() - started
         print(f"\n2. acknowledgement at {args.load:,.0f} deliveries/s offered (one event each)")
         print(
@@ -331,52 +432,25 @@ def main() -> None:
         drained(portals)
 
         # -- 3: end to end -----------------------------------------------------------------
-        for portal in portals:
-            portal.sandbox.calls.reset()
-            with portal.lock:
-                portal.changed_at.clear()
-                portal.arrived.clear()
-                portal.fields_changed = 0
-        picks = {p.name: rng.sample(p.won(), int(args.rate * args.seconds)) for p in portals}
-        interval = 1 / args.rate
-        start = time.perf_counter()
-        for index in range(int(args.rate * args.seconds)):
-            time.sleep(max(0.0, start + index * interval - time.perf_counter()))
-            for portal in portals:
-                portal.change(picks[portal.name][index], rng)
-        deadline = time.perf_counter() + 60
-        while time.perf_counter() < deadline and any(
-            len(p.arrived) < len(p.changed_at) for p in portals
-        ):
-            time.sleep(0.05)
-        for portal in portals:
-            portal.sandbox.wait_for_webhooks(30)
-        drained(portals)
-        e2e = [p.arrived[d] - p.changed_at[d] for p in portals for d in p.arrived]
-        changes = sum(len(p.changed_at) for p in portals)
-        lost = changes - sum(len(p.arrived) for p in portals)
-        sent = sum(p.fields_written() for p in portals)
-        changed = sum(p.fields_changed for p in portals)
+        stop(workers)
+        workers = start_workers(root, args.e2e_workers, directory)
+        rates = {p.name: args.rate for p in portals}
         print(
             f"\n3. end to end at {args.rate:g} changes/s in each of {len(portals)} accounts "
-            f"for {args.seconds:g} s, 2 workers"
+            f"for {args.seconds:g} s, {args.e2e_workers} workers"
         )
+        even = end_to_end(portals, rates, args.seconds, rng)
+        busy = portals[0].name
+        rates[busy] = args.rate * 5
         print(
-            f"   changes {changes}; latency change -> field p50 {percentile(e2e, 0.5) * 1000:.0f}"
-            f" ms, p99 {percentile(e2e, 0.99) * 1000:.0f} ms, max "
-            f"{max(e2e, default=0) * 1000:.0f} ms; lost {lost}; fields written {sent}, "
-            f"duplicated (a value already there) {sent - changed}"
+            f"\n   again, with {busy} at {rates[busy]:g} changes/s beside the others at "
+            f"{args.rate:g}/s (a busy account beside quiet ones)"
         )
-        kinds = sum((p.call_kinds() for p in portals), Counter[str]())
-        shown = ", ".join(f"{kind} {count}" for kind, count in kinds.most_common())
-        print(f"   CRM calls: {sum(kinds.values())} ({shown})")
-        per_account = {
-            p.name: percentile([p.arrived[d] - p.changed_at[d] for d in p.arrived], 0.99)
-            for p in portals
-        }
+        skewed = end_to_end(portals, rates, args.seconds, rng)
+        quiet = [p.name for p in portals if p.name != busy]
         print(
-            "   p99 by account: "
-            + ", ".join(f"{name} {value * 1000:.0f} ms" for name, value in per_account.items())
+            "   the quiet accounts' p99: "
+            + ", ".join(f"{n} {even[n] * 1000:.0f} -> {skewed[n] * 1000:.0f} ms" for n in quiet)
         )
 
         # -- 4: takeover ---------------------------------------------------------------------
