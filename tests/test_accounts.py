@@ -333,3 +333,95 @@ def test_two_accounts_three_workers_both_crms_equal_calc_with_one_killed_mid_run
         "acme",
         "globex",
     }
+
+
+def _drop_connections(database_url: str) -> int:
+    """What a PostgreSQL restart does to its clients: every connection to the database
+    is cut (the server itself stays up for the next ones)."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = sa.create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect() as connection:
+            cut = connection.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            ).scalar_one()
+    finally:
+        admin.dispose()
+    return int(cut)
+
+
+def test_workers_resume_and_the_inboxes_drain_after_postgres_cuts_every_connection(
+    make_hubspot_sandbox: MakeHubSpotSandbox,
+    tmp_path: Path,
+    live: LiveDeployment,
+    pg_database: str,
+) -> None:
+    root = tmp_path / "accounts"
+    portals = []
+    for n in range(2):
+        hub = make_hubspot_sandbox(
+            reps=6, deals=120, portal_id=40_000_011 + n, webhook_url=f"{live.url}/webhooks/hubspot"
+        )
+        members = [o["id"] for o in hub.owners()]
+        env = hub.settings()["env"]
+        store = f"{pg_database}?schema=portal{n}"
+        config = account(root, f"portal{n}", hubspot_crm(hub), members, env, store=store)
+        portals.append(hs.Portal(hub, config, dict(env), root / f"portal{n}"))
+    live.attach(root)
+    for portal in portals:
+        for args in (("install",), ("sync", "--as-of", hs.AS_OF.isoformat())):
+            result = portal.cli(*args)
+            assert result.exit_code == 0, result.output
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+    workers = _workers(root, hs.AS_OF, logs)
+    try:
+        wait_until(lambda: live.queued() == 0, timeout=60, what="the sync's echoes applied")
+        wait_until(
+            lambda: all("worker_started" in log.read_text() for log in logs),
+            timeout=60,
+            what="both workers started",
+        )
+        opened = [
+            [d for d in p.sandbox.deals() if d["dealstage"] == "appointmentscheduled"][:6]
+            for p in portals
+        ]
+        for portal, deals in zip(portals, opened, strict=True):
+            for deal in deals[:3]:
+                portal.sandbox.close_deal(deal["id"], won=True)
+        time.sleep(0.2)
+        assert _drop_connections(pg_database) > 0  # mid-run
+        for _ in range(2):  # and again while it recovers
+            time.sleep(0.4)
+            _drop_connections(pg_database)
+        for portal, deals in zip(portals, opened, strict=True):
+            for deal in deals[3:]:
+                portal.sandbox.close_deal(deal["id"], won=True)
+
+        def settled() -> bool:
+            return (
+                all(
+                    p.sandbox.wait_for_webhooks(1.0)
+                    and _matches(
+                        lambda p=p: hs.assert_crm_matches(p, hs.oracle(p, hs.AS_OF), hs.AS_OF)
+                    )
+                    for p in portals
+                )
+                and live.queued() == 0
+            )
+
+        wait_until(settled, timeout=120, what="both portals equal to calc after the cut")
+    finally:
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        for process in workers:
+            process.wait(timeout=30)
+    assert [p.returncode for p in workers] == [0, 0], [log.read_text()[-2000:] for log in logs]
+    for store in live.stores.values():
+        assert "parked" not in Inbox(store).counts()
+    assert "inbox_listener_lost" in "".join(log.read_text() for log in logs)

@@ -29,6 +29,7 @@ from connector.sync.metrics import Metrics, account_state
 from webhooks.signing import Rejected
 
 EXTENSION = "spm"
+ACCOUNT_KEPT_S = 60.0
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Receiver:
     our_hubspot_properties: frozenset[str] = field(init=False)
     # Set whenever events are stored: an in-process worker wakes at once.
     wake: threading.Event = field(default_factory=threading.Event)
+    _account: tuple[str | None, float] = (None, 0.0)
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(self.store)
@@ -69,7 +71,13 @@ class Receiver:
         return fresh
 
     def account(self) -> str | None:
-        """The CRM account the store belongs to (None before the first sync)."""
+        """The CRM account the store belongs to (None before the first sync).
+
+        Once known it is kept for a minute: every delivery asks, and a store changes its
+        account only on ``sync --rebuild``."""
+        known, at = self._account
+        if known is not None and time.monotonic() - at < ACCOUNT_KEPT_S:
+            return known
         try:
             recorded = self.store.cursors.get(ACCOUNT_CURSOR)
         except ConnectorError as error:
@@ -77,7 +85,8 @@ class Receiver:
             raise Rejected(503, "store_unavailable", "the store cannot be read") from None
         crm = self.config.crm
         if recorded is None and isinstance(crm, HubspotCrm) and crm.portal_id is not None:
-            return str(crm.portal_id)
+            recorded = str(crm.portal_id)
+        self._account = (recorded, time.monotonic())
         return recorded
 
     def missing_secrets(self) -> list[str]:

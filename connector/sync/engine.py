@@ -45,6 +45,7 @@ from connector.core.members import resolve, resolve_members
 from connector.core.models import (
     CrmDeal,
     CrmQuota,
+    CrmSplit,
     CrmUser,
     DealSnapshot,
     Rep,
@@ -91,6 +92,7 @@ from connector.sync.run import (
     SyncSummary,
     quiet,
 )
+from connector.sync.splits_ahead import SplitsAhead
 from connector.sync.writing import scope_of, write_pending
 
 READ_BATCH = 2000
@@ -171,6 +173,7 @@ class SyncEngine:
         rebuilt = self._bind_account(run)
         full = options.full or rebuilt
         self.settings = with_crm_rates(self.settings, self.adapter, refresh=full)
+        ahead: SplitsAhead | None = None  # the worker door reads deals and splits at once
         if change is None:
             # Cached owners are refreshed when an unknown one appears, not on every full sync.
             users = self._read_users(run)
@@ -179,6 +182,7 @@ class SyncEngine:
             self._pull(run, self.adapter.read_deals(since))
             pulled = run.pulled_owners
         else:
+            ahead = SplitsAhead(self.adapter, change.deals) if change.deals else None
             users = self._known_users(run, change)
             self._pull(run, self._by_id(run, change.deals))
             pulled = {d.owner_id for d in store.deals.by_id(change.deals).values()}
@@ -192,7 +196,7 @@ class SyncEngine:
             members = resolve_members(self.settings.plans, users)
         reps = [rep_of(user) for user in users.values() if user.id in members]
 
-        read_owed_splits(run, self.adapter)
+        read_owed_splits(run, self.adapter, ahead)
         self.progress("splits", len(store.owed.of(OWED_SPLITS)))
 
         as_of_label = label(period_of(options.as_of, kind), kind)
@@ -426,12 +430,16 @@ class SyncEngine:
             self._pull(run, self.adapter.read_deals(run.newest))
 
 
-def read_owed_splits(run: Run, adapter: CrmAdapter) -> None:
-    """Read the splits of every deal owed a split read (this run's and a dead run's)."""
+def read_owed_splits(run: Run, adapter: CrmAdapter, ahead: SplitsAhead | None = None) -> None:
+    """Read the splits of every deal owed a split read (this run's and a dead run's); those
+    ``ahead`` read already, when it read them all."""
     owed = sorted(run.store.owed.of(OWED_SPLITS))
-    if not owed:
+    if ahead is not None and ahead.covers(owed):
+        splits: Iterable[CrmSplit] | None = ahead.splits(owed)
+    elif not owed:
         return
-    splits = adapter.read_splits(owed)
+    else:
+        splits = adapter.read_splits(owed)
     before = run.store.deals.splits(owed)
     if splits is None:  # this CRM has no splits: only the debt to clear
         run.store.settle_splits({d: before.get(d, []) for d in owed}, ())
