@@ -76,6 +76,7 @@ class Portal:
         self.changed_at: dict[str, float] = {}
         self.arrived: dict[str, float] = {}
         self.fields_changed = 0
+        self.limited = 0  # 429 answers before the call log was last reset
         self.lock = threading.Lock()
         sandbox.portal.listeners.append(self._heard)
 
@@ -251,6 +252,58 @@ def healthz(base: str) -> dict[str, Any]:
     return answer
 
 
+def deliveries(
+    portals: list[Portal], count: int, first_id: int, rng: random.Random
+) -> list[list[dict[str, Any]]]:
+    """``count`` HubSpot deliveries of one property change each, across the portals."""
+    now_ms = int(time.time() * 1000)
+    batches = []
+    for index in range(count):
+        portal = portals[index % len(portals)]
+        deal = rng.choice(portal.won())
+        batches.append(
+            [
+                {
+                    "eventId": first_id + index,
+                    "subscriptionId": 2101002,
+                    "portalId": portal.sandbox.portal.portal_id,
+                    "appId": portal.sandbox.portal.app_id,
+                    "occurredAt": now_ms,
+                    "subscriptionType": "deal.propertyChange",
+                    "attemptNumber": 0,
+                    "objectId": int(deal["id"]),
+                    "propertyName": "description",
+                    "propertyValue": f"note {index}",
+                    "changeSource": "CRM_UI",
+                }
+            ]
+        )
+    return batches
+
+
+def acknowledge(base: str, batches: list[list[dict[str, Any]]], load: float, what: str) -> None:
+    """Offer ``batches`` at ``load`` per second from two sender processes (this one is busy
+    answering as the CRMs), each half the load; print the acknowledgement latency."""
+    secret = "sandbox-client-secret"  # every sandbox's app signs with it
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(time.sleep, (0, 0))  # started before the clock runs
+        started = time.perf_counter()
+        # send_steadily paces batches of 100 events; one event each: load * 100.
+        halves = [
+            pool.apply_async(
+                send_steadily, (f"{base}/webhooks/hubspot", secret, batches[n::2], load * 50, 16)
+            )
+            for n in range(2)
+        ]
+        latencies = [x for half in halves for x in half.get()]
+        took = time.perf_counter() - started
+    print(
+        f"   {what}: {len(batches):,} in {took:.1f} s = {len(batches) / took:,.0f}/s; "
+        f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+    )
+
+
 def draw(deals: list[dict[str, Any]], count: int, rng: random.Random) -> list[dict[str, Any]]:
     """``count`` deals, each once while there are enough (a busy account repeats some)."""
     return rng.sample(deals, count) if count <= len(deals) else rng.choices(deals, k=count)
@@ -263,6 +316,7 @@ def end_to_end(
     latency from each change to our commission field changing, what was lost and written
     twice; return each account's p99."""
     for portal in portals:
+        portal.limited += len(portal.sandbox.calls.calls("rate_limited"))
         portal.sandbox.calls.reset()
         with portal.lock:
             portal.changed_at.clear()
@@ -317,6 +371,9 @@ def main() -> None:
     parser.add_argument("--deals", type=int, default=800)
     parser.add_argument("--reps", type=int, default=12)
     parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument(
+        "--rate-limit", type=int, default=100, help="calls per portal per ten seconds (0: none)"
+    )
     parser.add_argument("--changes", type=int, default=300, help="per account, for phase 1")
     parser.add_argument("--workers", default="1,2,4", help="worker counts for phase 1")
     parser.add_argument("--load", type=float, default=500.0, help="deliveries/s, phase 2")
@@ -355,11 +412,14 @@ def main() -> None:
     serve, base = start_receiver(root, args.receivers)
     for portal in portals:
         portal.sandbox.webhooks.url = f"{base}/webhooks/hubspot"
-        portal.sandbox.faults.update({"latency_ms": args.latency_ms})
+        portal.sandbox.faults.update(
+            {"latency_ms": args.latency_ms, "rate_limit": args.rate_limit or None}
+        )
     kind = "PostgreSQL, one schema per account" if database else "SQLite, one file per account"
     print(
         f"{args.accounts} accounts ({args.reps} reps, {args.deals} deals each), every CRM call "
-        f"answered after {args.latency_ms} ms; stores: {kind}; receiver at {base}"
+        f"answered after {args.latency_ms} ms, {args.rate_limit or 'no'} calls per ten seconds "
+        f"per portal; stores: {kind}; receiver at {base}"
     )
     workers: list[subprocess.Popen[bytes]] = []
     try:
@@ -383,51 +443,15 @@ def main() -> None:
             )
 
         # -- 2: acknowledgement latency ----------------------------------------------------
-        workers = start_workers(root, 2, directory)
-        now_ms = int(time.time() * 1000)
-        batches = []
-        count = int(args.load * args.ack_seconds / 100) * 100
-        for index in range(count):
-            portal = portals[index % len(portals)]
-            deal = rng.choice(portal.won())
-            batches.append(
-                [
-                    {
-                        "eventId": 90_000_000 + index,
-                        "subscriptionId": 2101002,
-                        "portalId": portal.sandbox.portal.portal_id,
-                        "appId": portal.sandbox.portal.app_id,
-                        "occurredAt": now_ms,
-                        "subscriptionType": "deal.propertyChange",
-                        "attemptNumber": 0,
-                        "objectId": int(deal["id"]),
-                        "propertyName": "description",
-                        "propertyValue": f"note {index}",
-                        "changeSource": "CRM_UI",
-                    }
-                ]
-            )
-        secret = portals[0].sandbox.client_secret
-        # Senders of their own (this process is busy answering the workers as the CRMs),
-        # two, each offering half the load.
-        with multiprocessing.get_context("spawn").Pool(2) as pool:
-            pool.map(time.sleep, (0, 0))  # started before the clock runs
-            started = time.perf_counter()
-            # send_steadily paces batches of 100 events; one event each: load * 100.
-            halves = [
-                pool.apply_async(
-                    send_steadily,
-                    (f"{base}/webhooks/hubspot", secret, batches[n::2], args.load * 50, 16),
-                )
-                for n in range(2)
-            ]
-            latencies = [x for half in halves for x in half.get()]
-            took = time.perf_counter() - started
         print(f"\n2. acknowledgement at {args.load:,.0f} deliveries/s offered (one event each)")
-        print(
-            f"   {len(batches):,} deliveries in {took:.1f} s = {len(batches) / took:,.0f}/s; "
-            f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
-            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+        count = int(args.load * args.ack_seconds)
+        acknowledge(base, deliveries(portals, count, 90_000_000, rng), args.load, "receivers alone")
+        drain = start_workers(root, 1, directory)
+        drained(portals)
+        stop(drain)
+        workers = start_workers(root, 2, directory)
+        acknowledge(
+            base, deliveries(portals, count, 95_000_000, rng), args.load, "2 workers applying"
         )
         drained(portals)
 
@@ -491,6 +515,11 @@ def main() -> None:
             result = runner.invoke(cli, ["--config", config, "sync", "--dry-run"], env=env)
             owed += len([line for line in result.stdout.splitlines() if "->" in line])
         print(f"\nafterwards, dry-run syncs of every account plan {owed} writes (0: none lost)")
+        limited = sum(p.limited + len(p.sandbox.calls.calls("rate_limited")) for p in portals)
+        print(
+            f"429 answers from the portals over the whole run: {limited} (each portal allows "
+            f"{args.rate_limit} calls per ten seconds, shared by every process)"
+        )
     finally:
         stop(workers)
         serve.send_signal(signal.SIGTERM)

@@ -47,7 +47,7 @@ def test_an_expired_lease_returns_the_event_and_the_old_holder_cannot_finish_it(
     assert inbox.counts() == {"done": 1}
 
 
-def test_a_dead_worker_on_this_host_need_not_wait_out_its_lease(store: Store) -> None:
+def test_a_dead_worker_on_this_host_need_not_wait_out_its_lease_on_sqlite(store: Store) -> None:
     inbox = Inbox(store)
     inbox.add(events("1"), T0)
     inbox.claim(T0, lease=timedelta(hours=1))
@@ -56,7 +56,11 @@ def test_a_dead_worker_on_this_host_need_not_wait_out_its_lease(store: Store) ->
     with store.transaction() as connection:
         connection.execute(inbox_table.update().values(claim=dead))
     _, claimed = inbox.claim(T0 + timedelta(seconds=1))
-    assert len(claimed) == 1
+    # On a server store, hosts may share a name and a PID namespace: the lease decides.
+    assert len(claimed) == (1 if store.dialect == "sqlite" else 0)
+    if store.dialect != "sqlite":
+        _, claimed = inbox.claim(T0 + timedelta(hours=1, seconds=1))  # its lease ran out
+        assert len(claimed) == 1
 
 
 def test_failures_back_off_then_park_and_can_be_queued_again(store: Store) -> None:

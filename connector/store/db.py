@@ -101,7 +101,8 @@ def may_be_alive(holder: str) -> bool:
     """False only when ``holder`` names a process that no longer exists and that was
     ours to see: on this host, in this PID namespace. Anything else (another machine,
     another container, a holder named the way older versions did) counts as alive
-    until its lease runs out."""
+    until its lease runs out. Only for a SQLite store: the hosts sharing a server store
+    may share a name and a PID namespace (the initial one is alike on every host)."""
     parts = holder.split(":")
     if len(parts) not in (3, 4):
         return True

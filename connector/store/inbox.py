@@ -153,10 +153,15 @@ class Inbox:
         t = inbox_table
         abandoned = sa.and_(t.c.status == CLAIMED, t.c.lease_until_ms < now_ms)
         with self.store.transaction() as connection:
-            # A worker of this host and PID namespace that died need not wait out its lease.
-            holders = connection.execute(
-                sa.select(t.c.claim).where(t.c.status == CLAIMED).distinct()
-            ).scalars()
+            # On SQLite (one host's file), a worker of this PID namespace that died need not
+            # wait out its lease; on a server, hosts may share a name and a namespace.
+            holders: Iterable[str | None] = (
+                connection.execute(
+                    sa.select(t.c.claim).where(t.c.status == CLAIMED).distinct()
+                ).scalars()
+                if self.store.dialect == "sqlite"
+                else []
+            )
             dead = [claim for claim in holders if claim and not may_be_alive(claim.split("/")[0])]
             if dead:
                 connection.execute(t.update().where(t.c.claim.in_(dead)).values(lease_until_ms=0))
