@@ -425,3 +425,85 @@ def test_workers_resume_and_the_inboxes_drain_after_postgres_cuts_every_connecti
     for store in live.stores.values():
         assert "parked" not in Inbox(store).counts()
     assert "inbox_listener_lost" in "".join(log.read_text() for log in logs)
+
+
+# -- the router, in process --------------------------------------------------------------------
+
+
+@pytest.fixture
+def routed(tmp_path: Path) -> Iterator[tuple[Any, Deployment, dict[str, Store]]]:
+    """Two HubSpot portals (one app, one secret) and a Salesforce org behind one receiver."""
+    from tests.test_webhooks import HUBSPOT_SECRET, ORG_ID
+
+    for name, portal in (("acme", 11), ("globex", 22)):
+        crm = {"type": "hubspot", "base_url": "http://127.0.0.1:9", "portal_id": portal}
+        env = {"SPM_HUBSPOT_CLIENT_SECRET": HUBSPOT_SECRET, "SPM_ADMIN_TOKEN": f"{name}-admin"}
+        account(tmp_path, name, crm, ["a@x"], env)
+    crm = {"type": "salesforce", "instance_url": "https://127.0.0.1:9"}
+    account(tmp_path, "initech", crm, ["b@x"], {"SPM_SALESFORCE_ORG_ID": ORG_ID})
+    deployment = load_deployment(tmp_path, {})
+    stores = {a.name: Store.open(a.store_url) for a in deployment.accounts}
+    app = create_deployment_app(deployment, environ={}, stores=stores)
+    try:
+        yield app.test_client(), deployment, stores
+    finally:
+        for store in stores.values():
+            store.close()
+
+
+def test_the_router_stores_each_portals_events_in_its_own_account_and_refuses_strangers(
+    routed: tuple[Any, Deployment, dict[str, Store]],
+) -> None:
+    from tests.test_webhooks import envelope, hubspot_event, post_hubspot
+
+    client, _deployment, stores = routed
+    # One app's batch names two portals: each account stores its own, acknowledged once.
+    batch = [
+        hubspot_event(1, 501, portalId=11),
+        hubspot_event(2, 502, portalId=22),
+        hubspot_event(3, 503, portalId=22),
+    ]
+    answer = post_hubspot(client, batch)
+    assert answer.status_code == 200, answer.data
+    assert Inbox(stores["acme"]).depth().queued == 1
+    assert Inbox(stores["globex"]).depth().queued == 2
+    # Signed by another app's secret: the account's own receiver refuses it.
+    assert post_hubspot(client, [hubspot_event(4, 504, portalId=11)], secret="x").status_code == 401
+    # No account here is for portal 33: refused for good (404), counted.
+    assert post_hubspot(client, [hubspot_event(5, 505, portalId=33)]).status_code == 404
+    assert (
+        client.post("/webhooks/hubspot", data=b"{", content_type="application/json").status_code
+        == 400
+    )
+    # Salesforce: routed by OrganizationId; another org is a SOAP fault.
+    assert (
+        client.post("/webhooks/salesforce", data=envelope(), content_type="text/xml").status_code
+        == 200
+    )
+    assert Inbox(stores["initech"]).depth().queued == 1
+    stranger = envelope(org_id="00D000000000009AAA")
+    refused = client.post("/webhooks/salesforce", data=stranger, content_type="text/xml")
+    assert refused.status_code == 403 and b"soapenv:Fault" in refused.data
+    assert Inbox(stores["acme"]).depth().queued == 1  # nothing crossed over
+    # Each account's metrics, labelled; the strangers counted once each.
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'spm_inbox_depth{account="globex"} 2.0' in metrics
+    assert 'spm_webhook_deliveries_unrouted_total{source="hubspot"} 1.0' in metrics
+    assert 'spm_webhook_deliveries_unrouted_total{source="salesforce"} 1.0' in metrics
+
+
+def test_each_accounts_pages_live_under_its_prefix_with_a_session_of_its_own(
+    routed: tuple[Any, Deployment, dict[str, Store]],
+) -> None:
+    client, _deployment, _stores = routed
+    answer = client.get("/healthz")
+    assert set(answer.get_json()["accounts"]) == {"acme", "globex", "initech"}
+    assert answer.headers["X-Frame-Options"] == "DENY"  # the router's own answers too
+    assert client.get("/accounts/acme/healthz").status_code == 200
+    signed_in = client.get("/accounts/acme/reports?token=acme-admin")
+    assert signed_in.status_code in (302, 303)
+    assert signed_in.headers["Location"].endswith("/accounts/acme/reports")
+    cookie = signed_in.headers["Set-Cookie"]
+    assert "Path=/accounts/acme/reports" in cookie
+    # acme's token is acme's only.
+    assert client.get("/accounts/globex/reports?token=acme-admin").status_code in (401, 403)

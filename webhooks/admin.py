@@ -72,10 +72,11 @@ def init_admin(app: Flask, *, admin_token: str | None, trusted_proxies: int) -> 
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
         )
-    app.after_request(_secured)
+    app.after_request(secured)
 
 
-def _secured(response: Response) -> Response:
+def secured(response: Response) -> Response:
+    """The headers every answer carries (an ``after_request`` hook)."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
@@ -189,7 +190,7 @@ def exchanged_token() -> Response | None:
     rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
     query = ("?" + urlencode(rest)) if rest else ""
     response = make_response("", 303)
-    response.headers["Location"] = quote(request.path) + query
+    response.headers["Location"] = quote(request.script_root + request.path) + query
     return response
 
 

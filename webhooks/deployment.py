@@ -40,6 +40,7 @@ from connector.config import CrmType
 from connector.logs import about_account, log
 from connector.store.state import Store
 from webhooks import salesforce
+from webhooks.admin import secured
 from webhooks.app import create_app
 from webhooks.hubspot import PUBLIC_BASE
 from webhooks.receiver import EXTENSION, Receiver
@@ -138,6 +139,7 @@ def create_deployment_app(
     app = Flask(__name__)
     app.extensions[ACCOUNTS] = router
     app.config["MAX_CONTENT_LENGTH"] = deployment.settings.webhooks.max_body_bytes
+    app.after_request(secured)
     _routes(app, router)
     mounted: dict[str, WSGIApplication] = {
         f"{PREFIX}{name}": account_app for name, account_app in apps.items()
@@ -179,11 +181,10 @@ def _routes(app: Flask, router: Router) -> None:
             payload: Any = json.loads(body)
         except (ValueError, RecursionError):
             payload = None
-        portals = (
-            {str(item.get("portalId")) for item in payload if isinstance(item, dict)}
-            if isinstance(payload, list)
-            else set()
-        )
+        if not isinstance(payload, list):
+            detail = "expected a JSON array of events"
+            return jsonify({"error": "malformed", "detail": detail}), 400
+        portals = {str(item.get("portalId")) for item in payload if isinstance(item, dict)}
         names = sorted(
             {n for p in portals if (n := router.account_for(CrmType.HUBSPOT, p)) is not None}
         )

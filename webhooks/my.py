@@ -83,7 +83,7 @@ def mine(token: str) -> Response:
             said += f" — answered {review.resolved_at}: {review.reply}"
         history.append(said)
     panel = ReviewPanel(
-        action=f"/my/{quote(token)}",
+        action=f"{request.script_root}/my/{quote(token)}",
         status=statuses.get(statement.period, PRELIMINARY),
         periods=periods,
         acknowledged_at=acknowledged[0] if acknowledged else None,
@@ -131,5 +131,5 @@ def _act(token: str, kind: str) -> Response:
         done = "disputed"
     response = make_response("", 303)
     query = urlencode({"period": period, "done": done})
-    response.headers["Location"] = f"/my/{quote(token)}?{query}"
+    response.headers["Location"] = f"{request.script_root}/my/{quote(token)}?{query}"
     return response

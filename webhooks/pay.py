@@ -50,7 +50,8 @@ def _refused(step: str | None = None) -> Response | None:
 
 def _back(period: str, notice: str) -> Response:
     response = make_response("", 303)
-    response.headers["Location"] = "/reports?" + urlencode({"period": period, "notice": notice})
+    query = urlencode({"period": period, "notice": notice})
+    response.headers["Location"] = f"{request.script_root}/reports?{query}"
     return response
 
 

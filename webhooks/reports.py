@@ -144,7 +144,8 @@ def statement(rep_id: str) -> Response:
         )
     except InputError as error:
         return text(f"404 Not Found: {error}", 404)
-    form = NoteForm(f"/reports/statements/{quote(view.rep.id, safe='')}/notes", csrf_token())
+    action = f"{request.script_root}/reports/statements/{quote(view.rep.id, safe='')}/notes"
+    form = NoteForm(action, csrf_token())
     return _page(statement_page(view, note_form=form))
 
 
@@ -171,7 +172,8 @@ def note(rep_id: str) -> Response:
         return text(f"400 Bad Request: {error}", 400)
     response = make_response("", 303)
     response.headers["Location"] = (
-        f"/reports/statements/{quote(view.rep.id, safe='')}?period={view.statement.period}"
+        f"{request.script_root}/reports/statements/{quote(view.rep.id, safe='')}"
+        f"?period={view.statement.period}"
     )
     return response
 
