@@ -507,3 +507,38 @@ def test_each_accounts_pages_live_under_its_prefix_with_a_session_of_its_own(
     assert "Path=/accounts/acme/reports" in cookie
     # acme's token is acme's only.
     assert client.get("/accounts/globex/reports?token=acme-admin").status_code in (401, 403)
+
+
+def test_serve_and_worker_take_a_folder_of_accounts_and_refuse_shared_secrets(
+    tmp_path: Path,
+) -> None:
+    for name, portal in (("acme", 11), ("globex", 22)):
+        crm = {"type": "hubspot", "base_url": "http://127.0.0.1:9", "portal_id": portal}
+        account(tmp_path, name, crm, ["a@x"], {"SPM_HUBSPOT_CLIENT_SECRET": "s"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPM_")}
+    command = [sys.executable, "-m", "connector.cli"]
+    refused = subprocess.run(
+        [*command, "worker", "--accounts", str(tmp_path), "--once"],
+        cwd=ROOT, env={**env, "SPM_HUBSPOT_ACCESS_TOKEN": "one-for-all"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "SPM_HUBSPOT_ACCESS_TOKEN" in refused.stderr and "one-for-all" not in refused.stderr
+    serve = subprocess.Popen(
+        [*command, "serve", "--accounts", str(tmp_path), "--port", "0", "--no-worker"],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert serve.stderr is not None
+        lines = []
+        for line in serve.stderr:
+            lines.append(line)
+            if "receiving webhooks on " in line:
+                break
+        base = lines[-1].split("receiving webhooks on ", 1)[1].strip()
+        status, text = _get(f"{base}/healthz")
+        assert status == 200 and set(json.loads(text)["accounts"]) == {"acme", "globex"}
+        assert _get(f"{base}/accounts/globex/healthz")[0] == 200
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0

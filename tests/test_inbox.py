@@ -150,3 +150,18 @@ def test_the_worker_run_log_is_pruned_but_syncs_are_kept(store: Store) -> None:
     store.runs.finish(sync, T0 - timedelta(days=30), "ok", {})
     assert store.runs.forget("worker", T0 - timedelta(days=7)) == 1
     assert sorted(run.kind for run in store.runs.recent()) == ["sync", "worker"]
+
+
+def test_a_worker_gathers_only_what_is_still_arriving(store: Store) -> None:
+    from connector.sync.worker import gather_wait
+
+    inbox = Inbox(store)
+    assert gather_wait(0.1, [inbox], T0) == 0.1  # nothing due: the full gathering wait
+    inbox.add(events("1"), T0)
+    # Just arrived: what follows it in the same edit has 70 ms more to come.
+    assert gather_wait(0.1, [inbox], T0 + timedelta(milliseconds=30)) == pytest.approx(0.07)
+    # Waited through the last pass already: no wait at all.
+    assert gather_wait(0.1, [inbox], T0 + timedelta(seconds=1)) == 0.0
+    # A receiver's clock ahead of the worker's never holds it longer than the wait.
+    assert gather_wait(0.1, [inbox], T0 - timedelta(seconds=5)) == 0.1
+    assert inbox.oldest_due_ms(T0) is not None

@@ -22,7 +22,7 @@ from functools import partial
 from connector.errors import ConnectorError
 from connector.logs import about_account, log
 from connector.sync.lease import lock_state
-from connector.sync.worker import POLL_S, Worker
+from connector.sync.worker import POLL_S, Worker, gather_wait
 
 
 class AccountsWorker:
@@ -53,7 +53,8 @@ class AccountsWorker:
                     wake.clear()
                 if not woken:
                     continue
-            stop.wait(self.gather_s)
+            inboxes = [worker.inbox for worker in self.workers.values()]
+            stop.wait(gather_wait(self.gather_s, inboxes, self.clock()))
         log("worker_stopped")
 
     def drain(self) -> int:

@@ -48,16 +48,34 @@ from connector.views.team import OWN_WRITE_BACK
 
 BATCH = 500
 POLL_S = 0.5  # how often an idle worker looks for work nobody woke it for
-# Once work arrives, wait this long for what follows before applying it: one edit in a
-# CRM is often several events (HubSpot sends one per property), and a pass costs a few
-# CRM calls whatever its size. It also spaces passes, so a burst of changes stays within
-# HubSpot's ten-second budget (190 calls) instead of exhausting it and then stalling.
+# Once work arrives, wait until it is this old for what follows before applying it: one
+# edit in a CRM is often several events (HubSpot sends one per property), and a pass
+# costs a few CRM calls whatever its size. Events that arrived during the last pass are
+# old enough already (gather_wait); the shared budget keeps bursts within the window.
 GATHER_S = 0.1
 BUSY_DELAY = timedelta(seconds=2)
 CRM_DELAY = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=10)
 FORGET_EVERY_S = 3600.0
 KEEP_RUNS = timedelta(days=7)  # every pass is a run in the store's run log
+
+
+def gather_wait(gather_s: float, inboxes: Sequence[Inbox], now: datetime) -> float:
+    """How long to wait before the next pass: until the longest-waiting event has waited
+    ``gather_s``, by when what followed it in one edit has arrived. Events that came in
+    during the last pass have waited long enough already: no wait for them. (Never more
+    than ``gather_s``: a receiver's clock ahead of ours must not hold the worker back.)"""
+    try:
+        ages = [
+            epoch_ms(now) - oldest
+            for inbox in inboxes
+            if (oldest := inbox.oldest_due_ms(now)) is not None
+        ]
+    except ConnectorError:
+        return gather_s
+    if not ages:
+        return gather_s
+    return min(gather_s, max(0.0, gather_s - max(ages) / 1000))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -123,7 +141,7 @@ class Worker:
                     wake.clear()
                 if not woken:
                     continue
-            stop.wait(self.gather_s)
+            stop.wait(gather_wait(self.gather_s, [self.inbox], self.clock()))
         log("worker_stopped")
 
     def drain(self) -> int:
