@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from webhook_bench import percentile, send_steadily  # noqa: E402
+from webhook_bench import config_for, percentile, send_steadily  # noqa: E402
 
 from connector.cli import cli  # noqa: E402
 from connector.store.inbox import Inbox  # noqa: E402
@@ -134,31 +134,12 @@ def postgres_database() -> str | None:
 
 
 def write_account(folder: Path, sandbox: HubSpotSandbox, store: str) -> None:
+    """The account's folder: webhook_bench's config with the portal id, and its ``.env``."""
     folder.mkdir(parents=True)
-    config = {
-        "currency": "USD",
-        "period": "month",
-        "timezone": "UTC",
-        "crm": {**sandbox.settings()["crm"], "portal_id": sandbox.portal.portal_id},
-        "store": store,
-        "plans": [
-            {
-                "id": "ae",
-                "name": "Account Executives",
-                "start": "2026-01-01",
-                "end": "2027-12-31",
-                "members": [o["id"] for o in sandbox.owners()],
-                "quota": "150000",
-                "commission": {
-                    "method": "marginal",
-                    "tiers_on": "attainment",
-                    "tiers": [{"up_to": "1.0", "rate": "0.08"}, {"rate": "0.12"}],
-                },
-                "clawback": {"window_days": 365},
-            }
-        ],
-    }
-    (folder / "spm.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    path = config_for(sandbox, folder, store)
+    config = yaml.safe_load(path.read_text())
+    config["crm"]["portal_id"] = sandbox.portal.portal_id
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     env = sandbox.settings()["env"]
     (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
 

@@ -20,19 +20,14 @@ from webhooks.app import create_app
 from webhooks.receiver import EXTENSION, Receiver
 
 
-class LiveReceiver:
-    """Listens at once (so a sandbox can be told its URL), serves once attached."""
+class LiveServer:
+    """Listens at once (so a sandbox can be told its URL), serves once given an app."""
 
     def __init__(self) -> None:
         self._app: Any = None
         self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
-        self.stop = threading.Event()
-        self.store: Store | None = None
-        self.state: Receiver | None = None
-        self.worker: Worker | None = None
-        self._worker_thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -43,6 +38,23 @@ class LiveReceiver:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"not yet"]
         return self._app(environ, start_response)
+
+    def stop_serving(self) -> None:
+        self.server.shutdown()
+        self._thread.join(timeout=10)
+        self.server.server_close()
+
+
+class LiveReceiver(LiveServer):
+    """The receiver of one account, with its worker in a thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop = threading.Event()
+        self.store: Store | None = None
+        self.state: Receiver | None = None
+        self.worker: Worker | None = None
+        self._worker_thread: threading.Thread | None = None
 
     def attach(
         self, config_path: Path, env: Mapping[str, str], as_of: date, *, worker: bool = True
@@ -91,9 +103,7 @@ class LiveReceiver:
             self.state.wake.set()
         if self._worker_thread is not None:
             self._worker_thread.join(timeout=30)
-        self.server.shutdown()
-        self._thread.join(timeout=10)
-        self.server.server_close()
+        self.stop_serving()
         if self.store is not None:
             self.store.close()
 

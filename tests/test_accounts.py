@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +23,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from connector.accounts import Deployment, load_deployment
 from connector.errors import ConfigError
@@ -36,7 +34,7 @@ from tests import test_salesforce_sync as sf
 from tests.crm_sync_helpers import run, write_config
 from tests.fixtures.hubspot_sandbox import MakeHubSpotSandbox
 from tests.fixtures.salesforce_sandbox import MakeSalesforceSandbox
-from tests.realtime_helpers import wait_until
+from tests.realtime_helpers import LiveServer, wait_until
 from tests.test_realtime import writes_per_field
 from tests.test_store import _postgres_url
 from webhooks.deployment import Router, create_deployment_app, router_of
@@ -149,26 +147,13 @@ def test_accounts_in_one_postgres_database_cannot_read_each_others_rows(
 # -- one receiver, many accounts ---------------------------------------------------------------
 
 
-class LiveDeployment:
+class LiveDeployment(LiveServer):
     """The deployment's receiver on a real socket: listening at once, serving once attached."""
 
     def __init__(self) -> None:
-        self._app: Any = None
-        self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        super().__init__()
         self.stores: dict[str, Store] = {}
         self.router: Router | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
-
-    def _dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if self._app is None:
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"not yet"]
-        return self._app(environ, start_response)
 
     def attach(self, root: Path) -> Deployment:
         deployment = load_deployment(root, {})
@@ -181,9 +166,7 @@ class LiveDeployment:
         return sum(Inbox(s).depth().queued for s in self.stores.values())
 
     def close(self) -> None:
-        self.server.shutdown()
-        self._thread.join(timeout=10)
-        self.server.server_close()
+        self.stop_serving()
         for store in self.stores.values():
             store.close()
 

@@ -22,7 +22,7 @@ from functools import partial
 from connector.errors import ConnectorError
 from connector.logs import about_account, log
 from connector.sync.lease import lock_state
-from connector.sync.worker import POLL_S, Worker, gather_wait
+from connector.sync.worker import Worker, drain, gather_wait, run_rounds
 
 
 class AccountsWorker:
@@ -44,25 +44,18 @@ class AccountsWorker:
     def run(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
         """Apply every account's events until ``stop`` is set; sleep until woken or polled."""
         log("worker_started", accounts=sorted(self.workers))
-        while not stop.is_set():
-            self.run_scheduled()
-            claimed = self.run_once()
-            if not claimed:
-                woken = wake.wait(POLL_S) if wake is not None else stop.wait(POLL_S)
-                if wake is not None:
-                    wake.clear()
-                if not woken:
-                    continue
-            inboxes = [worker.inbox for worker in self.workers.values()]
-            stop.wait(gather_wait(self.gather_s, inboxes, self.clock()))
+        inboxes = [worker.inbox for worker in self.workers.values()]
+        settle = lambda: gather_wait(self.gather_s, inboxes, self.clock())  # noqa: E731
+        run_rounds(self._round, settle, stop, wake)
         log("worker_stopped")
+
+    def _round(self, stop: threading.Event) -> int:
+        self.run_scheduled()
+        return self.run_once()
 
     def drain(self) -> int:
         """Apply every account's due events, then return how many were claimed."""
-        total = 0
-        while claimed := self.run_once():
-            total += claimed
-        return total
+        return drain(self.run_once)
 
     def due(self) -> list[str]:
         """The accounts with events to apply that no other process is applying, the one

@@ -60,6 +60,32 @@ FORGET_EVERY_S = 3600.0
 KEEP_RUNS = timedelta(days=7)  # every pass is a run in the store's run log
 
 
+def run_rounds(
+    round_: Callable[[threading.Event], int],
+    settle: Callable[[], float],
+    stop: threading.Event,
+    wake: threading.Event | None,
+) -> None:
+    """Rounds until ``stop``: after one that found nothing, sleep until woken (or the next
+    poll); after work, wait ``settle()`` seconds for what is still arriving."""
+    while not stop.is_set():
+        if not round_(stop):
+            woken = wake.wait(POLL_S) if wake is not None else stop.wait(POLL_S)
+            if wake is not None:
+                wake.clear()
+            if not woken:
+                continue
+        stop.wait(settle())
+
+
+def drain(round_: Callable[[], int]) -> int:
+    """Rounds until one finds nothing; how many events they claimed."""
+    total = 0
+    while claimed := round_():
+        total += claimed
+    return total
+
+
 def gather_wait(gather_s: float, inboxes: Sequence[Inbox], now: datetime) -> float:
     """How long to wait before the next pass: until the longest-waiting event has waited
     ``gather_s``, by when what followed it in one edit has arrived. Events that came in
@@ -115,41 +141,32 @@ class Worker:
     def run(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
         """Apply events until ``stop`` is set; between rounds, sleep until woken or polled."""
         log("worker_started")
-        while not stop.is_set():
-            try:
-                if self.scheduler is not None:
-                    self.scheduler.run_due(time.monotonic())
-                claimed = self.run_once()
-            except ConnectorError as error:  # the store itself: wait and try again
-                log("worker_store_error", level=logging.ERROR, error=str(error))
-                stop.wait(POLL_S * 4)
-                continue
-            except Exception as error:
-                # A bug outside one batch: logged with its trace, and the worker goes on,
-                # or real time would stop silently while the receiver keeps acknowledging.
-                log(
-                    "worker_bug",
-                    level=logging.ERROR,
-                    error=f"{type(error).__name__}: {error}",
-                    trace=traceback.format_exc(limit=8),
-                )
-                stop.wait(POLL_S * 4)
-                continue
-            if not claimed:
-                woken = wake.wait(POLL_S) if wake is not None else stop.wait(POLL_S)
-                if wake is not None:
-                    wake.clear()
-                if not woken:
-                    continue
-            stop.wait(gather_wait(self.gather_s, [self.inbox], self.clock()))
+        settle = lambda: gather_wait(self.gather_s, [self.inbox], self.clock())  # noqa: E731
+        run_rounds(self._round, settle, stop, wake)
         log("worker_stopped")
+
+    def _round(self, stop: threading.Event) -> int:
+        try:
+            if self.scheduler is not None:
+                self.scheduler.run_due(time.monotonic())
+            return self.run_once()
+        except ConnectorError as error:  # the store itself: wait and try again
+            log("worker_store_error", level=logging.ERROR, error=str(error))
+        except Exception as error:
+            # A bug outside one batch: logged with its trace, and the worker goes on,
+            # or real time would stop silently while the receiver keeps acknowledging.
+            log(
+                "worker_bug",
+                level=logging.ERROR,
+                error=f"{type(error).__name__}: {error}",
+                trace=traceback.format_exc(limit=8),
+            )
+        stop.wait(POLL_S * 4)
+        return 0
 
     def drain(self) -> int:
         """Apply every due event, then return how many were claimed."""
-        total = 0
-        while claimed := self.run_once():
-            total += claimed
-        return total
+        return drain(self.run_once)
 
     def run_once(self) -> int:
         """Claim one batch and apply it; the number of events claimed (0: nothing due)."""
