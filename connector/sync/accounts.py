@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -22,7 +21,7 @@ from functools import partial
 from connector.errors import ConnectorError
 from connector.logs import about_account, log
 from connector.sync.lease import lock_state
-from connector.sync.worker import Worker, drain, gather_wait, run_rounds
+from connector.sync.worker import Worker, contained, drain, gather_wait, run_rounds
 
 
 class AccountsWorker:
@@ -94,17 +93,5 @@ class AccountsWorker:
         """One account's step: whatever it raises is that account's, logged, and the
         others go on."""
         with about_account(name):
-            try:
-                result = step()
-            except ConnectorError as error:
-                log("worker_store_error", level=logging.ERROR, error=str(error))
-                return 0
-            except Exception as error:
-                log(
-                    "worker_bug",
-                    level=logging.ERROR,
-                    error=f"{type(error).__name__}: {error}",
-                    trace=traceback.format_exc(limit=8),
-                )
-                return 0
+            result = contained(step)
         return result if isinstance(result, int) else 0

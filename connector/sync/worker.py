@@ -28,6 +28,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 from connector.errors import (
     BusyError,
@@ -46,6 +47,7 @@ from connector.sync.run import ChangeSet, SyncOptions
 from connector.sync.schedule import Scheduler
 from connector.views.team import OWN_WRITE_BACK
 
+T = TypeVar("T")
 BATCH = 500
 POLL_S = 0.5  # how often an idle worker looks for work nobody woke it for
 # Once work arrives, wait until it is this old for what follows before applying it: one
@@ -58,6 +60,23 @@ CRM_DELAY = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=10)
 FORGET_EVERY_S = 3600.0
 KEEP_RUNS = timedelta(days=7)  # every pass is a run in the store's run log
+
+
+def contained(step: Callable[[], T]) -> T | None:
+    """``step``'s result, or None when it failed: logged (a bug with its trace), so the
+    worker goes on, or real time would stop silently while the receiver acknowledges."""
+    try:
+        return step()
+    except ConnectorError as error:  # the store itself
+        log("worker_store_error", level=logging.ERROR, error=str(error))
+    except Exception as error:
+        log(
+            "worker_bug",
+            level=logging.ERROR,
+            error=f"{type(error).__name__}: {error}",
+            trace=traceback.format_exc(limit=8),
+        )
+    return None
 
 
 def run_rounds(
@@ -146,23 +165,16 @@ class Worker:
         log("worker_stopped")
 
     def _round(self, stop: threading.Event) -> int:
-        try:
-            if self.scheduler is not None:
-                self.scheduler.run_due(time.monotonic())
-            return self.run_once()
-        except ConnectorError as error:  # the store itself: wait and try again
-            log("worker_store_error", level=logging.ERROR, error=str(error))
-        except Exception as error:
-            # A bug outside one batch: logged with its trace, and the worker goes on,
-            # or real time would stop silently while the receiver keeps acknowledging.
-            log(
-                "worker_bug",
-                level=logging.ERROR,
-                error=f"{type(error).__name__}: {error}",
-                trace=traceback.format_exc(limit=8),
-            )
-        stop.wait(POLL_S * 4)
-        return 0
+        claimed = contained(self._scheduled_then_once)
+        if claimed is None:
+            stop.wait(POLL_S * 4)  # the store, or a bug: wait and try again
+            return 0
+        return claimed
+
+    def _scheduled_then_once(self) -> int:
+        if self.scheduler is not None:
+            self.scheduler.run_due(time.monotonic())
+        return self.run_once()
 
     def drain(self) -> int:
         """Apply every due event, then return how many were claimed."""
