@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from connector.adapters.base import DAILY_RESERVE
 from connector.config_errors import messages
 from connector.core.coaching import Play, TrainingModule
 from connector.core.currency import RateBasis
@@ -193,6 +194,10 @@ def _refuse_other_crm(data: object, other_keys: tuple[str, ...], other: str, thi
     }
 
 
+# The share of the account's daily API allocation the connector leaves to others.
+DailyReserve = Annotated[Decimal, Field(ge=0, le=Decimal("0.9"))]
+
+
 class SalesforceCrm(_Model):
     type: Literal[CrmType.SALESFORCE]
     instance_url: str = Field(pattern=r"^https://[^\s/]+", min_length=9)
@@ -200,8 +205,7 @@ class SalesforceCrm(_Model):
     won_stages: tuple[Text, ...] | None = None
     ca_bundle: Path | None = None
     timeout_s: float = Field(default=30, gt=0)
-    # The share of the org's daily API allocation the connector leaves to others.
-    daily_reserve: Decimal = Field(default=Decimal("0.1"), ge=0, le=Decimal("0.9"))
+    daily_reserve: DailyReserve = DAILY_RESERVE
 
     @model_validator(mode="before")
     @classmethod
@@ -220,8 +224,7 @@ class HubspotCrm(_Model):
     # The portal (Hub ID) this config is for: how a receiver serving several accounts
     # routes a delivery before the account's first sync has recorded it.
     portal_id: int | None = Field(default=None, ge=1, lt=2**63)
-    # The share of the portal's daily API allocation the connector leaves to others.
-    daily_reserve: Decimal = Field(default=Decimal("0.1"), ge=0, le=Decimal("0.9"))
+    daily_reserve: DailyReserve = DAILY_RESERVE
 
     @model_validator(mode="before")
     @classmethod

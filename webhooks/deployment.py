@@ -43,6 +43,7 @@ from webhooks import salesforce
 from webhooks.admin import secured
 from webhooks.app import create_app
 from webhooks.hubspot import PUBLIC_BASE
+from webhooks.ops import health
 from webhooks.receiver import EXTENSION, Receiver
 from webhooks.signing import Rejected
 
@@ -219,7 +220,7 @@ def _routes(app: Flask, router: Router) -> None:
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
-        accounts = {name: _health(account_app) for name, account_app in router.apps.items()}
+        accounts = {name: health(router.state(name))[0] for name in router.apps}
         statuses = {a.get("status") for a in accounts.values()}
         status = "ok" if statuses == {"ok"} else ("down" if statuses == {"down"} else "degraded")
         # A load balancer keeps this receiver while any account can be served.
@@ -248,12 +249,6 @@ def _unrouted(router: Router, source: str, ids: list[str]) -> tuple[Response, in
     log("unrouted", source=source, portals=ids[:10])
     # 4xx: HubSpot does not retry a delivery no account here will ever take.
     return jsonify({"error": "unknown_account", "detail": "no account here is for it"}), 404
-
-
-def _health(app: Flask) -> dict[str, Any]:
-    answer = app.test_client().get("/healthz")
-    body = answer.get_json(silent=True)
-    return body if isinstance(body, dict) else {"status": "down"}
 
 
 class _Labelled:

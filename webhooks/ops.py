@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from connector.errors import ConnectorError
 from connector.store.cursors import ACCOUNT_CURSOR
 from connector.sync.lease import lock_state
-from webhooks.receiver import receiver
+from webhooks.receiver import Receiver, receiver
 
 bp = Blueprint("ops", __name__)
 
@@ -23,16 +23,19 @@ def healthz() -> tuple[Response, int]:
     ``not_ready`` (503) while a setting the CRM's deliveries are checked against is
     missing: every delivery would be refused, so a load balancer should not route here.
     """
-    state = receiver()
+    body, status = health(receiver())
+    return jsonify(body), status
+
+
+def health(state: Receiver) -> tuple[dict[str, object], int]:
+    """What ``/healthz`` says of one account's receiver, and its status code."""
     missing = state.missing_secrets()
     if missing:
-        return jsonify(
-            {
-                "status": "not_ready",
-                "missing": missing,
-                "detail": f"set {' and '.join(missing)}: until then every delivery is refused",
-            }
-        ), 503
+        return {
+            "status": "not_ready",
+            "missing": missing,
+            "detail": f"set {' and '.join(missing)}: until then every delivery is refused",
+        }, 503
     try:
         depth = state.inbox.depth()
         parked = state.inbox.parked(limit=10)
@@ -41,7 +44,7 @@ def healthz() -> tuple[Response, int]:
         account = state.store.cursors.get(ACCOUNT_CURSOR)
         paused = state.store.budgets.paused_until(account) if account else None
     except ConnectorError as error:
-        return jsonify({"status": "down", "store": str(error)}), 503
+        return {"status": "down", "store": str(error)}, 503
     oldest = (
         round(max(0.0, time.time() - depth.oldest_received_ms / 1000), 3)
         if depth.oldest_received_ms is not None
@@ -84,7 +87,7 @@ def healthz() -> tuple[Response, int]:
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "status": run.status,
         }
-    return jsonify(body), 200
+    return body, 200
 
 
 @bp.get("/metrics")

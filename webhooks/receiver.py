@@ -44,7 +44,8 @@ class Receiver:
     our_hubspot_properties: frozenset[str] = field(init=False)
     # Set whenever events are stored: an in-process worker wakes at once.
     wake: threading.Event = field(default_factory=threading.Event)
-    _account: tuple[str | None, float] = (None, 0.0)
+    # The account id as last read, and when (monotonic): see account().
+    _account: tuple[str | None, float] = field(default=(None, 0.0), init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(self.store)

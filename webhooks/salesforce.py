@@ -50,7 +50,7 @@ _FAULT = (
 
 @bp.post("/webhooks/salesforce")
 def notifications() -> Response:
-    return endpoint(SOURCE, {"text/xml", "application/xml", "application/soap+xml"}, _store, _fault)
+    return endpoint(SOURCE, {"text/xml", "application/xml", "application/soap+xml"}, _store, fault)
 
 
 def _store(state: Receiver, body: bytes) -> Response:
@@ -60,7 +60,8 @@ def _store(state: Receiver, body: bytes) -> Response:
     return _xml(_ACK.format(ack="true"), 200)
 
 
-def _fault(error: Rejected) -> Response:
+def fault(error: Rejected) -> Response:
+    """A refusal as Salesforce reads one: a SOAP fault."""
     code = "Client" if error.status < 500 else "Server"
     return _xml(_FAULT.format(code=code, text=escape(error.detail)), error.status)
 
@@ -90,18 +91,7 @@ def _check_org(org_id: str) -> None:
 def organization_of(body: bytes) -> str:
     """The org id an envelope says it is from (15 characters), for routing it to its
     account: it proves nothing yet, the account's receiver checks it."""
-    root = _parse(body)
-    envelope = _child(root, "Body") if _local(root) == "Envelope" else None
-    message = _child(envelope, "notifications") if envelope is not None else None
-    org_id = _text(_child(message, "OrganizationId")) if message is not None else ""
-    if not _ID.fullmatch(org_id):
-        raise Rejected(400, "malformed", "expected a SOAP envelope with an OrganizationId")
-    return org_id[:15]
-
-
-def fault(error: Rejected) -> Response:
-    """A refusal as Salesforce reads one: a SOAP fault."""
-    return _fault(error)
+    return _organization(_message(_parse(body)))[:15]
 
 
 def _local(element: Element) -> str:
@@ -116,16 +106,27 @@ def _text(element: Element | None) -> str:
     return (element.text or "").strip() if element is not None else ""
 
 
-def _notifications(root: Element) -> tuple[str, list[Event]]:
+def _message(root: Element) -> Element:
+    """The envelope's ``notifications`` element."""
     body = _child(root, "Body") if _local(root) == "Envelope" else None
     message = _child(body, "notifications") if body is not None else None
     if message is None:
         raise Rejected(400, "malformed", "expected a SOAP envelope holding notifications")
+    return message
+
+
+def _organization(message: Element) -> str:
     org_id = _text(_child(message, "OrganizationId"))
     if not org_id:
         raise Rejected(400, "malformed", "the message has no OrganizationId")
     if not _ID.fullmatch(org_id):
         raise Rejected(400, "malformed", "OrganizationId is not a Salesforce id")
+    return org_id
+
+
+def _notifications(root: Element) -> tuple[str, list[Event]]:
+    message = _message(root)
+    org_id = _organization(message)
     state = receiver()
     events: list[Event] = []
     for notification in message:
